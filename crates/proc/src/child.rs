@@ -1,0 +1,721 @@
+//! The only module that forks, and the only one allowed `unsafe`.
+//!
+//! A run is two processes:
+//!
+//! * the **supervisor** (`clone3` from the caller, never execs): new session,
+//!   child subreaper, parent-death signal. It starts the program, reaps every
+//!   orphan of the run, and when the program ends — or the caller asks by
+//!   closing the control pipe — kills every process left in the run, reaps
+//!   them, and writes a fixed-size [`Report`] to the caller.
+//! * the **program** (`clone3` from the supervisor): signal mask and
+//!   dispositions reset, descriptors above 2 closed on exec, working
+//!   directory, rlimits, identity, then `execve`.
+//!
+//! Both are copies of one thread of a possibly multi-threaded caller, so
+//! after `clone3` they make only async-signal-safe calls: thin libc syscall
+//! wrappers and `libc::syscall`. Nothing allocates, locks or logs; every byte
+//! they need lives in [`Prepared`], built by the caller before the clone.
+//! glibc's `fork()` is not used: it runs `atfork` handlers and takes locks
+//! that another thread of the caller may hold.
+//!
+//! A failed step is reported as `(step, errno)` through the close-on-exec
+//! error pipe; end of file on that pipe without a message means `execve`
+//! succeeded.
+#![allow(unsafe_code)]
+
+use std::ffi::{CString, c_char, c_int};
+use std::io;
+use std::mem::{MaybeUninit, size_of};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+
+/// One step of the child setup; its index travels through the error pipe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub(crate) enum Step {
+    Setsid,
+    Pdeathsig,
+    Subreaper,
+    Descriptors,
+    Signals,
+    Signalfd,
+    Clone,
+    Setrlimit,
+    Setgroups,
+    Setgid,
+    Setuid,
+    Chdir,
+    Execve,
+}
+
+impl Step {
+    const ALL: [Step; 13] = [
+        Step::Setsid,
+        Step::Pdeathsig,
+        Step::Subreaper,
+        Step::Descriptors,
+        Step::Signals,
+        Step::Signalfd,
+        Step::Clone,
+        Step::Setrlimit,
+        Step::Setgroups,
+        Step::Setgid,
+        Step::Setuid,
+        Step::Chdir,
+        Step::Execve,
+    ];
+
+    /// The name used in errors, e.g. `SpawnError::Setup { step: "chdir" }`.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Step::Setsid => "setsid",
+            Step::Pdeathsig => "prctl(PR_SET_PDEATHSIG)",
+            Step::Subreaper => "prctl(PR_SET_CHILD_SUBREAPER)",
+            Step::Descriptors => "descriptors",
+            Step::Signals => "signals",
+            Step::Signalfd => "signalfd",
+            Step::Clone => "clone3",
+            Step::Setrlimit => "setrlimit",
+            Step::Setgroups => "setgroups",
+            Step::Setgid => "setgid",
+            Step::Setuid => "setuid",
+            Step::Chdir => "chdir",
+            Step::Execve => "execve",
+        }
+    }
+
+    pub(crate) fn from_index(i: u32) -> Option<Step> {
+        Step::ALL.get(i as usize).copied()
+    }
+}
+
+/// Everything the two child processes need, built before the clone.
+///
+/// Holds raw pointers into its own `CString`s, so it must not be moved out of
+/// the thread that built it (it is neither `Send` nor `Sync`).
+pub(crate) struct Prepared {
+    program: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    cwd: Option<CString>,
+    rlimits: Vec<(c_int, libc::rlimit)>,
+    identity: Option<(libc::uid_t, libc::gid_t)>,
+}
+
+impl Prepared {
+    pub(crate) fn new(
+        program: CString,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+        cwd: Option<CString>,
+        rlimits: Vec<(c_int, libc::rlimit)>,
+        identity: Option<(libc::uid_t, libc::gid_t)>,
+    ) -> Prepared {
+        let argv_ptrs = null_terminated(&argv);
+        let envp_ptrs = null_terminated(&envp);
+        Prepared {
+            program,
+            _argv: argv,
+            argv_ptrs,
+            _envp: envp,
+            envp_ptrs,
+            cwd,
+            rlimits,
+            identity,
+        }
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The caller's ends of nothing: these are the child's ends of the pipes,
+/// as raw numbers, valid in the caller until the clone returns.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChildFds {
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// Write end of the error pipe (close-on-exec).
+    pub error: RawFd,
+    /// Write end of the report pipe.
+    pub report: RawFd,
+    /// Read end of the control pipe: readable or hung up means "kill now".
+    pub control: RawFd,
+}
+
+// Where the supervisor moves its descriptors; the program keeps 0..=2 only.
+const FD_ERROR: c_int = 3;
+const FD_REPORT: c_int = 4;
+const FD_CONTROL: c_int = 5;
+const FD_FIRST_FREE: c_int = 6;
+
+/// What the supervisor tells the caller when the run is over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Report {
+    /// The program's raw wait status.
+    pub wait_status: i32,
+    /// The caller asked for the kill before the program ended by itself.
+    pub kill_requested: bool,
+    /// user + system CPU of every process of the run, in microseconds.
+    pub cpu_micros: u64,
+    /// Largest peak RSS of any process of the run.
+    pub max_rss_kib: u64,
+}
+
+const REPORT_LEN: usize = 32;
+
+impl Report {
+    fn encode(&self) -> [u8; REPORT_LEN] {
+        let mut out = [0u8; REPORT_LEN];
+        out[0..8].copy_from_slice(&i64::from(self.wait_status).to_ne_bytes());
+        out[8..16].copy_from_slice(&u64::from(self.kill_requested).to_ne_bytes());
+        out[16..24].copy_from_slice(&self.cpu_micros.to_ne_bytes());
+        out[24..32].copy_from_slice(&self.max_rss_kib.to_ne_bytes());
+        out
+    }
+
+    pub(crate) fn decode(bytes: &[u8]) -> Option<Report> {
+        let bytes: &[u8; REPORT_LEN] = bytes.try_into().ok()?;
+        let word = |i: usize| {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(&bytes[i * 8..i * 8 + 8]);
+            w
+        };
+        Some(Report {
+            wait_status: i32::try_from(i64::from_ne_bytes(word(0))).ok()?,
+            kill_requested: u64::from_ne_bytes(word(1)) != 0,
+            cpu_micros: u64::from_ne_bytes(word(2)),
+            max_rss_kib: u64::from_ne_bytes(word(3)),
+        })
+    }
+
+    pub(crate) const LEN: usize = REPORT_LEN;
+}
+
+/// Length of one message on the error pipe: step index, errno.
+pub(crate) const ERROR_LEN: usize = 8;
+
+pub(crate) fn decode_error(bytes: &[u8; ERROR_LEN]) -> (Option<Step>, i32) {
+    let mut step = [0u8; 4];
+    let mut errno = [0u8; 4];
+    step.copy_from_slice(&bytes[..4]);
+    errno.copy_from_slice(&bytes[4..]);
+    (
+        Step::from_index(u32::from_ne_bytes(step)),
+        i32::from_ne_bytes(errno),
+    )
+}
+
+/// Starts the supervisor with `clone3(CLONE_PIDFD)` and returns its pid and
+/// pidfd.
+///
+/// `exit_signal` is 0, so the caller's process gets no `SIGCHLD` for it and a
+/// host application that reaps with `waitpid(-1, ..)` cannot steal its
+/// status; it is waited for through the pidfd with `__WALL`.
+///
+/// # References
+/// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
+pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: c_int = -1;
+    // SAFETY: clone_args is a plain C struct for which all-zero is valid.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = libc::CLONE_PIDFD as u64;
+    args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
+    args.exit_signal = 0;
+    // SAFETY: `args` is a valid clone_args of the size we pass and `pidfd`
+    // outlives the call. Without CLONE_VM the child runs on a private copy of
+    // this thread's memory, and it never returns from this function: it runs
+    // `supervise`, which only makes async-signal-safe calls and ends in _exit.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of_mut!(args),
+            size_of::<libc::clone_args>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        supervise(prep, fds);
+    }
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok((ret as i32, pidfd))
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot; after clone3
+    // the copied thread keeps its TLS, so the slot is valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Turns a -1 return into the errno.
+fn check(ret: c_int) -> Result<c_int, i32> {
+    if ret == -1 { Err(errno()) } else { Ok(ret) }
+}
+
+/// Reports `(step, errno)` on the error pipe and exits. Async-signal-safe.
+fn fail(step: Step, err: i32) -> ! {
+    let mut msg = [0u8; ERROR_LEN];
+    msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    msg[4..].copy_from_slice(&err.to_ne_bytes());
+    // SAFETY: writes 8 bytes from a live stack buffer; a short or failed write
+    // only loses the message, and the caller then sees no report at all.
+    unsafe {
+        libc::write(FD_ERROR, msg.as_ptr().cast(), msg.len());
+        libc::_exit(126)
+    }
+}
+
+fn or_fail<T>(step: Step, r: Result<T, i32>) -> T {
+    match r {
+        Ok(v) => v,
+        Err(e) => fail(step, e),
+    }
+}
+
+/// Moves the run's descriptors to 0..=5 and closes every other one, so the
+/// supervisor holds no pipe of another run started from another thread.
+fn remap_descriptors(fds: ChildFds) -> Result<(), i32> {
+    let wanted = [
+        fds.stdin,
+        fds.stdout,
+        fds.stderr,
+        fds.error,
+        fds.report,
+        fds.control,
+    ];
+    let mut moved = [0 as c_int; 6];
+    for (slot, fd) in moved.iter_mut().zip(wanted) {
+        // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the copy lands at
+        // FD_FIRST_FREE or above, clear of every target below.
+        *slot = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FIRST_FREE) })?;
+    }
+    for (target, fd) in moved.iter().enumerate() {
+        let flags = if target as c_int >= FD_ERROR {
+            libc::O_CLOEXEC
+        } else {
+            0
+        };
+        // SAFETY: dup3 onto 0..=5; `fd` is at least FD_FIRST_FREE so the two
+        // differ, and no target is still needed as a source.
+        check(unsafe { libc::dup3(*fd, target as c_int, flags) })?;
+    }
+    // SAFETY: closes everything from FD_FIRST_FREE on, including the
+    // temporary copies; nothing of this process refers to them afterwards.
+    check(unsafe { libc::close_range(FD_FIRST_FREE as u32, u32::MAX, 0) })?;
+    Ok(())
+}
+
+fn sigset(signals: &[c_int]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the set; sigaddset with valid signal
+    // numbers cannot fail.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &s in signals {
+            libc::sigaddset(set.as_mut_ptr(), s);
+        }
+        set.assume_init()
+    }
+}
+
+/// The supervisor: never returns.
+fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
+    // Until FD_ERROR exists, a failure is reported through the caller's
+    // descriptor number, which is still open here.
+    // SAFETY: setsid and prctl take no pointers.
+    if let Err(e) = check(unsafe { libc::setsid() }) {
+        fail_early(fds.error, Step::Setsid, e);
+    }
+    // SAFETY: as above.
+    if let Err(e) = check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) }) {
+        fail_early(fds.error, Step::Pdeathsig, e);
+    }
+    // SAFETY: as above.
+    if let Err(e) = check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }) {
+        fail_early(fds.error, Step::Subreaper, e);
+    }
+    if let Err(e) = remap_descriptors(fds) {
+        fail_early(fds.error, Step::Descriptors, e);
+    }
+
+    let chld = sigset(&[libc::SIGCHLD]);
+    // SAFETY: a default SIGCHLD disposition (the caller may ignore SIGCHLD,
+    // which would auto-reap and hide the program's status) and SIGCHLD
+    // blocked so that it queues for the signalfd.
+    or_fail(Step::Signals, unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        check(libc::sigaction(libc::SIGCHLD, &dfl, std::ptr::null_mut())).and_then(|_| {
+            check(libc::sigprocmask(
+                libc::SIG_BLOCK,
+                &chld,
+                std::ptr::null_mut(),
+            ))
+        })
+    });
+    // SAFETY: a new descriptor from a valid, initialised sigset.
+    let sfd = or_fail(
+        Step::Signalfd,
+        check(unsafe { libc::signalfd(-1, &chld, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) }),
+    );
+
+    // SAFETY: all-zero clone_args is valid; exit_signal SIGCHLD so the
+    // program's end wakes the signalfd.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.exit_signal = libc::SIGCHLD as u64;
+    // SAFETY: as for the supervisor: the child gets a private copy of this
+    // single-threaded process and never returns (exec or _exit).
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of_mut!(args),
+            size_of::<libc::clone_args>(),
+        )
+    };
+    if pid < 0 {
+        fail(Step::Clone, errno());
+    }
+    if pid == 0 {
+        exec_program(prep);
+    }
+    let program = pid as libc::pid_t;
+
+    // The program holds the run's stdio and the error pipe now; the
+    // supervisor lets go so that end-of-file means what the caller thinks.
+    for fd in [0, 1, 2, FD_ERROR] {
+        // SAFETY: closing descriptors this process owns and no longer uses.
+        unsafe { libc::close(fd) };
+    }
+
+    let mut status: Option<c_int> = None;
+    let mut kill_requested = false;
+    loop {
+        let mut pfds = [
+            libc::pollfd {
+                fd: sfd,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: FD_CONTROL,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: poll on a live two-element array.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            continue; // EINTR
+        }
+        if pfds[0].revents != 0 {
+            drain(sfd);
+            reap(program, &mut status, libc::WNOHANG);
+            if status.is_some() {
+                break;
+            }
+        }
+        if pfds[1].revents != 0 {
+            kill_requested = true;
+            break;
+        }
+    }
+    kill_all_and_reap(program, &mut status);
+
+    // SAFETY: getrusage fills a live, correctly sized struct.
+    let usage = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let micros = |tv: libc::timeval| (tv.tv_sec as u64) * 1_000_000 + tv.tv_usec as u64;
+    let report = Report {
+        // Unreachable fallback: the program is always reaped above.
+        wait_status: status.unwrap_or(libc::SIGKILL),
+        kill_requested,
+        cpu_micros: micros(usage.ru_utime) + micros(usage.ru_stime),
+        max_rss_kib: usage.ru_maxrss as u64,
+    };
+    let bytes = report.encode();
+    // SAFETY: one write of a live stack buffer, shorter than PIPE_BUF, so
+    // it is atomic; then the process ends.
+    unsafe {
+        libc::write(FD_REPORT, bytes.as_ptr().cast(), bytes.len());
+        libc::_exit(0)
+    }
+}
+
+fn fail_early(error_fd: RawFd, step: Step, err: i32) -> ! {
+    let mut msg = [0u8; ERROR_LEN];
+    msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
+    msg[4..].copy_from_slice(&err.to_ne_bytes());
+    // SAFETY: as in `fail`, on the caller's descriptor number.
+    unsafe {
+        libc::write(error_fd, msg.as_ptr().cast(), msg.len());
+        libc::_exit(126)
+    }
+}
+
+fn drain(fd: c_int) {
+    let mut buf = [0u8; 512];
+    // SAFETY: reads into a live stack buffer from a non-blocking descriptor.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Reaps children; records the program's status when it is among them.
+/// Returns false once there are no children left at all.
+fn reap(program: libc::pid_t, status: &mut Option<c_int>, flags: c_int) -> bool {
+    loop {
+        let mut st: c_int = 0;
+        // SAFETY: waitpid writes one int through a live pointer.
+        let pid = unsafe { libc::waitpid(-1, &mut st, flags | libc::__WALL) };
+        if pid > 0 {
+            if pid == program {
+                *status = Some(st);
+            }
+            if flags & libc::WNOHANG == 0 {
+                return true;
+            }
+            continue;
+        }
+        if pid == 0 {
+            return true; // children remain, none has changed state
+        }
+        if errno() == libc::EINTR {
+            continue;
+        }
+        return false; // ECHILD
+    }
+}
+
+/// Kills every process of the run and reaps it. All of them are
+/// descendants of this subreaper: a process whose parent dies is re-parented
+/// here, so repeating "kill my children, reap one" until none is left gets
+/// grandchildren that called setsid() or double-forked too.
+fn kill_all_and_reap(program: libc::pid_t, status: &mut Option<c_int>) {
+    if status.is_none() {
+        // SAFETY: the program is our unreaped child (a zombie at worst), so
+        // its pid cannot have been reused.
+        unsafe { libc::kill(program, libc::SIGKILL) };
+    }
+    loop {
+        if !reap(program, status, libc::WNOHANG) {
+            return;
+        }
+        kill_children();
+        if !reap(program, status, 0) {
+            return;
+        }
+    }
+}
+
+/// Sends SIGKILL to every process whose parent is this one, found by reading
+/// `/proc/<pid>/stat` (the kernel here has no `/proc/self/task/*/children`).
+fn kill_children() {
+    // SAFETY: getpid takes no arguments.
+    let me = unsafe { libc::getpid() };
+    // SAFETY: a static NUL-terminated path.
+    let dir = unsafe {
+        libc::open(
+            c"/proc".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    };
+    if dir < 0 {
+        return;
+    }
+    let mut buf = [0u8; 4096];
+    loop {
+        // SAFETY: getdents64 fills at most `buf.len()` bytes of a live buffer.
+        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len()) };
+        if n <= 0 {
+            break;
+        }
+        let mut off = 0usize;
+        while off + 19 < n as usize {
+            let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+            let name = &buf[off + 19..off + reclen];
+            if let Some(pid) = parse_pid(name) {
+                if parent_of(dir, name) == Some(me) {
+                    // SAFETY: the target is our child, unreaped, so its pid
+                    // still names it.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            off += reclen.max(1);
+        }
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(dir) };
+}
+
+/// Parses a run of digits, ending at a NUL or at the end of the slice.
+fn parse_pid(name: &[u8]) -> Option<libc::pid_t> {
+    let mut pid: libc::pid_t = 0;
+    let mut digits = 0;
+    for &b in name {
+        if b == 0 {
+            break;
+        }
+        if !b.is_ascii_digit() || digits >= 9 {
+            return None;
+        }
+        pid = pid * 10 + libc::pid_t::from(b - b'0');
+        digits += 1;
+    }
+    (digits > 0).then_some(pid)
+}
+
+/// The parent pid from `/proc/<name>/stat`: field 4, after the last ')'.
+fn parent_of(proc_dir: c_int, name: &[u8]) -> Option<libc::pid_t> {
+    let mut path = [0u8; 32];
+    let len = name.iter().position(|&b| b == 0)?;
+    if len + 6 > path.len() {
+        return None;
+    }
+    path[..len].copy_from_slice(&name[..len]);
+    path[len..len + 5].copy_from_slice(b"/stat");
+    // SAFETY: `path` is NUL-terminated (zeroed beyond the copied bytes).
+    let fd = unsafe {
+        libc::openat(
+            proc_dir,
+            path.as_ptr().cast(),
+            libc::O_RDONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return None;
+    }
+    let mut stat = [0u8; 512];
+    // SAFETY: reads into a live stack buffer, then closes our descriptor.
+    let n = unsafe {
+        let n = libc::read(fd, stat.as_mut_ptr().cast(), stat.len());
+        libc::close(fd);
+        n
+    };
+    if n <= 0 {
+        return None;
+    }
+    let stat = &stat[..n as usize];
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    // ") S PPID ..."
+    let rest = stat.get(close + 4..)?;
+    let end = rest.iter().position(|&b| b == b' ')?;
+    parse_pid(&rest[..end])
+}
+
+/// The program: sets itself up and execs, or reports the failed step.
+fn exec_program(prep: &Prepared) -> ! {
+    // SAFETY: restores the default disposition of every catchable signal
+    // (ignored ones, like the Rust runtime's SIGPIPE, survive exec) and an
+    // empty mask; sigaction/sigprocmask with live, initialised arguments.
+    or_fail(Step::Signals, unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::sigaction(sig, &dfl, std::ptr::null_mut());
+            }
+        }
+        let empty = sigset(&[]);
+        check(libc::sigprocmask(
+            libc::SIG_SETMASK,
+            &empty,
+            std::ptr::null_mut(),
+        ))
+    });
+    // SAFETY: marks every descriptor from FD_ERROR on close-on-exec, so the
+    // program starts with 0..=2 only while the error pipe works until exec.
+    or_fail(
+        Step::Descriptors,
+        check(unsafe {
+            libc::close_range(
+                FD_ERROR as u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_CLOEXEC as c_int,
+            )
+        }),
+    );
+    for (resource, limit) in &prep.rlimits {
+        // SAFETY: setrlimit reads a live rlimit struct.
+        or_fail(
+            Step::Setrlimit,
+            check(unsafe { libc::setrlimit(*resource as libc::__rlimit_resource_t, limit) }),
+        );
+    }
+    if let Some((uid, gid)) = prep.identity {
+        // SAFETY: setgroups with an empty list, then setgid/setuid: no
+        // pointers are dereferenced.
+        or_fail(
+            Step::Setgroups,
+            check(unsafe { libc::setgroups(0, std::ptr::null()) }),
+        );
+        // SAFETY: as above.
+        or_fail(Step::Setgid, check(unsafe { libc::setgid(gid) }));
+        // SAFETY: as above.
+        or_fail(Step::Setuid, check(unsafe { libc::setuid(uid) }));
+    }
+    // The death signal is cleared by a change of credentials, so it is set
+    // after them: the program dies with its supervisor.
+    // SAFETY: prctl with integer arguments.
+    or_fail(
+        Step::Pdeathsig,
+        check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) }),
+    );
+    if let Some(cwd) = &prep.cwd {
+        // SAFETY: a NUL-terminated path owned by `prep`.
+        or_fail(Step::Chdir, check(unsafe { libc::chdir(cwd.as_ptr()) }));
+    }
+    // SAFETY: program, argv and envp are NUL-terminated strings and
+    // null-terminated pointer arrays owned by `prep`, alive until exec.
+    unsafe {
+        libc::execve(
+            prep.program.as_ptr(),
+            prep.argv_ptrs.as_ptr(),
+            prep.envp_ptrs.as_ptr(),
+        );
+    }
+    fail(Step::Execve, errno())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn report_round_trips() {
+        let r = Report {
+            wait_status: 0x0900,
+            kill_requested: true,
+            cpu_micros: 12,
+            max_rss_kib: 34,
+        };
+        assert_eq!(Report::decode(&r.encode()), Some(r));
+        assert_eq!(Report::decode(&[0u8; 3]), None);
+    }
+
+    #[test]
+    fn steps_round_trip_by_index() {
+        for step in Step::ALL {
+            assert_eq!(Step::from_index(step as u32), Some(step));
+        }
+        assert_eq!(Step::from_index(Step::ALL.len() as u32), None);
+    }
+
+    #[test]
+    fn pids_parse_from_nul_terminated_names() {
+        assert_eq!(parse_pid(b"1234\0\0"), Some(1234));
+        assert_eq!(parse_pid(b"self\0"), None);
+        assert_eq!(parse_pid(b"\0"), None);
+        assert_eq!(parse_pid(b"12a\0"), None);
+    }
+}

@@ -1,0 +1,90 @@
+//! What a finished run reports.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Why a run was ended early by codejail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum KillReason {
+    /// The wall-clock deadline passed.
+    Wall,
+    /// The program used up its CPU seconds (`SIGXCPU` or the hard limit).
+    Cpu,
+    /// A stream passed the output cap.
+    Output,
+}
+
+impl KillReason {
+    /// A short, stable name: `realtime`, `cpu`, `output`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KillReason::Wall => "realtime",
+            KillReason::Cpu => "cpu",
+            KillReason::Output => "output",
+        }
+    }
+}
+
+impl fmt::Display for KillReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which captured streams were cut at the output cap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Truncated {
+    /// stdout was cut.
+    pub stdout: bool,
+    /// stderr was cut.
+    pub stderr: bool,
+}
+
+/// The result of a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Outcome {
+    /// CodeJail's convention: the exit code, or the negated signal number
+    /// (`-9` for `SIGKILL`, `-24` for `SIGXCPU`).
+    pub status: i32,
+    /// Captured stdout, at most the output cap.
+    pub stdout: Vec<u8>,
+    /// Captured stderr, at most the output cap.
+    pub stderr: Vec<u8>,
+    /// Which streams were cut.
+    pub truncated: Truncated,
+    /// Why codejail ended the run, if it did.
+    pub killed_by: Option<KillReason>,
+    /// Wall-clock time from spawn to the last process reaped.
+    pub wall: Duration,
+    /// User + system CPU time of every process of the run.
+    pub cpu: Duration,
+    /// Largest peak resident set of any process of the run, in KiB.
+    ///
+    /// The kernel keeps the high-water mark across `execve`, so this is at
+    /// least the resident set of the process that cloned the program.
+    pub max_rss_kib: u64,
+}
+
+/// CodeJail's status from a raw wait status.
+pub(crate) fn status_code(wait_status: i32) -> i32 {
+    if libc::WIFSIGNALED(wait_status) {
+        -libc::WTERMSIG(wait_status)
+    } else {
+        libc::WEXITSTATUS(wait_status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signals_are_negated_and_exit_codes_kept() {
+        assert_eq!(status_code(9), -9); // killed by SIGKILL
+        assert_eq!(status_code(24 | 0x80), -24); // SIGXCPU with core flag
+        assert_eq!(status_code(3 << 8), 3);
+        assert_eq!(status_code(0), 0);
+    }
+}
