@@ -34,13 +34,14 @@ fn main() -> ExitCode {
             let _ = std::io::stdout().write_all(&out.stdout);
             let _ = std::io::stderr().write_all(&out.stderr);
             eprintln!(
-                "status={} killed_by={} wall={:?} cpu={:?} max_rss={}KiB truncated={:?}",
+                "status={} killed_by={} wall={:?} cpu={:?} max_rss={}KiB truncated={:?} layers={}",
                 out.status,
                 out.killed_by.map_or("none", |r| r.as_str()),
                 out.wall,
                 out.cpu,
                 out.max_rss_kib,
                 out.truncated,
+                out.layers,
             );
             ExitCode::from(u8::try_from(out.status).unwrap_or(1))
         }

@@ -36,6 +36,9 @@ pub(crate) enum Step {
     Pdeathsig,
     Subreaper,
     Descriptors,
+    IdMaps,
+    Hostname,
+    JoinCgroup,
     Signals,
     Signalfd,
     Clone,
@@ -44,15 +47,21 @@ pub(crate) enum Step {
     Setgid,
     Setuid,
     Chdir,
+    NoNewPrivs,
+    Landlock,
+    Seccomp,
     Execve,
 }
 
 impl Step {
-    const ALL: [Step; 13] = [
+    const ALL: [Step; 19] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
         Step::Descriptors,
+        Step::IdMaps,
+        Step::Hostname,
+        Step::JoinCgroup,
         Step::Signals,
         Step::Signalfd,
         Step::Clone,
@@ -61,6 +70,9 @@ impl Step {
         Step::Setgid,
         Step::Setuid,
         Step::Chdir,
+        Step::NoNewPrivs,
+        Step::Landlock,
+        Step::Seccomp,
         Step::Execve,
     ];
 
@@ -71,6 +83,9 @@ impl Step {
             Step::Pdeathsig => "prctl(PR_SET_PDEATHSIG)",
             Step::Subreaper => "prctl(PR_SET_CHILD_SUBREAPER)",
             Step::Descriptors => "descriptors",
+            Step::IdMaps => "wait for the user namespace maps",
+            Step::Hostname => "sethostname",
+            Step::JoinCgroup => "join the cgroup",
             Step::Signals => "signals",
             Step::Signalfd => "signalfd",
             Step::Clone => "clone3",
@@ -79,6 +94,9 @@ impl Step {
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
             Step::Chdir => "chdir",
+            Step::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
+            Step::Landlock => "landlock_restrict_self",
+            Step::Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
             Step::Execve => "execve",
         }
     }
@@ -100,7 +118,29 @@ pub(crate) struct Prepared {
     envp_ptrs: Vec<*const c_char>,
     cwd: Option<CString>,
     rlimits: Vec<(c_int, libc::rlimit)>,
-    identity: Option<(libc::uid_t, libc::gid_t)>,
+    confine: Confine,
+}
+
+/// The confinement steps of a run, decided by the caller before the clone.
+#[derive(Debug, Default)]
+pub(crate) struct Confine {
+    /// `CLONE_NEW*` flags for the supervisor.
+    pub namespaces: u64,
+    /// The supervisor waits for the caller to write its id maps.
+    pub wait_for_maps: bool,
+    /// The supervisor is init of a pid namespace: it kills with kill(-1).
+    pub pid_ns: bool,
+    /// Set the host name (UTS namespace).
+    pub hostname: bool,
+    /// The program switches to this uid/gid.
+    pub identity: Option<(libc::uid_t, libc::gid_t)>,
+    /// The program may call setgroups (not in an unprivileged user namespace).
+    pub setgroups: bool,
+    pub no_new_privs: bool,
+    /// Restrict the program with the Landlock ruleset passed in `ChildFds`.
+    pub landlock: bool,
+    /// The compiled seccomp filter, installed last.
+    pub seccomp: Option<Vec<libc::sock_filter>>,
 }
 
 impl Prepared {
@@ -110,7 +150,7 @@ impl Prepared {
         envp: Vec<CString>,
         cwd: Option<CString>,
         rlimits: Vec<(c_int, libc::rlimit)>,
-        identity: Option<(libc::uid_t, libc::gid_t)>,
+        confine: Confine,
     ) -> Prepared {
         let argv_ptrs = null_terminated(&argv);
         let envp_ptrs = null_terminated(&envp);
@@ -122,7 +162,7 @@ impl Prepared {
             envp_ptrs,
             cwd,
             rlimits,
-            identity,
+            confine,
         }
     }
 }
@@ -148,13 +188,26 @@ pub(crate) struct ChildFds {
     pub report: RawFd,
     /// Read end of the control pipe: readable or hung up means "kill now".
     pub control: RawFd,
+    /// Read end of the pipe on which the caller says the id maps are written.
+    pub sync: Option<RawFd>,
+    /// The Landlock ruleset.
+    pub landlock: Option<RawFd>,
+    /// v1 `cgroup.procs` files the supervisor writes itself into.
+    pub cgroup_procs: [Option<RawFd>; 2],
+    /// The v2 cgroup directory for `CLONE_INTO_CGROUP`.
+    pub cgroup_v2: Option<RawFd>,
 }
 
 // Where the supervisor moves its descriptors; the program keeps 0..=2 only.
 const FD_ERROR: c_int = 3;
 const FD_REPORT: c_int = 4;
 const FD_CONTROL: c_int = 5;
-const FD_FIRST_FREE: c_int = 6;
+const FD_SYNC: c_int = 6;
+const FD_LANDLOCK: c_int = 7;
+const FD_CGROUP_PROCS: [c_int; 2] = [8, 9];
+const FD_FIRST_FREE: c_int = 10;
+/// `libc::CLONE_INTO_CGROUP` overflows its `c_int` type.
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// What the supervisor tells the caller when the run is over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,9 +279,13 @@ pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i3
     let mut pidfd: c_int = -1;
     // SAFETY: clone_args is a plain C struct for which all-zero is valid.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = libc::CLONE_PIDFD as u64;
+    args.flags = libc::CLONE_PIDFD as u64 | prep.confine.namespaces;
     args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
     args.exit_signal = 0;
+    if let Some(dir) = fds.cgroup_v2 {
+        args.flags |= CLONE_INTO_CGROUP;
+        args.cgroup = dir as u64;
+    }
     // SAFETY: `args` is a valid clone_args of the size we pass and `pidfd`
     // outlives the call. Without CLONE_VM the child runs on a private copy of
     // this thread's memory, and it never returns from this function: it runs
@@ -262,6 +319,11 @@ fn check(ret: c_int) -> Result<c_int, i32> {
     if ret == -1 { Err(errno()) } else { Ok(ret) }
 }
 
+/// Turns a -1 return of `libc::syscall` into the errno.
+fn check_long(ret: libc::c_long) -> Result<libc::c_long, i32> {
+    if ret == -1 { Err(errno()) } else { Ok(ret) }
+}
+
 /// Reports `(step, errno)` on the error pipe and exits. Async-signal-safe.
 fn fail(step: Step, err: i32) -> ! {
     let mut msg = [0u8; ERROR_LEN];
@@ -286,28 +348,47 @@ fn or_fail<T>(step: Step, r: Result<T, i32>) -> T {
 /// supervisor holds no pipe of another run started from another thread.
 fn remap_descriptors(fds: ChildFds) -> Result<(), i32> {
     let wanted = [
-        fds.stdin,
-        fds.stdout,
-        fds.stderr,
-        fds.error,
-        fds.report,
-        fds.control,
+        Some(fds.stdin),
+        Some(fds.stdout),
+        Some(fds.stderr),
+        Some(fds.error),
+        Some(fds.report),
+        Some(fds.control),
+        fds.sync,
+        fds.landlock,
+        fds.cgroup_procs[0],
+        fds.cgroup_procs[1],
     ];
-    let mut moved = [0 as c_int; 6];
+    let mut moved = [None::<c_int>; FD_FIRST_FREE as usize];
     for (slot, fd) in moved.iter_mut().zip(wanted) {
-        // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the copy lands at
-        // FD_FIRST_FREE or above, clear of every target below.
-        *slot = check(unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FIRST_FREE) })?;
+        if let Some(fd) = fd {
+            // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own; the copy lands
+            // at FD_FIRST_FREE or above, clear of every target below.
+            *slot = Some(check(unsafe {
+                libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, FD_FIRST_FREE)
+            })?);
+        }
     }
     for (target, fd) in moved.iter().enumerate() {
-        let flags = if target as c_int >= FD_ERROR {
-            libc::O_CLOEXEC
-        } else {
-            0
-        };
-        // SAFETY: dup3 onto 0..=5; `fd` is at least FD_FIRST_FREE so the two
-        // differ, and no target is still needed as a source.
-        check(unsafe { libc::dup3(*fd, target as c_int, flags) })?;
+        let target = target as c_int;
+        match fd {
+            Some(fd) => {
+                let flags = if target >= FD_ERROR {
+                    libc::O_CLOEXEC
+                } else {
+                    0
+                };
+                // SAFETY: dup3 onto a slot below FD_FIRST_FREE; `fd` is at
+                // least FD_FIRST_FREE so the two differ, and no slot is still
+                // needed as a source.
+                check(unsafe { libc::dup3(*fd, target, flags) })?;
+            }
+            // SAFETY: an unused slot may hold a descriptor of the caller's;
+            // closing it (or nothing) is harmless.
+            None => unsafe {
+                libc::close(target);
+            },
+        }
     }
     // SAFETY: closes everything from FD_FIRST_FREE on, including the
     // temporary copies; nothing of this process refers to them afterwards.
@@ -347,6 +428,38 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     if let Err(e) = remap_descriptors(fds) {
         fail_early(fds.error, Step::Descriptors, e);
     }
+    let confine = &prep.confine;
+    if confine.wait_for_maps {
+        // The caller writes uid_map/gid_map, then one byte; end of file
+        // means it gave up.
+        let mut go = [0u8; 1];
+        // SAFETY: reads one byte into a live stack buffer.
+        let n = unsafe { libc::read(FD_SYNC, go.as_mut_ptr().cast(), 1) };
+        if n != 1 {
+            fail(Step::IdMaps, if n < 0 { errno() } else { libc::ECANCELED });
+        }
+    }
+    if confine.hostname {
+        let name = b"codejail";
+        // SAFETY: passes a live buffer and its length.
+        or_fail(
+            Step::Hostname,
+            check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }),
+        );
+    }
+    for fd in FD_CGROUP_PROCS {
+        if fds.cgroup_procs[(fd - FD_CGROUP_PROCS[0]) as usize].is_some() {
+            // SAFETY: writes "0" (this process) to an open cgroup.procs.
+            let n = unsafe { libc::write(fd, b"0".as_ptr().cast(), 1) };
+            if n != 1 {
+                fail(Step::JoinCgroup, errno());
+            }
+        }
+        // SAFETY: closing a slot this process no longer needs.
+        unsafe { libc::close(fd) };
+    }
+    // SAFETY: as above.
+    unsafe { libc::close(FD_SYNC) };
 
     let chld = sigset(&[libc::SIGCHLD]);
     // SAFETY: a default SIGCHLD disposition (the caller may ignore SIGCHLD,
@@ -429,7 +542,7 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
             break;
         }
     }
-    kill_all_and_reap(program, &mut status);
+    kill_all_and_reap(program, &mut status, prep.confine.pid_ns);
 
     // SAFETY: getrusage fills a live, correctly sized struct.
     let usage = unsafe {
@@ -501,7 +614,7 @@ fn reap(program: libc::pid_t, status: &mut Option<c_int>, flags: c_int) -> bool 
 /// descendants of this subreaper: a process whose parent dies is re-parented
 /// here, so repeating "kill my children, reap one" until none is left gets
 /// grandchildren that called setsid() or double-forked too.
-fn kill_all_and_reap(program: libc::pid_t, status: &mut Option<c_int>) {
+fn kill_all_and_reap(program: libc::pid_t, status: &mut Option<c_int>, pid_ns: bool) {
     if status.is_none() {
         // SAFETY: the program is our unreaped child (a zombie at worst), so
         // its pid cannot have been reused.
@@ -511,7 +624,14 @@ fn kill_all_and_reap(program: libc::pid_t, status: &mut Option<c_int>) {
         if !reap(program, status, libc::WNOHANG) {
             return;
         }
-        kill_children();
+        if pid_ns {
+            // As init of the run's pid namespace, kill(-1) reaches every
+            // other process in it, and nothing outside.
+            // SAFETY: kill takes no pointers.
+            unsafe { libc::kill(-1, libc::SIGKILL) };
+        } else {
+            kill_children();
+        }
         if !reap(program, status, 0) {
             return;
         }
@@ -652,17 +772,30 @@ fn exec_program(prep: &Prepared) -> ! {
             check(unsafe { libc::setrlimit(*resource as libc::__rlimit_resource_t, limit) }),
         );
     }
-    if let Some((uid, gid)) = prep.identity {
-        // SAFETY: setgroups with an empty list, then setgid/setuid: no
-        // pointers are dereferenced.
+    let confine = &prep.confine;
+    if let Some((uid, gid)) = confine.identity {
+        // Raw syscalls: glibc's setuid() and friends broadcast to every
+        // thread it believes exists, and wait for threads this copy does
+        // not have.
+        if confine.setgroups {
+            // SAFETY: setgroups with an empty list dereferences nothing.
+            or_fail(
+                Step::Setgroups,
+                check_long(unsafe {
+                    libc::syscall(libc::SYS_setgroups, 0usize, std::ptr::null::<libc::gid_t>())
+                }),
+            );
+        }
+        // SAFETY: integer arguments only.
         or_fail(
-            Step::Setgroups,
-            check(unsafe { libc::setgroups(0, std::ptr::null()) }),
+            Step::Setgid,
+            check_long(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) }),
         );
-        // SAFETY: as above.
-        or_fail(Step::Setgid, check(unsafe { libc::setgid(gid) }));
-        // SAFETY: as above.
-        or_fail(Step::Setuid, check(unsafe { libc::setuid(uid) }));
+        // SAFETY: integer arguments only.
+        or_fail(
+            Step::Setuid,
+            check_long(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) }),
+        );
     }
     // The death signal is cleared by a change of credentials, so it is set
     // after them: the program dies with its supervisor.
@@ -675,6 +808,39 @@ fn exec_program(prep: &Prepared) -> ! {
         // SAFETY: a NUL-terminated path owned by `prep`.
         or_fail(Step::Chdir, check(unsafe { libc::chdir(cwd.as_ptr()) }));
     }
+    if confine.no_new_privs {
+        // SAFETY: prctl with integer arguments.
+        or_fail(
+            Step::NoNewPrivs,
+            check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }),
+        );
+    }
+    if confine.landlock {
+        // SAFETY: landlock_restrict_self(ruleset_fd, flags) takes integers.
+        let r = unsafe { libc::syscall(libc::SYS_landlock_restrict_self, FD_LANDLOCK, 0) };
+        if r != 0 {
+            fail(Step::Landlock, errno());
+        }
+    }
+    if let Some(filter) = &confine.seccomp {
+        let prog = libc::sock_fprog {
+            len: filter.len() as u16,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: seccomp(SET_MODE_FILTER) reads `prog` and the instructions
+        // it points to, both alive until exec; the kernel copies them.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                0,
+                std::ptr::addr_of!(prog),
+            )
+        };
+        if r != 0 {
+            fail(Step::Seccomp, errno());
+        }
+    }
     // SAFETY: program, argv and envp are NUL-terminated strings and
     // null-terminated pointer arrays owned by `prep`, alive until exec.
     unsafe {
@@ -685,6 +851,65 @@ fn exec_program(prep: &Prepared) -> ! {
         );
     }
     fail(Step::Execve, errno())
+}
+
+/// The kernel's Landlock ABI version.
+///
+/// # References
+/// - [`landlock_create_ruleset(2)`](https://man7.org/linux/man-pages/man2/landlock_create_ruleset.2.html)
+///   with `LANDLOCK_CREATE_RULESET_VERSION`
+pub(crate) fn landlock_abi() -> io::Result<i32> {
+    const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
+    // SAFETY: a null attribute pointer with size 0 is the documented way
+    // to ask for the version; nothing is written.
+    let v = unsafe {
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
+    };
+    if v < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(v as i32)
+    }
+}
+
+/// Clones a child with these `CLONE_NEW*` flags that exits at once, and
+/// waits for it: whether the namespaces can really be created here.
+pub(crate) fn try_clone(namespaces: u64) -> io::Result<()> {
+    let mut pidfd: c_int = -1;
+    // SAFETY: all-zero clone_args is valid.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = libc::CLONE_PIDFD as u64 | namespaces;
+    args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
+    // SAFETY: as in `spawn_supervisor`; the child only calls _exit.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::addr_of_mut!(args),
+            size_of::<libc::clone_args>(),
+        )
+    };
+    if ret < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if ret == 0 {
+        // SAFETY: ends the child at once.
+        unsafe { libc::_exit(0) };
+    }
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    use rustix::process::{WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
+    loop {
+        match rustix::process::waitid(WaitId::PidFd(std::os::fd::AsFd::as_fd(&pidfd)), options) {
+            Err(rustix::io::Errno::INTR) => continue,
+            _ => return Ok(()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,9 @@
 use std::io;
 use std::path::PathBuf;
 
+use crate::Layer;
+use crate::cgroup::CgroupError;
+
 /// Why a run could not be started or finished.
 ///
 /// A program that runs and fails is not an error: it is an
@@ -37,6 +40,32 @@ pub enum SpawnError {
         /// The step, e.g. `chdir`, `setrlimit`, `execve`.
         step: &'static str,
         /// The child's errno.
+        #[source]
+        source: io::Error,
+    },
+    /// The policy requires a layer this machine or caller cannot provide.
+    #[error("confinement layer `{layer}` is required but unavailable: {reason}")]
+    LayerUnavailable {
+        /// The missing layer.
+        layer: Layer,
+        /// Why it is missing.
+        reason: String,
+    },
+    /// The Landlock ruleset could not be built.
+    #[error("could not build the Landlock ruleset: {0}")]
+    Landlock(#[from] landlock::RulesetError),
+    /// The seccomp filter could not be compiled.
+    #[error("could not compile the seccomp filter: {0}")]
+    Seccomp(String),
+    /// The run's cgroup could not be set up.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The user namespace's id maps could not be written.
+    #[error("could not write {}: {source}", file.display())]
+    IdMap {
+        /// The file, e.g. `/proc/<pid>/uid_map`.
+        file: PathBuf,
+        /// The underlying error.
         #[source]
         source: io::Error,
     },

@@ -30,13 +30,22 @@
 //! pidfd with the deadline as its timeout. See `ARCHITECTURE.md`.
 #![deny(missing_docs)]
 
+mod cgroup;
 mod child;
 mod error;
+mod fsrules;
+mod layers;
 mod limits;
 mod outcome;
+mod probe;
+pub mod seccomp;
 mod spawn;
 
+pub use cgroup::CgroupError;
 pub use error::SpawnError;
+pub use fsrules::{Enforcement, FsRules};
+pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
+pub use probe::{Availability, Cgroups, Probe};
 pub use spawn::Spawn;

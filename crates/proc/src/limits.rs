@@ -20,12 +20,19 @@ pub struct Limits {
     /// Largest file the program may write (`RLIMIT_FSIZE`); `Some(0)` means
     /// no file may be written. Writes past it fail with `EFBIG`.
     pub fsize_bytes: Option<u64>,
-    /// Processes (`RLIMIT_NPROC`): `fork` fails with `EAGAIN`. The kernel
-    /// counts every process of the program's uid and does not enforce it for
-    /// root, so it only holds with a dedicated [`Spawn::identity`](crate::Spawn::identity).
+    /// Processes (`RLIMIT_NPROC`, and `pids.max` when the run has a cgroup
+    /// with the pids controller): `fork` fails with `EAGAIN`. The kernel
+    /// counts `RLIMIT_NPROC` per user namespace and uid, so with the user
+    /// namespace layer it counts this run's processes only; without it, every
+    /// process of the program's uid. It is never enforced for host uid 0.
     pub nproc: Option<u64>,
     /// Open descriptors (`RLIMIT_NOFILE`).
     pub nofile: Option<u64>,
+    /// Memory of the whole run in bytes, swap included (a cgroup's
+    /// `memory.max` / `memory.limit_in_bytes`): the kernel kills the run's
+    /// largest process and [`KillReason::Memory`](crate::KillReason::Memory)
+    /// is reported. Needs the cgroup layer.
+    pub memory_bytes: Option<u64>,
     /// Bytes kept per output stream; past it the capture stops, the run is
     /// killed and [`Outcome::truncated`](crate::Outcome::truncated) says so.
     pub output_bytes: Option<u64>,
@@ -42,6 +49,7 @@ impl Default for Limits {
             fsize_bytes: None,
             nproc: None,
             nofile: None,
+            memory_bytes: None,
             output_bytes: Some(1 << 20),
         }
     }
@@ -87,6 +95,16 @@ impl Limits {
         self.wall.filter(|d| !d.is_zero())
     }
 
+    /// The cgroup memory limit, if any (zero disables it).
+    pub(crate) fn memory(&self) -> Option<u64> {
+        self.memory_bytes.filter(|&n| n > 0)
+    }
+
+    /// The process limit, if any (zero disables it).
+    pub(crate) fn nproc(&self) -> Option<u64> {
+        self.nproc.filter(|&n| n > 0)
+    }
+
     /// The output cap per stream, if any (zero disables it).
     pub(crate) fn output(&self) -> Option<usize> {
         self.output_bytes
@@ -108,6 +126,7 @@ mod tests {
             fsize_bytes: Some(0),
             nproc: Some(0),
             nofile: Some(0),
+            memory_bytes: Some(0),
             output_bytes: Some(0),
         };
         let resources: Vec<_> = limits.rlimits().iter().map(|(r, _)| *r).collect();

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::{Enforcement, LayerSet};
+
 /// Why a run was ended early by codejail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -13,15 +15,18 @@ pub enum KillReason {
     Cpu,
     /// A stream passed the output cap.
     Output,
+    /// The run's cgroup ran out of memory and the kernel killed a process.
+    Memory,
 }
 
 impl KillReason {
-    /// A short, stable name: `realtime`, `cpu`, `output`.
+    /// A short, stable name: `realtime`, `cpu`, `output`, `memory`.
     pub fn as_str(self) -> &'static str {
         match self {
             KillReason::Wall => "realtime",
             KillReason::Cpu => "cpu",
             KillReason::Output => "output",
+            KillReason::Memory => "memory",
         }
     }
 }
@@ -65,6 +70,10 @@ pub struct Outcome {
     /// The kernel keeps the high-water mark across `execve`, so this is at
     /// least the resident set of the process that cloned the program.
     pub max_rss_kib: u64,
+    /// The confinement layers that were applied.
+    pub layers: LayerSet,
+    /// How fully Landlock was enforced, when it was applied.
+    pub landlock: Option<Enforcement>,
 }
 
 /// CodeJail's status from a raw wait status.

@@ -12,9 +12,16 @@ use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-use crate::child::{self, ChildFds, Prepared, Report, Step};
+use crate::cgroup::RunCgroup;
+use crate::child::{self, ChildFds, Confine, Prepared, Report, Step};
+use crate::fsrules::{self, Enforcement, FsRules};
+use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
+use crate::probe::Probe;
 use crate::{KillReason, Limits, Outcome, SpawnError, Truncated};
+
+/// The uid and gid a root caller runs programs as by default.
+pub const NOBODY: (u32, u32) = (65534, 65534);
 
 /// How long the supervisor gets to kill and reap the run after being asked,
 /// before the caller kills it and its process group itself.
@@ -35,7 +42,9 @@ pub struct Spawn {
     cwd: Option<PathBuf>,
     stdin: Vec<u8>,
     limits: Limits,
-    identity: Option<(u32, u32)>,
+    identity: (u32, u32),
+    policy: Policy,
+    fs: FsRules,
     slug: String,
 }
 
@@ -51,7 +60,9 @@ impl Spawn {
             cwd: None,
             stdin: Vec::new(),
             limits: Limits::default(),
-            identity: None,
+            identity: NOBODY,
+            policy: Policy::Auto,
+            fs: FsRules::default(),
             slug: String::new(),
         }
     }
@@ -104,11 +115,24 @@ impl Spawn {
         self
     }
 
-    /// Runs the program as this uid and gid, with no supplementary groups.
-    /// Needs `CAP_SETUID`/`CAP_SETGID`; the failure is a
-    /// [`SpawnError::Setup`] at step `setuid`/`setgid`/`setgroups`.
+    /// The uid and gid of the [`Layer::Identity`] layer, used when the
+    /// caller can switch (default `nobody`/`nogroup`, 65534/65534). The
+    /// program gets no supplementary groups.
     pub fn identity(&mut self, uid: u32, gid: u32) -> &mut Spawn {
-        self.identity = Some((uid, gid));
+        self.identity = (uid, gid);
+        self
+    }
+
+    /// Which confinement layers to apply (default [`Policy::Auto`]).
+    pub fn policy(&mut self, policy: Policy) -> &mut Spawn {
+        self.policy = policy;
+        self
+    }
+
+    /// The paths the program may reach under Landlock (default
+    /// [`FsRules::default`]: system programs and libraries only).
+    pub fn fs_rules(&mut self, rules: FsRules) -> &mut Spawn {
+        self.fs = rules;
         self
     }
 
@@ -129,7 +153,33 @@ impl Spawn {
     pub fn run(&self) -> Result<Outcome, SpawnError> {
         let start = Instant::now();
         let program = self.resolve_program()?;
-        let prep = self.prepare(&program)?;
+        let probe = Probe::get();
+        let layers = probe
+            .plan(self.policy, self.limits.memory().is_some())
+            .map_err(|(layer, reason)| SpawnError::LayerUnavailable { layer, reason })?;
+        let cgroup = layers
+            .contains(Layer::Cgroup)
+            .then(|| RunCgroup::create(&probe.cgroups, self.limits.memory(), self.limits.nproc()))
+            .transpose()?;
+        let cgroup_v2 = cgroup
+            .as_ref()
+            .map(RunCgroup::v2_dir)
+            .transpose()?
+            .flatten();
+        let cgroup_procs = cgroup
+            .as_ref()
+            .map(RunCgroup::v1_procs)
+            .transpose()?
+            .unwrap_or_default();
+        let landlock_abi = probe
+            .landlock_abi
+            .filter(|_| layers.contains(Layer::Landlock));
+        let ruleset = landlock_abi
+            .map(|abi| fsrules::ruleset(&self.fs, abi))
+            .transpose()?;
+        let confine = self.confine(probe, layers)?;
+        let wait_for_maps = confine.wait_for_maps;
+        let prep = self.prepare(&program, confine)?;
 
         let pipe = || pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"));
         let (stdin_r, stdin_w) = pipe()?;
@@ -138,6 +188,7 @@ impl Spawn {
         let (error_r, error_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
         let (control_r, control_w) = pipe()?;
+        let (sync_r, sync_w) = pipe()?;
         let fds = ChildFds {
             stdin: stdin_r.as_raw_fd(),
             stdout: stdout_w.as_raw_fd(),
@@ -145,6 +196,13 @@ impl Spawn {
             error: error_w.as_raw_fd(),
             report: report_w.as_raw_fd(),
             control: control_r.as_raw_fd(),
+            sync: wait_for_maps.then(|| sync_r.as_raw_fd()),
+            landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
+            cgroup_procs: [
+                cgroup_procs.first().map(AsRawFd::as_raw_fd),
+                cgroup_procs.get(1).map(AsRawFd::as_raw_fd),
+            ],
+            cgroup_v2: cgroup_v2.as_ref().map(AsRawFd::as_raw_fd),
         };
 
         let span = tracing::info_span!("run", slug = %self.slug, pid = tracing::field::Empty);
@@ -156,7 +214,10 @@ impl Spawn {
             })?;
         span.record("pid", pid);
         tracing::debug!(program = %program.display(), "started");
-        drop((stdin_r, stdout_w, stderr_w, error_w, report_w, control_r));
+        drop((
+            stdin_r, stdout_w, stderr_w, error_w, report_w, control_r, sync_r,
+        ));
+        drop((ruleset, cgroup_v2, cgroup_procs));
 
         let mut sup = Supervisor {
             pid,
@@ -165,6 +226,17 @@ impl Spawn {
             exited: false,
             wait_status: 0,
         };
+        if wait_for_maps {
+            if let Err(e) = self.write_id_maps(probe, pid) {
+                drop(sync_w);
+                sup.kill();
+                sup.wait();
+                return Err(e);
+            }
+            rustix::io::write(&sync_w, b"1")
+                .map_err(SpawnError::parent("release the supervisor"))?;
+        }
+        drop(sync_w);
         if let Some((step, errno)) = read_setup_error(&error_r) {
             sup.kill();
             sup.wait();
@@ -231,7 +303,11 @@ impl Spawn {
         };
         let cpu = Duration::from_micros(report.cpu_micros);
         let status = status_code(report.wait_status);
-        let killed_by = reason.or_else(|| {
+        let oom = cgroup
+            .as_ref()
+            .is_some_and(|c| c.limits_memory() && c.oom_killed());
+        drop(cgroup);
+        let killed_by = reason.or(oom.then_some(KillReason::Memory)).or_else(|| {
             let by_cpu_limit = status == -libc::SIGXCPU
                 || (status == -libc::SIGKILL
                     && self
@@ -253,6 +329,8 @@ impl Spawn {
             wall: start.elapsed(),
             cpu,
             max_rss_kib: report.max_rss_kib,
+            layers,
+            landlock: landlock_abi.map(Enforcement::for_abi),
         };
         tracing::debug!(status, killed_by = ?outcome.killed_by, wall = ?outcome.wall, "finished");
         Ok(outcome)
@@ -278,7 +356,63 @@ impl Spawn {
             .ok_or_else(not_found)
     }
 
-    fn prepare(&self, program: &Path) -> Result<Prepared, SpawnError> {
+    /// The confinement steps for the planned layers.
+    fn confine(&self, probe: &Probe, layers: LayerSet) -> Result<Confine, SpawnError> {
+        let flag = |layer, flag: libc::c_int| {
+            if layers.contains(layer) {
+                flag as u64
+            } else {
+                0
+            }
+        };
+        let namespaces = flag(Layer::UserNs, libc::CLONE_NEWUSER)
+            | flag(Layer::PidNs, libc::CLONE_NEWPID)
+            | flag(Layer::NetNs, libc::CLONE_NEWNET)
+            | flag(Layer::MountNs, libc::CLONE_NEWNS)
+            | flag(Layer::IpcNs, libc::CLONE_NEWIPC)
+            | flag(Layer::UtsNs, libc::CLONE_NEWUTS);
+        let seccomp = if layers.contains(Layer::Seccomp) {
+            Some(seccomp_filter().map_err(SpawnError::Seccomp)?.to_vec())
+        } else {
+            None
+        };
+        Ok(Confine {
+            namespaces,
+            wait_for_maps: layers.contains(Layer::UserNs),
+            pid_ns: layers.contains(Layer::PidNs),
+            hostname: layers.contains(Layer::UtsNs),
+            identity: layers.contains(Layer::Identity).then_some(self.identity),
+            // In an unprivileged user namespace setgroups is denied.
+            setgroups: probe.euid == 0 || !layers.contains(Layer::UserNs),
+            no_new_privs: layers.contains(Layer::NoNewPrivs),
+            landlock: layers.contains(Layer::Landlock),
+            seccomp,
+        })
+    }
+
+    /// Maps the sandbox ids (root caller) or the caller's own ids into the
+    /// supervisor's new user namespace, one id each.
+    ///
+    /// # References
+    /// - [`user_namespaces(7)`](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
+    ///   "User and group ID mappings"
+    fn write_id_maps(&self, probe: &Probe, pid: i32) -> Result<(), SpawnError> {
+        let dir = PathBuf::from(format!("/proc/{pid}"));
+        let write = |name: &str, text: String| {
+            let file = dir.join(name);
+            std::fs::write(&file, text).map_err(|source| SpawnError::IdMap { file, source })
+        };
+        let (uid, gid) = if probe.euid == 0 {
+            self.identity
+        } else {
+            write("setgroups", "deny".into())?;
+            (probe.euid, rustix::process::getegid().as_raw())
+        };
+        write("gid_map", format!("{gid} {gid} 1"))?;
+        write("uid_map", format!("{uid} {uid} 1"))
+    }
+
+    fn prepare(&self, program: &Path, confine: Confine) -> Result<Prepared, SpawnError> {
         let cstr = |what: &'static str, bytes: &[u8]| {
             CString::new(bytes).map_err(|_| SpawnError::Nul { what })
         };
@@ -313,9 +447,32 @@ impl Spawn {
             envp,
             cwd,
             self.limits.rlimits(),
-            self.identity,
+            confine,
         ))
     }
+}
+
+/// The compiled seccomp filter, built once per process.
+fn seccomp_filter() -> Result<&'static [libc::sock_filter], String> {
+    static FILTER: std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>> =
+        std::sync::OnceLock::new();
+    FILTER
+        .get_or_init(|| {
+            crate::seccomp::compile()
+                .map(|prog| {
+                    prog.into_iter()
+                        .map(|i| libc::sock_filter {
+                            code: i.code,
+                            jt: i.jt,
+                            jf: i.jf,
+                            k: i.k,
+                        })
+                        .collect()
+                })
+                .map_err(|e| e.to_string())
+        })
+        .as_deref()
+        .map_err(Clone::clone)
 }
 
 /// The caller's handle on the supervisor.

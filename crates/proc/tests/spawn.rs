@@ -8,7 +8,7 @@
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError};
+use codejail_proc::{FsRules, KillReason, Limits, Outcome, Spawn, SpawnError};
 
 const PY: &str = "/usr/bin/python3";
 
@@ -31,15 +31,45 @@ fn with_limits(mut spawn: Spawn, limits: Limits) -> Spawn {
     spawn
 }
 
-/// True while `pid` names a live (non-zombie) process.
-fn alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
+/// A token no other process on the machine has in its command line.
+fn token() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "codejail-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Host pids of the live processes whose command line contains `token`.
+/// (A jailed program sees its pid namespace's numbers, not these.)
+fn processes_with(token: &str) -> Vec<i32> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains(token) {
+            found.push(pid);
         }
-        Err(_) => false,
     }
+    found
+}
+
+/// A directory the sandbox identity may write to.
+fn writable_dir() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    dir
+}
+
+fn rules_with_rw(dir: &std::path::Path) -> FsRules {
+    let mut rules = FsRules::default();
+    rules.read_write.push(dir.to_owned());
+    rules
 }
 
 #[test]
@@ -133,7 +163,7 @@ except MemoryError:
 
 #[test]
 fn fsize_zero_forbids_writing_files() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = writable_dir();
     let code = r#"
 import errno
 try:
@@ -150,7 +180,7 @@ except OSError as e:
             ..Limits::default()
         },
     );
-    spawn.cwd(dir.path());
+    spawn.cwd(dir.path()).fs_rules(rules_with_rw(dir.path()));
     assert_eq!(text(&run(&spawn).stdout), "EFBIG\n");
     // A cap of 4 bytes lets the file be created but not hold 10 bytes.
     spawn.limits(Limits {
@@ -186,14 +216,11 @@ except OSError as e:
     assert!(count.parse::<u32>().unwrap() < 32, "{line}");
 }
 
-/// RLIMIT_NPROC counts the processes of a uid and is not enforced for root,
-/// so this needs a uid of its own: root is required.
+/// With the user namespace layer, RLIMIT_NPROC counts the processes of
+/// this run only (Linux >= 5.14 counts per user namespace): three runs at
+/// once, as the same uid, each fork exactly up to their own limit.
 #[test]
-fn nproc_limit_makes_fork_fail_with_eagain() {
-    assert!(
-        rustix::process::geteuid().is_root(),
-        "this test switches to a dedicated uid and must run as root"
-    );
+fn nproc_limit_makes_fork_fail_with_eagain_per_run() {
     let code = r#"
 import os, errno, time
 kids = []
@@ -204,30 +231,35 @@ for i in range(20):
         print('fork failed', errno.errorcode[e.errno], len(kids))
         break
     if pid == 0:
-        time.sleep(5)
+        time.sleep(3)
         os._exit(0)
     kids.append(pid)
 else:
     print('forked', len(kids))
 "#;
-    let mut spawn = with_limits(
-        python(code),
-        Limits {
-            nproc: Some(4),
-            ..Limits::default()
-        },
-    );
-    spawn.identity(64_001, 64_001);
-    let out = run(&spawn);
-    assert_eq!(
-        text(&out.stdout),
-        "fork failed EAGAIN 3\n",
-        "stderr: {}",
-        text(&out.stderr)
-    );
+    let runs: Vec<_> = (0..3)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let limits = Limits {
+                    nproc: Some(4),
+                    wall: Some(Duration::from_secs(60)),
+                    ..Limits::default()
+                };
+                run(&with_limits(python(code), limits))
+            })
+        })
+        .collect();
+    for r in runs {
+        let out = r.join().unwrap();
+        assert_eq!(
+            text(&out.stdout),
+            "fork failed EAGAIN 3\n",
+            "stderr: {}",
+            text(&out.stderr)
+        );
+    }
     // Without the limit the same program forks all 20.
-    spawn.limits(Limits::default());
-    assert_eq!(text(&run(&spawn).stdout), "forked 20\n");
+    assert_eq!(text(&run(&python(code)).stdout), "forked 20\n");
 }
 
 #[test]
@@ -340,29 +372,34 @@ fn a_program_that_ignores_stdin_does_not_block_the_caller() {
 #[test]
 fn setsid_double_fork_grandchild_is_killed_when_the_program_exits() {
     // The program forks; the child calls setsid() and forks again; the
-    // grandchild reports its pid and sleeps. The program and the child exit.
+    // grandchild says it is running and sleeps. The program and the child
+    // exit at once.
     let code = r#"
 import os, time
 r, w = os.pipe()
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        os.write(w, str(os.getpid()).encode())
+        os.write(w, b"sleeping")
         os.close(w)
         time.sleep(600)
     os._exit(0)
 os.close(w)
 print(os.read(r, 32).decode())
 "#;
-    let out = run(&with_limits(
-        python(code),
-        Limits {
-            wall: Some(Duration::from_secs(60)),
-            ..Limits::default()
-        },
-    ));
-    let pid: i32 = text(&out.stdout).trim().parse().expect("grandchild pid");
-    assert!(!alive(pid), "grandchild {pid} outlived the run");
+    let token = token();
+    let mut spawn = python(code);
+    spawn.arg(&token).limits(Limits {
+        wall: Some(Duration::from_secs(60)),
+        ..Limits::default()
+    });
+    let out = run(&spawn);
+    assert_eq!(text(&out.stdout), "sleeping\n");
+    assert_eq!(
+        processes_with(&token),
+        Vec::<i32>::new(),
+        "the grandchild outlived the run"
+    );
     assert!(
         out.wall < Duration::from_secs(30),
         "the run waited for the grandchild: {:?}",
@@ -377,22 +414,25 @@ import os, time
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        print(os.getpid(), flush=True)
+        print("sleeping", flush=True)
         time.sleep(600)
     os._exit(0)
 time.sleep(600)
 "#;
-    let spawn = with_limits(
-        python(code),
-        Limits {
-            wall: Some(Duration::from_secs(1)),
-            ..Limits::default()
-        },
-    );
+    let token = token();
+    let mut spawn = python(code);
+    spawn.arg(&token).limits(Limits {
+        wall: Some(Duration::from_secs(1)),
+        ..Limits::default()
+    });
     let out = run(&spawn);
     assert_eq!(out.killed_by, Some(KillReason::Wall));
-    let pid: i32 = text(&out.stdout).trim().parse().expect("grandchild pid");
-    assert!(!alive(pid), "grandchild {pid} outlived the run");
+    assert_eq!(text(&out.stdout), "sleeping\n");
+    assert_eq!(
+        processes_with(&token),
+        Vec::<i32>::new(),
+        "the grandchild outlived the run"
+    );
 }
 
 #[test]

@@ -1,0 +1,96 @@
+//! The paths a program may reach, and the Landlock ruleset built from them.
+
+use std::os::fd::OwnedFd;
+use std::path::PathBuf;
+
+use landlock::{
+    ABI, Access, AccessFs, AccessNet, CompatLevel, Compatible, Ruleset, RulesetAttr,
+    RulesetCreatedAttr, RulesetError, Scope, path_beneath_rules,
+};
+
+/// Filesystem access of a confined program, enforced by Landlock.
+///
+/// Everything not listed is denied: reading, writing, executing, creating
+/// device nodes, FIFOs and sockets, linking, renaming. Paths that do not
+/// exist are skipped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FsRules {
+    /// Read and execute beneath these (the interpreter, system libraries).
+    pub read_exec: Vec<PathBuf>,
+    /// Read beneath these.
+    pub read: Vec<PathBuf>,
+    /// Read, write, create and remove beneath these.
+    pub read_write: Vec<PathBuf>,
+}
+
+impl Default for FsRules {
+    /// The system's programs and libraries (`/usr`, `/bin`, `/lib*`),
+    /// `/dev/null` read-write and the random devices read-only. Not `/etc`,
+    /// not `/proc`, not `/tmp`, not any home directory.
+    fn default() -> FsRules {
+        FsRules {
+            read_exec: [
+                "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
+            read: ["/dev/urandom", "/dev/random", "/dev/zero"]
+                .map(PathBuf::from)
+                .to_vec(),
+            read_write: vec![PathBuf::from("/dev/null")],
+        }
+    }
+}
+
+/// How much of what was asked the kernel's Landlock enforces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Enforcement {
+    /// Filesystem, TCP and scopes (ABI ≥ 6).
+    Full,
+    /// Filesystem only, or filesystem and TCP (ABI 1 to 5).
+    Partial,
+}
+
+impl Enforcement {
+    pub(crate) fn for_abi(abi: i32) -> Enforcement {
+        if abi >= 6 {
+            Enforcement::Full
+        } else {
+            Enforcement::Partial
+        }
+    }
+}
+
+/// Builds the ruleset in the caller; the program restricts itself with the
+/// returned descriptor just before exec.
+pub(crate) fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, RulesetError> {
+    let abi = ABI::from(abi);
+    let mut ruleset = Ruleset::default()
+        .set_compatibility(CompatLevel::BestEffort)
+        .handle_access(AccessFs::from_all(abi))?;
+    if !AccessNet::from_all(abi).is_empty() {
+        // Handled with no rule: every TCP bind and connect is denied.
+        ruleset = ruleset.handle_access(AccessNet::from_all(abi))?;
+    }
+    if !Scope::from_all(abi).is_empty() {
+        ruleset = ruleset.scope(Scope::from_all(abi))?;
+    }
+    let created = ruleset
+        .create()?
+        .add_rules(path_beneath_rules(
+            &rules.read_exec,
+            AccessFs::from_read(abi),
+        ))?
+        .add_rules(path_beneath_rules(
+            &rules.read,
+            AccessFs::ReadFile | AccessFs::ReadDir,
+        ))?
+        .add_rules(path_beneath_rules(
+            &rules.read_write,
+            AccessFs::from_all(abi),
+        ))?;
+    let fd: Option<OwnedFd> = created.into();
+    fd.ok_or(RulesetError::CreateRuleset(
+        landlock::CreateRulesetError::MissingHandledAccess,
+    ))
+}

@@ -1,0 +1,433 @@
+//! What this machine and this caller can confine with.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::child;
+use crate::layers::{Layer, LayerSet, Policy};
+
+/// Whether a layer can be used, and if not, why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Availability {
+    /// It can.
+    Yes,
+    /// It cannot, for this reason.
+    No(String),
+}
+
+impl Availability {
+    /// True for [`Availability::Yes`].
+    pub fn is_yes(&self) -> bool {
+        matches!(self, Availability::Yes)
+    }
+
+    fn from_result(r: Result<(), String>) -> Availability {
+        match r {
+            Ok(()) => Availability::Yes,
+            Err(why) => Availability::No(why),
+        }
+    }
+}
+
+/// The cgroup hierarchies a run can use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cgroups {
+    /// The cgroup v2 directory runs are created under (the caller's own
+    /// cgroup), when it is writable.
+    pub v2: Option<PathBuf>,
+    /// Controllers enabled for children of [`Cgroups::v2`] or enableable
+    /// there (`memory`, `pids`).
+    pub v2_controllers: Vec<String>,
+    /// The v1 `memory` directory runs are created under, when writable.
+    pub v1_memory: Option<PathBuf>,
+    /// The v1 `pids` directory runs are created under, when writable.
+    pub v1_pids: Option<PathBuf>,
+}
+
+impl Cgroups {
+    /// Whether a memory limit can be enforced.
+    pub fn has_memory(&self) -> bool {
+        self.v1_memory.is_some() || self.v2_has("memory")
+    }
+
+    /// Whether a per-run process limit can be enforced by a cgroup.
+    pub fn has_pids(&self) -> bool {
+        self.v1_pids.is_some() || self.v2_has("pids")
+    }
+
+    pub(crate) fn v2_has(&self, controller: &str) -> bool {
+        self.v2.is_some() && self.v2_controllers.iter().any(|c| c == controller)
+    }
+
+    /// "v2", "v1", "hybrid" or "none", as seen by this caller.
+    pub fn version(&self) -> &'static str {
+        let v1 = self.v1_memory.is_some() || self.v1_pids.is_some();
+        match (self.v2.is_some(), v1) {
+            (true, true) => "hybrid",
+            (true, false) => "v2",
+            (false, true) => "v1",
+            (false, false) => "none",
+        }
+    }
+}
+
+/// The confinement this machine offers this caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The caller's effective uid.
+    pub euid: u32,
+    /// The caller can switch uid and gid (root, or `CAP_SETUID` and `CAP_SETGID`).
+    pub can_setuid: bool,
+    /// The kernel's Landlock ABI version, if Landlock is enabled.
+    pub landlock_abi: Option<i32>,
+    /// Per-layer availability, in [`Layer::ALL`] order.
+    pub layers: Vec<(Layer, Availability)>,
+    /// Usable cgroup hierarchies.
+    pub cgroups: Cgroups,
+    /// Whether the kernel has AppArmor enabled (the AppArmor layer comes
+    /// with its own crate).
+    pub apparmor: Availability,
+}
+
+impl Probe {
+    /// The probe of this process, detected once and cached.
+    pub fn get() -> &'static Probe {
+        static PROBE: OnceLock<Probe> = OnceLock::new();
+        PROBE.get_or_init(Probe::detect)
+    }
+
+    /// Detects what is available now. Each namespace kind is tried by
+    /// cloning a child that exits at once, so the answer holds inside
+    /// containers whose seccomp policy forbids what the kernel offers.
+    pub fn detect() -> Probe {
+        let euid = rustix::process::geteuid().as_raw();
+        let can_setuid = euid == 0 || caps_allow_setuid();
+        let landlock_abi = child::landlock_abi().ok();
+        let cgroups = detect_cgroups();
+
+        let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
+        let needs_userns = euid != 0;
+        let ns = |flag: libc::c_int| {
+            if needs_userns && !userns.is_yes() {
+                return Availability::No("needs a user namespace, which is unavailable".into());
+            }
+            Availability::from_result(try_ns(flag, needs_userns))
+        };
+        let layers = Layer::ALL
+            .into_iter()
+            .map(|layer| {
+                let a = match layer {
+                    Layer::Identity if can_setuid => Availability::Yes,
+                    Layer::Identity => Availability::No(
+                        "the caller cannot change uid (not root, no CAP_SETUID); a user namespace maps its own uid instead".into(),
+                    ),
+                    Layer::UserNs => userns.clone(),
+                    Layer::PidNs => ns(libc::CLONE_NEWPID),
+                    Layer::NetNs => ns(libc::CLONE_NEWNET),
+                    Layer::MountNs => ns(libc::CLONE_NEWNS),
+                    Layer::IpcNs => ns(libc::CLONE_NEWIPC),
+                    Layer::UtsNs => ns(libc::CLONE_NEWUTS),
+                    Layer::Cgroup if cgroups.has_memory() || cgroups.v2.is_some() => {
+                        Availability::Yes
+                    }
+                    Layer::Cgroup => Availability::No(
+                        "no writable cgroup v2 directory or v1 memory hierarchy for this caller".into(),
+                    ),
+                    Layer::NoNewPrivs => Availability::Yes,
+                    Layer::Landlock => match landlock_abi {
+                        Some(_) => Availability::Yes,
+                        None => Availability::No(
+                            "the kernel has no Landlock, or it is not enabled (lsm=)".into(),
+                        ),
+                    },
+                    Layer::Seccomp => seccomp_availability(),
+                };
+                (layer, a)
+            })
+            .collect();
+        let apparmor = match std::fs::read_to_string("/sys/module/apparmor/parameters/enabled") {
+            Ok(s) if s.trim() == "Y" => Availability::Yes,
+            Ok(_) => Availability::No("AppArmor is built in but disabled".into()),
+            Err(_) => Availability::No("AppArmor is not enabled in this kernel".into()),
+        };
+        Probe {
+            euid,
+            can_setuid,
+            landlock_abi,
+            layers,
+            cgroups,
+            apparmor,
+        }
+    }
+
+    /// The availability of one layer.
+    pub fn availability(&self, layer: Layer) -> &Availability {
+        self.layers
+            .iter()
+            .find(|(l, _)| *l == layer)
+            .map(|(_, a)| a)
+            .unwrap_or(&Availability::Yes)
+    }
+
+    /// The layers that can be used.
+    pub fn available(&self) -> LayerSet {
+        self.layers
+            .iter()
+            .filter(|(_, a)| a.is_yes())
+            .map(|(l, _)| *l)
+            .collect()
+    }
+
+    fn missing(&self, layer: Layer) -> (Layer, String) {
+        let reason = match self.availability(layer) {
+            Availability::No(why) => why.clone(),
+            Availability::Yes => "unavailable".into(),
+        };
+        (layer, reason)
+    }
+
+    /// The layers a run gets under `policy`, or the first required layer
+    /// that is missing and why.
+    ///
+    /// `needs_cgroup`: a limit of the run (memory) can only be enforced by
+    /// a cgroup. On cgroup v1 the layer is otherwise left out under
+    /// [`Policy::Auto`], because joining a v1 cgroup costs milliseconds.
+    pub fn plan(&self, policy: Policy, needs_cgroup: bool) -> Result<LayerSet, (Layer, String)> {
+        let available = self.available();
+        let require = |set: LayerSet| match set.iter().find(|l| !available.contains(*l)) {
+            Some(layer) => Err(self.missing(layer)),
+            None => Ok(()),
+        };
+        let (mut set, required) = match policy {
+            Policy::None => (LayerSet::empty(), LayerSet::empty()),
+            Policy::Auto => (available, LayerSet::empty()),
+            Policy::Require(req) => {
+                require(req)?;
+                (available, req)
+            }
+            Policy::Only(only) => {
+                require(only)?;
+                (only, only)
+            }
+        };
+        if !matches!(policy, Policy::Only(_))
+            && !needs_cgroup
+            && !required.contains(Layer::Cgroup)
+            && self.cgroups.v2.is_none()
+        {
+            set.remove(Layer::Cgroup);
+        }
+        if needs_cgroup && !set.contains(Layer::Cgroup) {
+            let (layer, why) = self.missing(Layer::Cgroup);
+            let why = if available.contains(Layer::Cgroup) {
+                "the policy leaves it out".to_owned()
+            } else {
+                why
+            };
+            return Err((layer, format!("a memory limit needs it: {why}")));
+        }
+        // Without privilege, the other namespaces hang off a user namespace.
+        let ns = [
+            Layer::PidNs,
+            Layer::NetNs,
+            Layer::MountNs,
+            Layer::IpcNs,
+            Layer::UtsNs,
+        ];
+        if self.euid != 0 && ns.iter().any(|l| set.contains(*l)) && !set.contains(Layer::UserNs) {
+            if matches!(policy, Policy::Only(_)) {
+                return Err((
+                    Layer::UserNs,
+                    "the other namespaces need it without privilege".into(),
+                ));
+            }
+            for l in ns {
+                set.remove(l);
+            }
+        }
+        // A root caller never runs the program as uid 0.
+        if self.euid == 0 && set.contains(Layer::UserNs) && self.can_setuid {
+            set.insert(Layer::Identity);
+        }
+        if set.contains(Layer::Landlock) || set.contains(Layer::Seccomp) {
+            set.insert(Layer::NoNewPrivs);
+        }
+        Ok(set)
+    }
+}
+
+impl fmt::Display for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (layer, a) in &self.layers {
+            let detail = match layer {
+                Layer::Landlock => self.landlock_abi.map(|v| format!(" (ABI {v})")),
+                Layer::Cgroup => Some(format!(
+                    " ({}; memory: {}, pids: {})",
+                    self.cgroups.version(),
+                    yes_no(self.cgroups.has_memory()),
+                    yes_no(self.cgroups.has_pids())
+                )),
+                _ => None,
+            };
+            match a {
+                Availability::Yes => {
+                    writeln!(f, "{:<13} yes{}", layer.name(), detail.unwrap_or_default())?
+                }
+                Availability::No(why) => writeln!(f, "{:<13} no: {why}", layer.name())?,
+            }
+        }
+        match &self.apparmor {
+            Availability::Yes => writeln!(f, "{:<13} yes", "apparmor"),
+            Availability::No(why) => writeln!(f, "{:<13} no: {why}", "apparmor"),
+        }
+    }
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b { "yes" } else { "no" }
+}
+
+fn try_ns(flag: libc::c_int, with_userns: bool) -> Result<(), String> {
+    let flags = flag as u64
+        | if with_userns {
+            libc::CLONE_NEWUSER as u64
+        } else {
+            0
+        };
+    child::try_clone(flags).map_err(|e| format!("creating it failed: {e}"))
+}
+
+fn status_field(name: &str) -> Option<String> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(':')
+            .map(|v| v.trim().to_owned())
+    })
+}
+
+fn caps_allow_setuid() -> bool {
+    let Some(hex) = status_field("CapEff") else {
+        return false;
+    };
+    let caps = u64::from_str_radix(&hex, 16).unwrap_or(0);
+    const CAP_SETGID: u32 = 6;
+    const CAP_SETUID: u32 = 7;
+    let need = (1u64 << CAP_SETUID) | (1u64 << CAP_SETGID);
+    caps & need == need
+}
+
+fn seccomp_availability() -> Availability {
+    match (status_field("Seccomp"), status_field("Seccomp_filters")) {
+        (Some(_), Some(_)) => Availability::Yes,
+        (Some(_), None) => Availability::No("the kernel has seccomp but no filter mode".into()),
+        _ => Availability::No("the kernel has no seccomp".into()),
+    }
+}
+
+/// Finds the cgroup directories of this process that it may write to.
+fn detect_cgroups() -> Cgroups {
+    let mut out = Cgroups::default();
+    let Ok(mountinfo) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return out;
+    };
+    let Ok(own) = std::fs::read_to_string("/proc/self/cgroup") else {
+        return out;
+    };
+    for line in mountinfo.lines() {
+        let Some((left, right)) = line.split_once(" - ") else {
+            continue;
+        };
+        let mut l = left.split(' ');
+        let mount_point = l.nth(4).unwrap_or("");
+        let mut r = right.split(' ');
+        let fstype = r.next().unwrap_or("");
+        let super_opts = r.nth(1).unwrap_or("");
+        match fstype {
+            "cgroup2" => {
+                let Some(path) = own_path(&own, |ctrl| ctrl.is_empty()) else {
+                    continue;
+                };
+                let dir = Path::new(mount_point).join(path.trim_start_matches('/'));
+                if writable(&dir) {
+                    out.v2_controllers = std::fs::read_to_string(dir.join("cgroup.controllers"))
+                        .unwrap_or_default()
+                        .split_whitespace()
+                        .filter(|c| matches!(*c, "memory" | "pids"))
+                        .map(str::to_owned)
+                        .collect();
+                    out.v2 = Some(dir);
+                }
+            }
+            "cgroup" => {
+                for controller in ["memory", "pids"] {
+                    if !super_opts.split(',').any(|o| o == controller) {
+                        continue;
+                    }
+                    let Some(path) =
+                        own_path(&own, |ctrl| ctrl.split(',').any(|c| c == controller))
+                    else {
+                        continue;
+                    };
+                    let dir = Path::new(mount_point).join(path.trim_start_matches('/'));
+                    if writable(&dir) {
+                        match controller {
+                            "memory" => out.v1_memory = Some(dir),
+                            _ => out.v1_pids = Some(dir),
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The path of this process in the hierarchy whose controller list matches.
+fn own_path(proc_cgroup: &str, matches: impl Fn(&str) -> bool) -> Option<String> {
+    proc_cgroup.lines().find_map(|l| {
+        let mut parts = l.splitn(3, ':');
+        let _id = parts.next()?;
+        let ctrl = parts.next()?;
+        let path = parts.next()?;
+        matches(ctrl).then(|| path.to_owned())
+    })
+}
+
+fn writable(dir: &Path) -> bool {
+    rustix::fs::access(
+        dir,
+        rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK,
+    )
+    .is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_cgroup_paths_are_found_per_hierarchy() {
+        let own = "4:memory:/a/b\n8:pids:/\n0::/user.slice\n";
+        assert_eq!(
+            own_path(own, |c| c.is_empty()).as_deref(),
+            Some("/user.slice")
+        );
+        assert_eq!(own_path(own, |c| c == "memory").as_deref(), Some("/a/b"));
+        assert_eq!(own_path(own, |c| c == "cpu"), None);
+    }
+
+    #[test]
+    fn the_probe_lists_every_layer_once() {
+        let probe = Probe::detect();
+        assert_eq!(probe.layers.len(), Layer::ALL.len());
+        assert!(probe.availability(Layer::NoNewPrivs).is_yes());
+        let text = probe.to_string();
+        assert!(
+            text.contains("landlock") && text.contains("apparmor"),
+            "{text}"
+        );
+    }
+}
