@@ -11,8 +11,14 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci      fmt --check, clippy -D warnings, test, deny (licenses bans sources)
-  help    this text";
+  ci      fmt --check, clippy -D warnings, test (as root, then the process
+          layer's tests again as an unprivileged user), deny (licenses bans
+          sources)
+  help    this text
+
+environment:
+  CODEJAIL_EXPECT_LAYERS               layers the tests must find (as the caller)
+  CODEJAIL_EXPECT_LAYERS_UNPRIVILEGED  the same for the unprivileged pass";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -78,6 +84,7 @@ fn ci() -> Result<(), String> {
     let mut test = cargo();
     test.args(["test", "--workspace"]);
     run(test)?;
+    unprivileged_tests()?;
 
     ensure_cargo_deny()?;
     let mut deny = cargo();
@@ -104,4 +111,89 @@ fn ensure_cargo_deny() -> Result<(), String> {
     let mut install = cargo();
     install.args(["install", "cargo-deny", "--locked"]);
     run(install)
+}
+
+/// The uid and gid of the unprivileged pass (`nobody`).
+const NOBODY: &str = "65534";
+
+/// Runs the process layer's test binaries again as `nobody`, so that the
+/// unprivileged confinement path (user namespaces, no uid switch, no
+/// cgroups) is tested too. Only a root caller can do this.
+fn unprivileged_tests() -> Result<(), String> {
+    if !is_root() {
+        eprintln!("\nxtask: not root: the unprivileged pass is the one just run");
+        return Ok(());
+    }
+    let output = cargo()
+        .args([
+            "test",
+            "-p",
+            "codejail-proc",
+            "--no-run",
+            "--message-format=json",
+        ])
+        .output()
+        .map_err(|e| format!("could not list the test binaries: {e}"))?;
+    if !output.status.success() {
+        return Err("could not build the test binaries".into());
+    }
+    let binaries: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|l| l.contains(r#""test":true"#))
+        .filter_map(|l| json_string(l, "executable"))
+        .map(PathBuf::from)
+        .collect();
+    if binaries.is_empty() {
+        return Err("no test binary found for the unprivileged pass".into());
+    }
+    // A directory nobody can read, outside the (possibly private) tree.
+    let dir = env::temp_dir().join(format!("codejail-unprivileged-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let result = binaries.iter().try_for_each(|bin| {
+        let copy = dir.join(bin.file_name().unwrap_or_default());
+        std::fs::copy(bin, &copy).map_err(|e| format!("copy {}: {e}", bin.display()))?;
+        let mut cmd = Command::new("setpriv");
+        cmd.args([
+            &format!("--reuid={NOBODY}"),
+            &format!("--regid={NOBODY}"),
+            "--clear-groups",
+            "--",
+        ])
+        .arg(&copy)
+        .current_dir(&dir)
+        .env(
+            "CODEJAIL_EXPECT_LAYERS",
+            env::var("CODEJAIL_EXPECT_LAYERS_UNPRIVILEGED").unwrap_or_default(),
+        );
+        set_mode(&dir, 0o755)?;
+        set_mode(&copy, 0o755)?;
+        run(cmd)
+    });
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|ids| ids.split_whitespace().nth(1).map(|e| e == "0"))
+        })
+        .unwrap_or(false)
+}
+
+fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// The string value of `"key":"..."` in one line of cargo's JSON output
+/// (paths here have no escaped characters worth decoding).
+fn json_string(line: &str, key: &str) -> Option<String> {
+    let start = line.find(&format!(r#""{key}":""#))? + key.len() + 4;
+    let end = start + line[start..].find('"')?;
+    Some(line[start..end].to_owned())
 }

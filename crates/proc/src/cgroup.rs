@@ -227,3 +227,47 @@ impl Drop for RunCgroup {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Probe;
+
+    #[test]
+    fn a_run_cgroup_is_created_with_its_limits_and_removed_on_drop() {
+        let cgroups = &Probe::get().cgroups;
+        if cgroups.v2.is_none() && !cgroups.has_memory() {
+            let note = "NOT TESTED on this machine: no writable cgroup for this caller\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+            assert!(
+                !std::env::var("CODEJAIL_EXPECT_LAYERS")
+                    .unwrap_or_default()
+                    .contains("cgroup"),
+                "the cgroup layer is expected but no cgroup is writable"
+            );
+            return;
+        }
+        let run = RunCgroup::create(cgroups, Some(64 << 20), Some(7)).unwrap();
+        let dirs: Vec<PathBuf> = run.v2.iter().chain(&run.v1).cloned().collect();
+        assert!(!dirs.is_empty());
+        for dir in &dirs {
+            assert!(dir.is_dir(), "{}", dir.display());
+        }
+        if let Some(file) = &run.oom_file {
+            let limit_file = file.with_file_name(if file.ends_with("memory.events") {
+                "memory.max"
+            } else {
+                "memory.limit_in_bytes"
+            });
+            assert_eq!(
+                fs::read_to_string(limit_file).unwrap().trim(),
+                (64u64 << 20).to_string()
+            );
+        }
+        assert!(!run.oom_killed());
+        drop(run);
+        for dir in &dirs {
+            assert!(!dir.exists(), "{} was left behind", dir.display());
+        }
+    }
+}

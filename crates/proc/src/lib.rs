@@ -40,6 +40,7 @@ mod outcome;
 mod probe;
 pub mod seccomp;
 mod spawn;
+mod users;
 
 pub use cgroup::CgroupError;
 pub use error::SpawnError;
@@ -48,4 +49,5 @@ pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
 pub use probe::{Availability, Cgroups, Probe};
-pub use spawn::Spawn;
+pub use spawn::{NOBODY, Spawn};
+pub use users::{lookup_group, lookup_user};

@@ -64,8 +64,11 @@ impl Limits {
         }
     }
 
-    /// The `setrlimit` calls the program makes before exec.
-    pub(crate) fn rlimits(&self) -> Vec<(libc::c_int, libc::rlimit)> {
+    /// The `setrlimit` calls the program makes before exec. `nproc_extra`
+    /// counts processes of the run that share the program's uid count but
+    /// are not the program's (the supervisor, in an unprivileged user
+    /// namespace).
+    pub(crate) fn rlimits(&self, nproc_extra: u64) -> Vec<(libc::c_int, libc::rlimit)> {
         let lim = |soft: u64, hard: u64| libc::rlimit {
             rlim_cur: soft,
             rlim_max: hard,
@@ -82,6 +85,7 @@ impl Limits {
             out.push((libc::RLIMIT_FSIZE as libc::c_int, lim(n, n)));
         }
         if let Some(n) = on(self.nproc) {
+            let n = n.saturating_add(nproc_extra);
             out.push((libc::RLIMIT_NPROC as libc::c_int, lim(n, n)));
         }
         if let Some(n) = on(self.nofile) {
@@ -129,7 +133,7 @@ mod tests {
             memory_bytes: Some(0),
             output_bytes: Some(0),
         };
-        let resources: Vec<_> = limits.rlimits().iter().map(|(r, _)| *r).collect();
+        let resources: Vec<_> = limits.rlimits(0).iter().map(|(r, _)| *r).collect();
         assert_eq!(
             resources,
             [
@@ -148,7 +152,7 @@ mod tests {
             ..Limits::none()
         };
         let cpu = limits
-            .rlimits()
+            .rlimits(0)
             .into_iter()
             .find(|(r, _)| *r == libc::RLIMIT_CPU as libc::c_int)
             .map(|(_, l)| (l.rlim_cur, l.rlim_max));

@@ -179,7 +179,10 @@ impl Spawn {
             .transpose()?;
         let confine = self.confine(probe, layers)?;
         let wait_for_maps = confine.wait_for_maps;
-        let prep = self.prepare(&program, confine)?;
+        // In an unprivileged user namespace the supervisor has the
+        // program's uid there, so it counts against RLIMIT_NPROC.
+        let nproc_extra = u64::from(layers.contains(Layer::UserNs) && probe.euid != 0);
+        let prep = self.prepare(&program, confine, nproc_extra)?;
 
         let pipe = || pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"));
         let (stdin_r, stdin_w) = pipe()?;
@@ -412,7 +415,12 @@ impl Spawn {
         write("uid_map", format!("{uid} {uid} 1"))
     }
 
-    fn prepare(&self, program: &Path, confine: Confine) -> Result<Prepared, SpawnError> {
+    fn prepare(
+        &self,
+        program: &Path,
+        confine: Confine,
+        nproc_extra: u64,
+    ) -> Result<Prepared, SpawnError> {
         let cstr = |what: &'static str, bytes: &[u8]| {
             CString::new(bytes).map_err(|_| SpawnError::Nul { what })
         };
@@ -446,7 +454,7 @@ impl Spawn {
             argv,
             envp,
             cwd,
-            self.limits.rlimits(),
+            self.limits.rlimits(nproc_extra),
             confine,
         ))
     }
