@@ -935,3 +935,66 @@ fn a_required_layer_that_is_missing_is_an_error_naming_it() {
         other => panic!("expected a missing cgroup layer, got {other:?}"),
     }
 }
+
+#[test]
+fn landlock_scopes_signals_to_the_run() {
+    if !have(&[Layer::Landlock]) || Probe::get().landlock_abi < Some(6) {
+        return;
+    }
+    let mut victim = std::process::Command::new("/bin/sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let code = r#"
+import os, signal, sys
+try:
+    os.kill(int(sys.argv[1]), signal.SIGKILL)
+    print("sent")
+except OSError as e:
+    print(e.strerror)
+"#;
+    let mut spawn = python(code);
+    // Landlock alone: same uid (and, for root, no identity switch), same
+    // pid namespace, so only the signal scope stands in the way.
+    spawn
+        .arg(victim.id().to_string())
+        .policy(only(&[Layer::Landlock]));
+    assert_eq!(text(&run(&spawn).stdout), "Operation not permitted\n");
+    assert!(victim.try_wait().unwrap().is_none());
+    spawn.policy(Policy::None);
+    assert_eq!(
+        text(&run(&spawn).stdout),
+        "sent\n",
+        "without Landlock the signal goes through"
+    );
+    assert_eq!(victim.wait().unwrap().signal(), Some(libc::SIGKILL));
+}
+
+#[test]
+fn landlock_scopes_abstract_unix_sockets_to_the_run() {
+    if !have(&[Layer::Landlock]) || Probe::get().landlock_abi < Some(6) {
+        return;
+    }
+    use std::os::linux::net::SocketAddrExt;
+    let name = token();
+    let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+    let _listener = std::os::unix::net::UnixListener::bind_addr(&addr).unwrap();
+    let code = r#"
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+try:
+    s.connect("\0" + sys.argv[1])
+    print("connected")
+except OSError as e:
+    print(e.strerror)
+"#;
+    let mut spawn = python(code);
+    spawn.arg(&name).policy(only(&[Layer::Landlock]));
+    assert_eq!(text(&run(&spawn).stdout), "Operation not permitted\n");
+    spawn.policy(Policy::None);
+    assert_eq!(
+        text(&run(&spawn).stdout),
+        "connected\n",
+        "without Landlock the host socket answers"
+    );
+}
