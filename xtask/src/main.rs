@@ -116,9 +116,10 @@ fn ensure_cargo_deny() -> Result<(), String> {
 /// The uid and gid of the unprivileged pass (`nobody`).
 const NOBODY: &str = "65534";
 
-/// Runs the process layer's test binaries again as `nobody`, so that the
-/// unprivileged confinement path (user namespaces, no uid switch, no
-/// cgroups) is tested too. Only a root caller can do this.
+/// Runs the process and filesystem layers' and the end-to-end test
+/// binaries again as `nobody`, so that the unprivileged paths (user namespaces, no uid
+/// switch, no cgroups; removal that must restore permissions) are tested
+/// too. Only a root caller can do this.
 fn unprivileged_tests() -> Result<(), String> {
     if !is_root() {
         eprintln!("\nxtask: not root: the unprivileged pass is the one just run");
@@ -129,6 +130,10 @@ fn unprivileged_tests() -> Result<(), String> {
             "test",
             "-p",
             "codejail-proc",
+            "-p",
+            "codejail-fs",
+            "-p",
+            "codejail-tests",
             "--no-run",
             "--message-format=json",
         ])

@@ -38,6 +38,7 @@ pub(crate) enum Step {
     Descriptors,
     IdMaps,
     Hostname,
+    Mount,
     JoinCgroup,
     Signals,
     Signalfd,
@@ -54,13 +55,14 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 19] = [
+    const ALL: [Step; 20] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
         Step::Descriptors,
         Step::IdMaps,
         Step::Hostname,
+        Step::Mount,
         Step::JoinCgroup,
         Step::Signals,
         Step::Signalfd,
@@ -85,6 +87,7 @@ impl Step {
             Step::Descriptors => "descriptors",
             Step::IdMaps => "wait for the user namespace maps",
             Step::Hostname => "sethostname",
+            Step::Mount => "mount the tmpfs",
             Step::JoinCgroup => "join the cgroup",
             Step::Signals => "signals",
             Step::Signalfd => "signalfd",
@@ -141,6 +144,10 @@ pub(crate) struct Confine {
     pub landlock: bool,
     /// The compiled seccomp filter, installed last.
     pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// tmpfs mounts: (target, mount data).
+    pub mounts: Vec<(CString, CString)>,
+    /// Landlock rights granted beneath each mount (0: no Landlock).
+    pub mount_access: u64,
 }
 
 impl Prepared {
@@ -220,9 +227,11 @@ pub(crate) struct Report {
     pub cpu_micros: u64,
     /// Largest peak RSS of any process of the run.
     pub max_rss_kib: u64,
+    /// A tmpfs of the run had no block or no inode left at its end.
+    pub disk_full: bool,
 }
 
-const REPORT_LEN: usize = 32;
+const REPORT_LEN: usize = 40;
 
 impl Report {
     fn encode(&self) -> [u8; REPORT_LEN] {
@@ -231,6 +240,7 @@ impl Report {
         out[8..16].copy_from_slice(&u64::from(self.kill_requested).to_ne_bytes());
         out[16..24].copy_from_slice(&self.cpu_micros.to_ne_bytes());
         out[24..32].copy_from_slice(&self.max_rss_kib.to_ne_bytes());
+        out[32..40].copy_from_slice(&u64::from(self.disk_full).to_ne_bytes());
         out
     }
 
@@ -246,6 +256,7 @@ impl Report {
             kill_requested: u64::from_ne_bytes(word(1)) != 0,
             cpu_micros: u64::from_ne_bytes(word(2)),
             max_rss_kib: u64::from_ne_bytes(word(3)),
+            disk_full: u64::from_ne_bytes(word(4)) != 0,
         })
     }
 
@@ -447,6 +458,9 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
             check(unsafe { libc::sethostname(name.as_ptr().cast(), name.len()) }),
         );
     }
+    if !confine.mounts.is_empty() {
+        mount_tmpfs(confine);
+    }
     for fd in FD_CGROUP_PROCS {
         if fds.cgroup_procs[(fd - FD_CGROUP_PROCS[0]) as usize].is_some() {
             // SAFETY: writes "0" (this process) to an open cgroup.procs.
@@ -543,6 +557,11 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         }
     }
     kill_all_and_reap(program, &mut status, prep.confine.pid_ns);
+    let disk_full = prep
+        .confine
+        .mounts
+        .iter()
+        .any(|(target, _)| is_full(target));
 
     // SAFETY: getrusage fills a live, correctly sized struct.
     let usage = unsafe {
@@ -557,6 +576,7 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         kill_requested,
         cpu_micros: micros(usage.ru_utime) + micros(usage.ru_stime),
         max_rss_kib: usage.ru_maxrss as u64,
+        disk_full,
     };
     let bytes = report.encode();
     // SAFETY: one write of a live stack buffer, shorter than PIPE_BUF, so
@@ -564,6 +584,92 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     unsafe {
         libc::write(FD_REPORT, bytes.as_ptr().cast(), bytes.len());
         libc::_exit(0)
+    }
+}
+
+/// Makes every mount private (nothing propagates back to the host), then
+/// mounts each tmpfs and, under Landlock, grants it the read-write rights:
+/// a rule on the covered directory does not reach into a mount over it.
+///
+/// # References
+/// - [`mount(2)`](https://man7.org/linux/man-pages/man2/mount.2.html)
+/// - [`landlock_add_rule(2)`](https://man7.org/linux/man-pages/man2/landlock_add_rule.2.html)
+fn mount_tmpfs(confine: &Confine) {
+    // SAFETY: static NUL-terminated strings and a null data pointer.
+    or_fail(
+        Step::Mount,
+        check(unsafe {
+            libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )
+        }),
+    );
+    for (target, data) in &confine.mounts {
+        // SAFETY: NUL-terminated strings owned by `confine`.
+        or_fail(
+            Step::Mount,
+            check(unsafe {
+                libc::mount(
+                    c"tmpfs".as_ptr(),
+                    target.as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV,
+                    data.as_ptr().cast(),
+                )
+            }),
+        );
+        if confine.mount_access == 0 {
+            continue;
+        }
+        // SAFETY: opens a NUL-terminated path owned by `confine`.
+        let fd = or_fail(
+            Step::Landlock,
+            check(unsafe {
+                libc::open(
+                    target.as_ptr(),
+                    libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+                )
+            }),
+        );
+        #[repr(C, packed)]
+        struct PathBeneath {
+            allowed_access: u64,
+            parent_fd: i32,
+        }
+        let rule = PathBeneath {
+            allowed_access: confine.mount_access,
+            parent_fd: fd,
+        };
+        const LANDLOCK_RULE_PATH_BENEATH: c_int = 1;
+        // SAFETY: the rule struct is live and laid out as the kernel's
+        // packed landlock_path_beneath_attr; the ruleset sits at FD_LANDLOCK.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_landlock_add_rule,
+                FD_LANDLOCK,
+                LANDLOCK_RULE_PATH_BENEATH,
+                std::ptr::addr_of!(rule),
+                0,
+            )
+        };
+        if r != 0 {
+            fail(Step::Landlock, errno());
+        }
+        // SAFETY: closes the descriptor opened above.
+        unsafe { libc::close(fd) };
+    }
+}
+
+/// Whether the filesystem at `target` has no block or no inode left.
+fn is_full(target: &CString) -> bool {
+    // SAFETY: statfs fills a live, correctly sized struct.
+    unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::statfs(target.as_ptr(), &mut st) == 0 && (st.f_bavail == 0 || st.f_ffree == 0)
     }
 }
 
@@ -923,6 +1029,7 @@ mod tests {
             kill_requested: true,
             cpu_micros: 12,
             max_rss_kib: 34,
+            disk_full: true,
         };
         assert_eq!(Report::decode(&r.encode()), Some(r));
         assert_eq!(Report::decode(&[0u8; 3]), None);

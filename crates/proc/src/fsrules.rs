@@ -42,6 +42,43 @@ impl Default for FsRules {
     }
 }
 
+/// A size- and inode-limited `tmpfs` mounted over a directory in the run's
+/// mount namespace (a jail's `tmp/` quota). Past it the program gets
+/// `ENOSPC` and the outcome says [`KillReason::Disk`](crate::KillReason::Disk).
+/// Under Landlock the mount gets the read-write rights of
+/// [`FsRules::read_write`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Tmpfs {
+    /// The directory to mount over.
+    pub target: PathBuf,
+    /// `size=`, bytes.
+    pub bytes: u64,
+    /// `nr_inodes=`.
+    pub inodes: u64,
+    /// Mode of the mount's root.
+    pub mode: u32,
+    /// Owner of the mount's root.
+    pub uid: u32,
+    /// Group of the mount's root.
+    pub gid: u32,
+}
+
+impl Tmpfs {
+    /// The `mount(2)` data string.
+    pub(crate) fn data(&self) -> String {
+        format!(
+            "size={},nr_inodes={},mode={:o},uid={},gid={}",
+            self.bytes, self.inodes, self.mode, self.uid, self.gid
+        )
+    }
+}
+
+/// The Landlock rights a read-write path gets (for rules the child adds to
+/// mounts it makes).
+pub(crate) fn read_write_access(abi: i32) -> u64 {
+    AccessFs::from_all(ABI::from(abi)).bits()
+}
+
 /// How much of what was asked the kernel's Landlock enforces.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Enforcement {

@@ -17,16 +17,20 @@ pub enum KillReason {
     Output,
     /// The run's cgroup ran out of memory and the kernel killed a process.
     Memory,
+    /// A size- or inode-limited tmpfs of the run was full at its end: the
+    /// program met `ENOSPC` (it was not killed for it).
+    Disk,
 }
 
 impl KillReason {
-    /// A short, stable name: `realtime`, `cpu`, `output`, `memory`.
+    /// A short, stable name: `realtime`, `cpu`, `output`, `memory`, `disk`.
     pub fn as_str(self) -> &'static str {
         match self {
             KillReason::Wall => "realtime",
             KillReason::Cpu => "cpu",
             KillReason::Output => "output",
             KillReason::Memory => "memory",
+            KillReason::Disk => "disk",
         }
     }
 }

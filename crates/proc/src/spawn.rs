@@ -14,7 +14,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use crate::cgroup::RunCgroup;
 use crate::child::{self, ChildFds, Confine, Prepared, Report, Step};
-use crate::fsrules::{self, Enforcement, FsRules};
+use crate::fsrules::{self, Enforcement, FsRules, Tmpfs};
 use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
 use crate::probe::Probe;
@@ -45,6 +45,7 @@ pub struct Spawn {
     identity: (u32, u32),
     policy: Policy,
     fs: FsRules,
+    tmpfs: Vec<Tmpfs>,
     slug: String,
 }
 
@@ -63,6 +64,7 @@ impl Spawn {
             identity: NOBODY,
             policy: Policy::Auto,
             fs: FsRules::default(),
+            tmpfs: Vec::new(),
             slug: String::new(),
         }
     }
@@ -136,6 +138,13 @@ impl Spawn {
         self
     }
 
+    /// Mounts a size- and inode-limited tmpfs over a directory, in the run's
+    /// own mount namespace (needs the `mountns` layer).
+    pub fn tmpfs(&mut self, mount: Tmpfs) -> &mut Spawn {
+        self.tmpfs.push(mount);
+        self
+    }
+
     /// A label for the caller's logs (CodeJail's `slug`).
     pub fn slug(&mut self, slug: impl Into<String>) -> &mut Spawn {
         self.slug = slug.into();
@@ -157,6 +166,16 @@ impl Spawn {
         let layers = probe
             .plan(self.policy, self.limits.memory().is_some())
             .map_err(|(layer, reason)| SpawnError::LayerUnavailable { layer, reason })?;
+        if !self.tmpfs.is_empty() && !layers.contains(Layer::MountNs) {
+            let reason = match probe.availability(Layer::MountNs) {
+                crate::Availability::No(why) => why.clone(),
+                crate::Availability::Yes => "the policy leaves it out".into(),
+            };
+            return Err(SpawnError::LayerUnavailable {
+                layer: Layer::MountNs,
+                reason: format!("a tmpfs quota needs it: {reason}"),
+            });
+        }
         let cgroup = layers
             .contains(Layer::Cgroup)
             .then(|| RunCgroup::create(&probe.cgroups, self.limits.memory(), self.limits.nproc()))
@@ -177,7 +196,8 @@ impl Spawn {
         let ruleset = landlock_abi
             .map(|abi| fsrules::ruleset(&self.fs, abi))
             .transpose()?;
-        let confine = self.confine(probe, layers)?;
+        let mut confine = self.confine(probe, layers)?;
+        confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
         let wait_for_maps = confine.wait_for_maps;
         // In an unprivileged user namespace the supervisor has the
         // program's uid there, so it counts against RLIMIT_NPROC.
@@ -310,6 +330,7 @@ impl Spawn {
             .as_ref()
             .is_some_and(|c| c.limits_memory() && c.oom_killed());
         drop(cgroup);
+        let disk = report.disk_full.then_some(KillReason::Disk);
         let killed_by = reason.or(oom.then_some(KillReason::Memory)).or_else(|| {
             let by_cpu_limit = status == -libc::SIGXCPU
                 || (status == -libc::SIGKILL
@@ -317,7 +338,7 @@ impl Spawn {
                         .limits
                         .cpu_secs
                         .is_some_and(|s| s > 0 && cpu.as_secs() >= s));
-            by_cpu_limit.then_some(KillReason::Cpu)
+            by_cpu_limit.then_some(KillReason::Cpu).or(disk)
         });
         let [stdout, stderr] = pump.out;
         let outcome = Outcome {
@@ -390,6 +411,20 @@ impl Spawn {
             no_new_privs: layers.contains(Layer::NoNewPrivs),
             landlock: layers.contains(Layer::Landlock),
             seccomp,
+            mounts: self
+                .tmpfs
+                .iter()
+                .map(|m| {
+                    let target = CString::new(m.target.as_os_str().as_bytes());
+                    match (target, CString::new(m.data())) {
+                        (Ok(t), Ok(d)) => Ok((t, d)),
+                        _ => Err(SpawnError::Nul {
+                            what: "tmpfs target",
+                        }),
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            mount_access: 0,
         })
     }
 

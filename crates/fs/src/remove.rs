@@ -1,0 +1,152 @@
+//! Removing a jail without following a link.
+//!
+//! The walk holds one directory descriptor at a time: it goes down with
+//! `openat(name, O_DIRECTORY | O_NOFOLLOW)` and back up with
+//! `openat("..")`, so a tree as deep as the jailed code could make needs
+//! neither deep recursion nor many descriptors. Entries are removed with
+//! `unlinkat`, which never follows a link: a link planted in `tmp/` that
+//! points at `/etc` is removed, its target untouched.
+//!
+//! It must run after the run is over (every process of the jail killed):
+//! then no name in the tree can change under it.
+
+use std::ffi::{CStr, CString, OsStr};
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{AtFlags, Dir, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+/// Why a jail could not be removed completely.
+#[derive(Debug, thiserror::Error)]
+#[error("could not {step} {} while removing the jail: {source}", entry.display())]
+pub struct RemoveError {
+    /// The step, e.g. `open`, `unlink`, `read`.
+    pub step: &'static str,
+    /// The entry, relative to the jail (empty for the jail itself).
+    pub entry: PathBuf,
+    /// The underlying error, with its errno.
+    #[source]
+    pub source: io::Error,
+}
+
+fn fail(step: &'static str, entry: &Path) -> impl FnOnce(Errno) -> RemoveError {
+    let entry = entry.to_owned();
+    move |e| RemoveError {
+        step,
+        entry,
+        source: e.into(),
+    }
+}
+
+/// One directory of the walk: its subdirectories still to remove, and its
+/// own name in its parent (`None` for the jail itself).
+struct Level {
+    pending: Vec<CString>,
+    name: Option<CString>,
+}
+
+/// Removes everything in the jail, then the jail directory itself.
+pub(crate) fn remove_jail(jail: &OwnedFd, home: &Path) -> Result<(), RemoveError> {
+    let root = rustix::fs::openat(jail, c".", dir_flags(), Mode::empty())
+        .map_err(fail("open", Path::new("")))?;
+    let mut cur: OwnedFd = root;
+    let mut path = PathBuf::new();
+    let mut levels = vec![Level {
+        pending: empty_dir(cur.as_fd(), &path)?,
+        name: None,
+    }];
+    while let Some(top) = levels.last_mut() {
+        if let Some(sub) = top.pending.pop() {
+            path.push(OsStr::from_bytes(sub.as_bytes()));
+            cur = open_subdir(cur.as_fd(), &sub, &path)?;
+            let pending = empty_dir(cur.as_fd(), &path)?;
+            levels.push(Level {
+                pending,
+                name: Some(sub),
+            });
+            continue;
+        }
+        let done = levels.pop().expect("the loop holds a level");
+        let Some(name) = done.name else { break };
+        let parent = rustix::fs::openat(&cur, c"..", dir_flags(), Mode::empty())
+            .map_err(fail("open the parent of", &path))?;
+        rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR).map_err(fail("remove", &path))?;
+        path.pop();
+        cur = parent;
+    }
+    // The jail directory itself, by name in its parent: its name was made
+    // by us and its parent is not the jail's to change.
+    match std::fs::remove_dir(home) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RemoveError {
+            step: "remove",
+            entry: PathBuf::new(),
+            source,
+        }),
+    }
+}
+
+fn dir_flags() -> OFlags {
+    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC
+}
+
+/// Removes every non-directory entry of `dir` and returns the names of its
+/// subdirectories. Makes `dir` writable first if the jailed code took that
+/// away (only needed when the caller is not root).
+fn empty_dir(dir: BorrowedFd<'_>, path: &Path) -> Result<Vec<CString>, RemoveError> {
+    let stat = rustix::fs::fstat(dir).map_err(fail("stat", path))?;
+    if stat.st_mode & 0o700 != 0o700 && stat.st_uid == rustix::process::geteuid().as_raw() {
+        rustix::fs::fchmod(dir, Mode::from_raw_mode(0o700)).map_err(fail("chmod", path))?;
+    }
+    let mut subdirs = Vec::new();
+    let mut entries = Dir::read_from(dir).map_err(fail("read", path))?;
+    while let Some(entry) = entries.read() {
+        let entry = entry.map_err(fail("read", path))?;
+        let name = entry.file_name();
+        if name == c"." || name == c".." {
+            continue;
+        }
+        let kind = match entry.file_type() {
+            FileType::Unknown => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| FileType::from_raw_mode(st.st_mode))
+                .map_err(fail("stat", &path.join(OsStr::from_bytes(name.to_bytes()))))?,
+            kind => kind,
+        };
+        if kind == FileType::Directory {
+            subdirs.push(name.to_owned());
+        } else {
+            rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(fail(
+                "unlink",
+                &path.join(OsStr::from_bytes(name.to_bytes())),
+            ))?;
+        }
+    }
+    Ok(subdirs)
+}
+
+/// Opens a subdirectory without following a link. If the jailed code made
+/// it unreadable (`chmod 0`) and the caller owns it, the permission is
+/// restored through an `O_PATH` descriptor of that very directory — never
+/// by name — and the directory is opened again through that descriptor.
+fn open_subdir(dir: BorrowedFd<'_>, name: &CStr, path: &Path) -> Result<OwnedFd, RemoveError> {
+    match rustix::fs::openat(dir, name, dir_flags(), Mode::empty()) {
+        Err(Errno::ACCESS) => {}
+        other => return other.map_err(fail("open", path)),
+    }
+    let handle = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(fail("open", path))?;
+    // chmod through the descriptor's magic link: the object it names, not a
+    // path lookup (fchmod does not take O_PATH descriptors).
+    let magic = format!("/proc/self/fd/{}", handle.as_raw_fd());
+    rustix::fs::chmod(magic.as_str(), Mode::from_raw_mode(0o700)).map_err(fail("chmod", path))?;
+    rustix::fs::openat(&handle, c".", dir_flags(), Mode::empty()).map_err(fail("open", path))
+}

@@ -1,0 +1,221 @@
+//! Staging files into a jail, by descriptor.
+
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use rustix::fs::{Mode, OFlags};
+
+use crate::CODE_FILE;
+use crate::name::{NameError, validate_name};
+
+/// What goes into a jail.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Contents<'a> {
+    /// The code, written as `jailed_code`.
+    pub code: Option<&'a [u8]>,
+    /// Files, directories and symbolic links copied in under their own
+    /// name (the last component of the path).
+    pub files: &'a [PathBuf],
+    /// Files created from bytes: (name, contents).
+    pub extra: &'a [(String, Vec<u8>)],
+}
+
+/// Why something could not be staged.
+#[derive(Debug, thiserror::Error)]
+pub enum StageError {
+    /// A name is not acceptable.
+    #[error(transparent)]
+    Name(#[from] NameError),
+    /// A file given by path has no file name (`/`, `..`).
+    #[error("{} has no file name to stage it under; name a file or directory", path.display())]
+    NoFileName {
+        /// The path given.
+        path: PathBuf,
+    },
+    /// A source file could not be read.
+    #[error("could not read {}: {source}", path.display())]
+    Read {
+        /// The source path.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+    /// A source is a FIFO, socket or device.
+    #[error("{} is not a regular file, directory or symbolic link; it cannot be staged", path.display())]
+    Unsupported {
+        /// The source path.
+        path: PathBuf,
+    },
+    /// Writing into the jail failed.
+    #[error("could not {step} {} in the jail: {source}", entry.display())]
+    Write {
+        /// The step, e.g. `create`, `write`, `link`.
+        step: &'static str,
+        /// The entry, relative to the jail.
+        entry: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl Contents<'_> {
+    /// Checks every name, before anything is written: each is one plain
+    /// component, not reserved, and none is staged twice.
+    ///
+    /// # Errors
+    /// The first bad name, as [`StageError::Name`] or
+    /// [`StageError::NoFileName`].
+    pub fn validate(&self) -> Result<(), StageError> {
+        let mut seen: HashSet<OsString> = HashSet::new();
+        if self.code.is_some() {
+            seen.insert(CODE_FILE.into());
+        }
+        let names = self
+            .files
+            .iter()
+            .map(|p| {
+                p.file_name()
+                    .ok_or_else(|| StageError::NoFileName { path: p.clone() })
+            })
+            .chain(self.extra.iter().map(|(n, _)| Ok(OsStr::new(n))));
+        for name in names {
+            let name = name?;
+            validate_name(name)?;
+            if !seen.insert(name.to_owned()) {
+                return Err(NameError::Duplicate(name.to_string_lossy().into_owned()).into());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens a directory entry of `dir` without following a link.
+pub(crate) fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
+    Ok(rustix::fs::openat(
+        dir,
+        name,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?)
+}
+
+pub(crate) fn stage(dir: BorrowedFd<'_>, contents: &Contents<'_>) -> Result<(), StageError> {
+    if let Some(code) = contents.code {
+        write_new(
+            dir,
+            OsStr::new(CODE_FILE),
+            Path::new(CODE_FILE),
+            0o644,
+            &mut &code[..],
+        )?;
+    }
+    for (name, bytes) in contents.extra {
+        write_new(
+            dir,
+            OsStr::new(name),
+            Path::new(name),
+            0o644,
+            &mut &bytes[..],
+        )?;
+    }
+    for path in contents.files {
+        let name = path
+            .file_name()
+            .ok_or_else(|| StageError::NoFileName { path: path.clone() })?;
+        copy_entry(dir, name, Path::new(name), path)?;
+    }
+    Ok(())
+}
+
+fn write_err(step: &'static str, entry: &Path) -> impl FnOnce(io::Error) -> StageError {
+    let entry = entry.to_owned();
+    move |source| StageError::Write {
+        step,
+        entry,
+        source,
+    }
+}
+
+/// Creates `name` in `dir` (never an existing entry, never through a link)
+/// with exactly `mode`, and fills it from `from`.
+fn write_new(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    entry: &Path,
+    mode: u32,
+    from: &mut dyn io::Read,
+) -> Result<(), StageError> {
+    let fd = rustix::fs::openat(
+        dir,
+        name,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(mode),
+    )
+    .map_err(|e| write_err("create", entry)(e.into()))?;
+    // The umask may have taken bits away.
+    rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
+        .map_err(|e| write_err("chmod", entry)(e.into()))?;
+    let mut file = File::from(fd);
+    io::copy(from, &mut file).map_err(write_err("write", entry))?;
+    Ok(())
+}
+
+/// Copies `src` into `dir` as `name`: files with their contents and
+/// executable bit, directories recursively, symbolic links as links.
+fn copy_entry(
+    dir: BorrowedFd<'_>,
+    name: &OsStr,
+    entry: &Path,
+    src: &Path,
+) -> Result<(), StageError> {
+    let read_err = |source| StageError::Read {
+        path: src.to_owned(),
+        source,
+    };
+    let meta = std::fs::symlink_metadata(src).map_err(read_err)?;
+    let kind = meta.file_type();
+    if kind.is_symlink() {
+        let target = std::fs::read_link(src).map_err(read_err)?;
+        rustix::fs::symlinkat(&target, dir, name).map_err(|e| write_err("link", entry)(e.into()))
+    } else if kind.is_file() {
+        let mode = if meta.permissions().mode() & 0o111 != 0 {
+            0o755
+        } else {
+            0o644
+        };
+        let mut source = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+            .open(src)
+            .map_err(read_err)?;
+        write_new(dir, name, entry, mode, &mut source)
+    } else if kind.is_dir() {
+        rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))
+            .map_err(|e| write_err("create", entry)(e.into()))?;
+        let sub = open_dir_at(dir, name).map_err(write_err("open", entry))?;
+        rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o755))
+            .map_err(|e| write_err("chmod", entry)(e.into()))?;
+        let mut children: Vec<_> = std::fs::read_dir(src)
+            .map_err(read_err)?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(read_err)?;
+        children.sort();
+        for child in children {
+            copy_entry(sub.as_fd(), &child, &entry.join(&child), &src.join(&child))?;
+        }
+        Ok(())
+    } else {
+        // FIFOs, sockets and devices.
+        Err(StageError::Unsupported {
+            path: src.to_owned(),
+        })
+    }
+}
