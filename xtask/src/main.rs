@@ -1,20 +1,30 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! One small binary with no dependencies, in the style of rust-analyzer's
-//! xtask. Each command prints what it runs and stops at the first failure.
+//! One small binary, in the style of rust-analyzer's xtask, whose only
+//! dependency is the project's own AppArmor crate. Each command prints what
+//! it runs and stops at the first failure.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod profile;
+
 const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  ci      fmt --check, clippy -D warnings, test (as root, then the process
-          layer's tests again as an unprivileged user), deny (licenses bans
-          sources)
-  help    this text
+  ci               fmt --check, clippy -D warnings, test (as root, then again
+                   as an unprivileged user), the AppArmor profile for
+                   /usr/bin/python3 through apparmor_parser, deny (licenses
+                   bans sources)
+  install-profile  --python PATH [--name NAME] [--extra-read DIR]...
+                   [--jail-parent DIR] [--complain] [--dry-run]
+                   render, validate, write /etc/apparmor.d/<dotted path>, load
+  remove-profile   --python PATH        unload and delete the profile
+  profile-mode     enforce|complain --python PATH [--name NAME] ...
+  gen-profile      regenerate apparmor/ (the default layout's profile)
+  help             this text
 
 environment:
   CODEJAIL_EXPECT_LAYERS               layers the tests must find (as the caller)
@@ -24,6 +34,10 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ci") => ci(),
+        Some("install-profile") => profile::install(&args[1..]),
+        Some("remove-profile") => profile::remove(&args[1..]),
+        Some("profile-mode") => profile::mode(&args[1..]),
+        Some("gen-profile") => profile::generate(),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -85,6 +99,16 @@ fn ci() -> Result<(), String> {
     test.args(["test", "--workspace"]);
     run(test)?;
     unprivileged_tests()?;
+
+    let mut dry_run = cargo();
+    dry_run.args([
+        "xtask",
+        "install-profile",
+        "--dry-run",
+        "--python",
+        "/usr/bin/python3",
+    ]);
+    run(dry_run)?;
 
     ensure_cargo_deny()?;
     let mut deny = cargo();

@@ -48,6 +48,7 @@ pub(crate) enum Step {
     Setgid,
     Setuid,
     Chdir,
+    AppArmor,
     NoNewPrivs,
     Landlock,
     Seccomp,
@@ -55,7 +56,7 @@ pub(crate) enum Step {
 }
 
 impl Step {
-    const ALL: [Step; 20] = [
+    const ALL: [Step; 21] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
@@ -72,6 +73,7 @@ impl Step {
         Step::Setgid,
         Step::Setuid,
         Step::Chdir,
+        Step::AppArmor,
         Step::NoNewPrivs,
         Step::Landlock,
         Step::Seccomp,
@@ -97,6 +99,7 @@ impl Step {
             Step::Setgid => "setgid",
             Step::Setuid => "setuid",
             Step::Chdir => "chdir",
+            Step::AppArmor => "AppArmor exec attribute",
             Step::NoNewPrivs => "prctl(PR_SET_NO_NEW_PRIVS)",
             Step::Landlock => "landlock_restrict_self",
             Step::Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
@@ -148,6 +151,8 @@ pub(crate) struct Confine {
     pub mounts: Vec<(CString, CString)>,
     /// Landlock rights granted beneath each mount (0: no Landlock).
     pub mount_access: u64,
+    /// `exec <profile>`, written to the AppArmor exec attribute.
+    pub apparmor_exec: Option<CString>,
 }
 
 impl Prepared {
@@ -664,6 +669,53 @@ fn mount_tmpfs(confine: &Confine) {
     }
 }
 
+/// Asks AppArmor to switch to a profile at the next exec, by writing
+/// `exec <profile>` to the task's exec attribute — after checking, through
+/// the same descriptor, that it is on procfs, so that nothing mounted over
+/// `/proc` can take the write.
+///
+/// # References
+/// - [`proc_pid_attr(5)`](https://man7.org/linux/man-pages/man5/proc_pid_attr.5.html)
+/// - `aa_change_onexec(3)`, which libapparmor implements the same way
+fn set_apparmor_exec(exec: &CString) {
+    const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+    // SAFETY: static NUL-terminated paths.
+    let mut fd = unsafe {
+        libc::open(
+            c"/proc/thread-self/attr/apparmor/exec".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 && errno() == libc::ENOENT {
+        // SAFETY: as above.
+        fd = unsafe {
+            libc::open(
+                c"/proc/self/attr/exec".as_ptr(),
+                libc::O_WRONLY | libc::O_CLOEXEC,
+            )
+        };
+    }
+    if fd < 0 {
+        fail(Step::AppArmor, errno());
+    }
+    // SAFETY: fstatfs fills a live, correctly sized struct.
+    let on_proc = unsafe {
+        let mut st: libc::statfs = std::mem::zeroed();
+        libc::fstatfs(fd, &mut st) == 0 && st.f_type as i64 == PROC_SUPER_MAGIC
+    };
+    if !on_proc {
+        fail(Step::AppArmor, libc::EXDEV);
+    }
+    let bytes = exec.as_bytes();
+    // SAFETY: writes a live buffer of its own length.
+    let n = unsafe { libc::write(fd, bytes.as_ptr().cast(), bytes.len()) };
+    if n != bytes.len() as isize {
+        fail(Step::AppArmor, if n < 0 { errno() } else { libc::EIO });
+    }
+    // SAFETY: closes the descriptor opened above.
+    unsafe { libc::close(fd) };
+}
+
 /// Whether the filesystem at `target` has no block or no inode left.
 fn is_full(target: &CString) -> bool {
     // SAFETY: statfs fills a live, correctly sized struct.
@@ -913,6 +965,9 @@ fn exec_program(prep: &Prepared) -> ! {
     if let Some(cwd) = &prep.cwd {
         // SAFETY: a NUL-terminated path owned by `prep`.
         or_fail(Step::Chdir, check(unsafe { libc::chdir(cwd.as_ptr()) }));
+    }
+    if let Some(exec) = &confine.apparmor_exec {
+        set_apparmor_exec(exec);
     }
     if confine.no_new_privs {
         // SAFETY: prctl with integer arguments.

@@ -33,11 +33,15 @@ pub enum Layer {
     Landlock,
     /// A seccomp-bpf filter refusing the kernel surface in [`crate::seccomp`].
     Seccomp,
+    /// An AppArmor profile the program switches to at exec
+    /// ([`Spawn::apparmor_profile`](crate::Spawn::apparmor_profile)); only
+    /// where the kernel has AppArmor and a profile is given.
+    AppArmor,
 }
 
 impl Layer {
     /// Every layer, in the order the child applies them.
-    pub const ALL: [Layer; 11] = [
+    pub const ALL: [Layer; 12] = [
         Layer::Identity,
         Layer::UserNs,
         Layer::PidNs,
@@ -47,13 +51,14 @@ impl Layer {
         Layer::UtsNs,
         Layer::Cgroup,
         Layer::NoNewPrivs,
+        Layer::AppArmor,
         Layer::Landlock,
         Layer::Seccomp,
     ];
 
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
-    /// `mountns`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `landlock`,
-    /// `seccomp`.
+    /// `mountns`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
+    /// `landlock`, `seccomp`.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Identity => "identity",
@@ -67,6 +72,7 @@ impl Layer {
             Layer::NoNewPrivs => "no_new_privs",
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
+            Layer::AppArmor => "apparmor",
         }
     }
 

@@ -85,9 +85,6 @@ pub struct Probe {
     pub layers: Vec<(Layer, Availability)>,
     /// Usable cgroup hierarchies.
     pub cgroups: Cgroups,
-    /// Whether the kernel has AppArmor enabled (the AppArmor layer comes
-    /// with its own crate).
-    pub apparmor: Availability,
 }
 
 impl Probe {
@@ -142,22 +139,17 @@ impl Probe {
                         ),
                     },
                     Layer::Seccomp => seccomp_availability(),
+                    Layer::AppArmor => apparmor_availability(),
                 };
                 (layer, a)
             })
             .collect();
-        let apparmor = match std::fs::read_to_string("/sys/module/apparmor/parameters/enabled") {
-            Ok(s) if s.trim() == "Y" => Availability::Yes,
-            Ok(_) => Availability::No("AppArmor is built in but disabled".into()),
-            Err(_) => Availability::No("AppArmor is not enabled in this kernel".into()),
-        };
         Probe {
             euid,
             can_setuid,
             landlock_abi,
             layers,
             cgroups,
-            apparmor,
         }
     }
 
@@ -193,7 +185,15 @@ impl Probe {
     /// `needs_cgroup`: a limit of the run (memory) can only be enforced by
     /// a cgroup. On cgroup v1 the layer is otherwise left out under
     /// [`Policy::Auto`], because joining a v1 cgroup costs milliseconds.
-    pub fn plan(&self, policy: Policy, needs_cgroup: bool) -> Result<LayerSet, (Layer, String)> {
+    ///
+    /// `has_profile`: an AppArmor profile was given; without one the
+    /// AppArmor layer cannot apply.
+    pub fn plan(
+        &self,
+        policy: Policy,
+        needs_cgroup: bool,
+        has_profile: bool,
+    ) -> Result<LayerSet, (Layer, String)> {
         let available = self.available();
         let require = |set: LayerSet| match set.iter().find(|l| !available.contains(*l)) {
             Some(layer) => Err(self.missing(layer)),
@@ -226,6 +226,15 @@ impl Probe {
                 why
             };
             return Err((layer, format!("a memory limit needs it: {why}")));
+        }
+        if !has_profile && set.contains(Layer::AppArmor) {
+            if required.contains(Layer::AppArmor) {
+                return Err((
+                    Layer::AppArmor,
+                    "no AppArmor profile was given for the run".into(),
+                ));
+            }
+            set.remove(Layer::AppArmor);
         }
         // Without privilege, the other namespaces hang off a user namespace.
         let ns = [
@@ -277,10 +286,7 @@ impl fmt::Display for Probe {
                 Availability::No(why) => writeln!(f, "{:<13} no: {why}", layer.name())?,
             }
         }
-        match &self.apparmor {
-            Availability::Yes => writeln!(f, "{:<13} yes", "apparmor"),
-            Availability::No(why) => writeln!(f, "{:<13} no: {why}", "apparmor"),
-        }
+        Ok(())
     }
 }
 
@@ -316,6 +322,14 @@ fn caps_allow_setuid() -> bool {
     const CAP_SETUID: u32 = 7;
     let need = (1u64 << CAP_SETUID) | (1u64 << CAP_SETGID);
     caps & need == need
+}
+
+fn apparmor_availability() -> Availability {
+    match std::fs::read_to_string("/sys/module/apparmor/parameters/enabled") {
+        Ok(s) if s.trim() == "Y" => Availability::Yes,
+        Ok(_) => Availability::No("AppArmor is built into this kernel but disabled".into()),
+        Err(_) => Availability::No("AppArmor is not enabled in this kernel".into()),
+    }
 }
 
 fn seccomp_availability() -> Availability {

@@ -46,6 +46,7 @@ pub struct Spawn {
     policy: Policy,
     fs: FsRules,
     tmpfs: Vec<Tmpfs>,
+    apparmor: Option<String>,
     slug: String,
 }
 
@@ -65,6 +66,7 @@ impl Spawn {
             policy: Policy::Auto,
             fs: FsRules::default(),
             tmpfs: Vec::new(),
+            apparmor: None,
             slug: String::new(),
         }
     }
@@ -145,6 +147,14 @@ impl Spawn {
         self
     }
 
+    /// The AppArmor profile the program switches to at exec (the
+    /// [`Layer::AppArmor`] layer, where the kernel has AppArmor). The
+    /// profile must be loaded; see the `codejail-apparmor` crate.
+    pub fn apparmor_profile(&mut self, name: impl Into<String>) -> &mut Spawn {
+        self.apparmor = Some(name.into());
+        self
+    }
+
     /// A label for the caller's logs (CodeJail's `slug`).
     pub fn slug(&mut self, slug: impl Into<String>) -> &mut Spawn {
         self.slug = slug.into();
@@ -164,7 +174,11 @@ impl Spawn {
         let program = self.resolve_program()?;
         let probe = Probe::get();
         let layers = probe
-            .plan(self.policy, self.limits.memory().is_some())
+            .plan(
+                self.policy,
+                self.limits.memory().is_some(),
+                self.apparmor.is_some(),
+            )
             .map_err(|(layer, reason)| SpawnError::LayerUnavailable { layer, reason })?;
         if !self.tmpfs.is_empty() && !layers.contains(Layer::MountNs) {
             let reason = match probe.availability(Layer::MountNs) {
@@ -425,6 +439,16 @@ impl Spawn {
                 })
                 .collect::<Result<_, _>>()?,
             mount_access: 0,
+            apparmor_exec: match (&self.apparmor, layers.contains(Layer::AppArmor)) {
+                (Some(name), true) => {
+                    Some(
+                        CString::new(format!("exec {name}")).map_err(|_| SpawnError::Nul {
+                            what: "AppArmor profile",
+                        })?,
+                    )
+                }
+                _ => None,
+            },
         })
     }
 

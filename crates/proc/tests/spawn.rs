@@ -998,3 +998,44 @@ except OSError as e:
         "without Landlock the host socket answers"
     );
 }
+
+#[test]
+fn apparmor_required_without_kernel_support_or_profile_is_an_error() {
+    let mut spawn = python("print(1)");
+    spawn
+        .apparmor_profile("codejail-python")
+        .policy(Policy::Require([Layer::AppArmor].into_iter().collect()));
+    match (Probe::get().availability(Layer::AppArmor), spawn.run()) {
+        (
+            Availability::No(why),
+            Err(SpawnError::LayerUnavailable {
+                layer: Layer::AppArmor,
+                reason,
+            }),
+        ) => {
+            assert_eq!(&reason, why);
+        }
+        (Availability::Yes, _) => {}
+        (_, other) => panic!("expected the AppArmor layer to be missing, got {other:?}"),
+    }
+    // Without a profile the layer cannot apply, wherever the kernel has it.
+    let mut spawn = python("print(1)");
+    spawn.policy(Policy::Require([Layer::AppArmor].into_iter().collect()));
+    assert!(matches!(
+        spawn.run(),
+        Err(SpawnError::LayerUnavailable {
+            layer: Layer::AppArmor,
+            ..
+        })
+    ));
+    // Auto with a profile on a kernel without AppArmor still runs, confined
+    // by the other layers, and says so.
+    let mut spawn = python("print(1)");
+    spawn.apparmor_profile("codejail-python");
+    let out = run(&spawn);
+    assert_eq!(out.status, 0);
+    assert_eq!(
+        out.layers.contains(Layer::AppArmor),
+        Probe::get().availability(Layer::AppArmor).is_yes()
+    );
+}
