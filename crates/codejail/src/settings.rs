@@ -1,0 +1,250 @@
+//! The settings file: CodeJail's Django `CODE_JAIL` setting, in TOML.
+//!
+//! ```toml
+//! [jails.python]
+//! bin = "/usr/bin/python3"
+//! user = "sandbox"        # optional
+//! policy = "auto"         # auto | require:landlock,seccomp,... | unsafe
+//!
+//! [limits]
+//! cpu = 1
+//! realtime = 1
+//!
+//! [limit_overrides.big-course]
+//! realtime = 10
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::jail::{Confinement, JailConfig};
+use crate::limits::{LimitName, override_limit, set_limit};
+
+/// A parsed settings file.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Settings {
+    /// Jails by name.
+    pub jails: BTreeMap<String, JailConfig>,
+    /// Global limits.
+    pub limits: Vec<(LimitName, u64)>,
+    /// Limits per context.
+    pub overrides: BTreeMap<String, Vec<(LimitName, u64)>>,
+}
+
+/// A settings file that could not be read or understood. The message names
+/// the file, the line and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The file could not be read.
+    #[error("{}: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid, at a line, for a key.
+    #[error("{}:{line}: {key}: {message}", file.display())]
+    Invalid {
+        /// The file.
+        file: PathBuf,
+        /// 1-based line.
+        line: usize,
+        /// The key (dotted), or `-` for a syntax error.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJail {
+    bin: Spanned<String>,
+    user: Option<Spanned<String>>,
+    policy: Option<Spanned<String>>,
+    apparmor_profile: Option<String>,
+    jail_parent: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    #[serde(default)]
+    jails: BTreeMap<String, RawJail>,
+    #[serde(default)]
+    limits: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    #[serde(default)]
+    limit_overrides: BTreeMap<String, BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+}
+
+impl Settings {
+    /// Reads and checks a settings file.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the file, line and key.
+    pub fn load(file: &Path) -> Result<Settings, SettingsError> {
+        let text = std::fs::read_to_string(file).map_err(|source| SettingsError::Read {
+            file: file.to_owned(),
+            source,
+        })?;
+        Settings::parse(&text, file)
+    }
+
+    /// Parses settings text; `file` is only used in messages.
+    ///
+    /// # Errors
+    /// [`SettingsError::Invalid`].
+    pub fn parse(text: &str, file: &Path) -> Result<Settings, SettingsError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let invalid = |offset: usize, key: String, message: String| SettingsError::Invalid {
+            file: file.to_owned(),
+            line: line_of(offset),
+            key,
+            message,
+        };
+        let raw: Raw = toml::from_str(text).map_err(|e| {
+            let offset = e.span().map_or(0, |s| s.start);
+            invalid(offset, "-".into(), e.message().trim().to_owned())
+        })?;
+        let limit_list = |table: &BTreeMap<Spanned<String>, Spanned<toml::Value>>, prefix: &str| {
+            table
+                .iter()
+                .map(|(k, v)| {
+                    let key = format!("{prefix}.{}", k.get_ref());
+                    let name: LimitName = k.get_ref().parse().map_err(|e: crate::LimitError| {
+                        invalid(k.span().start, key.clone(), e.to_string())
+                    })?;
+                    let value = match v.get_ref() {
+                        toml::Value::Integer(n) if *n >= 0 => *n as u64,
+                        _ => {
+                            return Err(invalid(
+                                v.span().start,
+                                key,
+                                "needs a whole number >= 0".into(),
+                            ));
+                        }
+                    };
+                    Ok((name, value))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        };
+        let mut settings = Settings {
+            limits: limit_list(&raw.limits, "limits")?,
+            ..Settings::default()
+        };
+        for (context, table) in &raw.limit_overrides {
+            settings.overrides.insert(
+                context.clone(),
+                limit_list(table, &format!("limit_overrides.{context}"))?,
+            );
+        }
+        for (name, jail) in raw.jails {
+            let mut config = JailConfig::new(jail.bin.get_ref());
+            config.user = jail.user.map(Spanned::into_inner);
+            if let Some(policy) = jail.policy {
+                config.confinement = policy
+                    .get_ref()
+                    .parse::<Confinement>()
+                    .map_err(|e| invalid(policy.span().start, format!("jails.{name}.policy"), e))?;
+            }
+            config.apparmor_profile = jail.apparmor_profile;
+            config.jail_parent = jail.jail_parent.map(PathBuf::from);
+            settings.jails.insert(name, config);
+        }
+        Ok(settings)
+    }
+
+    /// Configures every jail and sets every limit and override.
+    ///
+    /// # Errors
+    /// The first jail that cannot be configured.
+    pub fn apply(&self) -> Result<(), crate::ConfigError> {
+        for &(name, value) in &self.limits {
+            set_limit(name, value);
+        }
+        for (context, list) in &self.overrides {
+            for &(name, value) in list {
+                override_limit(name, value, context);
+            }
+        }
+        for (name, config) in &self.jails {
+            crate::configure_with(name, config.clone())?;
+        }
+        Ok(())
+    }
+
+    /// The built-in defaults: jail `python` is the first of
+    /// `/usr/bin/python3` and `python3` on `PATH`, policy `auto`.
+    pub fn defaults() -> Settings {
+        let bin = if Path::new("/usr/bin/python3").is_file() {
+            "/usr/bin/python3"
+        } else {
+            "python3"
+        };
+        let mut settings = Settings::default();
+        settings.jails.insert("python".into(), JailConfig::new(bin));
+        settings
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Settings, SettingsError> {
+        Settings::parse(text, Path::new("codejail.toml"))
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let s = parse(
+            "[jails.python]\nbin = \"/usr/bin/python3\"\nuser = \"sandbox\"\npolicy = \"require:landlock,seccomp\"\n\n\
+             [limits]\ncpu = 2\nREALTIME = 3\n\n[limit_overrides.big-course]\nrealtime = 10\n",
+        )
+        .unwrap();
+        let jail = &s.jails["python"];
+        assert_eq!(jail.user.as_deref(), Some("sandbox"));
+        assert!(
+            matches!(jail.confinement, Confinement::Require(set) if set.names() == ["landlock", "seccomp"])
+        );
+        assert_eq!(s.limits, [(LimitName::Realtime, 3), (LimitName::Cpu, 2)]);
+        assert_eq!(s.overrides["big-course"], [(LimitName::Realtime, 10)]);
+    }
+
+    #[test]
+    fn errors_name_the_file_the_line_and_the_key() {
+        let err = parse("[limits]\ncpu = 1\nwalltime = 5\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: limits.walltime: unknown limit `walltime`"),
+            "{err}"
+        );
+        let err = parse("[limits]\ncpu = -1\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("codejail.toml:2: limits.cpu: needs a whole number"),
+            "{err}"
+        );
+        let err = parse("[jails.python]\nbin = \"/x\"\npolicy = \"paranoid\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.python.policy: unknown policy"),
+            "{err}"
+        );
+        let err = parse("[jails.python]\nbin = \"/x\"\nusr = \"a\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: -: unknown field `usr`"),
+            "{err}"
+        );
+        let err = parse("[limits\ncpu = 1\n").unwrap_err().to_string();
+        assert!(err.starts_with("codejail.toml:1: -:"), "{err}");
+    }
+}

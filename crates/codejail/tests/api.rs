@@ -1,0 +1,488 @@
+//! The facade end to end: CodeJail's semantics, confined.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use codejail::{
+    Confinement, JailCode, JailConfig, JailError, KillReason, Layer, LimitName, SafeExecError,
+    SafeExecOptions,
+};
+use serde_json::{Map, Value, json};
+
+fn python() -> Arc<codejail::Jail> {
+    codejail::configure("python", "/usr/bin/python3", None).unwrap()
+}
+
+fn code(text: &str) -> JailCode {
+    JailCode {
+        code: Some(text.to_owned()),
+        ..JailCode::default()
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn globals(value: Value) -> Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
+#[test]
+fn hello_world() {
+    let r = python().jail_code(&code("print('Hello, world!')")).unwrap();
+    assert_eq!(
+        (r.status, text(&r.stdout), text(&r.stderr)),
+        (0, "Hello, world!\n".into(), String::new())
+    );
+    assert!(
+        r.outcome.layers.contains(Layer::Landlock),
+        "{}",
+        r.outcome.layers
+    );
+}
+
+#[test]
+fn argv_follows_jailed_code() {
+    let mut req = code("import sys; print(sys.argv)");
+    req.argv = vec!["10".into(), "20".into()];
+    let r = python().jail_code(&req).unwrap();
+    assert_eq!(text(&r.stdout), "['jailed_code', '10', '20']\n");
+}
+
+#[test]
+fn exceptions_mention_jailed_code() {
+    let r = python().jail_code(&code("1/0")).unwrap();
+    assert_eq!(r.status, 1);
+    let err = text(&r.stderr);
+    assert!(
+        err.contains("jailed_code") && err.contains("ZeroDivisionError"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stdin_reaches_the_code() {
+    let mut req = code("import sys; print(sys.stdin.read().upper())");
+    req.stdin = b"quiet please".to_vec();
+    assert_eq!(
+        text(&python().jail_code(&req).unwrap().stdout),
+        "QUIET PLEASE\n"
+    );
+}
+
+#[test]
+fn files_directories_and_links_are_copied_and_a_copied_file_runs() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("doit.py"),
+        "import sys\nprint('doit', sys.argv[1:])\nprint(open('data/hello.txt').read())",
+    )
+    .unwrap();
+    std::fs::create_dir(src.path().join("data")).unwrap();
+    std::fs::write(src.path().join("data/hello.txt"), "hi there").unwrap();
+    std::os::unix::fs::symlink("data/hello.txt", src.path().join("link.txt")).unwrap();
+    let jail = python();
+    let req = JailCode {
+        files: vec![
+            src.path().join("doit.py"),
+            src.path().join("data"),
+            src.path().join("link.txt"),
+        ],
+        argv: vec!["doit.py".into(), "1".into(), "2".into(), "3".into()],
+        ..JailCode::default()
+    };
+    let r = jail.jail_code(&req).unwrap();
+    assert_eq!(
+        text(&r.stdout),
+        "doit ['1', '2', '3']\nhi there\n",
+        "{}",
+        text(&r.stderr)
+    );
+    let r = jail
+        .jail_code(&code(
+            "import os; print(os.readlink('link.txt'), open('link.txt').read())",
+        ))
+        .unwrap();
+    assert_eq!(r.status, 1, "no file was staged in this run");
+}
+
+#[test]
+fn extra_files_with_binary_content() {
+    let mut req = code("print(list(open('blob', 'rb').read()))");
+    req.extra_files = vec![("blob".into(), vec![0, 1, 255, 10])];
+    assert_eq!(
+        text(&python().jail_code(&req).unwrap().stdout),
+        "[0, 1, 255, 10]\n"
+    );
+}
+
+#[test]
+fn bad_extra_file_names_are_refused_and_leave_nothing() {
+    let parent = tempfile::tempdir().unwrap();
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.jail_parent = Some(parent.path().to_owned());
+    let jail = codejail::configure_with("python-bad-names", config).unwrap();
+    for name in ["../evil", "", "tmp", "a/b"] {
+        let mut req = code("print(1)");
+        req.extra_files = vec![(name.into(), b"x".to_vec())];
+        let err = jail.jail_code(&req).unwrap_err();
+        assert!(
+            matches!(err, JailError::Stage(_)) && err.is_bad_input(),
+            "{name:?}: {err}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+}
+
+#[test]
+fn two_and_a_half_megabytes_of_binary_round_trip() {
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
+    let mut req = code(
+        "import sys\nd = sys.stdin.buffer.read()\nsys.stdout.buffer.write(d)\nsys.stderr.buffer.write(d[::-1])",
+    );
+    req.stdin = data.clone();
+    req.limits = vec![(LimitName::Output, 4 << 20), (LimitName::Realtime, 10)];
+    let r = python().jail_code(&req).unwrap();
+    assert_eq!(
+        r.status,
+        0,
+        "{}",
+        text(&r.stderr[..r.stderr.len().min(300)])
+    );
+    assert!(r.stdout == data);
+    assert!(r.stderr.iter().rev().eq(data.iter()));
+}
+
+#[test]
+fn safe_exec_sets_values() {
+    let mut g = globals(json!({"a": 17}));
+    python()
+        .safe_exec("b = a + 25\nc = 'hi'", &mut g, &SafeExecOptions::default())
+        .unwrap();
+    assert_eq!(Value::Object(g), json!({"a": 17, "b": 42, "c": "hi"}));
+}
+
+#[test]
+fn safe_exec_complex_globals_with_bytes_and_nested_tuples() {
+    let mut g = globals(json!({"x": [1, {"y": "z"}]}));
+    let code = "t = (1, (b'two', [3.5]))\nd = {'k': b'v'}\nimport os\nf = lambda: 1";
+    python()
+        .safe_exec(code, &mut g, &SafeExecOptions::default())
+        .unwrap();
+    assert_eq!(
+        Value::Object(g),
+        json!({"x": [1, {"y": "z"}], "t": [1, ["two", [3.5]]], "d": {"k": "v"}})
+    );
+}
+
+#[test]
+fn safe_exec_printing_does_not_corrupt_the_result() {
+    let mut g = Map::new();
+    python()
+        .safe_exec(
+            "print('{\"bad\": 1}')\nprint('}')\nx = 1",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(Value::Object(g), json!({"x": 1}));
+}
+
+#[test]
+fn safe_exec_functions_call_each_other() {
+    let mut g = Map::new();
+    python()
+        .safe_exec(
+            "def f(x): return g(x) * 2\ndef g(x): return x + 1\nr = f(20)",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap();
+    assert_eq!(g["r"], 42);
+}
+
+#[test]
+fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file() {
+    let lib = tempfile::tempdir().unwrap();
+    let pkg = lib.path().join("mylib");
+    std::fs::create_dir(&pkg).unwrap();
+    std::fs::write(pkg.join("helper.py"), "def twice(x): return 2 * x\n").unwrap();
+    // A zip made by Python's zipfile, as bytes for an extra file.
+    let out = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import io, sys, zipfile\nb = io.BytesIO()\nz = zipfile.ZipFile(b, 'w')\nz.writestr('zipped.py', 'def thrice(x): return 3 * x\\n')\nz.close()\nsys.stdout.buffer.write(b.getvalue())"])
+        .output()
+        .unwrap();
+    let options = SafeExecOptions {
+        python_path: vec![pkg.clone(), PathBuf::from("lib.zip")],
+        extra_files: vec![("lib.zip".into(), out.stdout)],
+        ..SafeExecOptions::default()
+    };
+    let mut g = Map::new();
+    python()
+        .safe_exec(
+            "import helper, zipped\nr = helper.twice(zipped.thrice(7))",
+            &mut g,
+            &options,
+        )
+        .unwrap();
+    assert_eq!(g["r"], 42);
+}
+
+#[test]
+fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line() {
+    let mut g = Map::new();
+    let err = python()
+        .safe_exec(
+            "raise ValueError(\"That's not how you pour soup!\")",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    assert!(matches!(err, SafeExecError::Failed { .. }));
+    assert_eq!(err.to_string(), "ValueError: That's not how you pour soup!");
+}
+
+#[test]
+fn safe_exec_with_files() {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("data.txt"), "file contents").unwrap();
+    let options = SafeExecOptions {
+        files: vec![src.path().join("data.txt")],
+        ..SafeExecOptions::default()
+    };
+    let mut g = Map::new();
+    python()
+        .safe_exec("x = open('data.txt').read()", &mut g, &options)
+        .unwrap();
+    assert_eq!(g["x"], "file contents");
+}
+
+#[test]
+fn safe_exec_kill_reason_is_in_the_message() {
+    let mut g = Map::new();
+    let options = SafeExecOptions {
+        limits: vec![(LimitName::Realtime, 1), (LimitName::Cpu, 5)],
+        ..Default::default()
+    };
+    let err = python()
+        .safe_exec("import time\ntime.sleep(30)", &mut g, &options)
+        .unwrap_err();
+    assert!(err.to_string().contains("killed: realtime limit"), "{err}");
+}
+
+#[test]
+fn unsafe_mode_runs_unconfined() {
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.confinement = Confinement::Unsafe;
+    let jail = codejail::configure_with("python-unsafe", config).unwrap();
+    assert!(jail.is_unsafe());
+    let mut g = Map::new();
+    jail.safe_exec(
+        "import os\nhost_files = len(os.listdir('/etc')) > 0",
+        &mut g,
+        &SafeExecOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(g["host_files"], true);
+    let r = jail.jail_code(&code("print(1)")).unwrap();
+    assert!(r.outcome.layers.is_empty());
+    // The confined jail cannot list /etc.
+    let mut g = Map::new();
+    let err = python()
+        .safe_exec(
+            "import os\nx = os.listdir('/etc')",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("PermissionError"), "{err}");
+}
+
+#[test]
+fn not_safe_exec_has_the_same_contract() {
+    let mut g = globals(json!({"a": 1}));
+    python()
+        .not_safe_exec("b = a + 1", &mut g, &SafeExecOptions::default())
+        .unwrap();
+    assert_eq!(g["b"], 2);
+}
+
+#[test]
+fn an_unknown_jail_is_an_error() {
+    assert!(!codejail::is_configured("cobol"));
+    let err = codejail::jail_code("cobol", &code("x")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "safe_exec has not been configured for cobol"
+    );
+    let mut g = Map::new();
+    let err =
+        codejail::safe_exec("cobol", "x = 1", &mut g, &SafeExecOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "safe_exec has not been configured for cobol"
+    );
+}
+
+#[test]
+fn a_missing_interpreter_is_a_config_error() {
+    let err = codejail::configure("ruby", "/nonexistent/ruby", None).unwrap_err();
+    assert!(
+        matches!(err, codejail::ConfigError::InterpreterMissing { .. }),
+        "{err}"
+    );
+    assert!(!codejail::is_configured("ruby"));
+    let err =
+        codejail::configure("python", "/usr/bin/python3", Some("no-such-user-here")).unwrap_err();
+    assert!(
+        matches!(err, codejail::ConfigError::UnknownUser { .. }),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_free_functions_use_the_registry() {
+    python();
+    assert!(codejail::is_configured("python"));
+    let r = codejail::jail_code("python", &code("print(2 + 2)")).unwrap();
+    assert_eq!(text(&r.stdout), "4\n");
+}
+
+// Limits: each row, through the facade.
+
+fn limited(text: &str, limits: Vec<(LimitName, u64)>) -> codejail::JailResult {
+    let mut req = code(text);
+    req.limits = limits;
+    python().jail_code(&req).unwrap()
+}
+
+#[test]
+fn limit_cpu() {
+    let r = limited(
+        "while True: pass",
+        vec![(LimitName::Cpu, 1), (LimitName::Realtime, 20)],
+    );
+    assert_eq!(
+        (r.status, r.outcome.killed_by),
+        (-24, Some(KillReason::Cpu))
+    );
+}
+
+#[test]
+fn limit_realtime() {
+    let r = limited(
+        "import time; time.sleep(30)",
+        vec![(LimitName::Realtime, 1)],
+    );
+    assert_eq!(
+        (r.status, r.outcome.killed_by),
+        (-9, Some(KillReason::Wall))
+    );
+}
+
+#[test]
+fn limit_vmem() {
+    let c = "try:\n    x = bytearray(500 * 1024 * 1024)\n    print('ok')\nexcept MemoryError:\n    print('MemoryError')";
+    assert_eq!(
+        text(&limited(c, vec![(LimitName::Vmem, 300 << 20)]).stdout),
+        "MemoryError\n"
+    );
+    assert_eq!(
+        text(&limited(c, vec![(LimitName::Vmem, 0), (LimitName::Realtime, 10)]).stdout),
+        "ok\n"
+    );
+}
+
+#[test]
+fn limit_fsize() {
+    let c = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'w') as f:\n        f.write('x' * 100)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
+    assert_eq!(
+        text(&limited(c, vec![]).stdout),
+        "27\n",
+        "FSIZE 0 by default: no file may be written"
+    );
+    assert_eq!(
+        text(&limited(c, vec![(LimitName::Fsize, 1000)]).stdout),
+        "wrote\n"
+    );
+}
+
+#[test]
+fn limit_nproc() {
+    let c = "import os\nn = 0\ntry:\n    for i in range(10):\n        if os.fork() == 0:\n            import time; time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('EAGAIN', e.errno == 11)\nprint(n)";
+    assert_eq!(
+        text(&limited(c, vec![(LimitName::Nproc, 3), (LimitName::Realtime, 10)]).stdout),
+        "EAGAIN True\n2\n"
+    );
+}
+
+#[test]
+fn limit_memory() {
+    if !codejail::Probe::get().availability(Layer::Cgroup).is_yes() {
+        let _ = std::io::Write::write_all(
+            &mut std::io::stderr(),
+            b"NOT TESTED: no cgroup for this caller\n",
+        );
+        return;
+    }
+    let c = "x = bytearray(300 * 1024 * 1024)\nprint('ok')";
+    let r = limited(
+        c,
+        vec![(LimitName::Memory, 100 << 20), (LimitName::Realtime, 20)],
+    );
+    assert_eq!(r.outcome.killed_by, Some(KillReason::Memory));
+}
+
+#[test]
+fn limit_disk_and_files() {
+    let big = "import os\ntry:\n    open(os.environ['TMPDIR'] + '/f', 'wb').write(b'x' * 3000000)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
+    let r = limited(
+        big,
+        vec![(LimitName::Fsize, 10 << 20), (LimitName::Disk, 1 << 20)],
+    );
+    assert_eq!(
+        (text(&r.stdout).as_str(), r.outcome.killed_by),
+        ("28\n", Some(KillReason::Disk))
+    );
+    let many = "import os\ntry:\n    for i in range(500): open(os.environ['TMPDIR'] + '/f%d' % i, 'w').close()\n    print('made')\nexcept OSError as e:\n    print(e.errno)";
+    let r = limited(many, vec![(LimitName::Fsize, 1000), (LimitName::Files, 50)]);
+    assert_eq!(
+        (text(&r.stdout).as_str(), r.outcome.killed_by),
+        ("28\n", Some(KillReason::Disk))
+    );
+}
+
+#[test]
+fn limit_output() {
+    let r = limited("print('x' * 100000)", vec![(LimitName::Output, 1000)]);
+    assert_eq!(
+        (
+            r.stdout.len(),
+            r.outcome.truncated.stdout,
+            r.outcome.killed_by
+        ),
+        (1000, true, Some(KillReason::Output))
+    );
+}
+
+#[test]
+fn limit_overrides_by_context() {
+    codejail::override_limit(LimitName::Realtime, 5, "slow-course-test");
+    let c = "import time; time.sleep(2); print('done')";
+    let mut req = code(c);
+    assert_eq!(
+        python().jail_code(&req).unwrap().outcome.killed_by,
+        Some(KillReason::Wall)
+    );
+    req.limits_context = Some("slow-course-test".into());
+    assert_eq!(text(&python().jail_code(&req).unwrap().stdout), "done\n");
+    let effective = codejail::effective_limits(Some("slow-course-test"), &[(LimitName::Cpu, 3)]);
+    assert_eq!(
+        (
+            effective.get(LimitName::Realtime),
+            effective.get(LimitName::Cpu)
+        ),
+        (5, 3)
+    );
+}

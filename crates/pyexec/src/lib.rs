@@ -1,0 +1,116 @@
+//! `safe_exec` semantics: Python's `exec` with JSON globals, run in a jail.
+//!
+//! The jail runs [`DRIVER`] as its code, with [`payload`] on stdin. The
+//! driver executes the code with the globals, then writes the JSON-safe
+//! globals (CodeJail's `json_safe`) to stdout, and nothing else: the code's
+//! own output is sent to stderr. [`parse_result`] reads them back, size
+//! limited; [`error_summary`] picks the line of a traceback worth showing.
+//! How the child is confined is not this crate's business.
+#![deny(missing_docs)]
+
+use serde_json::{Map, Value};
+
+/// The driver script, run inside the jail as the code.
+pub const DRIVER: &str = include_str!("driver.py");
+
+/// The most result bytes read back by default (CodeJail has no limit; a
+/// flood of globals must not exhaust the caller).
+pub const MAX_RESULT_BYTES: usize = 16 << 20;
+
+/// The JSON object the driver reads on stdin.
+pub fn payload(code: &str, globals: &Map<String, Value>, python_path: &[String]) -> Vec<u8> {
+    let payload = serde_json::json!({
+        "code": code,
+        "globals": globals,
+        "python_path": python_path,
+    });
+    serde_json::to_vec(&payload).expect("a JSON value always serializes")
+}
+
+/// Why the driver's result could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultError {
+    /// The result is larger than allowed.
+    #[error("the result is larger than {limit} bytes; return smaller globals")]
+    TooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// The result is not a JSON object.
+    #[error("the sandbox returned malformed globals: {0}")]
+    Malformed(String),
+}
+
+/// Parses the driver's stdout: one JSON object of globals.
+///
+/// # Errors
+/// [`ResultError`] when it is too large or not a JSON object.
+pub fn parse_result(stdout: &[u8], limit: usize) -> Result<Map<String, Value>, ResultError> {
+    if stdout.len() > limit {
+        return Err(ResultError::TooLarge { limit });
+    }
+    match serde_json::from_slice(stdout) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(other) => Err(ResultError::Malformed(format!(
+            "expected an object, got {other}"
+        ))),
+        Err(e) => Err(ResultError::Malformed(e.to_string())),
+    }
+}
+
+/// The line of stderr worth showing: the last line of a Python traceback
+/// (`ValueError: That's not how you pour soup!`), else the last non-empty
+/// line.
+pub fn error_summary(stderr: &[u8]) -> String {
+    let text = String::from_utf8_lossy(stderr);
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    if let Some(tb) = lines
+        .iter()
+        .rposition(|l| l.starts_with("Traceback (most recent call last)"))
+    {
+        if let Some(last) = lines[tb..].iter().rev().find(|l| !l.starts_with(' ')) {
+            return (*last).to_owned();
+        }
+    }
+    lines
+        .last()
+        .map(|l| l.trim().to_owned())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_last_traceback_line_is_the_summary() {
+        let stderr = b"some output\nTraceback (most recent call last):\n  File \"<jailed code>\", line 1, in <module>\n    raise ValueError(\"That's not how you pour soup!\")\nValueError: That's not how you pour soup!\n";
+        assert_eq!(
+            error_summary(stderr),
+            "ValueError: That's not how you pour soup!"
+        );
+        assert_eq!(error_summary(b"plain failure\n\n"), "plain failure");
+        assert_eq!(error_summary(b""), "");
+    }
+
+    #[test]
+    fn results_are_objects_and_size_limited() {
+        assert_eq!(parse_result(br#"{"a": 1}"#, 100).unwrap()["a"], 1);
+        assert!(matches!(
+            parse_result(b"[1]", 100),
+            Err(ResultError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_result(b"{", 100),
+            Err(ResultError::Malformed(_))
+        ));
+        assert!(matches!(
+            parse_result(&[b' '; 101], 100),
+            Err(ResultError::TooLarge { limit: 100 })
+        ));
+    }
+}

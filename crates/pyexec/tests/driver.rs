@@ -1,0 +1,118 @@
+//! The driver script, run by a plain interpreter (no jail): its semantics
+//! on their own.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use codejail_pyexec::{DRIVER, MAX_RESULT_BYTES, error_summary, parse_result, payload};
+use serde_json::{Map, Value, json};
+
+struct Ran {
+    status: i32,
+    globals: Option<Map<String, Value>>,
+    stderr: String,
+}
+
+fn exec(code: &str, globals: Value) -> Ran {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jailed_code"), DRIVER).unwrap();
+    let mut child = Command::new("/usr/bin/python3")
+        .args(["-E", "-B", "jailed_code"])
+        .current_dir(dir.path())
+        .env_clear()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let globals = globals.as_object().unwrap().clone();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&payload(code, &globals, &[]))
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    Ran {
+        status: out.status.code().unwrap_or(-1),
+        globals: parse_result(&out.stdout, MAX_RESULT_BYTES).ok(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn globals(code: &str, input: Value) -> Map<String, Value> {
+    let ran = exec(code, input);
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    ran.globals.unwrap()
+}
+
+#[test]
+fn values_are_set_and_read() {
+    let g = globals("a = 17\nb = a * 2\nc = 'hi'", json!({"x": 1}));
+    assert_eq!(
+        Value::Object(g),
+        json!({"x": 1, "a": 17, "b": 34, "c": "hi"})
+    );
+}
+
+#[test]
+fn bytes_tuples_and_nested_values_become_json() {
+    let code = "t = (1, b'two', [b'three', (4,)])\nd = {b'k': b'v', 1: 'one'}\nb = b'bytes'\nf = 1.5\nn = None\nok = True";
+    let g = globals(code, json!({}));
+    assert_eq!(
+        Value::Object(g),
+        json!({"t": [1, "two", ["three", [4]]], "d": {"k": "v", "1": "one"}, "b": "bytes", "f": 1.5, "n": null, "ok": true})
+    );
+}
+
+#[test]
+fn what_does_not_survive_json_is_dropped() {
+    let code = "import os\ndef f(): pass\nclass C: pass\nbad = b'\\xff'\nsur = '\\ud800'\nnan = float('nan')\ntk = {(1, 2): 3}\nobj = object()\nkeep = 1";
+    let g = globals(code, json!({}));
+    assert_eq!(Value::Object(g), json!({"keep": 1}));
+}
+
+#[test]
+fn printing_does_not_corrupt_the_result() {
+    let code = "import os, sys\nprint('{\"evil\": 1}')\nsys.stdout.write('noise')\nos.write(1, b'raw fd noise')\nx = 5";
+    let ran = exec(code, json!({}));
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert_eq!(Value::Object(ran.globals.unwrap()), json!({"x": 5}));
+    assert!(
+        ran.stderr.contains("noise") && ran.stderr.contains("raw fd noise"),
+        "{}",
+        ran.stderr
+    );
+}
+
+#[test]
+fn functions_can_call_each_other() {
+    let code = "def f(x): return g(x) + 1\ndef g(x): return x * 2\nr = f(10)";
+    assert_eq!(globals(code, json!({}))["r"], 21);
+}
+
+#[test]
+fn exceptions_end_the_run_with_a_summary() {
+    let ran = exec(
+        "raise ValueError(\"That's not how you pour soup!\")",
+        json!({}),
+    );
+    assert_eq!(ran.status, 1);
+    assert_eq!(
+        error_summary(ran.stderr.as_bytes()),
+        "ValueError: That's not how you pour soup!"
+    );
+}
+
+#[test]
+fn the_driver_imports_nothing_but_the_standard_library() {
+    for line in DRIVER
+        .lines()
+        .filter(|l| l.starts_with("import ") || l.starts_with("from "))
+    {
+        assert!(
+            matches!(line, "import json" | "import os" | "import sys"),
+            "{line}"
+        );
+    }
+}
