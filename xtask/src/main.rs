@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod profile;
+mod sandbox;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -24,6 +25,10 @@ commands:
   remove-profile   --python PATH        unload and delete the profile
   profile-mode     enforce|complain --python PATH [--name NAME] ...
   gen-profile      regenerate apparmor/ (the default layout's profile)
+  setup-sandbox    [--venv PATH] [--user NAME] [--requirements FILE]
+                   [--python PATH] [--dry-run]
+                   sandbox user and group, a virtualenv with copied binaries,
+                   its requirements, precompiled bytecode; prints the settings
   help             this text
 
 environment:
@@ -38,6 +43,7 @@ fn main() -> ExitCode {
         Some("remove-profile") => profile::remove(&args[1..]),
         Some("profile-mode") => profile::mode(&args[1..]),
         Some("gen-profile") => profile::generate(),
+        Some("setup-sandbox") => sandbox::setup(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -140,8 +146,8 @@ fn ensure_cargo_deny() -> Result<(), String> {
 /// The uid and gid of the unprivileged pass (`nobody`).
 const NOBODY: &str = "65534";
 
-/// Runs the process and filesystem layers' and the end-to-end test
-/// binaries again as `nobody`, so that the unprivileged paths (user namespaces, no uid
+/// Runs the process and filesystem layers', the facade's and the
+/// end-to-end test binaries again as `nobody`, so that the unprivileged paths (user namespaces, no uid
 /// switch, no cgroups; removal that must restore permissions) are tested
 /// too. Only a root caller can do this.
 fn unprivileged_tests() -> Result<(), String> {
@@ -158,6 +164,8 @@ fn unprivileged_tests() -> Result<(), String> {
             "codejail-fs",
             "-p",
             "codejail-tests",
+            "-p",
+            "codejail",
             "--no-run",
             "--message-format=json",
         ])

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use codejail_fs::{Contents, JailDir, JailOptions};
-use codejail_proc::{FsRules, Layer, Outcome, Policy, Probe, Spawn, Tmpfs};
+use codejail_proc::{FsRules, Layer, LayerSet, Outcome, Policy, Probe, Spawn, Tmpfs};
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, JailError, SafeExecError};
@@ -314,6 +314,29 @@ impl Jail {
     /// is a [`JailResult`] with a non-zero status.
     pub fn jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
         self.run(request, self.is_unsafe())
+    }
+
+    /// `jail_code` with no confinement, for debugging; logs a warning on
+    /// every call.
+    ///
+    /// # Errors
+    /// As [`Jail::jail_code`].
+    pub fn not_safe_jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
+        tracing::warn!(jail = %self.name, "running code WITHOUT confinement");
+        self.run(request, true)
+    }
+
+    /// The layers a run would get now, or why it would not run.
+    ///
+    /// # Errors
+    /// As [`Jail::jail_code`] before it starts anything.
+    pub fn planned_layers(&self) -> Result<LayerSet, JailError> {
+        let policy = self.policy(self.is_unsafe())?;
+        Probe::get()
+            .plan(policy, false, self.config.apparmor_profile.is_some())
+            .map_err(|(layer, reason)| {
+                JailError::Spawn(codejail_proc::SpawnError::LayerUnavailable { layer, reason })
+            })
     }
 
     fn run(&self, request: &JailCode, unsafe_run: bool) -> Result<JailResult, JailError> {

@@ -30,7 +30,8 @@ mod jail;
 mod limits;
 mod settings;
 
-pub use codejail_proc::{KillReason, Layer, LayerSet, Outcome, Probe};
+pub use codejail_fs::{NameError, validate_name as validate_file_name};
+pub use codejail_proc::{Availability, KillReason, Layer, LayerSet, Outcome, Probe};
 pub use error::{ConfigError, JailError, SafeExecError};
 pub use jail::{
     Confinement, Jail, JailCode, JailConfig, JailResult, SafeExecOptions, configure,

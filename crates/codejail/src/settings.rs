@@ -159,11 +159,8 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Configures every jail and sets every limit and override.
-    ///
-    /// # Errors
-    /// The first jail that cannot be configured.
-    pub fn apply(&self) -> Result<(), crate::ConfigError> {
+    /// Sets every global limit and context override.
+    pub fn apply_limits(&self) {
         for &(name, value) in &self.limits {
             set_limit(name, value);
         }
@@ -172,6 +169,14 @@ impl Settings {
                 override_limit(name, value, context);
             }
         }
+    }
+
+    /// Sets the limits and configures every jail.
+    ///
+    /// # Errors
+    /// The first jail that cannot be configured.
+    pub fn apply(&self) -> Result<(), crate::ConfigError> {
+        self.apply_limits();
         for (name, config) in &self.jails {
             crate::configure_with(name, config.clone())?;
         }

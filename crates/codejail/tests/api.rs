@@ -486,3 +486,57 @@ fn limit_overrides_by_context() {
         (5, 3)
     );
 }
+
+/// CodeJail's "import lots of things" case, in the sandbox virtualenv made
+/// by `cargo xtask setup-sandbox` (CI sets `CODEJAIL_SANDBOX_PYTHON`),
+/// under every layer the machine offers.
+#[test]
+fn numpy_imports_in_the_sandbox_venv_under_every_layer() {
+    let Ok(bin) = std::env::var("CODEJAIL_SANDBOX_PYTHON") else {
+        let note = "NOT TESTED: CODEJAIL_SANDBOX_PYTHON is not set (cargo xtask setup-sandbox makes one)\n";
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        return;
+    };
+    let user = std::env::var("CODEJAIL_SANDBOX_USER").ok();
+    let jail = codejail::configure("python-sandbox-venv", &bin, user.as_deref()).unwrap();
+    let mut req = code(
+        "import os\nos.environ['OPENBLAS_NUM_THREADS'] = '1'\nfrom numpy import *\nprint(array([1, 2, 3]).sum())",
+    );
+    req.limits = vec![(LimitName::Realtime, 10)];
+    let r = jail.jail_code(&req).unwrap();
+    assert_eq!(
+        (r.status, text(&r.stdout)),
+        (0, "6\n".to_owned()),
+        "{}",
+        text(&r.stderr)
+    );
+    let probe = codejail::Probe::get();
+    for layer in Layer::ALL {
+        let offered = probe.availability(layer).is_yes() && layer != Layer::AppArmor;
+        let applied = r.outcome.layers.contains(layer);
+        // Cgroup and AppArmor apply only when something asks for them.
+        if layer != Layer::Cgroup && layer != Layer::AppArmor {
+            assert_eq!(applied, offered, "layer {layer}");
+        }
+    }
+}
+
+#[test]
+fn many_jail_code_calls_run_at_once() {
+    let jail = python();
+    let handles: Vec<_> = (0..8)
+        .map(|i| {
+            let jail = jail.clone();
+            std::thread::spawn(move || {
+                let mut g = globals(json!({"i": i}));
+                jail.safe_exec("sq = i * i", &mut g, &SafeExecOptions::default())
+                    .unwrap();
+                (i, g["sq"].as_i64().unwrap())
+            })
+        })
+        .collect();
+    for h in handles {
+        let (i, sq) = h.join().unwrap();
+        assert_eq!(sq, i * i);
+    }
+}

@@ -1,0 +1,514 @@
+//! The `codejail` command, end to end over the built binary.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::{Value, json};
+
+fn codejail(args: &[&str]) -> Output {
+    codejail_with_stdin(args, b"")
+}
+
+fn codejail_with_stdin(args: &[&str], stdin: &[u8]) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        .args(args)
+        .env_remove("CODEJAIL_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let data = stdin.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = pipe.write_all(&data);
+    });
+    let out = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    out
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn json_of(out: &Output) -> Value {
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+/// Asserts exit code 2 and a one-line message.
+fn usage_error(args: &[&str]) -> String {
+    let out = codejail(args);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: {}",
+        text(&out.stderr)
+    );
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn hello_world() {
+    let out = codejail(&["run", "--code", "print('Hello, world!')"]);
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "Hello, world!\n".into())
+    );
+}
+
+#[test]
+fn argv_exit_code_and_json() {
+    let out = codejail(&[
+        "run",
+        "--json",
+        "--code",
+        "import sys; print(sys.argv[1:]); sys.exit(3)",
+        "--",
+        "a",
+        "b c",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(v["status"], 3);
+    assert_eq!(v["stdout"], "['a', 'b c']\n");
+    assert_eq!(v["killed_by"], Value::Null);
+    assert_eq!(v["truncated"], json!({"stdout": false, "stderr": false}));
+    assert!(
+        v["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == "landlock"),
+        "{v}"
+    );
+    for key in ["wall_ms", "cpu_ms", "max_rss_kib"] {
+        assert!(v[key].is_u64(), "{key}: {v}");
+    }
+    let out = codejail(&["run", "--code", "import sys; sys.exit(3)"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn death_by_signal_exits_128_plus_n() {
+    let out = codejail(&[
+        "run",
+        "--limit",
+        "realtime=1",
+        "--code",
+        "import time; time.sleep(30)",
+    ]);
+    assert_eq!(out.status.code(), Some(128 + 9));
+    let v = json_of(&codejail(&[
+        "run",
+        "--json",
+        "--limit",
+        "realtime=1",
+        "--code",
+        "import time; time.sleep(30)",
+    ]));
+    assert_eq!(
+        (v["status"].clone(), v["killed_by"].clone()),
+        (json!(-9), json!("realtime"))
+    );
+}
+
+#[test]
+fn exceptions_mention_jailed_code() {
+    let out = codejail(&["run", "--code", "raise KeyError('k')"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("jailed_code") && err.contains("KeyError"),
+        "{err}"
+    );
+}
+
+#[test]
+fn stdin_from_a_file_and_from_our_own_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("in"), "from a file").unwrap();
+    let code = "import sys; print(sys.stdin.read())";
+    let file = dir.path().join("in");
+    let out = codejail(&[
+        "run",
+        "--stdin-file",
+        file.to_str().unwrap(),
+        "--code",
+        code,
+    ]);
+    assert_eq!(text(&out.stdout), "from a file\n");
+    let out = codejail_with_stdin(&["run", "--stdin-file", "-", "--code", code], b"piped in");
+    assert_eq!(text(&out.stdout), "piped in\n");
+}
+
+#[test]
+fn binary_stdin_stdout_stderr_of_two_and_a_half_megabytes() {
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i ^ (i >> 9)) as u8).collect();
+    let code = "import sys\nd = sys.stdin.buffer.read()\nsys.stdout.buffer.write(d)\nsys.stderr.buffer.write(d[::-1])";
+    let args = [
+        "run",
+        "--stdin-file",
+        "-",
+        "--limit",
+        "output=4000000",
+        "--limit",
+        "realtime=10",
+        "--code",
+        code,
+    ];
+    let out = codejail_with_stdin(&args, &data);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(out.stdout == data, "stdout differs");
+    assert!(out.stderr.iter().rev().eq(data.iter()), "stderr differs");
+    let mut json_args = args.to_vec();
+    json_args.insert(1, "--json");
+    let v = json_of(&codejail_with_stdin(&json_args, &data));
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(v["stdout_base64"].as_str().unwrap())
+        .unwrap();
+    assert!(decoded == data);
+}
+
+#[test]
+fn files_directories_links_and_running_a_copied_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("doit.py"),
+        "import sys, os\nprint(sys.argv, sorted(os.listdir('pkg')), os.readlink('pkg/link'))",
+    )
+    .unwrap();
+    std::fs::create_dir(d.join("pkg")).unwrap();
+    std::fs::write(d.join("pkg/a.txt"), "a").unwrap();
+    std::os::unix::fs::symlink("a.txt", d.join("pkg/link")).unwrap();
+    let (doit, pkg) = (d.join("doit.py"), d.join("pkg"));
+    let out = codejail(&[
+        "run",
+        "--file",
+        doit.to_str().unwrap(),
+        "--file",
+        pkg.to_str().unwrap(),
+        "--",
+        "doit.py",
+        "1",
+        "2",
+        "3",
+    ]);
+    assert_eq!(
+        text(&out.stdout),
+        "['doit.py', '1', '2', '3'] ['a.txt', 'link'] a.txt\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn extra_files_with_binary_content() {
+    let dir = tempfile::tempdir().unwrap();
+    let blob = dir.path().join("blob");
+    std::fs::write(&blob, [0u8, 200, 255, 10]).unwrap();
+    let spec = format!("data.bin={}", blob.display());
+    let out = codejail(&[
+        "run",
+        "--extra-file",
+        &spec,
+        "--code",
+        "print(list(open('data.bin','rb').read()))",
+    ]);
+    assert_eq!(text(&out.stdout), "[0, 200, 255, 10]\n");
+}
+
+#[test]
+fn exec_sets_values_and_keeps_complex_globals() {
+    let v = json_of(&codejail(&[
+        "exec",
+        "--globals",
+        r#"{"a": [1, {"b": 2}]}"#,
+        "--code",
+        "c = a[1]['b'] + 40\nt = (1, b'x', (2,))",
+    ]));
+    assert_eq!(v, json!({"a": [1, {"b": 2}], "c": 42, "t": [1, "x", [2]]}));
+}
+
+#[test]
+fn exec_printing_does_not_corrupt_the_result_and_functions_call_each_other() {
+    let code =
+        "print('{\"x\": 666}')\ndef f(n): return g(n) + 1\ndef g(n): return n * 2\nx = f(20)";
+    assert_eq!(
+        json_of(&codejail(&["exec", "--code", code])),
+        json!({"x": 41})
+    );
+}
+
+#[test]
+fn exec_globals_from_a_file_and_python_path_with_a_dir_and_a_zip() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("lib")).unwrap();
+    std::fs::write(d.join("lib/helper.py"), "def twice(x): return 2 * x\n").unwrap();
+    let made = Command::new("/usr/bin/python3")
+        .args(["-c", "import zipfile, sys\nz = zipfile.ZipFile(sys.argv[1], 'w')\nz.writestr('zipped.py', 'def thrice(x): return 3 * x\\n')\nz.close()"])
+        .arg(d.join("made.zip"))
+        .status()
+        .unwrap();
+    assert!(made.success());
+    std::fs::write(d.join("globals.json"), r#"{"n": 7}"#).unwrap();
+    let zip_spec = format!("code.zip={}", d.join("made.zip").display());
+    let (lib, globals) = (d.join("lib"), d.join("globals.json"));
+    let v = json_of(&codejail(&[
+        "exec",
+        "--globals-file",
+        globals.to_str().unwrap(),
+        "--python-path",
+        lib.to_str().unwrap(),
+        "--python-path",
+        "code.zip",
+        "--extra-file",
+        &zip_spec,
+        "--code",
+        "import helper, zipped\nr = helper.twice(zipped.thrice(n))",
+    ]));
+    assert_eq!(v, json!({"n": 7, "r": 42}));
+}
+
+#[test]
+fn exec_exceptions_exit_one_with_the_message() {
+    let out = codejail(&[
+        "exec",
+        "--code",
+        "raise ValueError(\"That's not how you pour soup!\")",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "codejail: ValueError: That's not how you pour soup!\n"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn exec_with_files() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("words.txt"), "one two three").unwrap();
+    let file = dir.path().join("words.txt");
+    let v = json_of(&codejail(&[
+        "exec",
+        "--file",
+        file.to_str().unwrap(),
+        "--code",
+        "n = len(open('words.txt').read().split())",
+    ]));
+    assert_eq!(v["n"], 3);
+}
+
+#[test]
+fn unsafe_mode_warns_and_is_unconfined() {
+    let out = codejail(&[
+        "run",
+        "--unsafe",
+        "--json",
+        "--code",
+        "import os; print(len(os.listdir('/etc')) > 0)",
+    ]);
+    let v = json_of(&out);
+    assert_eq!(v["stdout"], "True\n");
+    assert_eq!(v["layers"], json!([]));
+    assert!(
+        text(&out.stderr).contains("WITHOUT confinement"),
+        "{}",
+        text(&out.stderr)
+    );
+    let confined = json_of(&codejail(&[
+        "run",
+        "--json",
+        "--code",
+        "import os; os.listdir('/etc')",
+    ]));
+    assert!(
+        confined["stderr"]
+            .as_str()
+            .unwrap()
+            .contains("PermissionError")
+    );
+}
+
+#[test]
+fn an_unknown_jail_exits_three() {
+    let out = codejail(&["run", "--jail", "cobol", "--code", "x"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(text(&out.stderr).contains("no jail `cobol`"));
+}
+
+#[test]
+fn a_missing_interpreter_exits_three_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("codejail.toml");
+    std::fs::write(&config, "[jails.python]\nbin = \"/nonexistent/python3\"\n").unwrap();
+    let out = codejail(&["run", "--config", config.to_str().unwrap(), "--code", "1"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        text(&out.stderr).contains("/nonexistent/python3 not found; install it"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn a_settings_file_sets_limits_overrides_and_jails() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("codejail.toml");
+    std::fs::write(
+        &config,
+        "[jails.snake]\nbin = \"/usr/bin/python3\"\n\n[limits]\nrealtime = 1\n\n[limit_overrides.slow]\nrealtime = 5\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let code = "import time; time.sleep(2); print('done')";
+    let v = json_of(&codejail(&[
+        "run", "--json", "--config", c, "--jail", "snake", "--code", code,
+    ]));
+    assert_eq!(v["killed_by"], "realtime");
+    let v = json_of(&codejail(&[
+        "run",
+        "--json",
+        "--config",
+        c,
+        "--jail",
+        "snake",
+        "--context",
+        "slow",
+        "--code",
+        code,
+    ]));
+    assert_eq!(v["stdout"], "done\n");
+}
+
+#[test]
+fn every_limit_through_the_command_line() {
+    let run = |limits: &[&str], code: &str| {
+        let mut args = vec!["run", "--json"];
+        for l in limits {
+            args.extend(["--limit", l]);
+        }
+        args.extend(["--code", code]);
+        json_of(&codejail(&args))
+    };
+    assert_eq!(
+        run(&["cpu=1", "realtime=20"], "while True: pass")["killed_by"],
+        "cpu"
+    );
+    assert_eq!(
+        run(&["REALTIME=1"], "import time; time.sleep(20)")["killed_by"],
+        "realtime"
+    );
+    let alloc = "try:\n    b = bytearray(500 << 20)\n    print('ok')\nexcept MemoryError:\n    print('MemoryError')";
+    assert_eq!(
+        run(&["vmem=300000000", "realtime=10"], alloc)["stdout"],
+        "MemoryError\n"
+    );
+    let write = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'w') as f: f.write('x' * 100)\n    print('ok')\nexcept OSError as e:\n    print(e.errno)";
+    assert_eq!(run(&["fsize=0"], write)["stdout"], "27\n");
+    assert_eq!(run(&["fsize=1000"], write)["stdout"], "ok\n");
+    let fork = "import os\ntry:\n    for i in range(5):\n        if os.fork() == 0:\n            import time; time.sleep(1); os._exit(0)\n    print('forked')\nexcept OSError as e:\n    print(e.errno)";
+    assert_eq!(run(&["nproc=2", "realtime=5"], fork)["stdout"], "11\n");
+    if codejail::Probe::get()
+        .availability(codejail::Layer::Cgroup)
+        .is_yes()
+    {
+        assert_eq!(
+            run(
+                &["memory=100000000", "realtime=20"],
+                "b = bytearray(300 << 20)"
+            )["killed_by"],
+            "memory"
+        );
+    }
+    let big = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'wb') as f: f.write(b'x' * 3000000)\n    print('ok')\nexcept OSError as e:\n    print(e.errno)";
+    let v = run(&["fsize=10000000", "disk=1000000"], big);
+    assert_eq!(
+        (v["stdout"].clone(), v["killed_by"].clone()),
+        (json!("28\n"), json!("disk"))
+    );
+    let many = "import os\ntry:\n    for i in range(300): open(os.environ['TMPDIR'] + '/f%d' % i, 'w').close()\n    print('ok')\nexcept OSError as e:\n    print(e.errno)";
+    assert_eq!(run(&["fsize=10", "files=20"], many)["killed_by"], "disk");
+    let v = run(&["output=100"], "print('y' * 5000)");
+    assert_eq!(
+        (v["killed_by"].clone(), v["truncated"]["stdout"].clone()),
+        (json!("output"), json!(true))
+    );
+    assert_eq!(v["stdout"].as_str().unwrap().len(), 100);
+}
+
+#[test]
+fn usage_errors_exit_two_with_one_line() {
+    assert!(usage_error(&["run", "--no-such-option"]).contains("--no-such-option"));
+    assert!(
+        usage_error(&["run", "--limit", "walltime=3", "--code", "1"])
+            .contains("unknown limit `walltime`")
+    );
+    assert!(usage_error(&["run", "--limit", "cpu=lots", "--code", "1"]).contains("whole number"));
+    assert!(
+        usage_error(&["exec", "--globals", "{not json", "--code", "1"]).contains("malformed JSON")
+    );
+    assert!(
+        usage_error(&["exec", "--globals", "[1, 2]", "--code", "1"]).contains("expected an object")
+    );
+    assert!(
+        usage_error(&[
+            "run",
+            "--extra-file",
+            "../escape=/etc/hostname",
+            "--code",
+            "1"
+        ])
+        .contains("`/`")
+    );
+    assert!(
+        usage_error(&["run", "--extra-file", "tmp=/etc/hostname", "--code", "1"])
+            .contains("reserved")
+    );
+    assert!(
+        usage_error(&["run", "--extra-file", "no-equals-sign", "--code", "1"])
+            .contains("NAME=PATH")
+    );
+    assert!(
+        usage_error(&["run", "--file", "/nonexistent/file", "--code", "1"])
+            .contains("/nonexistent/file")
+    );
+    assert!(usage_error(&["run"]).contains("--code"));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[limits]\nwalltime = 5\n").unwrap();
+    let err = usage_error(&["run", "--config", config.to_str().unwrap(), "--code", "1"]);
+    assert!(err.contains("bad.toml:2: limits.walltime"), "{err}");
+}
+
+#[test]
+fn doctor_prints_every_layer_and_the_jails() {
+    let out = codejail(&["doctor"]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = text(&out.stdout);
+    for layer in ["identity", "userns", "landlock", "seccomp", "apparmor"] {
+        assert!(t.lines().any(|l| l.starts_with(layer)), "{layer}: {t}");
+    }
+    assert!(t.contains("jail python (/usr/bin/python3)"), "{t}");
+    let v = json_of(&codejail(&["doctor", "--json"]));
+    assert_eq!(
+        v["layers"].as_array().unwrap().len(),
+        codejail::Layer::ALL.len()
+    );
+    assert_eq!(v["jails"][0]["name"], "python");
+    assert_eq!(v["jails"][0]["confined"], true, "{v}");
+}
+
+#[test]
+fn the_default_configuration_needs_only_python() {
+    assert!(Path::new("/usr/bin/python3").exists());
+    let out = codejail(&["exec", "--code", "y = x * 2", "--globals", r#"{"x": 21}"#]);
+    assert_eq!(json_of(&out), json!({"x": 21, "y": 42}));
+}
