@@ -166,6 +166,8 @@ fn unprivileged_tests() -> Result<(), String> {
             "codejail-tests",
             "-p",
             "codejail",
+            "-p",
+            "codejail-cli",
             "--no-run",
             "--message-format=json",
         ])
@@ -174,18 +176,35 @@ fn unprivileged_tests() -> Result<(), String> {
     if !output.status.success() {
         return Err("could not build the test binaries".into());
     }
-    let binaries: Vec<PathBuf> = String::from_utf8_lossy(&output.stdout)
+    let listing = String::from_utf8_lossy(&output.stdout);
+    let binaries: Vec<PathBuf> = listing
         .lines()
-        .filter(|l| l.contains(r#""test":true"#))
+        .filter(|l| is_test_profile(l))
         .filter_map(|l| json_string(l, "executable"))
         .map(PathBuf::from)
+        // The command's own tests need the binary at its build path.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("cli-"))
+        })
         .collect();
+    let codejail_bin = listing
+        .lines()
+        .filter(|l| !is_test_profile(l))
+        .filter_map(|l| json_string(l, "executable"))
+        .map(PathBuf::from)
+        .find(|p| p.file_name().is_some_and(|n| n == "codejail"))
+        .ok_or("the codejail binary was not built")?;
     if binaries.is_empty() {
         return Err("no test binary found for the unprivileged pass".into());
     }
     // A directory nobody can read, outside the (possibly private) tree.
     let dir = env::temp_dir().join(format!("codejail-unprivileged-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let bin_copy = dir.join("codejail");
+    std::fs::copy(&codejail_bin, &bin_copy)
+        .map_err(|e| format!("copy {}: {e}", codejail_bin.display()))?;
+    set_mode(&bin_copy, 0o755)?;
     let result = binaries.iter().try_for_each(|bin| {
         let copy = dir.join(bin.file_name().unwrap_or_default());
         std::fs::copy(bin, &copy).map_err(|e| format!("copy {}: {e}", bin.display()))?;
@@ -198,6 +217,7 @@ fn unprivileged_tests() -> Result<(), String> {
         ])
         .arg(&copy)
         .current_dir(&dir)
+        .env("CODEJAIL_BIN", &bin_copy)
         .env(
             "CODEJAIL_EXPECT_LAYERS",
             env::var("CODEJAIL_EXPECT_LAYERS_UNPRIVILEGED").unwrap_or_default(),
@@ -225,6 +245,14 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("chmod {}: {e}", path.display()))
+}
+
+/// Whether an artifact line of cargo's JSON output was built as a test
+/// (its `profile`, not its `target`, says `"test":true`).
+fn is_test_profile(line: &str) -> bool {
+    line.split_once(r#""profile":{"#)
+        .and_then(|(_, rest)| rest.split_once('}'))
+        .is_some_and(|(profile, _)| profile.contains(r#""test":true"#))
 }
 
 /// The string value of `"key":"..."` in one line of cargo's JSON output

@@ -43,6 +43,19 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Run the built-in escape corpus against this host and configuration;
+    /// exits 1 if any attack was not contained.
+    Selftest {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Settings file (default: $CODEJAIL_CONFIG, else built-in defaults).
+        #[arg(long, value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Which configured jail.
+        #[arg(long, value_name = "NAME", default_value = "python")]
+        jail: String,
+    },
 }
 
 #[derive(Args)]
@@ -154,6 +167,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Exec(args) => exec(args),
         Command::Doctor { json, config } => doctor(json, config),
+        Command::Selftest { json, config, jail } => selftest(json, config, &jail),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -259,6 +273,7 @@ fn run(args: RunArgs) -> Result<u8, Fail> {
         limits_context: args.common.context.clone(),
         limits: p.limits,
         slug: args.common.slug.clone(),
+        policy: None,
     };
     let result = if args.common.unconfined {
         p.jail.not_safe_jail_code(&request)
@@ -320,6 +335,7 @@ fn exec(args: ExecArgs) -> Result<u8, Fail> {
         limits_context: args.common.context.clone(),
         limits: p.limits,
         slug: args.common.slug.clone(),
+        policy: None,
     };
     let result = if args.common.unconfined {
         p.jail.not_safe_exec(&code, &mut globals, &options)
@@ -395,4 +411,88 @@ fn doctor(as_json: bool, config: Option<PathBuf>) -> Result<u8, Fail> {
         }
     }
     Ok(0)
+}
+
+fn selftest(as_json: bool, config: Option<PathBuf>, name: &str) -> Result<u8, Fail> {
+    use codejail::selftest;
+    let settings = settings(config)?;
+    let mut config = settings.jails.get(name).cloned().ok_or_else(|| {
+        setup(format!(
+            "no jail `{name}` is configured; add [jails.{name}] to the settings file"
+        ))
+    })?;
+    // A parent of its own, so that leftovers are the selftest's.
+    let parent = std::env::temp_dir().join(format!("codejail-selftest-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).map_err(|e| setup(format!("{}: {e}", parent.display())))?;
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755));
+    config.jail_parent = Some(parent.clone());
+    let jail = codejail::configure_with(&format!("{name}-selftest"), config).map_err(setup);
+    let report = jail.and_then(|jail| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
+        selftest::run_suite(
+            &jail,
+            &parent,
+            &selftest::corpus(),
+            &|_| Some(None),
+            threads,
+        )
+        .map_err(setup)
+    });
+    let _ = std::fs::remove_dir(&parent);
+    let report = report?;
+    if as_json {
+        let attacks: Vec<Value> = report
+            .verdicts
+            .iter()
+            .map(|v| json!({"class": v.class, "attack": v.name, "contained": v.contained, "stopped_by": v.stopped_by, "detail": v.detail}))
+            .collect();
+        let skipped: Vec<Value> = report
+            .skipped
+            .iter()
+            .map(|(n, why)| json!({"attack": n, "why": why}))
+            .collect();
+        println!(
+            "{}",
+            json!({"contained": report.all_contained(), "attacks": attacks, "skipped": skipped, "host": report.host})
+        );
+    } else {
+        println!(
+            "{:<12} {:<30} {:<14} stopped by",
+            "class", "attack", "result"
+        );
+        for v in &report.verdicts {
+            let result = if v.contained {
+                "contained"
+            } else {
+                "NOT CONTAINED"
+            };
+            let by = if v.contained {
+                v.stopped_by.join(", ")
+            } else {
+                v.detail.clone()
+            };
+            println!("{:<12} {:<30} {:<14} {by}", v.class, v.name, result);
+        }
+        for (n, why) in &report.skipped {
+            println!("{:<12} {:<30} {:<14} {why}", "-", n, "skipped");
+        }
+        let bad = report.verdicts.iter().filter(|v| !v.contained).count();
+        println!(
+            "\n{} attacks: {} contained, {bad} NOT CONTAINED, {} skipped",
+            report.verdicts.len() + report.skipped.len(),
+            report.verdicts.len() - bad,
+            report.skipped.len()
+        );
+        if report.host.is_empty() {
+            println!(
+                "host: clean (no process, jail directory or cgroup left; descriptors and files unchanged)"
+            );
+        } else {
+            for h in &report.host {
+                println!("host: NOT CLEAN: {h}");
+            }
+        }
+    }
+    Ok(if report.all_contained() { 0 } else { 1 })
 }

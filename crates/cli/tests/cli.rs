@@ -512,3 +512,20 @@ fn the_default_configuration_needs_only_python() {
     let out = codejail(&["exec", "--code", "y = x * 2", "--globals", r#"{"x": 21}"#]);
     assert_eq!(json_of(&out), json!({"x": 21, "y": 42}));
 }
+
+#[test]
+fn selftest_runs_the_corpus_and_prints_the_table() {
+    let out = codejail(&["selftest"]);
+    let t = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{t}\n{}", text(&out.stderr));
+    assert!(t.starts_with("class"), "{t}");
+    assert!(
+        t.contains("fs_read_etc_passwd") && t.contains("contained"),
+        "{t}"
+    );
+    assert!(t.contains(" contained, 0 NOT CONTAINED, "), "{t}");
+    assert!(t.contains("host: clean"), "{t}");
+    let v = json_of(&codejail(&["selftest", "--json"]));
+    assert_eq!(v["contained"], true);
+    assert!(v["attacks"].as_array().unwrap().len() >= 50);
+}

@@ -106,6 +106,10 @@ pub struct JailCode {
     pub limits: Vec<(LimitName, u64)>,
     /// A label for the logs.
     pub slug: Option<String>,
+    /// Overrides the jail's confinement for this call: exactly these layers
+    /// (`Policy::Only`), or none. For escape tests and `codejail selftest`,
+    /// which show what each layer stops on its own.
+    pub policy: Option<Policy>,
 }
 
 /// The result of `jail_code`.
@@ -137,6 +141,9 @@ pub struct SafeExecOptions {
     pub limits: Vec<(LimitName, u64)>,
     /// A label for the logs.
     pub slug: Option<String>,
+    /// Overrides the jail's confinement for this call (see
+    /// [`JailCode::policy`]).
+    pub policy: Option<Policy>,
 }
 
 static JAILS: RwLock<Option<HashMap<String, Arc<Jail>>>> = RwLock::new(None);
@@ -340,7 +347,10 @@ impl Jail {
     }
 
     fn run(&self, request: &JailCode, unsafe_run: bool) -> Result<JailResult, JailError> {
-        let policy = self.policy(unsafe_run)?;
+        let policy = match request.policy {
+            Some(policy) => policy,
+            None => self.policy(unsafe_run)?,
+        };
         let limits = effective_limits(request.limits_context.as_deref(), &request.limits);
         let proc_limits = limits.to_proc();
         // The sandbox uid owns tmp/ when the run will switch to it.
@@ -480,6 +490,7 @@ impl Jail {
             limits_context: options.limits_context.clone(),
             limits: options.limits.clone(),
             slug: options.slug.clone(),
+            policy: options.policy,
         };
         let result = self
             .run(&request, unsafe_run)

@@ -28,10 +28,11 @@
 mod error;
 mod jail;
 mod limits;
+pub mod selftest;
 mod settings;
 
 pub use codejail_fs::{NameError, validate_name as validate_file_name};
-pub use codejail_proc::{Availability, KillReason, Layer, LayerSet, Outcome, Probe};
+pub use codejail_proc::{Availability, KillReason, Layer, LayerSet, Outcome, Policy, Probe};
 pub use error::{ConfigError, JailError, SafeExecError};
 pub use jail::{
     Confinement, Jail, JailCode, JailConfig, JailResult, SafeExecOptions, configure,

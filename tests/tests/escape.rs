@@ -1,0 +1,351 @@
+//! The escape suite: every program of `fixtures/attacks/` against the jail,
+//! through the library and through the real `codejail` binary; each layer
+//! alone against the attacks it is meant to stop on its own; and a sabotage
+//! mode that shows the suite can fail.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use codejail::selftest::{self, Attack, Bait, HostState, Report};
+use codejail::{Jail, JailConfig, Layer, LayerSet, Policy, Probe};
+use serde_json::Value;
+
+/// The suites compare the caller's descriptors before and after: one at a
+/// time, so that no other test of this binary opens any meanwhile.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A private jail parent and a jail that makes its runs there.
+struct Suite {
+    parent: tempfile::TempDir,
+    jail: Arc<Jail>,
+}
+
+impl Suite {
+    fn new(name: &str) -> Suite {
+        let parent = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(
+            parent.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .unwrap();
+        let mut config = JailConfig::new("/usr/bin/python3");
+        config.jail_parent = Some(parent.path().to_owned());
+        let jail = codejail::configure_with(name, config).unwrap();
+        Suite { parent, jail }
+    }
+
+    fn run(&self, policy_for: &selftest::PolicyFor<'_>) -> Report {
+        let report = selftest::run_suite(
+            &self.jail,
+            self.parent.path(),
+            &selftest::corpus(),
+            policy_for,
+            4,
+        )
+        .unwrap();
+        check_skips(&report);
+        report
+    }
+}
+
+fn expected_layers() -> LayerSet {
+    std::env::var("CODEJAIL_EXPECT_LAYERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_default()
+}
+
+/// A skipped attack is said out loud, and fails where CI expects its layer.
+fn check_skips(report: &Report) {
+    for (name, why) in &report.skipped {
+        let attack = selftest::corpus()
+            .into_iter()
+            .find(|a| a.name() == name)
+            .unwrap();
+        for layer in attack.needs.into_iter().chain(attack.alone) {
+            assert!(
+                !expected_layers().contains(layer),
+                "{name}: layer {layer} is expected but {why}"
+            );
+        }
+        let note = format!("NOT TESTED on this machine: {name}: {why}\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+    }
+}
+
+fn failures(report: &Report) -> Vec<String> {
+    let mut out: Vec<String> = report
+        .verdicts
+        .iter()
+        .filter(|v| !v.contained)
+        .map(|v| format!("{} ({}): {}", v.name, v.class, v.detail))
+        .collect();
+    out.extend(report.host.iter().map(|h| format!("host: {h}")));
+    out
+}
+
+#[test]
+fn the_corpus_covers_every_class() {
+    let corpus = selftest::corpus();
+    for class in [
+        "filesystem",
+        "resources",
+        "process",
+        "kernel",
+        "network",
+        "leaks",
+        "concurrency",
+    ] {
+        assert!(
+            corpus.iter().any(|a| a.class == class),
+            "no attack of class {class}"
+        );
+    }
+    for a in &corpus {
+        assert!(
+            a.code.contains("ESCAPED")
+                || a.stopped_by
+                    .iter()
+                    .any(|s| s == "supervisor" || s == "limits"),
+            "{}",
+            a.file
+        );
+    }
+}
+
+#[test]
+fn every_attack_is_contained_through_the_library() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-library");
+    let report = suite.run(&|_| Some(None));
+    assert!(
+        report.verdicts.len() >= 50,
+        "only {} attacks ran",
+        report.verdicts.len()
+    );
+    assert_eq!(failures(&report), Vec::<String>::new());
+}
+
+/// The layers a policy of "only this layer" needs: without privilege a
+/// namespace hangs off a user namespace.
+fn alone(layer: Layer) -> Policy {
+    let mut set: LayerSet = [layer].into_iter().collect();
+    let ns = [
+        Layer::PidNs,
+        Layer::NetNs,
+        Layer::MountNs,
+        Layer::IpcNs,
+        Layer::UtsNs,
+    ];
+    if Probe::get().euid != 0 && ns.contains(&layer) {
+        set.insert(Layer::UserNs);
+    }
+    Policy::Only(set)
+}
+
+#[test]
+fn each_layer_alone_stops_the_attacks_it_is_meant_to() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-alone");
+    let report = suite.run(&|a: &Attack| a.alone.map(|l| Some(alone(l))));
+    assert!(
+        report.verdicts.len() >= 30,
+        "only {} attacks ran",
+        report.verdicts.len()
+    );
+    assert_eq!(failures(&report), Vec::<String>::new());
+}
+
+/// With the layer (or, for resources, the limit) switched off, each class's
+/// representative gets through: the suite can fail. The process class has
+/// none: the supervisor's kill of the whole run is not a layer that can be
+/// switched off, even in unsafe mode.
+#[test]
+fn sabotage_mode_shows_the_suite_can_fail() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-sabotage");
+    let mut representatives: Vec<Attack> = selftest::corpus()
+        .into_iter()
+        .filter(|a| a.sabotage)
+        .collect();
+    for a in &mut representatives {
+        if a.class == "resources" {
+            a.limits = vec![(codejail::LimitName::Realtime, 10)];
+        }
+    }
+    let classes: Vec<&str> = representatives.iter().map(|a| a.class.as_str()).collect();
+    for class in [
+        "filesystem",
+        "resources",
+        "kernel",
+        "network",
+        "leaks",
+        "concurrency",
+    ] {
+        assert!(
+            classes.contains(&class),
+            "no sabotage representative for {class}"
+        );
+    }
+    let report = selftest::run_suite(
+        &suite.jail,
+        suite.parent.path(),
+        &representatives,
+        &|_| Some(Some(Policy::None)),
+        2,
+    )
+    .unwrap();
+    for v in &report.verdicts {
+        assert!(
+            !v.contained,
+            "{} was contained with confinement off: {}",
+            v.name, v.detail
+        );
+    }
+    assert_eq!(report.verdicts.len(), representatives.len());
+}
+
+// Through the real binary.
+
+fn binary() -> PathBuf {
+    if let Some(bin) = std::env::var_os("CODEJAIL_BIN") {
+        return bin.into();
+    }
+    // target/debug/deps/escape-* -> target/debug/codejail, built by
+    // `cargo test --workspace` with the codejail-cli package.
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(Path::parent)
+        .unwrap()
+        .join("codejail");
+    assert!(
+        bin.is_file(),
+        "{} is missing: build it with `cargo build -p codejail-cli` or set CODEJAIL_BIN",
+        bin.display()
+    );
+    bin
+}
+
+#[test]
+fn every_attack_is_contained_through_the_binary() {
+    let _serial = one_at_a_time();
+    let parent = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        parent.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let config = parent.path().join("codejail.toml");
+    let jails = tempfile::tempdir_in(parent.path()).unwrap();
+    std::fs::set_permissions(
+        jails.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[jails.python]\nbin = \"/usr/bin/python3\"\njail_parent = \"{}\"\n",
+            jails.path().display()
+        ),
+    )
+    .unwrap();
+    let before = HostState::take(jails.path());
+    let mut bait = Bait::new(jails.path()).unwrap();
+    let mut failed = Vec::new();
+    let mut ran = 0;
+    for attack in selftest::corpus() {
+        if selftest::unavailable(&attack).is_some() || attack.class == "concurrency" {
+            continue; // reported by the library run; concurrency needs two runs at once
+        }
+        ran += 1;
+        let token = format!("codejail-binary-attack-{}-{ran}", std::process::id());
+        let mut cmd = Command::new(binary());
+        if attack.safe_exec {
+            cmd.args([
+                "exec",
+                "--config",
+                config.to_str().unwrap(),
+                "--code",
+                attack.code,
+            ]);
+        } else {
+            cmd.args([
+                "run",
+                "--json",
+                "--config",
+                config.to_str().unwrap(),
+                "--code",
+                attack.code,
+                "--stdin-file",
+                "-",
+            ]);
+        }
+        for (name, value) in &attack.limits {
+            cmd.args(["--limit", &format!("{name}={value}")]);
+        }
+        if !attack.safe_exec {
+            cmd.args(["--", &token]);
+        }
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        let context = bait.context();
+        let mut stdin = child.stdin.take().unwrap();
+        let feeder = std::thread::spawn(move || {
+            let _ = std::io::Write::write_all(&mut stdin, &context);
+        });
+        let out = child.wait_with_output().unwrap();
+        feeder.join().unwrap();
+        let verdict = if attack.safe_exec {
+            // exec exits 1 with the message when the code was stopped.
+            let contained = out.status.code() == Some(1);
+            (contained, String::from_utf8_lossy(&out.stderr).into_owned())
+        } else {
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+                panic!(
+                    "{}: {e}: {}",
+                    attack.name(),
+                    String::from_utf8_lossy(&out.stderr)
+                )
+            });
+            let layers: LayerSet = v["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|l| l.as_str()?.parse().ok())
+                .collect();
+            let verdict = selftest::judge(
+                &attack,
+                v["stdout"].as_str().unwrap(),
+                v["killed_by"].as_str(),
+                layers,
+            );
+            (verdict.contained, verdict.detail)
+        };
+        if !verdict.0 {
+            failed.push(format!("{}: {}", attack.name(), verdict.1));
+        }
+        let left = selftest::processes_with(&token);
+        if !left.is_empty() {
+            failed.push(format!(
+                "{}: processes {left:?} outlived the run",
+                attack.name()
+            ));
+        }
+    }
+    assert!(ran >= 45, "only {ran} attacks ran");
+    if let Err(e) = bait.check() {
+        failed.push(e);
+    }
+    drop(bait);
+    failed.extend(HostState::take(jails.path()).changes_since(&before));
+    assert_eq!(failed, Vec::<String>::new());
+}
