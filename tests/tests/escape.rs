@@ -42,6 +42,7 @@ impl Suite {
     fn run(&self, policy_for: &selftest::PolicyFor<'_>) -> Report {
         let report = selftest::run_suite(
             &self.jail,
+            None,
             self.parent.path(),
             &selftest::corpus(),
             policy_for,
@@ -131,6 +132,43 @@ fn every_attack_is_contained_through_the_library() {
     assert_eq!(failures(&report), Vec::<String>::new());
 }
 
+/// The warm path: the same corpus through a pool of warm interpreters,
+/// one call at a time so that the pool's process count is exact.
+#[test]
+fn every_attack_is_contained_on_the_warm_path() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-warm");
+    let warm = match suite.jail.warm(1) {
+        Ok(w) => w,
+        Err(e) => {
+            assert!(
+                !expected_layers().contains(Layer::Landlock),
+                "the warm path is unavailable: {e}"
+            );
+            let note = format!("NOT TESTED on this machine: {e}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+            return;
+        }
+    };
+    let report = selftest::run_suite(
+        &suite.jail,
+        Some(&warm),
+        suite.parent.path(),
+        &selftest::corpus(),
+        &|_| Some(None),
+        1,
+    )
+    .unwrap();
+    check_skips(&report);
+    assert!(
+        report.verdicts.len() >= 50,
+        "only {} attacks ran",
+        report.verdicts.len()
+    );
+    assert_eq!(failures(&report), Vec::<String>::new());
+    assert_eq!(warm.stray_processes(), 0);
+}
+
 /// The layers a policy of "only this layer" needs: without privilege a
 /// namespace hangs off a user namespace.
 fn alone(layer: Layer) -> Policy {
@@ -194,6 +232,7 @@ fn sabotage_mode_shows_the_suite_can_fail() {
     }
     let report = selftest::run_suite(
         &suite.jail,
+        None,
         suite.parent.path(),
         &representatives,
         &|_| Some(Some(Policy::None)),

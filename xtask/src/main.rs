@@ -16,7 +16,7 @@ usage: cargo xtask <command>
 
 commands:
   ci               fmt --check, clippy -D warnings, test (as root, then again
-                   as an unprivileged user), the AppArmor profile for
+                   as an unprivileged user), bench --quick, the AppArmor profile for
                    /usr/bin/python3 through apparmor_parser, deny (licenses
                    bans sources)
   install-profile  --python PATH [--name NAME] [--extra-read DIR]...
@@ -25,6 +25,8 @@ commands:
   remove-profile   --python PATH        unload and delete the profile
   profile-mode     enforce|complain --python PATH [--name NAME] ...
   gen-profile      regenerate apparmor/ (the default layout's profile)
+  bench            [--quick]  codejail against the bare interpreter (see
+                   crates/codejail/benches/bench.rs); --quick fits in a minute
   setup-sandbox    [--venv PATH] [--user NAME] [--requirements FILE]
                    [--python PATH] [--dry-run]
                    sandbox user and group, a virtualenv with copied binaries,
@@ -44,6 +46,7 @@ fn main() -> ExitCode {
         Some("profile-mode") => profile::mode(&args[1..]),
         Some("gen-profile") => profile::generate(),
         Some("setup-sandbox") => sandbox::setup(&args[1..]),
+        Some("bench") => bench(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
             println!("{USAGE}");
             Ok(())
@@ -106,6 +109,9 @@ fn ci() -> Result<(), String> {
     run(test)?;
     unprivileged_tests()?;
 
+    // Timings are printed, never judged: this fails only on errors.
+    bench(&["--quick".to_owned()])?;
+
     let mut dry_run = cargo();
     dry_run.args([
         "xtask",
@@ -128,6 +134,13 @@ fn ci() -> Result<(), String> {
         "sources",
     ]);
     run(deny)
+}
+
+fn bench(args: &[String]) -> Result<(), String> {
+    let mut cmd = cargo();
+    cmd.args(["bench", "-q", "-p", "codejail", "--bench", "bench", "--"])
+        .args(args);
+    run(cmd)
 }
 
 fn ensure_cargo_deny() -> Result<(), String> {

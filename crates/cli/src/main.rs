@@ -432,6 +432,7 @@ fn selftest(as_json: bool, config: Option<PathBuf>, name: &str) -> Result<u8, Fa
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get() * 2);
         selftest::run_suite(
             &jail,
+            None,
             &parent,
             &selftest::corpus(),
             &|_| Some(None),

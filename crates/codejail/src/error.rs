@@ -49,6 +49,12 @@ pub enum JailError {
         /// The jail.
         jail: String,
     },
+    /// The warm path cannot be used, or a zygote failed.
+    #[error("warm path: {why}")]
+    Warm {
+        /// What went wrong.
+        why: String,
+    },
     /// A python_path entry without a file name.
     #[error("python_path entry {} has no file name; name a directory or zip file", path.display())]
     BadPythonPath {

@@ -80,8 +80,8 @@ impl JailConfig {
 pub struct Jail {
     name: String,
     config: JailConfig,
-    lang_args: Vec<&'static str>,
-    identity: (u32, u32),
+    pub(crate) lang_args: Vec<&'static str>,
+    pub(crate) identity: (u32, u32),
     /// Read and execute for the interpreter: derived once, at configure.
     read_exec: Vec<PathBuf>,
 }
@@ -415,7 +415,9 @@ impl Jail {
         })
     }
 
-    fn fs_rules(&self, jail: &JailDir) -> FsRules {
+    /// The filesystem rules of a run in `jail`: the interpreter's paths,
+    /// the jail home read-only, its `tmp/` read-write.
+    pub(crate) fn fs_rules(&self, jail: &JailDir) -> FsRules {
         let mut rules = FsRules::default();
         rules.read_exec.extend(self.read_exec.iter().cloned());
         rules.read.push(jail.path().to_owned());
@@ -464,6 +466,28 @@ impl Jail {
         options: &SafeExecOptions,
         unsafe_run: bool,
     ) -> Result<(), SafeExecError> {
+        let (files, path_entries) = Jail::python_path_files(options)?;
+        let request = JailCode {
+            code: Some(codejail_pyexec::DRIVER.to_owned()),
+            files,
+            extra_files: options.extra_files.clone(),
+            argv: Vec::new(),
+            stdin: codejail_pyexec::payload(code, globals, &path_entries),
+            limits_context: options.limits_context.clone(),
+            limits: options.limits.clone(),
+            slug: options.slug.clone(),
+            policy: options.policy,
+        };
+        let result = self
+            .run(&request, unsafe_run)
+            .map_err(SafeExecError::Jail)?;
+        finish_safe_exec(result.outcome, globals)
+    }
+
+    /// The files and `sys.path` entries of a `safe_exec` call.
+    pub(crate) fn python_path_files(
+        options: &SafeExecOptions,
+    ) -> Result<(Vec<PathBuf>, Vec<String>), SafeExecError> {
         let mut files = options.files.clone();
         let mut path_entries = Vec::new();
         for entry in &options.python_path {
@@ -481,40 +505,33 @@ impl Jail {
             }
             path_entries.push(name);
         }
-        let request = JailCode {
-            code: Some(codejail_pyexec::DRIVER.to_owned()),
-            files,
-            extra_files: options.extra_files.clone(),
-            argv: Vec::new(),
-            stdin: codejail_pyexec::payload(code, globals, &path_entries),
-            limits_context: options.limits_context.clone(),
-            limits: options.limits.clone(),
-            slug: options.slug.clone(),
-            policy: options.policy,
-        };
-        let result = self
-            .run(&request, unsafe_run)
-            .map_err(SafeExecError::Jail)?;
-        let outcome = result.outcome;
-        if outcome.status != 0 || outcome.killed_by.is_some() {
-            let mut message = codejail_pyexec::error_summary(&outcome.stderr);
-            if let Some(reason) = outcome.killed_by {
-                message = format!("{message} (killed: {reason} limit)")
-                    .trim()
-                    .to_owned();
-            }
-            if message.is_empty() {
-                message = format!("the code ended with status {}", outcome.status);
-            }
-            return Err(SafeExecError::Failed {
-                message,
-                outcome: Box::new(outcome),
-            });
-        }
-        *globals =
-            codejail_pyexec::parse_result(&outcome.stdout, codejail_pyexec::MAX_RESULT_BYTES)?;
-        Ok(())
+        Ok((files, path_entries))
     }
+}
+
+/// A `safe_exec` run's end: the globals read back, or the error with the
+/// last traceback line and the kill reason.
+pub(crate) fn finish_safe_exec(
+    outcome: Outcome,
+    globals: &mut Map<String, Value>,
+) -> Result<(), SafeExecError> {
+    if outcome.status != 0 || outcome.killed_by.is_some() {
+        let mut message = codejail_pyexec::error_summary(&outcome.stderr);
+        if let Some(reason) = outcome.killed_by {
+            message = format!("{message} (killed: {reason} limit)")
+                .trim()
+                .to_owned();
+        }
+        if message.is_empty() {
+            message = format!("the code ended with status {}", outcome.status);
+        }
+        return Err(SafeExecError::Failed {
+            message,
+            outcome: Box::new(outcome),
+        });
+    }
+    *globals = codejail_pyexec::parse_result(&outcome.stdout, codejail_pyexec::MAX_RESULT_BYTES)?;
+    Ok(())
 }
 
 /// The interpreter as an absolute path: a path is made absolute, a bare

@@ -30,6 +30,7 @@ mod jail;
 mod limits;
 pub mod selftest;
 mod settings;
+mod warm;
 
 pub use codejail_fs::{NameError, validate_name as validate_file_name};
 pub use codejail_proc::{Availability, KillReason, Layer, LayerSet, Outcome, Policy, Probe};
@@ -43,3 +44,4 @@ pub use limits::{
     reset_limits, set_limit,
 };
 pub use settings::{Settings, SettingsError};
+pub use warm::Warm;

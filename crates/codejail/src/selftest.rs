@@ -320,6 +320,7 @@ pub fn unavailable(attack: &Attack) -> Option<String> {
 /// When the run could not be set up at all.
 pub fn run_attack(
     jail: &Jail,
+    warm: Option<&crate::Warm>,
     attack: &Attack,
     bait: &Bait,
     policy: Option<Policy>,
@@ -332,7 +333,10 @@ pub fn run_attack(
             ..SafeExecOptions::default()
         };
         let mut globals = Map::new();
-        let result = jail.safe_exec(attack.code, &mut globals, &options);
+        let result = match warm {
+            Some(w) => w.safe_exec(attack.code, &mut globals, &options),
+            None => jail.safe_exec(attack.code, &mut globals, &options),
+        };
         return Ok(match result {
             Ok(()) => Verdict {
                 name: attack.name().to_owned(),
@@ -369,7 +373,10 @@ pub fn run_attack(
         slug: Some(format!("selftest/{}", attack.name())),
         ..JailCode::default()
     };
-    let result = jail.jail_code(&request)?;
+    let result = match warm {
+        Some(w) => w.jail_code(&request)?,
+        None => jail.jail_code(&request)?,
+    };
     let o = &result.outcome;
     Ok(judge(
         attack,
@@ -509,13 +516,14 @@ impl Report {
 pub type PolicyFor<'a> = dyn Fn(&Attack) -> Option<Option<Policy>> + Sync + 'a;
 
 /// Runs `attacks` in `jail` (whose jail parent must be `jail_parent`) on
-/// `threads` threads, checks that no process of any run is left, and
-/// compares the host before and after.
+/// `threads` threads — through the warm pool `warm` when given — checks that
+/// no process of any run is left, and compares the host before and after.
 ///
 /// # Errors
 /// When the bait cannot be set up or a run cannot be started.
 pub fn run_suite(
     jail: &Jail,
+    warm: Option<&crate::Warm>,
     jail_parent: &Path,
     attacks: &[Attack],
     policy_for: &PolicyFor<'_>,
@@ -543,7 +551,7 @@ pub fn run_suite(
                     let Some(&(attack, policy)) = todo.get(i) else {
                         break;
                     };
-                    let verdict = run_one(jail, attack, bait_ref, policy);
+                    let verdict = run_one(jail, warm, attack, bait_ref, policy);
                     results
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -571,13 +579,14 @@ pub fn run_suite(
 /// a check that none of its processes survived.
 fn run_one(
     jail: &Jail,
+    warm: Option<&crate::Warm>,
     attack: &Attack,
     bait: &Bait,
     policy: Option<Policy>,
 ) -> Result<Verdict, String> {
     let token = format!("codejail-attack-{}", unique());
     let run = || {
-        run_attack(jail, attack, bait, policy, &token)
+        run_attack(jail, warm, attack, bait, policy, &token)
             .map_err(|e| format!("{}: {e}", attack.name()))
     };
     let mut verdict = if attack.class == "concurrency" {
@@ -623,6 +632,12 @@ fn run_one(
     if !left.is_empty() {
         verdict.contained = false;
         verdict.detail = format!("processes {left:?} outlived the run");
+    }
+    // A warm call's processes carry the zygote's command line, not the
+    // token: count the pool's processes instead (one call at a time).
+    if let Some(stray) = warm.map(crate::Warm::stray_processes).filter(|n| *n > 0) {
+        verdict.contained = false;
+        verdict.detail = format!("{stray} processes of the warm call outlived it");
     }
     Ok(verdict)
 }

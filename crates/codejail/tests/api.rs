@@ -540,3 +540,68 @@ fn many_jail_code_calls_run_at_once() {
         assert_eq!(sq, i * i);
     }
 }
+
+// The warm path: the same contract.
+
+fn warm() -> codejail::Warm {
+    python().warm(1).unwrap()
+}
+
+#[test]
+fn warm_safe_exec_sets_values_and_raises_errors() {
+    let pool = warm();
+    for i in 0..5 {
+        let mut g = globals(json!({"a": i}));
+        pool.safe_exec(
+            "b = a * 2\nt = (1, b'x')",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap();
+        assert_eq!(Value::Object(g), json!({"a": i, "b": i * 2, "t": [1, "x"]}));
+    }
+    let mut g = Map::new();
+    let err = pool
+        .safe_exec(
+            "raise ValueError(\"That's not how you pour soup!\")",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(err.to_string(), "ValueError: That's not how you pour soup!");
+    let err = pool
+        .safe_exec(
+            "import time\ntime.sleep(30)",
+            &mut g,
+            &SafeExecOptions {
+                limits: vec![(LimitName::Realtime, 1)],
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("killed: realtime limit"), "{err}");
+}
+
+#[test]
+fn warm_jail_code_runs_code_as_main_with_argv_and_stdin() {
+    let pool = warm();
+    let mut req = code(
+        "import sys, os\nprint(__name__, sys.argv, sys.stdin.read(), os.getcwd().split('/')[-1].startswith('codejail-'))",
+    );
+    req.argv = vec!["a".into()];
+    req.stdin = b"in".to_vec();
+    let r = pool.jail_code(&req).unwrap();
+    assert_eq!(
+        text(&r.stdout),
+        "__main__ ['jailed_code', 'a'] in True\n",
+        "{}",
+        text(&r.stderr)
+    );
+    let r = pool.jail_code(&code("1/0")).unwrap();
+    assert_eq!(r.status, 1);
+    assert!(
+        text(&r.stderr).contains("ZeroDivisionError"),
+        "{}",
+        text(&r.stderr)
+    );
+}

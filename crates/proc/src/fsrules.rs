@@ -73,6 +73,54 @@ impl Tmpfs {
     }
 }
 
+/// A Landlock ruleset as plain numbers, for a process that builds its own
+/// domain with the raw syscalls (the warm path's per-call domains).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LandlockSpec {
+    /// Handled filesystem rights (`handled_access_fs`).
+    pub fs: u64,
+    /// Handled network rights (`handled_access_net`): TCP bind and connect.
+    pub net: u64,
+    /// Scopes (`scoped`): signals and abstract unix sockets.
+    pub scoped: u64,
+    /// The rights a rule on a file (not a directory) may carry.
+    pub file_mask: u64,
+    /// (path, allowed rights) rules.
+    pub rules: Vec<(PathBuf, u64)>,
+}
+
+impl FsRules {
+    /// The same ruleset [`Spawn`](crate::Spawn) builds from these rules,
+    /// as numbers, for the kernel's Landlock ABI `abi`.
+    pub fn landlock_spec(&self, abi: i32) -> LandlockSpec {
+        let abi = ABI::from(abi);
+        let read_exec = AccessFs::from_read(abi).bits();
+        let read = (AccessFs::ReadFile | AccessFs::ReadDir).bits();
+        let all = AccessFs::from_all(abi).bits();
+        let file_mask = all
+            & (AccessFs::Execute
+                | AccessFs::WriteFile
+                | AccessFs::ReadFile
+                | AccessFs::Truncate
+                | AccessFs::IoctlDev)
+                .bits();
+        let rules = self
+            .read_exec
+            .iter()
+            .map(|p| (p.clone(), read_exec))
+            .chain(self.read.iter().map(|p| (p.clone(), read)))
+            .chain(self.read_write.iter().map(|p| (p.clone(), all)))
+            .collect();
+        LandlockSpec {
+            fs: all,
+            net: AccessNet::from_all(abi).bits(),
+            scoped: Scope::from_all(abi).bits(),
+            file_mask,
+            rules,
+        }
+    }
+}
+
 /// The Landlock rights a read-write path gets (for rules the child adds to
 /// mounts it makes).
 pub(crate) fn read_write_access(abi: i32) -> u64 {

@@ -20,10 +20,13 @@ pub enum KillReason {
     /// A size- or inode-limited tmpfs of the run was full at its end: the
     /// program met `ENOSPC` (it was not killed for it).
     Disk,
+    /// The caller cancelled the run ([`Spawn::cancel_on`](crate::Spawn::cancel_on)).
+    Cancelled,
 }
 
 impl KillReason {
-    /// A short, stable name: `realtime`, `cpu`, `output`, `memory`, `disk`.
+    /// A short, stable name: `realtime`, `cpu`, `output`, `memory`, `disk`,
+    /// `cancelled`.
     pub fn as_str(self) -> &'static str {
         match self {
             KillReason::Wall => "realtime",
@@ -31,6 +34,7 @@ impl KillReason {
             KillReason::Output => "output",
             KillReason::Memory => "memory",
             KillReason::Disk => "disk",
+            KillReason::Cancelled => "cancelled",
         }
     }
 }
@@ -52,7 +56,6 @@ pub struct Truncated {
 
 /// The result of a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct Outcome {
     /// CodeJail's convention: the exit code, or the negated signal number
     /// (`-9` for `SIGKILL`, `-24` for `SIGXCPU`).

@@ -123,6 +123,12 @@ pub const DENIED: &[(&str, libc::c_long, When)] = &[
         libc::SYS_personality,
         When::ArgNeither(0, 0, 0xffff_ffff),
     ),
+    // IPC objects that outlive the processes that made them (runs of a warm
+    // pool share an IPC namespace, one after another).
+    ("shmget", libc::SYS_shmget, When::Always),
+    ("semget", libc::SYS_semget, When::Always),
+    ("msgget", libc::SYS_msgget, When::Always),
+    ("mq_open", libc::SYS_mq_open, When::Always),
     // Typing into the caller's terminal.
     (
         "ioctl",

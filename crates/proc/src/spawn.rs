@@ -47,6 +47,7 @@ pub struct Spawn {
     fs: FsRules,
     tmpfs: Vec<Tmpfs>,
     apparmor: Option<String>,
+    cancel: Option<std::sync::Arc<OwnedFd>>,
     slug: String,
 }
 
@@ -67,6 +68,7 @@ impl Spawn {
             fs: FsRules::default(),
             tmpfs: Vec::new(),
             apparmor: None,
+            cancel: None,
             slug: String::new(),
         }
     }
@@ -152,6 +154,14 @@ impl Spawn {
     /// profile must be loaded; see the `codejail-apparmor` crate.
     pub fn apparmor_profile(&mut self, name: impl Into<String>) -> &mut Spawn {
         self.apparmor = Some(name.into());
+        self
+    }
+
+    /// Ends the run (every process of it) as soon as `fd` becomes readable
+    /// or its other end is closed: the read end of a pipe whose write end
+    /// the caller drops to cancel. For long-lived runs such as a warm pool.
+    pub fn cancel_on(&mut self, fd: OwnedFd) -> &mut Spawn {
+        self.cancel = Some(std::sync::Arc::new(fd));
         self
     }
 
@@ -322,7 +332,13 @@ impl Spawn {
                 None => deadline,
             };
             let timeout = wake.map(|w| to_timespec(w.saturating_duration_since(now)));
-            pump.step(&mut sup, timeout.as_ref())?;
+            let cancel = self.cancel.as_deref().filter(|_| kill_sent.is_none());
+            if pump.step(&mut sup, timeout.as_ref(), cancel)? {
+                tracing::warn!("Killing process {pid}: the run was cancelled");
+                reason = Some(KillReason::Cancelled);
+                sup.kill();
+                kill_sent = Some(Instant::now());
+            }
             if sup.exited && report.is_none() {
                 let r = read_report(&report_r);
                 let lost = r.is_none();
@@ -670,10 +686,16 @@ impl Pump<'_> {
         self.out.iter().any(|c| c.truncated)
     }
 
-    /// One `poll` over stdin, stdout, stderr and the supervisor's pidfd.
-    fn step(&mut self, sup: &mut Supervisor, timeout: Option<&Timespec>) -> Result<(), SpawnError> {
-        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(4);
-        let mut slots = [usize::MAX; 4]; // stdin, stdout, stderr, pidfd
+    /// One `poll` over stdin, stdout, stderr, the supervisor's pidfd and the
+    /// cancel descriptor; true when the run was cancelled.
+    fn step(
+        &mut self,
+        sup: &mut Supervisor,
+        timeout: Option<&Timespec>,
+        cancel: Option<&OwnedFd>,
+    ) -> Result<bool, SpawnError> {
+        let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(5);
+        let mut slots = [usize::MAX; 5]; // stdin, stdout, stderr, pidfd, cancel
         if let Some(fd) = &self.stdin {
             slots[0] = fds.len();
             fds.push(PollFd::new(fd, PollFlags::OUT));
@@ -688,11 +710,15 @@ impl Pump<'_> {
             slots[3] = fds.len();
             fds.push(PollFd::new(&sup.pidfd, PollFlags::IN));
         }
+        if let Some(fd) = cancel {
+            slots[4] = fds.len();
+            fds.push(PollFd::new(fd, PollFlags::IN));
+        }
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(SpawnError::parent("poll the run")(e)),
         }
-        let ready: [bool; 4] =
+        let ready: [bool; 5] =
             std::array::from_fn(|i| fds.get(slots[i]).is_some_and(|f| !f.revents().is_empty()));
         drop(fds);
 
@@ -708,7 +734,7 @@ impl Pump<'_> {
         if ready[3] {
             sup.wait();
         }
-        Ok(())
+        Ok(ready[4])
     }
 
     fn feed_stdin(&mut self) -> Result<(), SpawnError> {

@@ -13,6 +13,15 @@ use serde_json::{Map, Value};
 /// The driver script, run inside the jail as the code.
 pub const DRIVER: &str = include_str!("driver.py");
 
+/// The warm path's zygote: the driver's functions, then the zygote loop
+/// (see `zygote.py`). Run inside a fully confined jail as the code, with
+/// the path of the unix socket to serve as its argument.
+pub const ZYGOTE: &str = concat!(
+    "ZYGOTE = True\n",
+    include_str!("driver.py"),
+    include_str!("zygote.py")
+);
+
 /// The most result bytes read back by default (CodeJail has no limit; a
 /// flood of globals must not exhaust the caller).
 pub const MAX_RESULT_BYTES: usize = 16 << 20;

@@ -1,0 +1,258 @@
+//! `cargo xtask bench [--quick]`: codejail against the bare interpreter,
+//! measured in one process and one run, interleaved, after a warm-up.
+//!
+//! Rows: fork+exec of /bin/true and of `python3 -E -B -c pass` (the
+//! floor), `jail_code("print(1)")`, `safe_exec("x = 1 + 1")` with empty
+//! and with 100 KB globals, and the warm path. Each row: median, p90, p99,
+//! calls/s with one caller and with one caller per core, and the median's
+//! ratio to the bare interpreter spawn. Then the parent's RSS and open
+//! descriptors before and after many runs. Timings are printed, never
+//! asserted: CI runs `--quick` and fails only on errors.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use codejail::{Jail, JailCode, SafeExecOptions, Warm};
+use serde_json::{Map, Value, json};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+type Call = Arc<dyn Fn() + Send + Sync>;
+
+struct Row {
+    name: &'static str,
+    call: Call,
+    samples: Vec<Duration>,
+}
+
+fn bare(program: &'static str, args: &'static [&'static str]) -> Call {
+    Arc::new(move || {
+        let status = Command::new(program)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn");
+        assert!(status.success());
+    })
+}
+
+fn jail_code(jail: Arc<Jail>) -> Call {
+    Arc::new(move || {
+        let r = jail
+            .jail_code(&JailCode {
+                code: Some("print(1)".into()),
+                ..JailCode::default()
+            })
+            .expect("jail_code");
+        assert_eq!(r.stdout, b"1\n", "{}", String::from_utf8_lossy(&r.stderr));
+    })
+}
+
+fn safe_exec(jail: Arc<Jail>, globals: Map<String, Value>) -> Call {
+    Arc::new(move || {
+        let mut g = globals.clone();
+        jail.safe_exec("x = 1 + 1", &mut g, &SafeExecOptions::default())
+            .expect("safe_exec");
+        assert_eq!(g["x"], 2);
+    })
+}
+
+fn warm_safe_exec(warm: Arc<Warm>) -> Call {
+    Arc::new(move || {
+        let mut g = Map::new();
+        warm.safe_exec("x = 1 + 1", &mut g, &SafeExecOptions::default())
+            .expect("warm safe_exec");
+        assert_eq!(g["x"], 2);
+    })
+}
+
+fn proc_true(policy: codejail_proc::Policy) -> Call {
+    Arc::new(move || {
+        let out = codejail_proc::Spawn::new("/bin/true")
+            .policy(policy)
+            .run()
+            .expect("spawn");
+        assert_eq!(out.status, 0);
+    })
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2}", d.as_secs_f64() * 1000.0)
+}
+
+/// Calls per second with `threads` callers making `each` calls.
+fn throughput(call: &Call, threads: usize, each: usize) -> f64 {
+    let start = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                for _ in 0..each {
+                    call();
+                }
+            });
+        }
+    });
+    (threads * each) as f64 / start.elapsed().as_secs_f64()
+}
+
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("VmRSS:")
+                    .map(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+            })
+        })
+        .flatten()
+        .unwrap_or(0)
+}
+
+fn fds() -> usize {
+    std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (warmup, rounds, each, soak) = if quick {
+        (3, 30, 10, 300)
+    } else {
+        (10, 200, 50, 10_000)
+    };
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+
+    let jail = codejail::configure("python", PYTHON, None).expect("configure");
+    let big: Map<String, Value> = (0..1000)
+        .map(|i| (format!("k{i}"), json!("v".repeat(90))))
+        .collect();
+    let big_len = serde_json::to_vec(&big).map(|v| v.len()).unwrap_or(0);
+    let warm = Arc::new(jail.warm(cores).expect("warm pool"));
+
+    let mut rows = vec![
+        Row {
+            name: "fork+exec /bin/true",
+            call: bare("/bin/true", &[]),
+            samples: vec![],
+        },
+        Row {
+            name: "proc /bin/true, no layer",
+            call: proc_true(codejail_proc::Policy::None),
+            samples: vec![],
+        },
+        Row {
+            name: "proc /bin/true, every layer",
+            call: proc_true(codejail_proc::Policy::Auto),
+            samples: vec![],
+        },
+        Row {
+            name: "bare python3 -E -B -c pass",
+            call: bare(PYTHON, &["-E", "-B", "-c", "pass"]),
+            samples: vec![],
+        },
+        Row {
+            name: "jail_code print(1)",
+            call: jail_code(jail.clone()),
+            samples: vec![],
+        },
+        Row {
+            name: "safe_exec x = 1 + 1",
+            call: safe_exec(jail.clone(), Map::new()),
+            samples: vec![],
+        },
+        Row {
+            name: "safe_exec, 100 KB globals",
+            call: safe_exec(jail.clone(), big.clone()),
+            samples: vec![],
+        },
+        Row {
+            name: "safe_exec x = 1 + 1, warm",
+            call: warm_safe_exec(warm.clone()),
+            samples: vec![],
+        },
+    ];
+    for round in 0..warmup + rounds {
+        for row in &mut rows {
+            let start = Instant::now();
+            (row.call)();
+            if round >= warmup {
+                row.samples.push(start.elapsed());
+            }
+        }
+    }
+    let layers = jail
+        .planned_layers()
+        .map(|l| l.to_string())
+        .unwrap_or_else(|e| e.to_string());
+    println!(
+        "codejail bench{}: {rounds} interleaved rounds after {warmup} warm-up rounds, {cores} cores",
+        if quick { " --quick" } else { "" }
+    );
+    println!("layers on: {layers}");
+    println!("100 KB globals: {big_len} bytes of JSON; warm pool: {cores} interpreters\n");
+    println!(
+        "{:<28} {:>8} {:>8} {:>8} {:>10} {:>12} {:>8}",
+        "operation",
+        "median",
+        "p90",
+        "p99",
+        "calls/s",
+        format!("calls/s x{cores}"),
+        "ratio"
+    );
+    let mut bare_median = Duration::ZERO;
+    let mut bare_rate = 0.0;
+    for row in &mut rows {
+        row.samples.sort();
+        let median = percentile(&row.samples, 0.5);
+        let seq = throughput(&row.call, 1, each);
+        let par = throughput(&row.call, cores, each);
+        if row.name.starts_with("bare python3") {
+            bare_median = median;
+            bare_rate = par;
+        }
+        let ratio = if bare_median.is_zero() {
+            f64::NAN
+        } else {
+            median.as_secs_f64() / bare_median.as_secs_f64()
+        };
+        println!(
+            "{:<28} {:>8} {:>8} {:>8} {:>10.0} {:>12.0} {:>8.2}",
+            row.name,
+            ms(median),
+            ms(percentile(&row.samples, 0.9)),
+            ms(percentile(&row.samples, 0.99)),
+            seq,
+            par,
+            ratio
+        );
+    }
+    let warm_row = rows.last().expect("rows");
+    let warm_rate = throughput(&warm_row.call, cores, each);
+    println!("\n(times in ms; ratio = median / bare python3 median, same run)");
+    println!(
+        "warm safe_exec with {cores} callers: {:.1}x the bare spawn rate with {cores} callers",
+        warm_rate / bare_rate
+    );
+
+    let (rss0, fds0) = (rss_kib(), fds());
+    let cold = jail_code(jail.clone());
+    for _ in 0..soak {
+        cold();
+    }
+    drop(warm);
+    println!(
+        "\nafter {soak} more runs: RSS {rss0} -> {} KiB, open descriptors {fds0} -> {}",
+        rss_kib(),
+        fds()
+    );
+}
