@@ -213,7 +213,10 @@ fn sabotage_mode_shows_the_suite_can_fail() {
         .collect();
     for a in &mut representatives {
         if a.class == "resources" {
-            a.limits = vec![(codejail::LimitName::Realtime, 10)];
+            a.limits = vec![
+                (codejail::LimitName::Realtime, 20),
+                (codejail::LimitName::Cpu, 20),
+            ];
         }
     }
     let classes: Vec<&str> = representatives.iter().map(|a| a.class.as_str()).collect();

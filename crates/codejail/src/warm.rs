@@ -16,7 +16,7 @@
 //! Limits that need the cold path's per-run machinery (MEMORY: a cgroup;
 //! DISK and FILES: a tmpfs) send the call down the cold path.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
@@ -317,18 +317,14 @@ impl Warm {
         let start = Instant::now();
         let limits = effective_limits(request.limits_context.as_deref(), &request.limits);
         let mut extra = request.extra_files.clone();
-        let (mode_name, code) = match &mode {
-            Mode::Exec(payload) => {
-                extra.push((".codejail-payload.json".into(), payload.clone()));
-                ("exec", None)
-            }
+        let (mode_name, code, stdin) = match &mode {
+            Mode::Exec(payload) => ("exec", None, payload.as_slice()),
             Mode::Run(r) => {
-                extra.push((".codejail-stdin".into(), r.stdin.clone()));
                 extra.push((
                     ".codejail-argv.json".into(),
                     serde_json::to_vec(&r.argv).unwrap_or_default(),
                 ));
-                ("run", r.code.as_deref())
+                ("run", r.code.as_deref(), r.stdin.as_slice())
             }
         };
         let contents = Contents {
@@ -363,8 +359,14 @@ impl Warm {
             },
         });
         let realtime = Duration::from_secs(limits.get(LimitName::Realtime).max(1));
+        let cap = usize::try_from(limits.get(LimitName::Output)).unwrap_or(usize::MAX);
+        let caps = [
+            if cap == 0 { usize::MAX } else { cap },
+            if cap == 0 { usize::MAX } else { cap },
+            codejail_pyexec::MAX_RESULT_BYTES,
+        ];
         let mut zygote = self.take();
-        let answer = ask(&mut zygote, &line, realtime + ANSWER_GRACE);
+        let answer = ask(&mut zygote, &line, stdin, caps, realtime + ANSWER_GRACE);
         match &answer {
             Ok(_) => self.give_back(zygote),
             Err(_) => {
@@ -376,7 +378,7 @@ impl Warm {
                 }
             }
         }
-        let (header, stdout, stderr, result) = answer?;
+        let (header, [stdout, stderr, result], truncated) = answer?;
         dir.remove()?;
         if let Some(error) = header["error"].as_str() {
             return Err(JailError::Warm {
@@ -390,8 +392,8 @@ impl Warm {
             _ => None,
         };
         let truncated = Truncated {
-            stdout: header["truncated"][0].as_bool().unwrap_or(false),
-            stderr: header["truncated"][1].as_bool().unwrap_or(false),
+            stdout: truncated[0],
+            stderr: truncated[1],
         };
         Ok(Outcome {
             status: header["status"].as_i64().unwrap_or(-9) as i32,
@@ -413,52 +415,156 @@ impl Warm {
     }
 }
 
-type Answer = (Value, Vec<u8>, Vec<u8>, Vec<u8>);
+/// The zygote's answer line, and the call's stdout, stderr and result with
+/// their truncation.
+type Answer = (Value, [Vec<u8>; 3], [bool; 3]);
 
-/// Sends one request line and reads the answer: a JSON header line, then
-/// the call's stdout, stderr and result bytes.
-fn ask(zygote: &mut Zygote, line: &Value, timeout: Duration) -> Result<Answer, JailError> {
-    let lost = |e: std::io::Error| JailError::Warm {
-        why: format!("the zygote did not answer: {e}"),
+/// Sends one request with the call's pipes, feeds stdin, drains the
+/// outputs (asking the zygote to kill the call when one passes its cap),
+/// and reads the answer line.
+fn ask(
+    zygote: &mut Zygote,
+    line: &Value,
+    stdin: &[u8],
+    caps: [usize; 3],
+    timeout: Duration,
+) -> Result<Answer, JailError> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    use rustix::io::Errno;
+    let lost = |why: String| JailError::Warm {
+        why: format!("the zygote did not answer: {why}"),
     };
-    zygote
-        .stream
-        .set_read_timeout(Some(timeout))
-        .map_err(lost)?;
+    let pipe = || {
+        rustix::pipe::pipe_with(
+            rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
+        )
+        .map_err(|e| lost(e.to_string()))
+    };
+    let (stdin_r, stdin_w) = pipe()?;
+    let (out_r, out_w) = pipe()?;
+    let (err_r, err_w) = pipe()?;
+    let (res_r, res_w) = pipe()?;
+    // The worker's ends must block like ordinary stdio.
+    for fd in [&stdin_r, &out_w, &err_w, &res_w] {
+        rustix::fs::fcntl_setfl(fd, rustix::fs::OFlags::empty())
+            .map_err(|e| lost(e.to_string()))?;
+    }
     let mut text = line.to_string();
     text.push('\n');
-    zygote.stream.write_all(text.as_bytes()).map_err(lost)?;
-    let mut reader = BufReader::new(
-        zygote
-            .stream
-            .as_fd()
-            .try_clone_to_owned()
-            .map(UnixStream::from)
-            .map_err(lost)?,
-    );
-    let mut header_line = Vec::new();
-    reader.read_until(b'\n', &mut header_line).map_err(lost)?;
-    let header: Value = serde_json::from_slice(&header_line).map_err(|e| JailError::Warm {
+    {
+        let fds = [stdin_r.as_fd(), out_w.as_fd(), err_w.as_fd(), res_w.as_fd()];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
+        control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
+        let iov = [std::io::IoSlice::new(text.as_bytes())];
+        let sent = rustix::net::sendmsg(
+            &zygote.stream,
+            &iov,
+            &mut control,
+            rustix::net::SendFlags::empty(),
+        )
+        .map_err(|e| lost(e.to_string()))?;
+        if sent != text.len() {
+            zygote
+                .stream
+                .write_all(&text.as_bytes()[sent..])
+                .map_err(|e| lost(e.to_string()))?;
+        }
+    }
+    drop((stdin_r, out_w, err_w, res_w));
+    let deadline = Instant::now() + timeout;
+    let mut stdin_w = Some(stdin_w).filter(|_| !stdin.is_empty());
+    let mut fed = 0;
+    let mut outs: [Option<OwnedFd>; 3] = [Some(out_r), Some(err_r), Some(res_r)];
+    let mut bufs: [Vec<u8>; 3] = Default::default();
+    let mut truncated = [false; 3];
+    let mut kill_sent = false;
+    let mut header = Vec::new();
+    let mut chunk = vec![0u8; 64 << 10];
+    while outs.iter().any(Option::is_some) || !header.ends_with(b"\n") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(lost("timed out".into()));
+        }
+        let mut fds = Vec::with_capacity(5);
+        let mut which = Vec::with_capacity(5);
+        if let Some(fd) = &stdin_w {
+            fds.push(PollFd::new(fd, PollFlags::OUT));
+            which.push(3);
+        }
+        for (i, fd) in outs.iter().enumerate() {
+            if let Some(fd) = fd {
+                fds.push(PollFd::new(fd, PollFlags::IN));
+                which.push(i);
+            }
+        }
+        if !header.ends_with(b"\n") {
+            fds.push(PollFd::new(&zygote.stream, PollFlags::IN));
+            which.push(4);
+        }
+        let ts = Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match poll(&mut fds, Some(&ts)) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(lost(e.to_string())),
+        }
+        let ready: Vec<usize> = fds
+            .iter()
+            .zip(&which)
+            .filter(|(f, _)| !f.revents().is_empty())
+            .map(|(_, w)| *w)
+            .collect();
+        drop(fds);
+        for w in ready {
+            match w {
+                3 => {
+                    let Some(fd) = &stdin_w else { continue };
+                    match rustix::io::write(fd, &stdin[fed..]) {
+                        Ok(n) => fed += n,
+                        Err(Errno::AGAIN | Errno::INTR) => {}
+                        Err(_) => fed = stdin.len(), // the code closed its stdin
+                    }
+                    if fed >= stdin.len() {
+                        stdin_w = None;
+                    }
+                }
+                4 => match zygote.stream.read(&mut chunk) {
+                    Ok(0) => return Err(lost("the zygote closed its socket".into())),
+                    Ok(n) => header.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(lost(e.to_string())),
+                },
+                i => {
+                    let Some(fd) = &outs[i] else { continue };
+                    match rustix::io::read(fd, &mut chunk) {
+                        Ok(0) => outs[i] = None,
+                        Ok(n) => {
+                            let room = caps[i].saturating_sub(bufs[i].len());
+                            bufs[i].extend_from_slice(&chunk[..n.min(room)]);
+                            if n > room {
+                                truncated[i] = true;
+                                if !kill_sent && !header.ends_with(b"\n") {
+                                    kill_sent = true;
+                                    let _ = zygote.stream.write_all(b"k");
+                                }
+                            }
+                        }
+                        Err(Errno::AGAIN | Errno::INTR) => {}
+                        Err(e) => return Err(lost(e.to_string())),
+                    }
+                }
+            }
+        }
+    }
+    let mut answer: Value = serde_json::from_slice(&header).map_err(|e| JailError::Warm {
         why: format!("the zygote answered garbage: {e}"),
     })?;
-    let lengths: Vec<usize> = (0..3)
-        .map(|i| header["lengths"][i].as_u64().unwrap_or(0) as usize)
-        .collect();
-    let mut read = |n: usize| -> Result<Vec<u8>, JailError> {
-        let mut buf = vec![0u8; n];
-        reader.read_exact(&mut buf).map_err(lost)?;
-        Ok(buf)
-    };
-    let stdout = read(lengths[0])?;
-    let stderr = read(lengths[1])?;
-    let result = read(lengths[2])?;
-    // The zygote's mark that the call's leader has been reaped.
-    if read(1)? != b"." {
-        return Err(JailError::Warm {
-            why: "the zygote did not confirm the end of the call".into(),
-        });
+    if truncated[0] || truncated[1] || truncated[2] {
+        answer["killed_by"] = json!("output");
     }
-    Ok((header, stdout, stderr, result))
+    Ok((answer, bufs, truncated))
 }
 
 fn needs_cold(limits: &crate::Limits) -> bool {

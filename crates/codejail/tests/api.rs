@@ -389,7 +389,17 @@ fn limit_vmem() {
         "MemoryError\n"
     );
     assert_eq!(
-        text(&limited(c, vec![(LimitName::Vmem, 0), (LimitName::Realtime, 10)]).stdout),
+        text(
+            &limited(
+                c,
+                vec![
+                    (LimitName::Vmem, 0),
+                    (LimitName::Realtime, 20),
+                    (LimitName::Cpu, 20)
+                ]
+            )
+            .stdout
+        ),
         "ok\n"
     );
 }

@@ -3,21 +3,25 @@
 # codejail warm path: the zygote. Appended to driver.py (with ZYGOTE = True
 # before it) and run inside a fully confined jail, every layer on.
 #
-# It connects to the unix socket named in argv[1] and reads one request line
-# per call: {"home", "tmp", "mode", "limits", "landlock"}. It never reads a
-# call's code or data: those are files in the call's own jail directory,
-# read by the call's worker, so no call's data is ever in the zygote's
-# memory for a later call to find.
+# It connects to the unix socket named in argv[1] and serves one call at a
+# time. A request is one line, {"home", "tmp", "mode", "limits",
+# "landlock"}, sent with four descriptors (SCM_RIGHTS): the worker's stdin,
+# stdout, stderr and result pipes, whose other ends the caller reads. The
+# zygote never reads a call's code, data or output: code and data are files
+# in the call's own jail directory, read by the worker; output goes straight
+# to the caller. So nothing of one call is ever in the zygote's memory for a
+# later call (forked from it) to find.
 #
-# Per call:   zygote --fork--> leader --fork--> worker
-#   leader: new session, child subreaper, its own Landlock domain (D1);
-#           pumps the worker's output with the caps and the deadline, then
-#           kill(-1, SIGKILL): Landlock's signal scope limits that to D1 and
-#           the domains nested in it, i.e. exactly this call's processes;
-#           reaps them all; writes the reply to the socket; exits.
-#   worker: rlimits, a nested Landlock domain (D2: the worker cannot signal
-#           its leader), cwd = its jail home, a clean environment, stdio on
-#           the leader's pipes; runs the code; exits.
+# Per call:   zygote --fork--> worker: new session, rlimits, a nested
+#             Landlock domain (its own jail directory only; it cannot signal
+#             the zygote), cwd, clean environment, stdio on the pipes; runs
+#             the code.
+#   zygote:   waits for the worker, the deadline, or a "k" from the caller
+#             (output cap), then kill(-1, SIGKILL): Landlock's signal scope
+#             confines that to the zygote's domain, in which only this call's
+#             processes live (the zygote is a child subreaper, so orphans of
+#             the call are its children); reaps them all; answers with one
+#             JSON line.
 # ---------------------------------------------------------------------------
 import ctypes
 import resource
@@ -69,18 +73,17 @@ def landlock(spec):
         os.close(fd)
 
 
-def worker(req, out_w, err_w, res_w):
+def worker(req, fds):
     """The call's code. Never returns."""
     status = 1
     try:
-        os.dup2(out_w, 1)
-        os.dup2(err_w, 2)
-        os.dup2(res_w, 3)
-        home = req["home"]
-        stdin_path = os.path.join(home, ".codejail-stdin")
-        fd = os.open(stdin_path if os.path.exists(stdin_path) else "/dev/null", os.O_RDONLY)
-        os.dup2(fd, 0)
+        os.setsid()
+        # Out of the way of the targets first, then onto 0..3.
+        moved = [os.dup(fd) for fd in fds]
+        for target, fd in enumerate(moved):
+            os.dup2(fd, target)
         os.closerange(4, 65536)
+        home = req["home"]
         limits = req["limits"]
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if limits["cpu"]:
@@ -96,11 +99,11 @@ def worker(req, out_w, err_w, res_w):
         os.chdir(home)
         os.environ.clear()
         os.environ["TMPDIR"] = req["tmp"]
+        sys.stdin = open(0, "r", closefd=False)
         sys.stdout = open(1, "w", closefd=False)
         sys.stderr = open(2, "w", closefd=False)
         if req["mode"] == "exec":
-            with open(".codejail-payload.json", "rb") as f:
-                payload = loads(f.read().decode("utf-8"))
+            payload = loads(sys.stdin.buffer.read().decode("utf-8"))
             os.dup2(2, 1)
             safe_exec(payload, 3)
             status = 0
@@ -130,116 +133,83 @@ def worker(req, out_w, err_w, res_w):
         os._exit(status & 0xFF)
 
 
-def leader(req, sock):
-    """Runs one call in its own session and Landlock domain. Never returns."""
-    reply = {"status": -9, "killed_by": None, "cpu_us": 0, "max_rss_kib": 0}
-    bufs = [bytearray(), bytearray(), bytearray()]
-    trunc = [False, False, False]
+def receive(sock, pending):
+    """One request line and its four descriptors; stray "k" bytes (a kill
+    that came after its call had ended) are dropped."""
+    fds = []
+    while b"\n" not in pending or len(fds) < 4:
+        data, more, _, _ = socket.recv_fds(sock, 65536, 4)
+        if not data and not more:
+            os._exit(0)
+        pending += data
+        fds += more
+        pending = pending.lstrip(b"k")
+    line, _, rest = pending.partition(b"\n")
+    return loads(line.decode("utf-8")), fds, rest
+
+
+def serve(sock, req, fds):
+    """Runs one call; returns the answer."""
+    answer = {"status": -9, "killed_by": None, "cpu_us": 0, "max_rss_kib": 0}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    pid = os.fork()
+    if pid == 0:
+        sock.close()
+        worker(req, fds)
+    for fd in fds:
+        os.close(fd)
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(sock.fileno(), select.POLLIN)
+    deadline = time.monotonic() + (req["limits"]["realtime"] or 1e9)
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            answer["killed_by"] = "realtime"
+            break
+        events = dict(poller.poll(left * 1000))
+        if pidfd in events:
+            break
+        if sock.fileno() in events:
+            if not sock.recv(1, socket.MSG_DONTWAIT):
+                os.kill(-1, signal.SIGKILL)
+                os._exit(0)
+            answer["killed_by"] = "output"
+            break
+    os.close(pidfd)
+    # Every process of this call, and nothing else (Landlock scope).
     try:
-        os.setsid()
-        _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
-        landlock(req["landlock"])
-        pipes = [os.pipe() for _ in range(3)]
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            for r, _ in pipes:
-                os.close(r)
-            worker(req, pipes[0][1], pipes[1][1], pipes[2][1])
-        for _, w in pipes:
-            os.close(w)
-        caps = [req["limits"]["output"] or (1 << 62)] * 2 + [req["max_result"]]
-        deadline = time.monotonic() + (req["limits"]["realtime"] or 1e9)
-        pidfd = os.pidfd_open(pid)
-        open_fds = {pipes[i][0]: i for i in range(3)}
-        status = None
-
-        def take(fd):
-            data = os.read(fd, 65536)
-            i = open_fds[fd]
-            if not data:
-                del open_fds[fd]
-                os.close(fd)
-                return
-            room = caps[i] - len(bufs[i])
-            bufs[i] += data[:max(room, 0)]
-            if len(data) > room:
-                trunc[i] = True
-
-        while status is None:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                reply["killed_by"] = reply["killed_by"] or "realtime"
-                break
-            watch = list(open_fds) + ([pidfd] if status is None else [])
-            ready, _, _ = select.select(watch, [], [], timeout)
-            for fd in ready:
-                if fd == pidfd:
-                    _, st, ru = os.wait4(pid, 0)
-                    status = st
-                    continue
-                take(fd)
-            if any(trunc):
-                reply["killed_by"] = "output"
-                break
-        # Every process of this call, and nothing else (Landlock scope):
-        # escapees that still hold the pipes die here.
+        os.kill(-1, signal.SIGKILL)
+    except OSError:
+        pass
+    status = signal.SIGKILL
+    while True:
         try:
-            os.kill(-1, signal.SIGKILL)
-        except OSError:
-            pass
-        cpu = 0.0
-        rss = 0
-        while True:
-            try:
-                p, st, ru = os.wait4(-1, 0)
-            except ChildProcessError:
-                break
-            if p == pid:
-                status = st
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = usage.ru_utime + usage.ru_stime
-        rss = usage.ru_maxrss
-        # Every writer is dead: what is left in the pipes ends in EOF.
-        for fd in list(open_fds):
-            while fd in open_fds:
-                take(fd)
-        if status is None:
-            status = signal.SIGKILL
-        if os.WIFSIGNALED(status):
-            reply["status"] = -os.WTERMSIG(status)
-        else:
-            reply["status"] = os.WEXITSTATUS(status)
-        if reply["killed_by"] is None and reply["status"] == -signal.SIGXCPU:
-            reply["killed_by"] = "cpu"
-        reply["cpu_us"] = int(cpu * 1e6)
-        reply["max_rss_kib"] = rss
-    except BaseException as e:
-        reply["error"] = "%s: %s" % (type(e).__name__, e)
-    reply["truncated"] = trunc[:2]
-    reply["lengths"] = [len(b) for b in bufs]
-    try:
-        sock.sendall(dumps(reply).encode("utf-8") + b"\n" + bytes(bufs[0]) + bytes(bufs[1]) + bytes(bufs[2]))
-    finally:
-        os._exit(0)
+            p, st, ru = os.wait4(-1, 0)
+        except ChildProcessError:
+            break
+        if p == pid:
+            status = st
+            answer["max_rss_kib"] = ru.ru_maxrss
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    answer["cpu_us"] = int((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1e6)
+    answer["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    if answer["killed_by"] is None and answer["status"] == -signal.SIGXCPU:
+        answer["killed_by"] = "cpu"
+    return answer
 
 
 def zygote(path):
+    _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
-    requests = sock.makefile("rb")
+    pending = b""
     while True:
-        line = requests.readline()
-        if not line:
-            os._exit(0)
-        req = loads(line.decode("utf-8"))
-        pid = os.fork()
-        if pid == 0:
-            leader(req, sock)
-        del req, line
-        os.waitpid(pid, 0)
-        # The leader is gone: only now is the call over.
-        sock.sendall(b".")
+        req, fds, pending = receive(sock, pending)
+        answer = serve(sock, req, fds)
+        del req, fds
+        sock.sendall(dumps(answer).encode("utf-8") + b"\n")
 
 
 zygote(sys.argv[1])
