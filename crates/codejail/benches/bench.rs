@@ -1,8 +1,9 @@
 //! `cargo xtask bench [--quick]`: codejail against the bare interpreter,
 //! measured in one process and one run, interleaved, after a warm-up.
 //!
-//! Rows: fork+exec of /bin/true and of `python3 -E -B -c pass` (the
-//! floor), `jail_code("print(1)")`, `safe_exec("x = 1 + 1")` with empty
+//! Rows: fork+exec of /bin/true, `codejail-proc` running /bin/true with
+//! no layer and with every layer, and `python3 -E -B -c pass` (the floor;
+//! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`, `safe_exec("x = 1 + 1")` with empty
 //! and with 100 KB globals, and the warm path. Each row: median, p90, p99,
 //! calls/s with one caller and with one caller per core, and the median's
 //! ratio to the bare interpreter spawn. Then the parent's RSS and open
@@ -155,6 +156,11 @@ fn main() {
             samples: vec![],
         },
         Row {
+            name: "bare python3 -E -B -S -c pass",
+            call: bare(PYTHON, &["-E", "-B", "-S", "-c", "pass"]),
+            samples: vec![],
+        },
+        Row {
             name: "bare python3 -E -B -c pass",
             call: bare(PYTHON, &["-E", "-B", "-c", "pass"]),
             samples: vec![],
@@ -209,15 +215,19 @@ fn main() {
         format!("calls/s x{cores}"),
         "ratio"
     );
-    let mut bare_median = Duration::ZERO;
-    let mut bare_rate = 0.0;
     for row in &mut rows {
         row.samples.sort();
+    }
+    let bare_median = rows
+        .iter()
+        .find(|r| r.name == "bare python3 -E -B -c pass")
+        .map_or(Duration::ZERO, |r| percentile(&r.samples, 0.5));
+    let mut bare_rate = 0.0;
+    for row in &mut rows {
         let median = percentile(&row.samples, 0.5);
         let seq = throughput(&row.call, 1, each);
         let par = throughput(&row.call, cores, each);
-        if row.name.starts_with("bare python3") {
-            bare_median = median;
+        if row.name == "bare python3 -E -B -c pass" {
             bare_rate = par;
         }
         let ratio = if bare_median.is_zero() {

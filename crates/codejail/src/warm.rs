@@ -340,6 +340,12 @@ impl Warm {
         })?;
         dir.stage(&contents)?;
         let spec = self.jail.fs_rules(&dir).landlock_spec(self.abi);
+        // RLIMIT_NPROC counts the zygote too, and the supervisor when the
+        // caller is unprivileged (it then has the same uid in the namespace).
+        let nproc = match limits.get(LimitName::Nproc) {
+            0 => 0,
+            n => n + 1 + u64::from(Probe::get().euid != 0),
+        };
         let line = json!({
             "home": dir.path(),
             "tmp": dir.tmp(),
@@ -350,7 +356,7 @@ impl Warm {
                 "realtime": limits.get(LimitName::Realtime),
                 "vmem": limits.get(LimitName::Vmem),
                 "fsize": limits.get(LimitName::Fsize),
-                "nproc": limits.get(LimitName::Nproc),
+                "nproc": nproc,
                 "output": limits.get(LimitName::Output),
             },
             "landlock": {

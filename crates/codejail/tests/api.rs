@@ -615,3 +615,142 @@ fn warm_jail_code_runs_code_as_main_with_argv_and_stdin() {
         text(&r.stderr)
     );
 }
+
+#[test]
+fn warm_safe_exec_has_the_cold_contract() {
+    let pool = warm();
+    // Complex globals, printing, functions calling each other.
+    let mut g = globals(json!({"x": [1, {"y": "z"}]}));
+    let code = "print('{\"bad\": 1}')\nt = (1, (b'two', [3.5]))\nd = {'k': b'v'}\nimport os\ndef f(n): return h(n) * 2\ndef h(n): return n + 1\nr = f(20)";
+    pool.safe_exec(code, &mut g, &SafeExecOptions::default())
+        .unwrap();
+    assert_eq!(
+        Value::Object(g),
+        json!({"x": [1, {"y": "z"}], "t": [1, ["two", [3.5]]], "d": {"k": "v"}, "r": 42})
+    );
+    // Files, python_path with a directory and with a zip given as an extra file.
+    let lib = tempfile::tempdir().unwrap();
+    std::fs::create_dir(lib.path().join("mylib")).unwrap();
+    std::fs::write(
+        lib.path().join("mylib/helper.py"),
+        "def twice(x): return 2 * x\n",
+    )
+    .unwrap();
+    std::fs::write(lib.path().join("data.txt"), "file contents").unwrap();
+    let zip = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import io, sys, zipfile\nb = io.BytesIO()\nz = zipfile.ZipFile(b, 'w')\nz.writestr('zipped.py', 'def thrice(x): return 3 * x\\n')\nz.close()\nsys.stdout.buffer.write(b.getvalue())"])
+        .output()
+        .unwrap()
+        .stdout;
+    let options = SafeExecOptions {
+        files: vec![lib.path().join("data.txt")],
+        python_path: vec![lib.path().join("mylib"), PathBuf::from("lib.zip")],
+        extra_files: vec![("lib.zip".into(), zip)],
+        ..SafeExecOptions::default()
+    };
+    let mut g = Map::new();
+    pool.safe_exec(
+        "import helper, zipped\nr = helper.twice(zipped.thrice(7))\nwith open('data.txt') as f:\n    c = f.read()",
+        &mut g,
+        &options,
+    )
+    .unwrap();
+    assert_eq!(Value::Object(g), json!({"r": 42, "c": "file contents"}));
+    // Confined: the host's files are out of reach.
+    let mut g = Map::new();
+    let err = pool
+        .safe_exec(
+            "import os\nx = os.listdir('/etc')",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    assert!(err.to_string().contains("PermissionError"), "{err}");
+}
+
+#[test]
+fn warm_jail_code_files_binary_io_and_limits() {
+    let pool = warm();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("doit.py"),
+        "import sys\nprint('doit', sys.argv[1:])",
+    )
+    .unwrap();
+    std::fs::create_dir(src.path().join("data")).unwrap();
+    std::fs::write(src.path().join("data/hello.txt"), "hi there").unwrap();
+    std::os::unix::fs::symlink("data/hello.txt", src.path().join("link.txt")).unwrap();
+    let mut req = code(
+        "import os, sys\nprint(open('link.txt').read(), os.readlink('link.txt'), list(open('blob', 'rb').read()))",
+    );
+    req.files = vec![src.path().join("data"), src.path().join("link.txt")];
+    req.extra_files = vec![("blob".into(), vec![0, 255, 10])];
+    let r = pool.jail_code(&req).unwrap();
+    assert_eq!(
+        text(&r.stdout),
+        "hi there data/hello.txt [0, 255, 10]\n",
+        "{}",
+        text(&r.stderr)
+    );
+    // 2.5 MB of binary through stdin, stdout and stderr.
+    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
+    let mut req = code(
+        "import sys\nd = sys.stdin.buffer.read()\nsys.stdout.buffer.write(d)\nsys.stderr.buffer.write(d[::-1])",
+    );
+    req.stdin = data.clone();
+    req.limits = vec![(LimitName::Output, 4 << 20), (LimitName::Realtime, 10)];
+    let r = pool.jail_code(&req).unwrap();
+    assert!(
+        r.stdout == data && r.stderr.iter().rev().eq(data.iter()),
+        "status {}",
+        r.status
+    );
+    // Every limit the warm path keeps itself.
+    let run = |text: &str, limits: Vec<(LimitName, u64)>| {
+        let mut req = code(text);
+        req.limits = limits;
+        pool.jail_code(&req).unwrap()
+    };
+    let r = run(
+        "while True: pass",
+        vec![(LimitName::Cpu, 1), (LimitName::Realtime, 20)],
+    );
+    assert_eq!(
+        (r.status, r.outcome.killed_by),
+        (-24, Some(KillReason::Cpu))
+    );
+    let r = run(
+        "import time; time.sleep(30)",
+        vec![(LimitName::Realtime, 1)],
+    );
+    assert_eq!(
+        (r.status, r.outcome.killed_by),
+        (-9, Some(KillReason::Wall))
+    );
+    let alloc = "try:\n    x = bytearray(500 * 1024 * 1024)\n    print('ok')\nexcept MemoryError:\n    print('MemoryError')";
+    assert_eq!(
+        text(&run(alloc, vec![(LimitName::Vmem, 300 << 20)]).stdout),
+        "MemoryError\n"
+    );
+    let write = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'w') as f: f.write('x' * 100)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
+    assert_eq!(text(&run(write, vec![]).stdout), "27\n");
+    assert_eq!(
+        text(&run(write, vec![(LimitName::Fsize, 1000)]).stdout),
+        "wrote\n"
+    );
+    let fork = "import os\nn = 0\ntry:\n    for i in range(10):\n        if os.fork() == 0:\n            import time; time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('EAGAIN', e.errno == 11)\nprint(n)";
+    assert_eq!(
+        text(&run(fork, vec![(LimitName::Nproc, 3), (LimitName::Realtime, 10)]).stdout),
+        "EAGAIN True\n2\n"
+    );
+    let r = run("print('x' * 100000)", vec![(LimitName::Output, 1000)]);
+    assert_eq!(
+        (
+            r.stdout.len(),
+            r.outcome.truncated.stdout,
+            r.outcome.killed_by
+        ),
+        (1000, true, Some(KillReason::Output))
+    );
+    assert_eq!(pool.stray_processes(), 0);
+}

@@ -92,8 +92,9 @@ def worker(req, fds):
             resource.setrlimit(resource.RLIMIT_AS, (limits["vmem"], limits["vmem"]))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits["fsize"], limits["fsize"]))
         if limits["nproc"]:
-            # The zygote and the leader have this uid in this namespace too.
-            n = limits["nproc"] + 2
+            # The caller counted the zygote (and any supervisor) that share
+            # this uid in this user namespace.
+            n = limits["nproc"]
             resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
         landlock(req["landlock"])
         os.chdir(home)
@@ -201,7 +202,12 @@ def serve(sock, req, fds):
 
 
 def zygote(path):
+    import gc
+
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+    # Everything imported so far lives on in every worker: keep the garbage
+    # collector off those pages so that forked workers share them.
+    gc.freeze()
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.connect(path)
     pending = b""
