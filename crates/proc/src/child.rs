@@ -282,6 +282,34 @@ pub(crate) fn decode_error(bytes: &[u8; ERROR_LEN]) -> (Option<Step>, i32) {
     )
 }
 
+/// `clone3` with `args`: the child's pid in the parent, 0 in the child, or
+/// the errno. Reads errno without allocating, so the supervisor can use it
+/// too.
+///
+/// # Safety
+/// Without `CLONE_VM` the child runs on a private copy of the calling
+/// thread's memory; the caller's child branch must make only
+/// async-signal-safe calls and end in `execve` or `_exit`, never return.
+///
+/// # References
+/// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
+unsafe fn clone3(args: &mut libc::clone_args) -> Result<libc::pid_t, i32> {
+    // SAFETY: `args` is a live clone_args of the size passed; the contract
+    // on the child side is the caller's.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            std::ptr::from_mut(args),
+            size_of::<libc::clone_args>(),
+        )
+    };
+    if ret < 0 {
+        Err(errno())
+    } else {
+        Ok(ret as libc::pid_t)
+    }
+}
+
 /// Starts the supervisor with `clone3(CLONE_PIDFD)` and returns its pid and
 /// pidfd.
 ///
@@ -302,20 +330,9 @@ pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i3
         args.flags |= CLONE_INTO_CGROUP;
         args.cgroup = dir as u64;
     }
-    // SAFETY: `args` is a valid clone_args of the size we pass and `pidfd`
-    // outlives the call. Without CLONE_VM the child runs on a private copy of
-    // this thread's memory, and it never returns from this function: it runs
-    // `supervise`, which only makes async-signal-safe calls and ends in _exit.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of_mut!(args),
-            size_of::<libc::clone_args>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: `pidfd` outlives the call; the child runs `supervise`, which
+    // only makes async-signal-safe calls and ends in _exit.
+    let ret = unsafe { clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         supervise(prep, fds);
     }
@@ -507,20 +524,10 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     args.exit_signal = libc::SIGCHLD as u64;
     // SAFETY: as for the supervisor: the child gets a private copy of this
     // single-threaded process and never returns (exec or _exit).
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of_mut!(args),
-            size_of::<libc::clone_args>(),
-        )
-    };
-    if pid < 0 {
-        fail(Step::Clone, errno());
-    }
-    if pid == 0 {
+    let program = or_fail(Step::Clone, unsafe { clone3(&mut args) });
+    if program == 0 {
         exec_program(prep);
     }
-    let program = pid as libc::pid_t;
 
     // The program holds the run's stdio and the error pipe now; the
     // supervisor lets go so that end-of-file means what the caller thinks.
@@ -1046,17 +1053,8 @@ pub(crate) fn try_clone(namespaces: u64) -> io::Result<()> {
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.flags = libc::CLONE_PIDFD as u64 | namespaces;
     args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
-    // SAFETY: as in `spawn_supervisor`; the child only calls _exit.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            std::ptr::addr_of_mut!(args),
-            size_of::<libc::clone_args>(),
-        )
-    };
-    if ret < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: the child only calls _exit.
+    let ret = unsafe { clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         // SAFETY: ends the child at once.
         unsafe { libc::_exit(0) };

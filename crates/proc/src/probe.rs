@@ -183,8 +183,10 @@ impl Probe {
     /// that is missing and why.
     ///
     /// `needs_cgroup`: a limit of the run (memory) can only be enforced by
-    /// a cgroup. On cgroup v1 the layer is otherwise left out under
-    /// [`Policy::Auto`], because joining a v1 cgroup costs milliseconds.
+    /// a cgroup. Otherwise [`Policy::Auto`] leaves the layer out unless v2
+    /// controllers (memory, pids) make it cheap and useful: joining a v1
+    /// cgroup costs milliseconds, and killing the run is the pid
+    /// namespace's job already.
     ///
     /// `has_profile`: an AppArmor profile was given; without one the
     /// AppArmor layer cannot apply.
@@ -211,10 +213,16 @@ impl Probe {
                 (only, only)
             }
         };
+        // A cgroup is worth its cost (a v1 join takes milliseconds; a v2
+        // one a mkdir, an rmdir and CLONE_INTO_CGROUP) only where a limit
+        // needs it, the policy names it, or v2 controllers give the run a
+        // memory and pids limit cheaply. Killing the whole run is the pid
+        // namespace's job already.
+        let cheap_and_useful = self.cgroups.v2_has("memory") || self.cgroups.v2_has("pids");
         if !matches!(policy, Policy::Only(_))
             && !needs_cgroup
             && !required.contains(Layer::Cgroup)
-            && self.cgroups.v2.is_none()
+            && !cheap_and_useful
         {
             set.remove(Layer::Cgroup);
         }
