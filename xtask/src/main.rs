@@ -89,6 +89,7 @@ fn run(mut cmd: Command) -> Result<(), String> {
 }
 
 fn ci() -> Result<(), String> {
+    let test_env = prerequisites()?;
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--check"]);
     run(fmt)?;
@@ -105,9 +106,9 @@ fn ci() -> Result<(), String> {
     run(clippy)?;
 
     let mut test = cargo();
-    test.args(["test", "--workspace"]);
+    test.args(["test", "--workspace"]).envs(test_env.clone());
     run(test)?;
-    unprivileged_tests()?;
+    unprivileged_tests(&test_env)?;
 
     // Timings are printed, never judged: this fails only on errors.
     bench(&["--quick".to_owned()])?;
@@ -134,6 +135,61 @@ fn ci() -> Result<(), String> {
         "sources",
     ]);
     run(deny)
+}
+
+/// What the tests need beyond cargo and Python: Debian's `apparmor`
+/// (apparmor_parser validates every rendered profile) and `python3-venv`
+/// (the sandbox virtualenv), then the virtualenv itself with numpy. As root
+/// they are installed; otherwise the message says what to run. Returns the
+/// variables that point the tests at the virtualenv.
+fn prerequisites() -> Result<Vec<(String, String)>, String> {
+    let has_parser = ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"]
+        .iter()
+        .any(|p| Path::new(p).is_file());
+    let has_venv = Command::new("/usr/bin/python3")
+        .args(["-c", "import ensurepip"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let mut missing = Vec::new();
+    if !has_parser {
+        missing.push("apparmor");
+    }
+    if !has_venv {
+        missing.push("python3-venv");
+    }
+    if !missing.is_empty() {
+        if !is_root() {
+            return Err(format!(
+                "missing Debian packages; run: sudo apt-get install -y {}",
+                missing.join(" ")
+            ));
+        }
+        let mut update = Command::new("apt-get");
+        update.args(["update", "-q"]);
+        run(update)?;
+        let mut install = Command::new("apt-get");
+        install
+            .args(["install", "-y", "-q"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive");
+        run(install)?;
+    }
+    if !is_root() || env::var_os("CODEJAIL_SANDBOX_PYTHON").is_some() {
+        return Ok(Vec::new());
+    }
+    // The sandbox user and virtualenv that one test imports numpy from.
+    let requirements = root().join("fixtures/sandbox-requirements.txt");
+    sandbox::setup(&[
+        "--requirements".to_owned(),
+        requirements.display().to_string(),
+    ])?;
+    Ok(vec![
+        (
+            "CODEJAIL_SANDBOX_PYTHON".to_owned(),
+            format!("{}/bin/python", codejail_apparmor::DEFAULT_VENV),
+        ),
+        ("CODEJAIL_SANDBOX_USER".to_owned(), "sandbox".to_owned()),
+    ])
 }
 
 fn bench(args: &[String]) -> Result<(), String> {
@@ -163,7 +219,7 @@ const NOBODY: &str = "65534";
 /// end-to-end test binaries again as `nobody`, so that the unprivileged paths (user namespaces, no uid
 /// switch, no cgroups; removal that must restore permissions) are tested
 /// too. Only a root caller can do this.
-fn unprivileged_tests() -> Result<(), String> {
+fn unprivileged_tests(test_env: &[(String, String)]) -> Result<(), String> {
     if !is_root() {
         eprintln!("\nxtask: not root: the unprivileged pass is the one just run");
         return Ok(());
@@ -231,6 +287,7 @@ fn unprivileged_tests() -> Result<(), String> {
         .arg(&copy)
         .current_dir(&dir)
         .env("CODEJAIL_BIN", &bin_copy)
+        .envs(test_env.iter().cloned())
         .env(
             "CODEJAIL_EXPECT_LAYERS",
             env::var("CODEJAIL_EXPECT_LAYERS_UNPRIVILEGED").unwrap_or_default(),
