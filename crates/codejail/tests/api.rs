@@ -20,6 +20,66 @@ fn code(text: &str) -> JailCode {
     }
 }
 
+/// The two ways to run: cold (a jail and an interpreter per call) and
+/// warm (a zygote's fork). The contract tests run on both.
+trait Run {
+    fn exec(
+        &self,
+        code: &str,
+        g: &mut Map<String, Value>,
+        o: &SafeExecOptions,
+    ) -> Result<(), SafeExecError>;
+    fn run(&self, request: &JailCode) -> Result<codejail::JailResult, JailError>;
+}
+
+impl Run for codejail::Jail {
+    fn exec(
+        &self,
+        code: &str,
+        g: &mut Map<String, Value>,
+        o: &SafeExecOptions,
+    ) -> Result<(), SafeExecError> {
+        self.safe_exec(code, g, o)
+    }
+    fn run(&self, request: &JailCode) -> Result<codejail::JailResult, JailError> {
+        self.jail_code(request)
+    }
+}
+
+impl Run for codejail::Warm {
+    fn exec(
+        &self,
+        code: &str,
+        g: &mut Map<String, Value>,
+        o: &SafeExecOptions,
+    ) -> Result<(), SafeExecError> {
+        self.safe_exec(code, g, o)
+    }
+    fn run(&self, request: &JailCode) -> Result<codejail::JailResult, JailError> {
+        self.jail_code(request)
+    }
+}
+
+/// A contract test on the cold path and on the warm path (a pool of one,
+/// which must have no process of any call left afterwards).
+macro_rules! both_paths {
+    ($check:ident) => {
+        mod $check {
+            #[test]
+            fn cold() {
+                super::$check(&*super::python());
+            }
+
+            #[test]
+            fn warm() {
+                let pool = super::python().warm(1).unwrap();
+                super::$check(&pool);
+                assert_eq!(pool.stray_processes(), 0);
+            }
+        }
+    };
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -28,9 +88,8 @@ fn globals(value: Value) -> Map<String, Value> {
     value.as_object().unwrap().clone()
 }
 
-#[test]
-fn hello_world() {
-    let r = python().jail_code(&code("print('Hello, world!')")).unwrap();
+fn hello_world(path: &dyn Run) {
+    let r = path.run(&code("print('Hello, world!')")).unwrap();
     assert_eq!(
         (r.status, text(&r.stdout), text(&r.stderr)),
         (0, "Hello, world!\n".into(), String::new())
@@ -41,18 +100,18 @@ fn hello_world() {
         r.outcome.layers
     );
 }
+both_paths!(hello_world);
 
-#[test]
-fn argv_follows_jailed_code() {
+fn argv_follows_jailed_code(path: &dyn Run) {
     let mut req = code("import sys; print(sys.argv)");
     req.argv = vec!["10".into(), "20".into()];
-    let r = python().jail_code(&req).unwrap();
+    let r = path.run(&req).unwrap();
     assert_eq!(text(&r.stdout), "['jailed_code', '10', '20']\n");
 }
+both_paths!(argv_follows_jailed_code);
 
-#[test]
-fn exceptions_mention_jailed_code() {
-    let r = python().jail_code(&code("1/0")).unwrap();
+fn exceptions_mention_jailed_code(path: &dyn Run) {
+    let r = path.run(&code("1/0")).unwrap();
     assert_eq!(r.status, 1);
     let err = text(&r.stderr);
     assert!(
@@ -60,19 +119,16 @@ fn exceptions_mention_jailed_code() {
         "{err}"
     );
 }
+both_paths!(exceptions_mention_jailed_code);
 
-#[test]
-fn stdin_reaches_the_code() {
+fn stdin_reaches_the_code(path: &dyn Run) {
     let mut req = code("import sys; print(sys.stdin.read().upper())");
     req.stdin = b"quiet please".to_vec();
-    assert_eq!(
-        text(&python().jail_code(&req).unwrap().stdout),
-        "QUIET PLEASE\n"
-    );
+    assert_eq!(text(&path.run(&req).unwrap().stdout), "QUIET PLEASE\n");
 }
+both_paths!(stdin_reaches_the_code);
 
-#[test]
-fn files_directories_and_links_are_copied_and_a_copied_file_runs() {
+fn files_directories_and_links_are_copied_and_a_copied_file_runs(path: &dyn Run) {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("doit.py"),
@@ -82,7 +138,6 @@ fn files_directories_and_links_are_copied_and_a_copied_file_runs() {
     std::fs::create_dir(src.path().join("data")).unwrap();
     std::fs::write(src.path().join("data/hello.txt"), "hi there").unwrap();
     std::os::unix::fs::symlink("data/hello.txt", src.path().join("link.txt")).unwrap();
-    let jail = python();
     let req = JailCode {
         files: vec![
             src.path().join("doit.py"),
@@ -92,30 +147,28 @@ fn files_directories_and_links_are_copied_and_a_copied_file_runs() {
         argv: vec!["doit.py".into(), "1".into(), "2".into(), "3".into()],
         ..JailCode::default()
     };
-    let r = jail.jail_code(&req).unwrap();
+    let r = path.run(&req).unwrap();
     assert_eq!(
         text(&r.stdout),
         "doit ['1', '2', '3']\nhi there\n",
         "{}",
         text(&r.stderr)
     );
-    let r = jail
-        .jail_code(&code(
+    let r = path
+        .run(&code(
             "import os; print(os.readlink('link.txt'), open('link.txt').read())",
         ))
         .unwrap();
     assert_eq!(r.status, 1, "no file was staged in this run");
 }
+both_paths!(files_directories_and_links_are_copied_and_a_copied_file_runs);
 
-#[test]
-fn extra_files_with_binary_content() {
+fn extra_files_with_binary_content(path: &dyn Run) {
     let mut req = code("print(list(open('blob', 'rb').read()))");
     req.extra_files = vec![("blob".into(), vec![0, 1, 255, 10])];
-    assert_eq!(
-        text(&python().jail_code(&req).unwrap().stdout),
-        "[0, 1, 255, 10]\n"
-    );
+    assert_eq!(text(&path.run(&req).unwrap().stdout), "[0, 1, 255, 10]\n");
 }
+both_paths!(extra_files_with_binary_content);
 
 #[test]
 fn bad_extra_file_names_are_refused_and_leave_nothing() {
@@ -135,15 +188,14 @@ fn bad_extra_file_names_are_refused_and_leave_nothing() {
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
 }
 
-#[test]
-fn two_and_a_half_megabytes_of_binary_round_trip() {
+fn two_and_a_half_megabytes_of_binary_round_trip(path: &dyn Run) {
     let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
     let mut req = code(
         "import sys\nd = sys.stdin.buffer.read()\nsys.stdout.buffer.write(d)\nsys.stderr.buffer.write(d[::-1])",
     );
     req.stdin = data.clone();
     req.limits = vec![(LimitName::Output, 4 << 20), (LimitName::Realtime, 10)];
-    let r = python().jail_code(&req).unwrap();
+    let r = path.run(&req).unwrap();
     assert_eq!(
         r.status,
         0,
@@ -153,57 +205,53 @@ fn two_and_a_half_megabytes_of_binary_round_trip() {
     assert!(r.stdout == data);
     assert!(r.stderr.iter().rev().eq(data.iter()));
 }
+both_paths!(two_and_a_half_megabytes_of_binary_round_trip);
 
-#[test]
-fn safe_exec_sets_values() {
+fn safe_exec_sets_values(path: &dyn Run) {
     let mut g = globals(json!({"a": 17}));
-    python()
-        .safe_exec("b = a + 25\nc = 'hi'", &mut g, &SafeExecOptions::default())
+    path.exec("b = a + 25\nc = 'hi'", &mut g, &SafeExecOptions::default())
         .unwrap();
     assert_eq!(Value::Object(g), json!({"a": 17, "b": 42, "c": "hi"}));
 }
+both_paths!(safe_exec_sets_values);
 
-#[test]
-fn safe_exec_complex_globals_with_bytes_and_nested_tuples() {
+fn safe_exec_complex_globals_with_bytes_and_nested_tuples(path: &dyn Run) {
     let mut g = globals(json!({"x": [1, {"y": "z"}]}));
     let code = "t = (1, (b'two', [3.5]))\nd = {'k': b'v'}\nimport os\nf = lambda: 1";
-    python()
-        .safe_exec(code, &mut g, &SafeExecOptions::default())
+    path.exec(code, &mut g, &SafeExecOptions::default())
         .unwrap();
     assert_eq!(
         Value::Object(g),
         json!({"x": [1, {"y": "z"}], "t": [1, ["two", [3.5]]], "d": {"k": "v"}})
     );
 }
+both_paths!(safe_exec_complex_globals_with_bytes_and_nested_tuples);
 
-#[test]
-fn safe_exec_printing_does_not_corrupt_the_result() {
+fn safe_exec_printing_does_not_corrupt_the_result(path: &dyn Run) {
     let mut g = Map::new();
-    python()
-        .safe_exec(
-            "print('{\"bad\": 1}')\nprint('}')\nx = 1",
-            &mut g,
-            &SafeExecOptions::default(),
-        )
-        .unwrap();
+    path.exec(
+        "print('{\"bad\": 1}')\nprint('}')\nx = 1",
+        &mut g,
+        &SafeExecOptions::default(),
+    )
+    .unwrap();
     assert_eq!(Value::Object(g), json!({"x": 1}));
 }
+both_paths!(safe_exec_printing_does_not_corrupt_the_result);
 
-#[test]
-fn safe_exec_functions_call_each_other() {
+fn safe_exec_functions_call_each_other(path: &dyn Run) {
     let mut g = Map::new();
-    python()
-        .safe_exec(
-            "def f(x): return g(x) * 2\ndef g(x): return x + 1\nr = f(20)",
-            &mut g,
-            &SafeExecOptions::default(),
-        )
-        .unwrap();
+    path.exec(
+        "def f(x): return g(x) * 2\ndef g(x): return x + 1\nr = f(20)",
+        &mut g,
+        &SafeExecOptions::default(),
+    )
+    .unwrap();
     assert_eq!(g["r"], 42);
 }
+both_paths!(safe_exec_functions_call_each_other);
 
-#[test]
-fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file() {
+fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file(path: &dyn Run) {
     let lib = tempfile::tempdir().unwrap();
     let pkg = lib.path().join("mylib");
     std::fs::create_dir(&pkg).unwrap();
@@ -219,21 +267,20 @@ fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file() {
         ..SafeExecOptions::default()
     };
     let mut g = Map::new();
-    python()
-        .safe_exec(
-            "import helper, zipped\nr = helper.twice(zipped.thrice(7))",
-            &mut g,
-            &options,
-        )
-        .unwrap();
+    path.exec(
+        "import helper, zipped\nr = helper.twice(zipped.thrice(7))",
+        &mut g,
+        &options,
+    )
+    .unwrap();
     assert_eq!(g["r"], 42);
 }
+both_paths!(safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file);
 
-#[test]
-fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line() {
+fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line(path: &dyn Run) {
     let mut g = Map::new();
-    let err = python()
-        .safe_exec(
+    let err = path
+        .exec(
             "raise ValueError(\"That's not how you pour soup!\")",
             &mut g,
             &SafeExecOptions::default(),
@@ -242,9 +289,9 @@ fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line() {
     assert!(matches!(err, SafeExecError::Failed { .. }));
     assert_eq!(err.to_string(), "ValueError: That's not how you pour soup!");
 }
+both_paths!(safe_exec_exceptions_raise_safe_exec_error_with_the_last_line);
 
-#[test]
-fn safe_exec_with_files() {
+fn safe_exec_with_files(path: &dyn Run) {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("data.txt"), "file contents").unwrap();
     let options = SafeExecOptions {
@@ -252,24 +299,24 @@ fn safe_exec_with_files() {
         ..SafeExecOptions::default()
     };
     let mut g = Map::new();
-    python()
-        .safe_exec("x = open('data.txt').read()", &mut g, &options)
+    path.exec("x = open('data.txt').read()", &mut g, &options)
         .unwrap();
     assert_eq!(g["x"], "file contents");
 }
+both_paths!(safe_exec_with_files);
 
-#[test]
-fn safe_exec_kill_reason_is_in_the_message() {
+fn safe_exec_kill_reason_is_in_the_message(path: &dyn Run) {
     let mut g = Map::new();
     let options = SafeExecOptions {
         limits: vec![(LimitName::Realtime, 1), (LimitName::Cpu, 5)],
         ..Default::default()
     };
-    let err = python()
-        .safe_exec("import time\ntime.sleep(30)", &mut g, &options)
+    let err = path
+        .exec("import time\ntime.sleep(30)", &mut g, &options)
         .unwrap_err();
     assert!(err.to_string().contains("killed: realtime limit"), "{err}");
 }
+both_paths!(safe_exec_kill_reason_is_in_the_message);
 
 #[test]
 fn unsafe_mode_runs_unconfined() {
@@ -351,15 +398,15 @@ fn the_free_functions_use_the_registry() {
 
 // Limits: each row, through the facade.
 
-fn limited(text: &str, limits: Vec<(LimitName, u64)>) -> codejail::JailResult {
+fn limited(path: &dyn Run, text: &str, limits: Vec<(LimitName, u64)>) -> codejail::JailResult {
     let mut req = code(text);
     req.limits = limits;
-    python().jail_code(&req).unwrap()
+    path.run(&req).unwrap()
 }
 
-#[test]
-fn limit_cpu() {
+fn limit_cpu(path: &dyn Run) {
     let r = limited(
+        path,
         "while True: pass",
         vec![(LimitName::Cpu, 1), (LimitName::Realtime, 20)],
     );
@@ -368,10 +415,11 @@ fn limit_cpu() {
         (-24, Some(KillReason::Cpu))
     );
 }
+both_paths!(limit_cpu);
 
-#[test]
-fn limit_realtime() {
+fn limit_realtime(path: &dyn Run) {
     let r = limited(
+        path,
         "import time; time.sleep(30)",
         vec![(LimitName::Realtime, 1)],
     );
@@ -380,17 +428,18 @@ fn limit_realtime() {
         (-9, Some(KillReason::Wall))
     );
 }
+both_paths!(limit_realtime);
 
-#[test]
-fn limit_vmem() {
+fn limit_vmem(path: &dyn Run) {
     let c = "try:\n    x = bytearray(500 * 1024 * 1024)\n    print('ok')\nexcept MemoryError:\n    print('MemoryError')";
     assert_eq!(
-        text(&limited(c, vec![(LimitName::Vmem, 300 << 20)]).stdout),
+        text(&limited(path, c, vec![(LimitName::Vmem, 300 << 20)]).stdout),
         "MemoryError\n"
     );
     assert_eq!(
         text(
             &limited(
+                path,
                 c,
                 vec![
                     (LimitName::Vmem, 0),
@@ -403,32 +452,39 @@ fn limit_vmem() {
         "ok\n"
     );
 }
+both_paths!(limit_vmem);
 
-#[test]
-fn limit_fsize() {
+fn limit_fsize(path: &dyn Run) {
     let c = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'w') as f:\n        f.write('x' * 100)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
     assert_eq!(
-        text(&limited(c, vec![]).stdout),
+        text(&limited(path, c, vec![]).stdout),
         "27\n",
         "FSIZE 0 by default: no file may be written"
     );
     assert_eq!(
-        text(&limited(c, vec![(LimitName::Fsize, 1000)]).stdout),
+        text(&limited(path, c, vec![(LimitName::Fsize, 1000)]).stdout),
         "wrote\n"
     );
 }
+both_paths!(limit_fsize);
 
-#[test]
-fn limit_nproc() {
+fn limit_nproc(path: &dyn Run) {
     let c = "import os\nn = 0\ntry:\n    for i in range(10):\n        if os.fork() == 0:\n            import time; time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('EAGAIN', e.errno == 11)\nprint(n)";
     assert_eq!(
-        text(&limited(c, vec![(LimitName::Nproc, 3), (LimitName::Realtime, 10)]).stdout),
+        text(
+            &limited(
+                path,
+                c,
+                vec![(LimitName::Nproc, 3), (LimitName::Realtime, 10)]
+            )
+            .stdout
+        ),
         "EAGAIN True\n2\n"
     );
 }
+both_paths!(limit_nproc);
 
-#[test]
-fn limit_memory() {
+fn limit_memory(path: &dyn Run) {
     if !codejail::Probe::get().availability(Layer::Cgroup).is_yes() {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
@@ -438,16 +494,18 @@ fn limit_memory() {
     }
     let c = "x = bytearray(300 * 1024 * 1024)\nprint('ok')";
     let r = limited(
+        path,
         c,
         vec![(LimitName::Memory, 100 << 20), (LimitName::Realtime, 20)],
     );
     assert_eq!(r.outcome.killed_by, Some(KillReason::Memory));
 }
+both_paths!(limit_memory);
 
-#[test]
-fn limit_disk_and_files() {
+fn limit_disk_and_files(path: &dyn Run) {
     let big = "import os\ntry:\n    open(os.environ['TMPDIR'] + '/f', 'wb').write(b'x' * 3000000)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
     let r = limited(
+        path,
         big,
         vec![(LimitName::Fsize, 10 << 20), (LimitName::Disk, 1 << 20)],
     );
@@ -456,16 +514,20 @@ fn limit_disk_and_files() {
         ("28\n", Some(KillReason::Disk))
     );
     let many = "import os\ntry:\n    for i in range(500): open(os.environ['TMPDIR'] + '/f%d' % i, 'w').close()\n    print('made')\nexcept OSError as e:\n    print(e.errno)";
-    let r = limited(many, vec![(LimitName::Fsize, 1000), (LimitName::Files, 50)]);
+    let r = limited(
+        path,
+        many,
+        vec![(LimitName::Fsize, 1000), (LimitName::Files, 50)],
+    );
     assert_eq!(
         (text(&r.stdout).as_str(), r.outcome.killed_by),
         ("28\n", Some(KillReason::Disk))
     );
 }
+both_paths!(limit_disk_and_files);
 
-#[test]
-fn limit_output() {
-    let r = limited("print('x' * 100000)", vec![(LimitName::Output, 1000)]);
+fn limit_output(path: &dyn Run) {
+    let r = limited(path, "print('x' * 100000)", vec![(LimitName::Output, 1000)]);
     assert_eq!(
         (
             r.stdout.len(),
@@ -475,18 +537,18 @@ fn limit_output() {
         (1000, true, Some(KillReason::Output))
     );
 }
+both_paths!(limit_output);
 
-#[test]
-fn limit_overrides_by_context() {
+fn limit_overrides_by_context(path: &dyn Run) {
     codejail::override_limit(LimitName::Realtime, 5, "slow-course-test");
     let c = "import time; time.sleep(2); print('done')";
     let mut req = code(c);
     assert_eq!(
-        python().jail_code(&req).unwrap().outcome.killed_by,
+        path.run(&req).unwrap().outcome.killed_by,
         Some(KillReason::Wall)
     );
     req.limits_context = Some("slow-course-test".into());
-    assert_eq!(text(&python().jail_code(&req).unwrap().stdout), "done\n");
+    assert_eq!(text(&path.run(&req).unwrap().stdout), "done\n");
     let effective = codejail::effective_limits(Some("slow-course-test"), &[(LimitName::Cpu, 3)]);
     assert_eq!(
         (
@@ -496,6 +558,7 @@ fn limit_overrides_by_context() {
         (5, 3)
     );
 }
+both_paths!(limit_overrides_by_context);
 
 /// CodeJail's "import lots of things" case, in the sandbox virtualenv made
 /// by `cargo xtask setup-sandbox` (CI sets `CODEJAIL_SANDBOX_PYTHON`),
@@ -551,206 +614,18 @@ fn many_jail_code_calls_run_at_once() {
     }
 }
 
-// The warm path: the same contract.
-
-fn warm() -> codejail::Warm {
-    python().warm(1).unwrap()
-}
-
-#[test]
-fn warm_safe_exec_sets_values_and_raises_errors() {
-    let pool = warm();
-    for i in 0..5 {
-        let mut g = globals(json!({"a": i}));
-        pool.safe_exec(
-            "b = a * 2\nt = (1, b'x')",
-            &mut g,
-            &SafeExecOptions::default(),
-        )
-        .unwrap();
-        assert_eq!(Value::Object(g), json!({"a": i, "b": i * 2, "t": [1, "x"]}));
-    }
-    let mut g = Map::new();
-    let err = pool
-        .safe_exec(
-            "raise ValueError(\"That's not how you pour soup!\")",
-            &mut g,
-            &SafeExecOptions::default(),
-        )
-        .unwrap_err();
-    assert_eq!(err.to_string(), "ValueError: That's not how you pour soup!");
-    let err = pool
-        .safe_exec(
-            "import time\ntime.sleep(30)",
-            &mut g,
-            &SafeExecOptions {
-                limits: vec![(LimitName::Realtime, 1)],
-                ..Default::default()
-            },
-        )
-        .unwrap_err();
-    assert!(err.to_string().contains("killed: realtime limit"), "{err}");
-}
-
-#[test]
-fn warm_jail_code_runs_code_as_main_with_argv_and_stdin() {
-    let pool = warm();
+fn code_runs_as_main_with_argv_and_stdin_in_its_own_directory(path: &dyn Run) {
     let mut req = code(
         "import sys, os\nprint(__name__, sys.argv, sys.stdin.read(), os.getcwd().split('/')[-1].startswith('codejail-'))",
     );
     req.argv = vec!["a".into()];
     req.stdin = b"in".to_vec();
-    let r = pool.jail_code(&req).unwrap();
+    let r = path.run(&req).unwrap();
     assert_eq!(
         text(&r.stdout),
         "__main__ ['jailed_code', 'a'] in True\n",
         "{}",
         text(&r.stderr)
     );
-    let r = pool.jail_code(&code("1/0")).unwrap();
-    assert_eq!(r.status, 1);
-    assert!(
-        text(&r.stderr).contains("ZeroDivisionError"),
-        "{}",
-        text(&r.stderr)
-    );
 }
-
-#[test]
-fn warm_safe_exec_has_the_cold_contract() {
-    let pool = warm();
-    // Complex globals, printing, functions calling each other.
-    let mut g = globals(json!({"x": [1, {"y": "z"}]}));
-    let code = "print('{\"bad\": 1}')\nt = (1, (b'two', [3.5]))\nd = {'k': b'v'}\nimport os\ndef f(n): return h(n) * 2\ndef h(n): return n + 1\nr = f(20)";
-    pool.safe_exec(code, &mut g, &SafeExecOptions::default())
-        .unwrap();
-    assert_eq!(
-        Value::Object(g),
-        json!({"x": [1, {"y": "z"}], "t": [1, ["two", [3.5]]], "d": {"k": "v"}, "r": 42})
-    );
-    // Files, python_path with a directory and with a zip given as an extra file.
-    let lib = tempfile::tempdir().unwrap();
-    std::fs::create_dir(lib.path().join("mylib")).unwrap();
-    std::fs::write(
-        lib.path().join("mylib/helper.py"),
-        "def twice(x): return 2 * x\n",
-    )
-    .unwrap();
-    std::fs::write(lib.path().join("data.txt"), "file contents").unwrap();
-    let zip = std::process::Command::new("/usr/bin/python3")
-        .args(["-c", "import io, sys, zipfile\nb = io.BytesIO()\nz = zipfile.ZipFile(b, 'w')\nz.writestr('zipped.py', 'def thrice(x): return 3 * x\\n')\nz.close()\nsys.stdout.buffer.write(b.getvalue())"])
-        .output()
-        .unwrap()
-        .stdout;
-    let options = SafeExecOptions {
-        files: vec![lib.path().join("data.txt")],
-        python_path: vec![lib.path().join("mylib"), PathBuf::from("lib.zip")],
-        extra_files: vec![("lib.zip".into(), zip)],
-        ..SafeExecOptions::default()
-    };
-    let mut g = Map::new();
-    pool.safe_exec(
-        "import helper, zipped\nr = helper.twice(zipped.thrice(7))\nwith open('data.txt') as f:\n    c = f.read()",
-        &mut g,
-        &options,
-    )
-    .unwrap();
-    assert_eq!(Value::Object(g), json!({"r": 42, "c": "file contents"}));
-    // Confined: the host's files are out of reach.
-    let mut g = Map::new();
-    let err = pool
-        .safe_exec(
-            "import os\nx = os.listdir('/etc')",
-            &mut g,
-            &SafeExecOptions::default(),
-        )
-        .unwrap_err();
-    assert!(err.to_string().contains("PermissionError"), "{err}");
-}
-
-#[test]
-fn warm_jail_code_files_binary_io_and_limits() {
-    let pool = warm();
-    let src = tempfile::tempdir().unwrap();
-    std::fs::write(
-        src.path().join("doit.py"),
-        "import sys\nprint('doit', sys.argv[1:])",
-    )
-    .unwrap();
-    std::fs::create_dir(src.path().join("data")).unwrap();
-    std::fs::write(src.path().join("data/hello.txt"), "hi there").unwrap();
-    std::os::unix::fs::symlink("data/hello.txt", src.path().join("link.txt")).unwrap();
-    let mut req = code(
-        "import os, sys\nprint(open('link.txt').read(), os.readlink('link.txt'), list(open('blob', 'rb').read()))",
-    );
-    req.files = vec![src.path().join("data"), src.path().join("link.txt")];
-    req.extra_files = vec![("blob".into(), vec![0, 255, 10])];
-    let r = pool.jail_code(&req).unwrap();
-    assert_eq!(
-        text(&r.stdout),
-        "hi there data/hello.txt [0, 255, 10]\n",
-        "{}",
-        text(&r.stderr)
-    );
-    // 2.5 MB of binary through stdin, stdout and stderr.
-    let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
-    let mut req = code(
-        "import sys\nd = sys.stdin.buffer.read()\nsys.stdout.buffer.write(d)\nsys.stderr.buffer.write(d[::-1])",
-    );
-    req.stdin = data.clone();
-    req.limits = vec![(LimitName::Output, 4 << 20), (LimitName::Realtime, 10)];
-    let r = pool.jail_code(&req).unwrap();
-    assert!(
-        r.stdout == data && r.stderr.iter().rev().eq(data.iter()),
-        "status {}",
-        r.status
-    );
-    // Every limit the warm path keeps itself.
-    let run = |text: &str, limits: Vec<(LimitName, u64)>| {
-        let mut req = code(text);
-        req.limits = limits;
-        pool.jail_code(&req).unwrap()
-    };
-    let r = run(
-        "while True: pass",
-        vec![(LimitName::Cpu, 1), (LimitName::Realtime, 20)],
-    );
-    assert_eq!(
-        (r.status, r.outcome.killed_by),
-        (-24, Some(KillReason::Cpu))
-    );
-    let r = run(
-        "import time; time.sleep(30)",
-        vec![(LimitName::Realtime, 1)],
-    );
-    assert_eq!(
-        (r.status, r.outcome.killed_by),
-        (-9, Some(KillReason::Wall))
-    );
-    let alloc = "try:\n    x = bytearray(500 * 1024 * 1024)\n    print('ok')\nexcept MemoryError:\n    print('MemoryError')";
-    assert_eq!(
-        text(&run(alloc, vec![(LimitName::Vmem, 300 << 20)]).stdout),
-        "MemoryError\n"
-    );
-    let write = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'w') as f: f.write('x' * 100)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
-    assert_eq!(text(&run(write, vec![]).stdout), "27\n");
-    assert_eq!(
-        text(&run(write, vec![(LimitName::Fsize, 1000)]).stdout),
-        "wrote\n"
-    );
-    let fork = "import os\nn = 0\ntry:\n    for i in range(10):\n        if os.fork() == 0:\n            import time; time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('EAGAIN', e.errno == 11)\nprint(n)";
-    assert_eq!(
-        text(&run(fork, vec![(LimitName::Nproc, 3), (LimitName::Realtime, 10)]).stdout),
-        "EAGAIN True\n2\n"
-    );
-    let r = run("print('x' * 100000)", vec![(LimitName::Output, 1000)]);
-    assert_eq!(
-        (
-            r.stdout.len(),
-            r.outcome.truncated.stdout,
-            r.outcome.killed_by
-        ),
-        (1000, true, Some(KillReason::Output))
-    );
-    assert_eq!(pool.stray_processes(), 0);
-}
+both_paths!(code_runs_as_main_with_argv_and_stdin_in_its_own_directory);
