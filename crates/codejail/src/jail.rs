@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use codejail_fs::{Contents, JailDir, JailOptions};
-use codejail_proc::{FsRules, Layer, LayerSet, Outcome, Policy, Probe, Spawn, Tmpfs};
+use codejail_proc::{FsRules, Layer, LayerSet, Needs, Outcome, Policy, Probe, Spawn, Tmpfs};
 use serde_json::{Map, Value};
 
 use crate::error::{ConfigError, JailError, SafeExecError};
@@ -338,12 +338,18 @@ impl Jail {
     /// # Errors
     /// As [`Jail::jail_code`] before it starts anything.
     pub fn planned_layers(&self) -> Result<LayerSet, JailError> {
-        let policy = self.policy(self.is_unsafe())?;
-        Probe::get()
-            .plan(policy, false, self.config.apparmor_profile.is_some())
-            .map_err(|(layer, reason)| {
-                JailError::Spawn(codejail_proc::SpawnError::LayerUnavailable { layer, reason })
-            })
+        self.plan(self.policy(self.is_unsafe())?, &effective_limits(None, &[]))
+    }
+
+    /// The layers a run under `policy` with `limits` gets: the same plan
+    /// the process layer makes when it starts the run.
+    fn plan(&self, policy: Policy, limits: &crate::Limits) -> Result<LayerSet, JailError> {
+        let needs = Needs {
+            cgroup: limits.get(LimitName::Memory) > 0,
+            mount_ns: limits.tmp_quota().is_some(),
+            apparmor_profile: self.config.apparmor_profile.is_some(),
+        };
+        Ok(Probe::get().plan(policy, needs)?)
     }
 
     fn run(&self, request: &JailCode, unsafe_run: bool) -> Result<JailResult, JailError> {
@@ -354,15 +360,7 @@ impl Jail {
         let limits = effective_limits(request.limits_context.as_deref(), &request.limits);
         let proc_limits = limits.to_proc();
         // The sandbox uid owns tmp/ when the run will switch to it.
-        let layers = Probe::get()
-            .plan(
-                policy,
-                proc_limits.memory_bytes.is_some_and(|m| m > 0),
-                self.config.apparmor_profile.is_some(),
-            )
-            .map_err(|(layer, reason)| {
-                JailError::Spawn(codejail_proc::SpawnError::LayerUnavailable { layer, reason })
-            })?;
+        let layers = self.plan(policy, &limits)?;
         let owner = layers.contains(Layer::Identity).then_some(self.identity);
         let contents = Contents {
             code: request.code.as_deref().map(str::as_bytes),

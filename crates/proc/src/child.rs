@@ -359,13 +359,19 @@ fn check_long(ret: libc::c_long) -> Result<libc::c_long, i32> {
 
 /// Reports `(step, errno)` on the error pipe and exits. Async-signal-safe.
 fn fail(step: Step, err: i32) -> ! {
+    fail_on(FD_ERROR, step, err)
+}
+
+/// `fail` on a given descriptor: the caller's number for the error pipe,
+/// before the supervisor has moved it to FD_ERROR.
+fn fail_on(error_fd: RawFd, step: Step, err: i32) -> ! {
     let mut msg = [0u8; ERROR_LEN];
     msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
     msg[4..].copy_from_slice(&err.to_ne_bytes());
     // SAFETY: writes 8 bytes from a live stack buffer; a short or failed write
     // only loses the message, and the caller then sees no report at all.
     unsafe {
-        libc::write(FD_ERROR, msg.as_ptr().cast(), msg.len());
+        libc::write(error_fd, msg.as_ptr().cast(), msg.len());
         libc::_exit(126)
     }
 }
@@ -448,18 +454,18 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     // descriptor number, which is still open here.
     // SAFETY: setsid and prctl take no pointers.
     if let Err(e) = check(unsafe { libc::setsid() }) {
-        fail_early(fds.error, Step::Setsid, e);
+        fail_on(fds.error, Step::Setsid, e);
     }
     // SAFETY: as above.
     if let Err(e) = check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) }) {
-        fail_early(fds.error, Step::Pdeathsig, e);
+        fail_on(fds.error, Step::Pdeathsig, e);
     }
     // SAFETY: as above.
     if let Err(e) = check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1) }) {
-        fail_early(fds.error, Step::Subreaper, e);
+        fail_on(fds.error, Step::Subreaper, e);
     }
     if let Err(e) = remap_descriptors(fds) {
-        fail_early(fds.error, Step::Descriptors, e);
+        fail_on(fds.error, Step::Descriptors, e);
     }
     let confine = &prep.confine;
     if confine.wait_for_maps {
@@ -729,17 +735,6 @@ fn is_full(target: &CString) -> bool {
     unsafe {
         let mut st: libc::statfs = std::mem::zeroed();
         libc::statfs(target.as_ptr(), &mut st) == 0 && (st.f_bavail == 0 || st.f_ffree == 0)
-    }
-}
-
-fn fail_early(error_fd: RawFd, step: Step, err: i32) -> ! {
-    let mut msg = [0u8; ERROR_LEN];
-    msg[..4].copy_from_slice(&(step as u32).to_ne_bytes());
-    msg[4..].copy_from_slice(&err.to_ne_bytes());
-    // SAFETY: as in `fail`, on the caller's descriptor number.
-    unsafe {
-        libc::write(error_fd, msg.as_ptr().cast(), msg.len());
-        libc::_exit(126)
     }
 }
 

@@ -48,6 +48,6 @@ pub use fsrules::{Enforcement, FsRules, LandlockSpec, Tmpfs};
 pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
-pub use probe::{Availability, Cgroups, Probe};
+pub use probe::{Availability, Cgroups, Needs, Probe};
 pub use spawn::{NOBODY, Spawn};
 pub use users::{lookup_group, lookup_user};

@@ -4,6 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use crate::SpawnError;
 use crate::child;
 use crate::layers::{Layer, LayerSet, Policy};
 
@@ -70,6 +71,17 @@ impl Cgroups {
             (false, false) => "none",
         }
     }
+}
+
+/// What a run needs beyond its policy, because of what it asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// A memory limit: only a cgroup can enforce it.
+    pub cgroup: bool,
+    /// A tmpfs quota: it is mounted in the run's own mount namespace.
+    pub mount_ns: bool,
+    /// An AppArmor profile was given; without one that layer cannot apply.
+    pub apparmor_profile: bool,
 }
 
 /// The confinement this machine offers this caller.
@@ -171,34 +183,34 @@ impl Probe {
             .collect()
     }
 
-    fn missing(&self, layer: Layer) -> (Layer, String) {
-        let reason = match self.availability(layer) {
+    /// Why `layer` is not in a plan: unavailable here, or left out.
+    fn missing(&self, layer: Layer, because: &str) -> SpawnError {
+        let why = match self.availability(layer) {
             Availability::No(why) => why.clone(),
-            Availability::Yes => "unavailable".into(),
+            Availability::Yes => "the policy leaves it out".into(),
         };
-        (layer, reason)
+        let reason = if because.is_empty() {
+            why
+        } else {
+            format!("{because}: {why}")
+        };
+        SpawnError::LayerUnavailable { layer, reason }
     }
 
     /// The layers a run gets under `policy`, or the first required layer
-    /// that is missing and why.
+    /// that is missing and why ([`SpawnError::LayerUnavailable`]).
     ///
-    /// `needs_cgroup`: a limit of the run (memory) can only be enforced by
-    /// a cgroup. Otherwise [`Policy::Auto`] leaves the layer out unless v2
-    /// controllers (memory, pids) make it cheap and useful: joining a v1
+    /// [`Policy::Auto`] leaves the cgroup out unless `needs` asks for one or
+    /// v2 controllers (memory, pids) make it cheap and useful: joining a v1
     /// cgroup costs milliseconds, and killing the run is the pid
     /// namespace's job already.
     ///
-    /// `has_profile`: an AppArmor profile was given; without one the
-    /// AppArmor layer cannot apply.
-    pub fn plan(
-        &self,
-        policy: Policy,
-        needs_cgroup: bool,
-        has_profile: bool,
-    ) -> Result<LayerSet, (Layer, String)> {
+    /// # Errors
+    /// [`SpawnError::LayerUnavailable`].
+    pub fn plan(&self, policy: Policy, needs: Needs) -> Result<LayerSet, SpawnError> {
         let available = self.available();
         let require = |set: LayerSet| match set.iter().find(|l| !available.contains(*l)) {
-            Some(layer) => Err(self.missing(layer)),
+            Some(layer) => Err(self.missing(layer, "")),
             None => Ok(()),
         };
         let (mut set, required) = match policy {
@@ -213,34 +225,23 @@ impl Probe {
                 (only, only)
             }
         };
-        // A cgroup is worth its cost (a v1 join takes milliseconds; a v2
-        // one a mkdir, an rmdir and CLONE_INTO_CGROUP) only where a limit
-        // needs it, the policy names it, or v2 controllers give the run a
-        // memory and pids limit cheaply. Killing the whole run is the pid
-        // namespace's job already.
         let cheap_and_useful = self.cgroups.v2_has("memory") || self.cgroups.v2_has("pids");
         if !matches!(policy, Policy::Only(_))
-            && !needs_cgroup
+            && !needs.cgroup
             && !required.contains(Layer::Cgroup)
             && !cheap_and_useful
         {
             set.remove(Layer::Cgroup);
         }
-        if needs_cgroup && !set.contains(Layer::Cgroup) {
-            let (layer, why) = self.missing(Layer::Cgroup);
-            let why = if available.contains(Layer::Cgroup) {
-                "the policy leaves it out".to_owned()
-            } else {
-                why
-            };
-            return Err((layer, format!("a memory limit needs it: {why}")));
+        if needs.cgroup && !set.contains(Layer::Cgroup) {
+            return Err(self.missing(Layer::Cgroup, "a memory limit needs it"));
         }
-        if !has_profile && set.contains(Layer::AppArmor) {
+        if !needs.apparmor_profile && set.contains(Layer::AppArmor) {
             if required.contains(Layer::AppArmor) {
-                return Err((
-                    Layer::AppArmor,
-                    "no AppArmor profile was given for the run".into(),
-                ));
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::AppArmor,
+                    reason: "no AppArmor profile was given for the run".into(),
+                });
             }
             set.remove(Layer::AppArmor);
         }
@@ -254,10 +255,10 @@ impl Probe {
         ];
         if self.euid != 0 && ns.iter().any(|l| set.contains(*l)) && !set.contains(Layer::UserNs) {
             if matches!(policy, Policy::Only(_)) {
-                return Err((
-                    Layer::UserNs,
-                    "the other namespaces need it without privilege".into(),
-                ));
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::UserNs,
+                    reason: "the other namespaces need it without privilege".into(),
+                });
             }
             for l in ns {
                 set.remove(l);
@@ -266,6 +267,9 @@ impl Probe {
         // A root caller never runs the program as uid 0.
         if self.euid == 0 && set.contains(Layer::UserNs) && self.can_setuid {
             set.insert(Layer::Identity);
+        }
+        if needs.mount_ns && !set.contains(Layer::MountNs) {
+            return Err(self.missing(Layer::MountNs, "a tmpfs quota needs it"));
         }
         if set.contains(Layer::Landlock) || set.contains(Layer::Seccomp) {
             set.insert(Layer::NoNewPrivs);

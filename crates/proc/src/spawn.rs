@@ -17,7 +17,7 @@ use crate::child::{self, ChildFds, Confine, Prepared, Report, Step};
 use crate::fsrules::{self, Enforcement, FsRules, Tmpfs};
 use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
-use crate::probe::Probe;
+use crate::probe::{Needs, Probe};
 use crate::{KillReason, Limits, Outcome, SpawnError, Truncated};
 
 /// The uid and gid a root caller runs programs as by default.
@@ -183,23 +183,7 @@ impl Spawn {
         let start = Instant::now();
         let program = self.resolve_program()?;
         let probe = Probe::get();
-        let layers = probe
-            .plan(
-                self.policy,
-                self.limits.memory().is_some(),
-                self.apparmor.is_some(),
-            )
-            .map_err(|(layer, reason)| SpawnError::LayerUnavailable { layer, reason })?;
-        if !self.tmpfs.is_empty() && !layers.contains(Layer::MountNs) {
-            let reason = match probe.availability(Layer::MountNs) {
-                crate::Availability::No(why) => why.clone(),
-                crate::Availability::Yes => "the policy leaves it out".into(),
-            };
-            return Err(SpawnError::LayerUnavailable {
-                layer: Layer::MountNs,
-                reason: format!("a tmpfs quota needs it: {reason}"),
-            });
-        }
+        let layers = probe.plan(self.policy, self.needs())?;
         let cgroup = layers
             .contains(Layer::Cgroup)
             .then(|| RunCgroup::create(&probe.cgroups, self.limits.memory(), self.limits.nproc()))
@@ -408,6 +392,15 @@ impl Spawn {
             .map(|dir| dir.join(&self.program))
             .find(|candidate| candidate.is_file())
             .ok_or_else(not_found)
+    }
+
+    /// What this run asks for that only some layers can give.
+    fn needs(&self) -> Needs {
+        Needs {
+            cgroup: self.limits.memory().is_some(),
+            mount_ns: !self.tmpfs.is_empty(),
+            apparmor_profile: self.apparmor.is_some(),
+        }
     }
 
     /// The confinement steps for the planned layers.
@@ -758,16 +751,7 @@ impl Pump<'_> {
 /// Waits for the end of the error pipe: `None` once `execve` succeeded.
 fn read_setup_error(fd: &OwnedFd) -> Option<(Step, i32)> {
     let mut msg = [0u8; child::ERROR_LEN];
-    let mut got = 0;
-    while got < msg.len() {
-        match rustix::io::read(fd, &mut msg[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(Errno::INTR) => continue,
-            Err(_) => break,
-        }
-    }
-    if got < msg.len() {
+    if read_full(fd, &mut msg) < msg.len() {
         return None;
     }
     let (step, errno) = child::decode_error(&msg);
@@ -777,6 +761,12 @@ fn read_setup_error(fd: &OwnedFd) -> Option<(Step, i32)> {
 /// Reads the supervisor's report; only called once the supervisor exited.
 fn read_report(fd: &OwnedFd) -> Option<Report> {
     let mut buf = [0u8; Report::LEN];
+    let got = read_full(fd, &mut buf);
+    Report::decode(&buf[..got])
+}
+
+/// Reads until `buf` is full or end of file (or an error); how many bytes.
+fn read_full(fd: &OwnedFd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
         match rustix::io::read(fd, &mut buf[got..]) {
@@ -786,7 +776,7 @@ fn read_report(fd: &OwnedFd) -> Option<Report> {
             Err(_) => break,
         }
     }
-    Report::decode(&buf[..got])
+    got
 }
 
 fn to_timespec(d: Duration) -> Timespec {

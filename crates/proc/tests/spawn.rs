@@ -370,8 +370,19 @@ fn a_program_that_ignores_stdin_does_not_block_the_caller() {
     assert_eq!(run(&spawn).status, 0);
 }
 
+/// The supervisor alone must get escaped grandchildren, without the pid
+/// namespace (whose end would kill them anyway): each escape test runs with
+/// every layer and with none.
+const SUPERVISOR_ALONE_AND_ALL: [Policy; 2] = [Policy::None, Policy::Auto];
+
 #[test]
 fn setsid_double_fork_grandchild_is_killed_when_the_program_exits() {
+    for policy in SUPERVISOR_ALONE_AND_ALL {
+        setsid_double_fork_grandchild_exits_with_the_program(policy);
+    }
+}
+
+fn setsid_double_fork_grandchild_exits_with_the_program(policy: Policy) {
     // The program forks; the child calls setsid() and forks again; the
     // grandchild says it is running and sleeps. The program and the child
     // exit at once.
@@ -390,7 +401,7 @@ print(os.read(r, 32).decode())
 "#;
     let token = token();
     let mut spawn = python(code);
-    spawn.arg(&token).limits(Limits {
+    spawn.arg(&token).policy(policy).limits(Limits {
         wall: Some(Duration::from_secs(60)),
         ..Limits::default()
     });
@@ -410,6 +421,12 @@ print(os.read(r, 32).decode())
 
 #[test]
 fn setsid_grandchild_is_killed_at_the_deadline() {
+    for policy in SUPERVISOR_ALONE_AND_ALL {
+        setsid_grandchild_dies_at_the_deadline(policy);
+    }
+}
+
+fn setsid_grandchild_dies_at_the_deadline(policy: Policy) {
     let code = r#"
 import os, time
 if os.fork() == 0:
@@ -422,7 +439,7 @@ time.sleep(600)
 "#;
     let token = token();
     let mut spawn = python(code);
-    spawn.arg(&token).limits(Limits {
+    spawn.arg(&token).policy(policy).limits(Limits {
         wall: Some(Duration::from_secs(1)),
         ..Limits::default()
     });
