@@ -169,6 +169,116 @@ fn every_attack_is_contained_on_the_warm_path() {
     assert_eq!(warm.stray_processes(), 0);
 }
 
+/// A warm call's own Landlock domain: the zygote's domain lets it read and
+/// write the whole pool directory, so only the call's nested domain keeps
+/// it from another call going on at the same time, from its zygote's home
+/// and from the pool itself (where a file would outlive the call). Checked
+/// by taking the worker's `landlock_restrict_self` out: this test then
+/// fails on every target.
+#[test]
+fn warm_calls_cannot_reach_each_other_or_the_pool() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-warm-siblings");
+    let warm = match suite.jail.warm(2) {
+        Ok(w) => Arc::new(w),
+        Err(e) => {
+            assert!(
+                !expected_layers().contains(Layer::Landlock),
+                "the warm path is unavailable: {e}"
+            );
+            let note = format!("NOT TESTED on this machine: {e}\n");
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+            return;
+        }
+    };
+    let pool = std::fs::read_dir(suite.parent.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("codejail-warm-"))
+        .expect("the pool's directory");
+    // The victim: a call that keeps a secret in its tmp/ for a while.
+    let victim = {
+        let warm = warm.clone();
+        std::thread::spawn(move || {
+            warm.jail_code(&codejail::JailCode {
+                code: Some(
+                    "import os, time\n\
+                     open(os.path.join(os.environ['TMPDIR'], 'secret'), 'w').write('call-secret')\n\
+                     time.sleep(2)\n\
+                     print(sorted(os.listdir(os.environ['TMPDIR'])))\n"
+                        .into(),
+                ),
+                limits: vec![
+                    (codejail::LimitName::Realtime, 20),
+                    (codejail::LimitName::Cpu, 20),
+                ],
+                ..codejail::JailCode::default()
+            })
+        })
+    };
+    let started = std::time::Instant::now();
+    let secret = loop {
+        let found = std::fs::read_dir(&pool)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path().join("tmp/secret"))
+            .find(|p| p.exists());
+        if let Some(found) = found {
+            break found;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the victim call never wrote its secret"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let targets = serde_json::json!({ "pool": pool, "secret": secret });
+    let attacker = warm
+        .jail_code(&codejail::JailCode {
+            code: Some(
+                r#"
+import json, os, sys
+t = json.load(sys.stdin)
+home = os.getcwd()
+def attempt(what, f):
+    try:
+        f()
+        print("ESCAPED", what)
+    except OSError as e:
+        print("contained:", what, e.errno)
+attempt("read the other call's secret", lambda: open(t["secret"]).read())
+attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close())
+attempt("list the pool", lambda: os.listdir(t["pool"]))
+attempt("leave a file in the pool", lambda: open(os.path.join(t["pool"], "left-behind"), "w").close())
+for name in ("..", "../.."):
+    attempt("list " + name, lambda: os.listdir(os.path.join(home, name)))
+"#
+                .into(),
+            ),
+            stdin: targets.to_string().into_bytes(),
+            ..codejail::JailCode::default()
+        })
+        .unwrap();
+    let out = String::from_utf8_lossy(&attacker.stdout).to_string();
+    let victim = victim.join().unwrap().unwrap();
+    assert_eq!(
+        victim.stdout,
+        b"['secret']\n",
+        "the victim's tmp/ was touched, or it failed: {}",
+        String::from_utf8_lossy(&victim.stderr)
+    );
+    assert_eq!(
+        out.matches("contained:").count(),
+        6,
+        "{out}\n{}",
+        String::from_utf8_lossy(&attacker.stderr)
+    );
+    assert!(!out.contains("ESCAPED"), "{out}");
+    assert!(!pool.join("left-behind").exists());
+    assert_eq!(warm.stray_processes(), 0);
+}
+
 /// The layers a policy of "only this layer" needs: without privilege a
 /// namespace hangs off a user namespace.
 fn alone(layer: Layer) -> Policy {

@@ -124,7 +124,14 @@ fn fds() -> usize {
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    // `--only TEXT`: just the rows whose name has TEXT (and the bare
+    // interpreter, for the ratio), and no soak; for working on one row.
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1).cloned());
     let (warmup, rounds, each, soak) = if quick {
         (3, 30, 10, 300)
     } else {
@@ -186,6 +193,9 @@ fn main() {
             samples: vec![],
         },
     ];
+    if let Some(only) = &only {
+        rows.retain(|r| r.name.contains(only.as_str()) || r.name == "bare python3 -E -B -c pass");
+    }
     for round in 0..warmup + rounds {
         for row in &mut rows {
             let start = Instant::now();
@@ -246,13 +256,17 @@ fn main() {
             ratio
         );
     }
-    let warm_row = rows.last().expect("rows");
-    let warm_rate = throughput(&warm_row.call, cores, each);
     println!("\n(times in ms; ratio = median / bare python3 median, same run)");
-    println!(
-        "warm safe_exec with {cores} callers: {:.1}x the bare spawn rate with {cores} callers",
-        warm_rate / bare_rate
-    );
+    if let Some(warm_row) = rows.iter().find(|r| r.name.ends_with("warm")) {
+        let warm_rate = throughput(&warm_row.call, cores, each);
+        println!(
+            "warm safe_exec with {cores} callers: {:.1}x the bare spawn rate with {cores} callers",
+            warm_rate / bare_rate
+        );
+    }
+    if only.is_some() {
+        return;
+    }
 
     let (rss0, fds0) = (rss_kib(), fds());
     let cold = jail_code(jail.clone());

@@ -339,7 +339,13 @@ impl Warm {
             tmp_quota: None,
         })?;
         dir.stage(&contents)?;
-        let spec = self.jail.fs_rules(&dir).landlock_spec(self.abi);
+        let ruleset = self
+            .jail
+            .fs_rules(&dir)
+            .ruleset(self.abi)
+            .map_err(|e| JailError::Warm {
+                why: format!("could not build the call's Landlock ruleset: {e}"),
+            })?;
         // RLIMIT_NPROC counts the zygote too, and the supervisor when the
         // caller is unprivileged (it then has the same uid in the namespace).
         let nproc = match limits.get(LimitName::Nproc) {
@@ -359,10 +365,6 @@ impl Warm {
                 "nproc": nproc,
                 "output": limits.get(LimitName::Output),
             },
-            "landlock": {
-                "fs": spec.fs, "net": spec.net, "scoped": spec.scoped, "file_mask": spec.file_mask,
-                "rules": spec.rules.iter().map(|(p, a)| json!([p, a])).collect::<Vec<_>>(),
-            },
         });
         let realtime = Duration::from_secs(limits.get(LimitName::Realtime).max(1));
         let cap = usize::try_from(limits.get(LimitName::Output)).unwrap_or(usize::MAX);
@@ -372,7 +374,15 @@ impl Warm {
             codejail_pyexec::MAX_RESULT_BYTES,
         ];
         let mut zygote = self.take();
-        let answer = ask(&mut zygote, &line, stdin, caps, realtime + ANSWER_GRACE);
+        let answer = ask(
+            &mut zygote,
+            &line,
+            &ruleset,
+            stdin,
+            caps,
+            realtime + ANSWER_GRACE,
+        );
+        drop(ruleset);
         match &answer {
             Ok(_) => self.give_back(zygote),
             Err(_) => {
@@ -425,12 +435,13 @@ impl Warm {
 /// their truncation.
 type Answer = (Value, [Vec<u8>; 3], [bool; 3]);
 
-/// Sends one request with the call's pipes, feeds stdin, drains the
+/// Sends one request with the call's pipes and Landlock ruleset, feeds stdin, drains the
 /// outputs (asking the zygote to kill the call when one passes its cap),
 /// and reads the answer line.
 fn ask(
     zygote: &mut Zygote,
     line: &Value,
+    ruleset: &OwnedFd,
     stdin: &[u8],
     caps: [usize; 3],
     timeout: Duration,
@@ -458,8 +469,14 @@ fn ask(
     let mut text = line.to_string();
     text.push('\n');
     {
-        let fds = [stdin_r.as_fd(), out_w.as_fd(), err_w.as_fd(), res_w.as_fd()];
-        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+        let fds = [
+            stdin_r.as_fd(),
+            out_w.as_fd(),
+            err_w.as_fd(),
+            res_w.as_fd(),
+            ruleset.as_fd(),
+        ];
+        let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(5))];
         let mut control = rustix::net::SendAncillaryBuffer::new(&mut space);
         control.push(rustix::net::SendAncillaryMessage::ScmRights(&fds));
         let iov = [std::io::IoSlice::new(text.as_bytes())];

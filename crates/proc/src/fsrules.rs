@@ -73,54 +73,6 @@ impl Tmpfs {
     }
 }
 
-/// A Landlock ruleset as plain numbers, for a process that builds its own
-/// domain with the raw syscalls (the warm path's per-call domains).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LandlockSpec {
-    /// Handled filesystem rights (`handled_access_fs`).
-    pub fs: u64,
-    /// Handled network rights (`handled_access_net`): TCP bind and connect.
-    pub net: u64,
-    /// Scopes (`scoped`): signals and abstract unix sockets.
-    pub scoped: u64,
-    /// The rights a rule on a file (not a directory) may carry.
-    pub file_mask: u64,
-    /// (path, allowed rights) rules.
-    pub rules: Vec<(PathBuf, u64)>,
-}
-
-impl FsRules {
-    /// The same ruleset [`Spawn`](crate::Spawn) builds from these rules,
-    /// as numbers, for the kernel's Landlock ABI `abi`.
-    pub fn landlock_spec(&self, abi: i32) -> LandlockSpec {
-        let abi = ABI::from(abi);
-        let read_exec = AccessFs::from_read(abi).bits();
-        let read = (AccessFs::ReadFile | AccessFs::ReadDir).bits();
-        let all = AccessFs::from_all(abi).bits();
-        let file_mask = all
-            & (AccessFs::Execute
-                | AccessFs::WriteFile
-                | AccessFs::ReadFile
-                | AccessFs::Truncate
-                | AccessFs::IoctlDev)
-                .bits();
-        let rules = self
-            .read_exec
-            .iter()
-            .map(|p| (p.clone(), read_exec))
-            .chain(self.read.iter().map(|p| (p.clone(), read)))
-            .chain(self.read_write.iter().map(|p| (p.clone(), all)))
-            .collect();
-        LandlockSpec {
-            fs: all,
-            net: AccessNet::from_all(abi).bits(),
-            scoped: Scope::from_all(abi).bits(),
-            file_mask,
-            rules,
-        }
-    }
-}
-
 /// The Landlock rights a read-write path gets (for rules the child adds to
 /// mounts it makes).
 pub(crate) fn read_write_access(abi: i32) -> u64 {
@@ -146,9 +98,26 @@ impl Enforcement {
     }
 }
 
-/// Builds the ruleset in the caller; the program restricts itself with the
-/// returned descriptor just before exec.
-pub(crate) fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, RulesetError> {
+impl FsRules {
+    /// Builds the Landlock ruleset for these rules: every filesystem right
+    /// of ABI `abi` handled, TCP bind and connect denied, signals and
+    /// abstract unix sockets scoped. A process confines itself with
+    /// `landlock_restrict_self(2)` on the descriptor; the warm path sends it
+    /// to a zygote's worker, which nests it in the zygote's domain.
+    ///
+    /// # Errors
+    /// [`RulesetError`] from the kernel or a path's `open(2)` (paths that
+    /// do not exist are skipped).
+    ///
+    /// # References
+    /// - [`landlock_create_ruleset(2)`](https://man7.org/linux/man-pages/man2/landlock_create_ruleset.2.html)
+    /// - [`landlock_add_rule(2)`](https://man7.org/linux/man-pages/man2/landlock_add_rule.2.html)
+    pub fn ruleset(&self, abi: i32) -> Result<OwnedFd, RulesetError> {
+        ruleset(self, abi)
+    }
+}
+
+fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, RulesetError> {
     let abi = ABI::from(abi);
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)

@@ -201,9 +201,7 @@ impl Spawn {
         let landlock_abi = probe
             .landlock_abi
             .filter(|_| layers.contains(Layer::Landlock));
-        let ruleset = landlock_abi
-            .map(|abi| fsrules::ruleset(&self.fs, abi))
-            .transpose()?;
+        let ruleset = landlock_abi.map(|abi| self.fs.ruleset(abi)).transpose()?;
         let mut confine = self.confine(probe, layers)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
         let wait_for_maps = confine.wait_for_maps;

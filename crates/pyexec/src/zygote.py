@@ -4,9 +4,10 @@
 # before it) and run inside a fully confined jail, every layer on.
 #
 # It connects to the unix socket named in argv[1] and serves one call at a
-# time. A request is one line, {"home", "tmp", "mode", "limits",
-# "landlock"}, sent with four descriptors (SCM_RIGHTS): the worker's stdin,
-# stdout, stderr and result pipes, whose other ends the caller reads. The
+# time. A request is one line, {"home", "tmp", "mode", "limits"}, sent with
+# five descriptors (SCM_RIGHTS): the worker's stdin, stdout, stderr and
+# result pipes, whose other ends the caller reads, and the call's Landlock
+# ruleset, built by the caller. The
 # zygote never reads a call's code, data or output: code and data are files
 # in the call's own jail directory, read by the worker; output goes straight
 # to the caller. So nothing of one call is ever in the zygote's memory for a
@@ -31,17 +32,8 @@ import socket
 import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
-SYS_LANDLOCK_CREATE_RULESET, SYS_LANDLOCK_ADD_RULE, SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
+SYS_LANDLOCK_RESTRICT_SELF = 446
 PR_SET_CHILD_SUBREAPER = 36
-
-
-class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
-
-
-class _PathBeneath(ctypes.Structure):
-    _pack_ = 1
-    _fields_ = [("allowed", ctypes.c_uint64), ("fd", ctypes.c_int32)]
 
 
 def _check(ret, what):
@@ -51,35 +43,14 @@ def _check(ret, what):
     return ret
 
 
-def landlock(spec):
-    """Adds a Landlock domain: the rules the caller computed."""
-    attr = _RulesetAttr(spec["fs"], spec["net"], spec["scoped"])
-    fd = _check(_libc.syscall(SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), ctypes.sizeof(attr), 0), "landlock_create_ruleset")
-    try:
-        for path, access in spec["rules"]:
-            try:
-                pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            except OSError:
-                continue  # paths that do not exist are skipped, as in the cold path
-            try:
-                if not os.path.isdir(path):
-                    access &= spec["file_mask"]
-                rule = _PathBeneath(access, pfd)
-                _check(_libc.syscall(SYS_LANDLOCK_ADD_RULE, fd, 1, ctypes.byref(rule), 0), "landlock_add_rule")
-            finally:
-                os.close(pfd)
-        _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fd, 0), "landlock_restrict_self")
-    finally:
-        os.close(fd)
-
-
 def worker(req, fds):
     """The call's code. Never returns."""
     status = 1
     try:
         os.setsid()
+        _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[4], 0), "landlock_restrict_self")
         # Out of the way of the targets first, then onto 0..3.
-        moved = [os.dup(fd) for fd in fds]
+        moved = [os.dup(fd) for fd in fds[:4]]
         for target, fd in enumerate(moved):
             os.dup2(fd, target)
         os.closerange(4, 65536)
@@ -96,13 +67,11 @@ def worker(req, fds):
             # this uid in this user namespace.
             n = limits["nproc"]
             resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
-        landlock(req["landlock"])
         os.chdir(home)
-        os.environ.clear()
+        # The zygote's environment is a cold run's; its sys.std* objects
+        # wrap descriptors 0..2 with nothing buffered: both serve as they
+        # are, now on this call's directory and pipes.
         os.environ["TMPDIR"] = req["tmp"]
-        sys.stdin = open(0, "r", closefd=False)
-        sys.stdout = open(1, "w", closefd=False)
-        sys.stderr = open(2, "w", closefd=False)
         if req["mode"] == "exec":
             payload = loads(sys.stdin.buffer.read().decode("utf-8"))
             os.dup2(2, 1)
@@ -135,11 +104,11 @@ def worker(req, fds):
 
 
 def receive(sock, pending):
-    """One request line and its four descriptors; stray "k" bytes (a kill
+    """One request line and its five descriptors; stray "k" bytes (a kill
     that came after its call had ended) are dropped."""
     fds = []
-    while b"\n" not in pending or len(fds) < 4:
-        data, more, _, _ = socket.recv_fds(sock, 65536, 4)
+    while b"\n" not in pending or len(fds) < 5:
+        data, more, _, _ = socket.recv_fds(sock, 65536, 5)
         if not data and not more:
             os._exit(0)
         pending += data
@@ -201,10 +170,32 @@ def serve(sock, req, fds):
     return answer
 
 
+def rehearse():
+    """Runs once what every worker runs (the compiler, exec, the JSON
+    codec, text files over pipes, a foreign call), with made-up data, so
+    that what CPython builds on first use is built here, before the fork:
+    in a worker it would cost copied pages, every call (about 1.5 ms for
+    the first compile() alone)."""
+    r, w = os.pipe()
+    try:
+        namespace = loads('{"a": [1, 2.5, "t", null, true, {"b": "c"}]}')
+        exec(compile("x = 1 + 1\ny = [a, x, str(x)]\n", "<rehearsal>", "exec"), namespace)
+        dumps(json_safe(namespace)).encode("utf-8")
+        with open(w, "w", closefd=False) as out:
+            out.write("rehearsal\n")
+        with open(r, "r", closefd=False) as back:
+            back.readline()
+        _libc.syscall(39)  # getpid
+    finally:
+        os.close(r)
+        os.close(w)
+
+
 def zygote(path):
     import gc
 
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+    rehearse()
     # Everything imported so far lives on in every worker: keep the garbage
     # collector off those pages so that forked workers share them.
     gc.freeze()
