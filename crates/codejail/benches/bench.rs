@@ -196,8 +196,26 @@ fn main() {
     if let Some(only) = &only {
         rows.retain(|r| r.name.contains(only.as_str()) || r.name == "bare python3 -E -B -c pass");
     }
+    let settle: u64 = args
+        .iter()
+        .position(|a| a == "--settle")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(0);
+    let shuffle = args.iter().any(|a| a == "--shuffle");
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut order: Vec<usize> = (0..rows.len()).collect();
     for round in 0..warmup + rounds {
-        for row in &mut rows {
+        if shuffle {
+            for i in (1..order.len()).rev() {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                order.swap(i, (seed % (i as u64 + 1)) as usize);
+            }
+        }
+        for &i in &order {
+            let row = &mut rows[i];
+            std::thread::sleep(Duration::from_millis(settle));
             let start = Instant::now();
             (row.call)();
             if round >= warmup {

@@ -84,6 +84,18 @@ pub struct Jail {
     pub(crate) identity: (u32, u32),
     /// Read and execute for the interpreter: derived once, at configure.
     read_exec: Vec<PathBuf>,
+    /// The `safe_exec` driver's bytecode for the interpreter, compiled at
+    /// configure.
+    driver: Option<Bytecode>,
+}
+
+/// Bytes shown by their length.
+struct Bytecode(Vec<u8>);
+
+impl std::fmt::Debug for Bytecode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} bytes of bytecode>", self.0.len())
+    }
 }
 
 /// One `jail_code` request (CodeJail's arguments).
@@ -255,10 +267,10 @@ impl Jail {
         } else {
             Vec::new()
         };
-        let read_exec = if is_python {
-            python_paths(&bin)?
+        let (read_exec, driver) = if is_python {
+            python_facts(&bin)?
         } else {
-            Vec::new()
+            (Vec::new(), None)
         };
         Ok(Jail {
             name: name.to_owned(),
@@ -266,6 +278,7 @@ impl Jail {
             lang_args,
             identity,
             read_exec,
+            driver: driver.map(Bytecode),
         })
     }
 
@@ -465,10 +478,17 @@ impl Jail {
         unsafe_run: bool,
     ) -> Result<(), SafeExecError> {
         let (files, path_entries) = Jail::python_path_files(options)?;
+        let mut extra_files = options.extra_files.clone();
+        if let Some(bytecode) = &self.driver {
+            extra_files.push((
+                codejail_pyexec::DRIVER_BYTECODE_FILE.to_owned(),
+                bytecode.0.clone(),
+            ));
+        }
         let request = JailCode {
-            code: Some(codejail_pyexec::DRIVER.to_owned()),
+            code: Some(codejail_pyexec::program().to_owned()),
             files,
-            extra_files: options.extra_files.clone(),
+            extra_files,
             argv: Vec::new(),
             stdin: codejail_pyexec::payload(code, globals, &path_entries),
             limits_context: options.limits_context.clone(),
@@ -550,31 +570,36 @@ fn resolve_bin(bin: &Path) -> Result<PathBuf, ConfigError> {
     found.ok_or_else(missing)
 }
 
-/// The directories a Python interpreter reads: its real location,
-/// `sys.prefix`, `sys.base_prefix`, `sys.exec_prefix`. Asked of the
-/// interpreter itself, once.
-fn python_paths(bin: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+/// What a jail needs to know of a Python interpreter, asked of the
+/// interpreter itself, once: the directories it reads (its real location,
+/// `sys.prefix`, `sys.base_prefix`, `sys.exec_prefix`), and the
+/// `safe_exec` driver compiled to its bytecode, if it can say which.
+fn python_facts(bin: &Path) -> Result<(Vec<PathBuf>, Option<Vec<u8>>), ConfigError> {
     let out = std::process::Command::new(bin)
-        .args(["-E", "-B", "-c", "import sys; print(sys.prefix); print(sys.base_prefix); print(sys.exec_prefix); print(sys.base_exec_prefix)"])
+        .args(["-E", "-B", "-c", codejail_pyexec::probe_script()])
         .env_clear()
         .output()
-        .map_err(|e| ConfigError::InterpreterFailed { bin: bin.to_owned(), why: e.to_string() })?;
-    if !out.status.success() {
+        .map_err(|e| ConfigError::InterpreterFailed {
+            bin: bin.to_owned(),
+            why: e.to_string(),
+        })?;
+    let facts = out
+        .status
+        .success()
+        .then(|| codejail_pyexec::parse_probe(&out.stdout))
+        .flatten();
+    let Some((mut paths, bytecode)) = facts else {
         let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
         return Err(ConfigError::InterpreterFailed {
             bin: bin.to_owned(),
             why,
         });
-    }
-    let mut paths: Vec<PathBuf> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(PathBuf::from)
-        .collect();
+    };
     if let Ok(real) = std::fs::canonicalize(bin) {
         paths.extend(real.parent().map(Path::to_owned));
     }
     paths.extend(bin.parent().map(Path::to_owned));
     paths.sort();
     paths.dedup();
-    Ok(paths)
+    Ok((paths, bytecode))
 }

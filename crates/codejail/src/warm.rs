@@ -346,11 +346,11 @@ impl Warm {
             .map_err(|e| JailError::Warm {
                 why: format!("could not build the call's Landlock ruleset: {e}"),
             })?;
-        // RLIMIT_NPROC counts the zygote too, and the supervisor when the
-        // caller is unprivileged (it then has the same uid in the namespace).
+        // RLIMIT_NPROC counts the zygote too, and whatever else of the
+        // zygote's run has its uid in the namespace.
         let nproc = match limits.get(LimitName::Nproc) {
             0 => 0,
-            n => n + 1 + u64::from(Probe::get().euid != 0),
+            n => n + 1 + codejail_proc::nproc_overhead(self.layers),
         };
         let line = json!({
             "home": dir.path(),

@@ -1,12 +1,15 @@
 //! The only module that forks, and the only one allowed `unsafe`.
 //!
-//! A run is two processes:
+//! A run is two processes, and, with namespaces, a third that holds them:
 //!
+//! * the **holder** (`clone3(CLONE_NEW*)` from the caller, execs
+//!   `/bin/cat`): see [`spawn_holder`];
 //! * the **supervisor** (`clone3` from the caller, never execs): new session,
-//!   child subreaper, parent-death signal. It starts the program, reaps every
-//!   orphan of the run, and when the program ends — or the caller asks by
-//!   closing the control pipe — kills every process left in the run, reaps
-//!   them, and writes a fixed-size [`Report`] to the caller.
+//!   child subreaper, parent-death signal, the holder's namespaces joined.
+//!   It starts the program, reaps every orphan of the run, and when the
+//!   program ends — or the caller asks by closing the control pipe — kills
+//!   every process left in the run, reaps them, and writes a fixed-size
+//!   [`Report`] to the caller.
 //! * the **program** (`clone3` from the supervisor): signal mask and
 //!   dispositions reset, descriptors above 2 closed on exec, working
 //!   directory, rlimits, identity, then `execve`.
@@ -36,7 +39,7 @@ pub(crate) enum Step {
     Pdeathsig,
     Subreaper,
     Descriptors,
-    IdMaps,
+    Setns,
     Hostname,
     Mount,
     JoinCgroup,
@@ -61,7 +64,7 @@ impl Step {
         Step::Pdeathsig,
         Step::Subreaper,
         Step::Descriptors,
-        Step::IdMaps,
+        Step::Setns,
         Step::Hostname,
         Step::Mount,
         Step::JoinCgroup,
@@ -87,7 +90,7 @@ impl Step {
             Step::Pdeathsig => "prctl(PR_SET_PDEATHSIG)",
             Step::Subreaper => "prctl(PR_SET_CHILD_SUBREAPER)",
             Step::Descriptors => "descriptors",
-            Step::IdMaps => "wait for the user namespace maps",
+            Step::Setns => "setns (join the run's namespaces)",
             Step::Hostname => "sethostname",
             Step::Mount => "mount the tmpfs",
             Step::JoinCgroup => "join the cgroup",
@@ -130,11 +133,11 @@ pub(crate) struct Prepared {
 /// The confinement steps of a run, decided by the caller before the clone.
 #[derive(Debug, Default)]
 pub(crate) struct Confine {
-    /// `CLONE_NEW*` flags for the supervisor.
+    /// `CLONE_NEW*` flags of the namespaces the supervisor joins: those of
+    /// the holder passed in `ChildFds` (see `spawn_holder`).
     pub namespaces: u64,
-    /// The supervisor waits for the caller to write its id maps.
-    pub wait_for_maps: bool,
-    /// The supervisor is init of a pid namespace: it kills with kill(-1).
+    /// The holder is init of the run's pid namespace: killing it ends every
+    /// process of the run.
     pub pid_ns: bool,
     /// Set the host name (UTS namespace).
     pub hostname: bool,
@@ -200,8 +203,8 @@ pub(crate) struct ChildFds {
     pub report: RawFd,
     /// Read end of the control pipe: readable or hung up means "kill now".
     pub control: RawFd,
-    /// Read end of the pipe on which the caller says the id maps are written.
-    pub sync: Option<RawFd>,
+    /// pidfd of the holder whose namespaces the supervisor joins.
+    pub holder: Option<RawFd>,
     /// The Landlock ruleset.
     pub landlock: Option<RawFd>,
     /// v1 `cgroup.procs` files the supervisor writes itself into.
@@ -214,7 +217,7 @@ pub(crate) struct ChildFds {
 const FD_ERROR: c_int = 3;
 const FD_REPORT: c_int = 4;
 const FD_CONTROL: c_int = 5;
-const FD_SYNC: c_int = 6;
+const FD_HOLDER: c_int = 6;
 const FD_LANDLOCK: c_int = 7;
 const FD_CGROUP_PROCS: [c_int; 2] = [8, 9];
 const FD_FIRST_FREE: c_int = 10;
@@ -323,7 +326,7 @@ pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i3
     let mut pidfd: c_int = -1;
     // SAFETY: clone_args is a plain C struct for which all-zero is valid.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = libc::CLONE_PIDFD as u64 | prep.confine.namespaces;
+    args.flags = libc::CLONE_PIDFD as u64;
     args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
     args.exit_signal = 0;
     if let Some(dir) = fds.cgroup_v2 {
@@ -335,6 +338,58 @@ pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i3
     let ret = unsafe { clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         supervise(prep, fds);
+    }
+    // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    Ok((ret as i32, pidfd))
+}
+
+/// Starts a holder: a process made with `clone3(CLONE_PIDFD | namespaces)`
+/// that only keeps those namespaces alive until a run joins them (the
+/// supervisor `setns`es into them through the holder's pidfd). Creating
+/// namespaces, a network namespace above all, costs about half a
+/// millisecond; a holder made ahead of time takes it off a run's path.
+///
+/// The holder closes every descriptor but `keepalive`, the read end of a
+/// pipe, puts it on its stdin (`/dev/null` on the others) and execs
+/// `/bin/cat` (a small image, rather
+/// than a copy of the caller's memory kept alive): it ends when the
+/// caller closes the write end, or when the caller's process dies. In a
+/// pid namespace it is the namespace's init, so killing it ends every
+/// process in it. Its `exit_signal` is 0: it is reaped through its pidfd.
+///
+/// # References
+/// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
+/// - [`setns(2)`](https://man7.org/linux/man-pages/man2/setns.2.html), on a pidfd
+/// - [`pid_namespaces(7)`](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
+pub(crate) fn spawn_holder(namespaces: u64, keepalive: RawFd) -> io::Result<(i32, OwnedFd)> {
+    let mut pidfd: c_int = -1;
+    // SAFETY: clone_args is a plain C struct for which all-zero is valid.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = libc::CLONE_PIDFD as u64 | namespaces;
+    args.pidfd = std::ptr::addr_of_mut!(pidfd) as u64;
+    args.exit_signal = 0;
+    let program = c"/bin/cat";
+    let argv = [c"cat".as_ptr(), std::ptr::null()];
+    let envp = [std::ptr::null::<c_char>()];
+    // SAFETY: `pidfd` outlives the call; the child makes only
+    // async-signal-safe calls and ends in execve or _exit.
+    let ret = unsafe { clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
+    if ret == 0 {
+        // SAFETY: dup3/close_range on descriptor numbers, then execve of a
+        // static path with null-terminated arrays on this stack.
+        unsafe {
+            if keepalive != 0 && libc::dup3(keepalive, 0, 0) < 0 {
+                libc::_exit(126);
+            }
+            libc::close_range(1, u32::MAX, 0);
+            // cat checks its stdout before reading: /dev/null on 1 and 2.
+            if libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY) != 1 || libc::dup2(1, 2) != 2 {
+                libc::_exit(126);
+            }
+            libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            libc::_exit(127)
+        }
     }
     // SAFETY: CLONE_PIDFD stored a new descriptor that nothing else owns.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
@@ -393,7 +448,7 @@ fn remap_descriptors(fds: ChildFds) -> Result<(), i32> {
         Some(fds.error),
         Some(fds.report),
         Some(fds.control),
-        fds.sync,
+        fds.holder,
         fds.landlock,
         fds.cgroup_procs[0],
         fds.cgroup_procs[1],
@@ -468,15 +523,14 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         fail_on(fds.error, Step::Descriptors, e);
     }
     let confine = &prep.confine;
-    if confine.wait_for_maps {
-        // The caller writes uid_map/gid_map, then one byte; end of file
-        // means it gave up.
-        let mut go = [0u8; 1];
-        // SAFETY: reads one byte into a live stack buffer.
-        let n = unsafe { libc::read(FD_SYNC, go.as_mut_ptr().cast(), 1) };
-        if n != 1 {
-            fail(Step::IdMaps, if n < 0 { errno() } else { libc::ECANCELED });
-        }
+    if confine.namespaces != 0 {
+        // The user namespace is entered first, which gives this process
+        // every capability in it, hence the right to enter the others.
+        // SAFETY: setns takes a descriptor and flags.
+        or_fail(
+            Step::Setns,
+            check(unsafe { libc::setns(FD_HOLDER, confine.namespaces as c_int) }),
+        );
     }
     if confine.hostname {
         let name = b"codejail";
@@ -500,8 +554,6 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         // SAFETY: closing a slot this process no longer needs.
         unsafe { libc::close(fd) };
     }
-    // SAFETY: as above.
-    unsafe { libc::close(FD_SYNC) };
 
     let chld = sigset(&[libc::SIGCHLD]);
     // SAFETY: a default SIGCHLD disposition (the caller may ignore SIGCHLD,
@@ -525,7 +577,8 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     );
 
     // SAFETY: all-zero clone_args is valid; exit_signal SIGCHLD so the
-    // program's end wakes the signalfd.
+    // program's end wakes the signalfd. The program lands in the joined
+    // pid namespace, if any (setns applies to children).
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
     args.exit_signal = libc::SIGCHLD as u64;
     // SAFETY: as for the supervisor: the child gets a private copy of this
@@ -770,8 +823,13 @@ fn reap(program: libc::pid_t, status: &mut Option<c_int>, flags: c_int) -> bool 
     }
 }
 
-/// Kills every process of the run and reaps it. All of them are
-/// descendants of this subreaper: a process whose parent dies is re-parented
+/// Kills every process of the run and reaps it.
+///
+/// In a pid namespace, the holder is its init: killing it makes the
+/// kernel kill every process in the namespace, and the holder is gone only
+/// once all of them are (its exit waits for them; the program, our child,
+/// must be reaped here first). Without one, every process of the run is a
+/// descendant of this subreaper: a process whose parent dies is re-parented
 /// here, so repeating "kill my children, reap one" until none is left gets
 /// grandchildren that called setsid() or double-forked too.
 fn kill_all_and_reap(program: libc::pid_t, status: &mut Option<c_int>, pid_ns: bool) {
@@ -780,18 +838,33 @@ fn kill_all_and_reap(program: libc::pid_t, status: &mut Option<c_int>, pid_ns: b
         // its pid cannot have been reused.
         unsafe { libc::kill(program, libc::SIGKILL) };
     }
+    if pid_ns {
+        // SAFETY: pidfd_send_signal with a pidfd, a signal and no siginfo.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                FD_HOLDER,
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            )
+        };
+        while reap(program, status, 0) {}
+        let mut gone = libc::pollfd {
+            fd: FD_HOLDER,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // A pidfd polls readable once its process has exited.
+        // SAFETY: poll on one live pollfd.
+        while unsafe { libc::poll(&mut gone, 1, -1) } < 0 && errno() == libc::EINTR {}
+        return;
+    }
     loop {
         if !reap(program, status, libc::WNOHANG) {
             return;
         }
-        if pid_ns {
-            // As init of the run's pid namespace, kill(-1) reaches every
-            // other process in it, and nothing outside.
-            // SAFETY: kill takes no pointers.
-            unsafe { libc::kill(-1, libc::SIGKILL) };
-        } else {
-            kill_children();
-        }
+        kill_children();
         if !reap(program, status, 0) {
             return;
         }

@@ -24,8 +24,10 @@ pub struct FsRules {
 }
 
 impl Default for FsRules {
-    /// The system's programs and libraries (`/usr`, `/bin`, `/lib*`),
-    /// `/dev/null` read-write and the random devices read-only. Not `/etc`,
+    /// The system's programs and libraries (`/usr`, `/bin`, `/lib*`), the
+    /// dynamic loader's index `/etc/ld.so.cache` (without it every library
+    /// is looked for in a dozen directories, on every start), `/dev/null`
+    /// read-write and the random devices read-only. Nothing else of `/etc`,
     /// not `/proc`, not `/tmp`, not any home directory.
     fn default() -> FsRules {
         FsRules {
@@ -34,9 +36,14 @@ impl Default for FsRules {
             ]
             .map(PathBuf::from)
             .to_vec(),
-            read: ["/dev/urandom", "/dev/random", "/dev/zero"]
-                .map(PathBuf::from)
-                .to_vec(),
+            read: [
+                "/etc/ld.so.cache",
+                "/dev/urandom",
+                "/dev/random",
+                "/dev/zero",
+            ]
+            .map(PathBuf::from)
+            .to_vec(),
             read_write: vec![PathBuf::from("/dev/null")],
         }
     }

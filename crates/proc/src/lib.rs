@@ -21,11 +21,12 @@
 //!
 //! # How a run is shaped
 //!
-//! The caller's thread clones a *supervisor* (new session, child subreaper,
-//! parent-death signal), which clones the *program*. The supervisor reaps
-//! every orphan of the run and, when the program ends or the caller asks,
-//! kills whatever is left, so grandchildren that called `setsid()` or
-//! double-forked are killed too. The caller meanwhile feeds stdin and drains
+//! The caller's thread makes the run's namespaces (a process holds them),
+//! then clones a *supervisor* (new session, child subreaper, parent-death
+//! signal) that joins them and clones the *program*. When the program ends
+//! or the caller asks, the supervisor kills whatever is left (in a pid
+//! namespace by killing its init, the holder), so grandchildren that called
+//! `setsid()` or double-forked are killed too. The caller meanwhile feeds stdin and drains
 //! stdout and stderr in one `poll` loop that also waits on the supervisor's
 //! pidfd with the deadline as its timeout. See `ARCHITECTURE.md`.
 #![deny(missing_docs)]
@@ -34,6 +35,7 @@ mod cgroup;
 mod child;
 mod error;
 mod fsrules;
+mod holder;
 mod layers;
 mod limits;
 mod outcome;
@@ -49,5 +51,5 @@ pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
 pub use probe::{Availability, Cgroups, Needs, Probe};
-pub use spawn::{NOBODY, Spawn};
+pub use spawn::{NOBODY, Spawn, nproc_overhead};
 pub use users::{lookup_group, lookup_user};

@@ -15,6 +15,7 @@ use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 use crate::cgroup::RunCgroup;
 use crate::child::{self, ChildFds, Confine, Prepared, Report, Step};
 use crate::fsrules::{self, Enforcement, FsRules, Tmpfs};
+use crate::holder::{self, Holder};
 use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
 use crate::probe::{Needs, Probe};
@@ -204,11 +205,13 @@ impl Spawn {
         let ruleset = landlock_abi.map(|abi| self.fs.ruleset(abi)).transpose()?;
         let mut confine = self.confine(probe, layers)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
-        let wait_for_maps = confine.wait_for_maps;
-        // In an unprivileged user namespace the supervisor has the
-        // program's uid there, so it counts against RLIMIT_NPROC.
-        let nproc_extra = u64::from(layers.contains(Layer::UserNs) && probe.euid != 0);
-        let prep = self.prepare(&program, confine, nproc_extra)?;
+        let holder = (confine.namespaces != 0)
+            .then(|| {
+                let maps = layers.contains(Layer::UserNs).then(|| self.id_maps(probe));
+                Holder::create(confine.namespaces, maps)
+            })
+            .transpose()?;
+        let prep = self.prepare(&program, confine, nproc_overhead(layers))?;
 
         let pipe = || pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"));
         let (stdin_r, stdin_w) = pipe()?;
@@ -217,7 +220,6 @@ impl Spawn {
         let (error_r, error_w) = pipe()?;
         let (report_r, report_w) = pipe()?;
         let (control_r, control_w) = pipe()?;
-        let (sync_r, sync_w) = pipe()?;
         let fds = ChildFds {
             stdin: stdin_r.as_raw_fd(),
             stdout: stdout_w.as_raw_fd(),
@@ -225,7 +227,7 @@ impl Spawn {
             error: error_w.as_raw_fd(),
             report: report_w.as_raw_fd(),
             control: control_r.as_raw_fd(),
-            sync: wait_for_maps.then(|| sync_r.as_raw_fd()),
+            holder: holder.as_ref().map(|h| h.pidfd().as_raw_fd()),
             landlock: ruleset.as_ref().map(AsRawFd::as_raw_fd),
             cgroup_procs: [
                 cgroup_procs.first().map(AsRawFd::as_raw_fd),
@@ -243,9 +245,7 @@ impl Spawn {
             })?;
         span.record("pid", pid);
         tracing::debug!(program = %program.display(), "started");
-        drop((
-            stdin_r, stdout_w, stderr_w, error_w, report_w, control_r, sync_r,
-        ));
+        drop((stdin_r, stdout_w, stderr_w, error_w, report_w, control_r));
         drop((ruleset, cgroup_v2, cgroup_procs));
 
         let mut sup = Supervisor {
@@ -255,17 +255,6 @@ impl Spawn {
             exited: false,
             wait_status: 0,
         };
-        if wait_for_maps {
-            if let Err(e) = self.write_id_maps(probe, pid) {
-                drop(sync_w);
-                sup.kill();
-                sup.wait();
-                return Err(e);
-            }
-            rustix::io::write(&sync_w, b"1")
-                .map_err(SpawnError::parent("release the supervisor"))?;
-        }
-        drop(sync_w);
         if let Some((step, errno)) = read_setup_error(&error_r) {
             sup.kill();
             sup.wait();
@@ -423,7 +412,6 @@ impl Spawn {
         };
         Ok(Confine {
             namespaces,
-            wait_for_maps: layers.contains(Layer::UserNs),
             pid_ns: layers.contains(Layer::PidNs),
             hostname: layers.contains(Layer::UtsNs),
             identity: layers.contains(Layer::Identity).then_some(self.identity),
@@ -459,26 +447,19 @@ impl Spawn {
         })
     }
 
-    /// Maps the sandbox ids (root caller) or the caller's own ids into the
-    /// supervisor's new user namespace, one id each.
-    ///
-    /// # References
-    /// - [`user_namespaces(7)`](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
-    ///   "User and group ID mappings"
-    fn write_id_maps(&self, probe: &Probe, pid: i32) -> Result<(), SpawnError> {
-        let dir = PathBuf::from(format!("/proc/{pid}"));
-        let write = |name: &str, text: String| {
-            let file = dir.join(name);
-            std::fs::write(&file, text).map_err(|source| SpawnError::IdMap { file, source })
-        };
+    /// The ids of the run's user namespace: the sandbox ids (root caller)
+    /// or the caller's own, one each.
+    fn id_maps(&self, probe: &Probe) -> holder::IdMaps {
         let (uid, gid) = if probe.euid == 0 {
             self.identity
         } else {
-            write("setgroups", "deny".into())?;
             (probe.euid, rustix::process::getegid().as_raw())
         };
-        write("gid_map", format!("{gid} {gid} 1"))?;
-        write("uid_map", format!("{uid} {uid} 1"))
+        holder::IdMaps {
+            uid,
+            gid,
+            deny_setgroups: probe.euid != 0,
+        }
     }
 
     fn prepare(
@@ -526,25 +507,24 @@ impl Spawn {
     }
 }
 
+/// How many processes of a run besides the program's own count against
+/// its `RLIMIT_NPROC`: in an unprivileged user namespace the namespace
+/// holder and the supervisor have the program's uid there. A caller that
+/// counts processes itself (a warm pool's zygote) adds this too.
+pub fn nproc_overhead(layers: LayerSet) -> u64 {
+    if layers.contains(Layer::UserNs) && Probe::get().euid != 0 {
+        2
+    } else {
+        0
+    }
+}
+
 /// The compiled seccomp filter, built once per process.
 fn seccomp_filter() -> Result<&'static [libc::sock_filter], String> {
     static FILTER: std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>> =
         std::sync::OnceLock::new();
     FILTER
-        .get_or_init(|| {
-            crate::seccomp::compile()
-                .map(|prog| {
-                    prog.into_iter()
-                        .map(|i| libc::sock_filter {
-                            code: i.code,
-                            jt: i.jt,
-                            jf: i.jf,
-                            k: i.k,
-                        })
-                        .collect()
-                })
-                .map_err(|e| e.to_string())
-        })
+        .get_or_init(crate::seccomp::compile)
         .as_deref()
         .map_err(Clone::clone)
 }

@@ -724,6 +724,8 @@ print("unshare", call(272, 0x10000000))                    # CLONE_NEWUSER
 print("io_uring", call(425, 1, ctypes.addressof(params)))  # io_uring_setup
 print("keyctl", call(250, 0, -2, 1))                       # KEYCTL_GET_KEYRING_ID
 print("bpf", call(321, 0, 0, 0))                            # BPF_MAP_CREATE, no attr
+# TIOCSTI with a high bit set: the kernel reads the request as 32 bits.
+print("tiocsti_high", call(16, 0, (1 << 32) | 0x5412, 0))
 "#;
 
 #[cfg(target_arch = "x86_64")]
@@ -736,11 +738,21 @@ fn seccomp_refuses_ptrace_unshare_io_uring_keyctl_bpf() {
     let out = confined(KERNEL_SURFACE, only(&[Layer::Seccomp]));
     assert_eq!(
         text(&out.stdout),
-        format!("ptrace {eperm}\nunshare {eperm}\nio_uring {eperm}\nkeyctl {eperm}\nbpf {eperm}\n")
+        format!(
+            "ptrace {eperm}\nunshare {eperm}\nio_uring {eperm}\nkeyctl {eperm}\nbpf {eperm}\n\
+             tiocsti_high {eperm}\n"
+        )
     );
     let open = confined(KERNEL_SURFACE, Policy::None);
     let open = text(&open.stdout);
-    for call in ["ptrace ok", "unshare ok", "io_uring ok", "keyctl ok"] {
+    let enotty = format!("tiocsti_high {}", libc::ENOTTY);
+    for call in [
+        "ptrace ok",
+        "unshare ok",
+        "io_uring ok",
+        "keyctl ok",
+        &enotty,
+    ] {
         assert!(
             open.contains(call),
             "without seccomp `{call}` should work:\n{open}"

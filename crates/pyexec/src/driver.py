@@ -84,7 +84,9 @@ def safe_exec(payload, result_fd):
     for entry in reversed(payload["python_path"]):
         sys.path.insert(0, entry)
     namespace = payload["globals"]
-    exec(compile(payload["code"], "<jailed code>", "exec"), namespace)
+    # exec() of the string, as CodeJail does: compile() would first build
+    # the ast module's classes, about a millisecond in a fresh interpreter.
+    exec(payload["code"], namespace)
     sys.stdout.flush()
     result = dumps(json_safe(namespace)).encode("utf-8")
     with os.fdopen(result_fd, "wb") as out:

@@ -1,17 +1,80 @@
 //! `safe_exec` semantics: Python's `exec` with JSON globals, run in a jail.
 //!
-//! The jail runs [`DRIVER`] as its code, with [`payload`] on stdin. The
-//! driver executes the code with the globals, then writes the JSON-safe
-//! globals (CodeJail's `json_safe`) to stdout, and nothing else: the code's
-//! own output is sent to stderr. [`parse_result`] reads them back, size
-//! limited; [`error_summary`] picks the line of a traceback worth showing.
-//! How the child is confined is not this crate's business.
+//! The jail runs [`program`] as its code, with [`payload`] on stdin: it
+//! runs [`DRIVER`], from the bytecode in [`DRIVER_BYTECODE_FILE`] when
+//! that is for this interpreter (see [`PROBE`]). The driver executes the
+//! code with the globals, then writes the JSON-safe globals (CodeJail's
+//! `json_safe`) to stdout, and nothing else: the code's own output is sent
+//! to stderr. [`parse_result`] reads them back, size limited;
+//! [`error_summary`] picks the line of a traceback worth showing. How the
+//! child is confined is not this crate's business.
 #![deny(missing_docs)]
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
 
 use serde_json::{Map, Value};
 
-/// The driver script, run inside the jail as the code.
+/// The driver script: `safe_exec` itself.
 pub const DRIVER: &str = include_str!("driver.py");
+
+/// The file, next to [`program`], that holds the driver's bytecode: the
+/// interpreter's magic number, then the marshalled code object (the second
+/// line of [`PROBE`]'s output).
+pub const DRIVER_BYTECODE_FILE: &str = ".codejail-driver";
+
+fn with_driver_source(script: &str) -> String {
+    let literal = serde_json::to_string(DRIVER).expect("a string always serializes");
+    format!("DRIVER_SOURCE = {literal}\n{script}")
+}
+
+/// The program a `safe_exec` run executes as its code: it runs the driver
+/// from [`DRIVER_BYTECODE_FILE`] if that holds bytecode for the running
+/// interpreter, else from the driver's source, which it carries.
+pub fn program() -> &'static str {
+    static PROGRAM: LazyLock<String> =
+        LazyLock::new(|| with_driver_source(include_str!("program.py")));
+    &PROGRAM
+}
+
+/// A script, run once by the interpreter when a jail is configured, that
+/// prints what the jail needs to know of it: its prefixes (`sys.prefix`,
+/// `base_prefix`, `exec_prefix`, `base_exec_prefix`) on one line, tab
+/// separated, then the driver's bytecode in hex (empty where the
+/// interpreter cannot say which bytecode it runs). See [`parse_probe`].
+pub fn probe_script() -> &'static str {
+    static PROBE_SCRIPT: LazyLock<String> = LazyLock::new(|| with_driver_source(PROBE));
+    &PROBE_SCRIPT
+}
+
+/// The body of [`probe_script`].
+pub const PROBE: &str = r#"import marshal, sys
+print("	".join([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))
+try:
+    from _frozen_importlib_external import MAGIC_NUMBER
+    code = compile(DRIVER_SOURCE, "codejail-driver", "exec")
+    print((MAGIC_NUMBER + marshal.dumps(code)).hex())
+except Exception:
+    print("")
+"#;
+
+/// What [`probe_script`] printed: the interpreter's prefixes and the
+/// driver's bytecode, if any.
+pub fn parse_probe(stdout: &[u8]) -> Option<(Vec<PathBuf>, Option<Vec<u8>>)> {
+    let text = std::str::from_utf8(stdout).ok()?;
+    let mut lines = text.lines();
+    let prefixes = lines.next()?.split('\t').map(PathBuf::from).collect();
+    let hex = lines.next().unwrap_or("").trim();
+    let bytecode = (!hex.is_empty() && hex.len() % 2 == 0)
+        .then(|| {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).ok())
+                .collect::<Option<Vec<u8>>>()
+        })
+        .flatten();
+    Some((prefixes, bytecode))
+}
 
 /// The warm path's zygote: the driver's functions, then the zygote loop
 /// (see `zygote.py`). Run inside a fully confined jail as the code, with

@@ -1,11 +1,40 @@
 //! The driver script, run by a plain interpreter (no jail): its semantics
-//! on their own.
+//! on their own, and the program that loads it from bytecode.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
+use std::sync::LazyLock;
 
-use codejail_pyexec::{DRIVER, MAX_RESULT_BYTES, error_summary, parse_result, payload};
+use codejail_pyexec::{
+    DRIVER, DRIVER_BYTECODE_FILE, MAX_RESULT_BYTES, error_summary, parse_probe, parse_result,
+    payload, probe_script, program,
+};
 use serde_json::{Map, Value, json};
+
+const PYTHON: &str = "/usr/bin/python3";
+
+/// What the interpreter's probe says: its prefixes and the driver's
+/// bytecode.
+static PROBED: LazyLock<(Vec<std::path::PathBuf>, Option<Vec<u8>>)> = LazyLock::new(|| {
+    let out = Command::new(PYTHON)
+        .args(["-E", "-B", "-c", probe_script()])
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_probe(&out.stdout).expect("the probe's output")
+});
+
+fn bytecode() -> Vec<u8> {
+    PROBED
+        .1
+        .clone()
+        .expect("CPython says which bytecode it runs")
+}
 
 struct Ran {
     status: i32,
@@ -14,9 +43,17 @@ struct Ran {
 }
 
 fn exec(code: &str, globals: Value) -> Ran {
+    exec_with(code, globals, Some(&bytecode()))
+}
+
+/// Runs the program as a jail would, with `driver` as the bytecode file.
+fn exec_with(code: &str, globals: Value, driver: Option<&[u8]>) -> Ran {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("jailed_code"), DRIVER).unwrap();
-    let mut child = Command::new("/usr/bin/python3")
+    std::fs::write(dir.path().join("jailed_code"), program()).unwrap();
+    if let Some(driver) = driver {
+        std::fs::write(dir.path().join(DRIVER_BYTECODE_FILE), driver).unwrap();
+    }
+    let mut child = Command::new(PYTHON)
         .args(["-E", "-B", "jailed_code"])
         .current_dir(dir.path())
         .env_clear()
@@ -44,6 +81,73 @@ fn globals(code: &str, input: Value) -> Map<String, Value> {
     let ran = exec(code, input);
     assert_eq!(ran.status, 0, "{}", ran.stderr);
     ran.globals.unwrap()
+}
+
+#[test]
+fn the_probe_gives_the_prefixes_and_bytecode_with_the_magic_number() {
+    let (prefixes, bytecode) = &*PROBED;
+    assert_eq!(prefixes.len(), 4, "{prefixes:?}");
+    assert!(prefixes.iter().all(|p| p.is_absolute()), "{prefixes:?}");
+    let out = Command::new(PYTHON)
+        .args([
+            "-E",
+            "-B",
+            "-c",
+            "import importlib.util, sys; sys.stdout.write(importlib.util.MAGIC_NUMBER.hex())",
+        ])
+        .output()
+        .unwrap();
+    let magic = String::from_utf8(out.stdout).unwrap();
+    let bytecode = bytecode.as_ref().unwrap();
+    assert!(bytecode.len() > 1000);
+    let hex: String = bytecode[..4].iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, magic);
+}
+
+/// The program runs what the bytecode file holds when its magic number is
+/// this interpreter's: a marker driver, compiled here, says so.
+#[test]
+fn the_program_runs_the_staged_bytecode() {
+    let out = Command::new(PYTHON)
+        .args([
+            "-E",
+            "-B",
+            "-c",
+            "import marshal, sys\n\
+             from _frozen_importlib_external import MAGIC_NUMBER\n\
+             sys.stdout.buffer.write(MAGIC_NUMBER + marshal.dumps(compile('print(\"from bytecode\")', 'm', 'exec')))",
+        ])
+        .output()
+        .unwrap();
+    let ran = exec_with("x = 1", json!({}), Some(&out.stdout));
+    assert_eq!(ran.status, 0, "{}", ran.stderr);
+    assert!(ran.globals.is_none(), "the real driver ran");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("jailed_code"), program()).unwrap();
+    std::fs::write(dir.path().join(DRIVER_BYTECODE_FILE), &out.stdout).unwrap();
+    let printed = Command::new(PYTHON)
+        .args(["-E", "-B", "jailed_code"])
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(printed.stdout, b"from bytecode\n");
+}
+
+/// Bytecode for another interpreter, or none, and the program compiles the
+/// driver's source instead.
+#[test]
+fn without_usable_bytecode_the_program_compiles_the_source() {
+    let mut foreign = bytecode();
+    foreign[0] ^= 0xff;
+    for driver in [None, Some(&foreign[..]), Some(&b"\0\0"[..])] {
+        let ran = exec_with("y = x * 2", json!({"x": 21}), driver);
+        assert_eq!(ran.status, 0, "{}", ran.stderr);
+        assert_eq!(
+            Value::Object(ran.globals.unwrap()),
+            json!({"x": 21, "y": 42})
+        );
+    }
 }
 
 #[test]
