@@ -132,14 +132,11 @@ fn every_attack_is_contained_through_the_library() {
     assert_eq!(failures(&report), Vec::<String>::new());
 }
 
-/// The warm path: the same corpus through a pool of warm interpreters,
-/// one call at a time so that the pool's process count is exact.
-#[test]
-fn every_attack_is_contained_on_the_warm_path() {
-    let _serial = one_at_a_time();
-    let suite = Suite::new("escape-warm");
-    let warm = match suite.jail.warm(1) {
-        Ok(w) => w,
+/// A warm pool of `size` for the suite's jail; `None`, said on stderr,
+/// where this machine cannot have one (and is not expected to).
+fn warm_pool(suite: &Suite, size: usize) -> Option<codejail::Warm> {
+    match suite.jail.warm(size) {
+        Ok(w) => Some(w),
         Err(e) => {
             assert!(
                 !expected_layers().contains(Layer::Landlock),
@@ -147,8 +144,19 @@ fn every_attack_is_contained_on_the_warm_path() {
             );
             let note = format!("NOT TESTED on this machine: {e}\n");
             let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-            return;
+            None
         }
+    }
+}
+
+/// The warm path: the same corpus through a pool of warm interpreters,
+/// one call at a time so that the pool's process count is exact.
+#[test]
+fn every_attack_is_contained_on_the_warm_path() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-warm");
+    let Some(warm) = warm_pool(&suite, 1) else {
+        return;
     };
     let report = selftest::run_suite(
         &suite.jail,
@@ -179,17 +187,8 @@ fn every_attack_is_contained_on_the_warm_path() {
 fn warm_calls_cannot_reach_each_other_or_the_pool() {
     let _serial = one_at_a_time();
     let suite = Suite::new("escape-warm-siblings");
-    let warm = match suite.jail.warm(2) {
-        Ok(w) => Arc::new(w),
-        Err(e) => {
-            assert!(
-                !expected_layers().contains(Layer::Landlock),
-                "the warm path is unavailable: {e}"
-            );
-            let note = format!("NOT TESTED on this machine: {e}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-            return;
-        }
+    let Some(warm) = warm_pool(&suite, 2).map(Arc::new) else {
+        return;
     };
     let pool = std::fs::read_dir(suite.parent.path())
         .unwrap()

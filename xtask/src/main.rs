@@ -25,7 +25,8 @@ commands:
   remove-profile   --python PATH        unload and delete the profile
   profile-mode     enforce|complain --python PATH [--name NAME] ...
   gen-profile      regenerate apparmor/ (the default layout's profile)
-  bench    [--quick] [--only ROW]  codejail against the bare interpreter (see
+  bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
+                   codejail against the bare interpreter (see
                    crates/codejail/benches/bench.rs); --quick fits in a minute
   setup-sandbox    [--venv PATH] [--user NAME] [--requirements FILE]
                    [--python PATH] [--dry-run]

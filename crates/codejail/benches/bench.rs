@@ -9,6 +9,11 @@
 //! ratio to the bare interpreter spawn. Then the parent's RSS and open
 //! descriptors before and after many runs. Timings are printed, never
 //! asserted: CI runs `--quick` and fails only on errors.
+//!
+//! `--only TEXT`: the rows whose name has TEXT (and the bare spawn), no
+//! soak. `--shuffle`: a new row order every round. `--settle MS`: a pause
+//! before each sample (so that one row's after-effects, a namespace's
+//! teardown, do not land on the next).
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;

@@ -432,66 +432,37 @@ mod tests {
     #[test]
     fn arguments_are_judged_on_their_low_32_bits() {
         let prog = compile().unwrap();
-        let ioctl = libc::SYS_ioctl as u32;
+        let verdict = |nr: libc::c_long, arg: usize, value: u64| {
+            let mut args = [0; 6];
+            args[arg] = value;
+            run(&prog, AUDIT_ARCH, nr as u32, &args)
+        };
         let tiocsti = u64::from(libc::TIOCSTI as u32);
         for request in [tiocsti, tiocsti | 1 << 32, tiocsti | 0xffff_ffff << 32] {
-            assert_eq!(
-                run(&prog, AUDIT_ARCH, ioctl, &[0, request, 0, 0, 0, 0]),
-                DENY
-            );
+            assert_eq!(verdict(libc::SYS_ioctl, 1, request), DENY);
         }
-        assert_eq!(
-            run(&prog, AUDIT_ARCH, ioctl, &[0, 0x5401, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        let socket = libc::SYS_socket as u32;
+        assert_eq!(verdict(libc::SYS_ioctl, 1, 0x5401), SECCOMP_RET_ALLOW);
         let unix = libc::AF_UNIX as u64;
+        assert_eq!(verdict(libc::SYS_socket, 0, unix), SECCOMP_RET_ALLOW);
         assert_eq!(
-            run(&prog, AUDIT_ARCH, socket, &[unix, 1, 0, 0, 0, 0]),
+            verdict(libc::SYS_socket, 0, unix | 1 << 32),
+            SECCOMP_RET_ALLOW
+        );
+        assert_eq!(verdict(libc::SYS_socket, 0, libc::AF_INET as u64), DENY);
+        assert_eq!(
+            verdict(libc::SYS_clone, 0, libc::SIGCHLD as u64),
             SECCOMP_RET_ALLOW
         );
         assert_eq!(
-            run(&prog, AUDIT_ARCH, socket, &[unix | 1 << 32, 1, 0, 0, 0, 0]),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            run(
-                &prog,
-                AUDIT_ARCH,
-                socket,
-                &[libc::AF_INET as u64, 1, 0, 0, 0, 0]
-            ),
+            verdict(libc::SYS_clone, 0, libc::CLONE_NEWUSER as u64),
             DENY
         );
-        let clone = libc::SYS_clone as u32;
-        assert_eq!(
-            run(
-                &prog,
-                AUDIT_ARCH,
-                clone,
-                &[libc::SIGCHLD as u64, 0, 0, 0, 0, 0]
-            ),
-            SECCOMP_RET_ALLOW
-        );
-        assert_eq!(
-            run(
-                &prog,
-                AUDIT_ARCH,
-                clone,
-                &[libc::CLONE_NEWUSER as u64, 0, 0, 0, 0, 0]
-            ),
-            DENY
-        );
-        let personality = libc::SYS_personality as u32;
-        for (persona, verdict) in [
+        for (persona, expected) in [
             (0, SECCOMP_RET_ALLOW),
             (0xffff_ffff, SECCOMP_RET_ALLOW),
             (0x0040_0000, DENY),
         ] {
-            assert_eq!(
-                run(&prog, AUDIT_ARCH, personality, &[persona, 0, 0, 0, 0, 0]),
-                verdict
-            );
+            assert_eq!(verdict(libc::SYS_personality, 0, persona), expected);
         }
     }
 
