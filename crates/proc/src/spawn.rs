@@ -205,13 +205,15 @@ impl Spawn {
         let ruleset = landlock_abi.map(|abi| self.fs.ruleset(abi)).transpose()?;
         let mut confine = self.confine(probe, layers)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
-        let holder = (confine.namespaces != 0)
+        let namespaces = confine.namespaces;
+        let prep = self.prepare(&program, confine, nproc_overhead(layers))?;
+        // Bad input has been refused by now: the first process comes here.
+        let holder = (namespaces != 0)
             .then(|| {
                 let maps = layers.contains(Layer::UserNs).then(|| self.id_maps(probe));
-                Holder::create(confine.namespaces, maps)
+                Holder::create(namespaces, maps)
             })
             .transpose()?;
-        let prep = self.prepare(&program, confine, nproc_overhead(layers))?;
 
         let pipe = || pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"));
         let (stdin_r, stdin_w) = pipe()?;
