@@ -42,6 +42,13 @@ impl Holder {
     /// Makes the namespaces `namespaces` (`CLONE_NEW*` flags) and, with a
     /// user namespace, writes its id maps.
     pub(crate) fn create(namespaces: u64, maps: Option<IdMaps>) -> Result<Holder, SpawnError> {
+        // Checked here, once: a holder that cannot exec would die at once,
+        // and the run would fail later with a less helpful `setns` error.
+        static CAT: std::sync::OnceLock<Result<(), Errno>> = std::sync::OnceLock::new();
+        CAT.get_or_init(|| rustix::fs::access("/bin/cat", rustix::fs::Access::EXEC_OK))
+            .map_err(SpawnError::parent(
+                "run /bin/cat, which holds a run's namespaces (install coreutils)",
+            ))?;
         let (keep_r, keep_w) =
             pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"))?;
         let (pid, pidfd) =
