@@ -282,14 +282,7 @@ for name in ("..", "../.."):
 /// namespace hangs off a user namespace.
 fn alone(layer: Layer) -> Policy {
     let mut set: LayerSet = [layer].into_iter().collect();
-    let ns = [
-        Layer::PidNs,
-        Layer::NetNs,
-        Layer::MountNs,
-        Layer::IpcNs,
-        Layer::UtsNs,
-    ];
-    if Probe::get().euid != 0 && ns.contains(&layer) {
+    if Probe::get().euid != 0 && Layer::OTHER_NAMESPACES.contains(&layer) {
         set.insert(Layer::UserNs);
     }
     Policy::Only(set)

@@ -30,16 +30,9 @@ fn main() {
         (
             "namespaces",
             Policy::Only(
-                [
-                    Layer::UserNs,
-                    Layer::PidNs,
-                    Layer::NetNs,
-                    Layer::MountNs,
-                    Layer::IpcNs,
-                    Layer::UtsNs,
-                ]
-                .into_iter()
-                .collect::<LayerSet>(),
+                std::iter::once(Layer::UserNs)
+                    .chain(Layer::OTHER_NAMESPACES)
+                    .collect::<LayerSet>(),
             ),
         ),
         (

@@ -56,6 +56,16 @@ impl Layer {
         Layer::Seccomp,
     ];
 
+    /// The namespaces besides the user namespace. Without privilege each of
+    /// them can be made only inside a user namespace of the caller's.
+    pub const OTHER_NAMESPACES: [Layer; 5] = [
+        Layer::PidNs,
+        Layer::NetNs,
+        Layer::MountNs,
+        Layer::IpcNs,
+        Layer::UtsNs,
+    ];
+
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
     /// `mountns`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
     /// `landlock`, `seccomp`.

@@ -246,13 +246,7 @@ impl Probe {
             set.remove(Layer::AppArmor);
         }
         // Without privilege, the other namespaces hang off a user namespace.
-        let ns = [
-            Layer::PidNs,
-            Layer::NetNs,
-            Layer::MountNs,
-            Layer::IpcNs,
-            Layer::UtsNs,
-        ];
+        let ns = Layer::OTHER_NAMESPACES;
         if self.euid != 0 && ns.iter().any(|l| set.contains(*l)) && !set.contains(Layer::UserNs) {
             if matches!(policy, Policy::Only(_)) {
                 return Err(SpawnError::LayerUnavailable {
