@@ -2,7 +2,7 @@
 //!
 //! The jail runs [`program`] as its code, with [`payload`] on stdin: it
 //! runs [`DRIVER`], from the bytecode in [`DRIVER_BYTECODE_FILE`] when
-//! that is for this interpreter (see [`PROBE`]). The driver executes the
+//! that is for this interpreter (see [`probe_script`]). The driver executes the
 //! code with the globals, then writes the JSON-safe globals (CodeJail's
 //! `json_safe`) to stdout, and nothing else: the code's own output is sent
 //! to stderr. [`parse_result`] reads them back, size limited;
@@ -20,7 +20,7 @@ pub const DRIVER: &str = include_str!("driver.py");
 
 /// The file, next to [`program`], that holds the driver's bytecode: the
 /// interpreter's magic number, then the marshalled code object (the second
-/// line of [`PROBE`]'s output).
+/// line of [`probe_script`]'s output).
 pub const DRIVER_BYTECODE_FILE: &str = ".codejail-driver";
 
 fn with_driver_source(script: &str) -> String {
@@ -43,13 +43,12 @@ pub fn program() -> &'static str {
 /// separated, then the driver's bytecode in hex (empty where the
 /// interpreter cannot say which bytecode it runs). See [`parse_probe`].
 pub fn probe_script() -> &'static str {
-    static PROBE_SCRIPT: LazyLock<String> = LazyLock::new(|| with_driver_source(PROBE));
+    static PROBE_SCRIPT: LazyLock<String> = LazyLock::new(|| with_driver_source(PROBE_BODY));
     &PROBE_SCRIPT
 }
 
-/// The body of [`probe_script`].
-pub const PROBE: &str = r#"import marshal, sys
-print("	".join([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))
+const PROBE_BODY: &str = r#"import marshal, sys
+print("\t".join([sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix]))
 try:
     from _frozen_importlib_external import MAGIC_NUMBER
     code = compile(DRIVER_SOURCE, "codejail-driver", "exec")

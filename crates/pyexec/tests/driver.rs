@@ -119,9 +119,6 @@ fn the_program_runs_the_staged_bytecode() {
         ])
         .output()
         .unwrap();
-    let ran = exec_with("x = 1", json!({}), Some(&out.stdout));
-    assert_eq!(ran.status, 0, "{}", ran.stderr);
-    assert!(ran.globals.is_none(), "the real driver ran");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("jailed_code"), program()).unwrap();
     std::fs::write(dir.path().join(DRIVER_BYTECODE_FILE), &out.stdout).unwrap();
