@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 
-use codejail::selftest::{self, Attack, Bait, HostState, Report};
-use codejail::{Jail, JailConfig, Layer, LayerSet, Policy, Probe};
+use codejail::{Confinement, Jail, JailConfig, Layer, LayerSet, Probe};
+use codejail_selftest::{self as selftest, Attack, Bait, HostState, Report};
 use serde_json::Value;
 
 /// The suites compare the caller's descriptors before and after: one at a
@@ -27,6 +27,10 @@ struct Suite {
 
 impl Suite {
     fn new(name: &str) -> Suite {
+        Suite::with(name, Confinement::Auto)
+    }
+
+    fn with(name: &str, confinement: Confinement) -> Suite {
         let parent = tempfile::tempdir().unwrap();
         std::fs::set_permissions(
             parent.path(),
@@ -35,7 +39,8 @@ impl Suite {
         .unwrap();
         let mut config = JailConfig::new("/usr/bin/python3");
         config.jail_parent = Some(parent.path().to_owned());
-        let jail = codejail::configure_with(name, config).unwrap();
+        config.confinement = confinement;
+        let jail = Arc::new(Jail::new(name, config).unwrap());
         Suite { parent, jail }
     }
 
@@ -208,10 +213,13 @@ fn warm_calls_cannot_reach_each_other_or_the_pool() {
                      print(sorted(os.listdir(os.environ['TMPDIR'])))\n"
                         .into(),
                 ),
-                limits: vec![
-                    (codejail::LimitName::Realtime, 20),
-                    (codejail::LimitName::Cpu, 20),
-                ],
+                call: codejail::CallOptions {
+                    limits: vec![
+                        (codejail::LimitName::Realtime, 20),
+                        (codejail::LimitName::Cpu, 20),
+                    ],
+                    ..Default::default()
+                },
                 ..codejail::JailCode::default()
             })
         })
@@ -280,12 +288,12 @@ for name in ("..", "../.."):
 
 /// The layers a policy of "only this layer" needs: without privilege a
 /// namespace hangs off a user namespace.
-fn alone(layer: Layer) -> Policy {
+fn alone(layer: Layer) -> LayerSet {
     let mut set: LayerSet = [layer].into_iter().collect();
     if Probe::get().euid != 0 && Layer::OTHER_NAMESPACES.contains(&layer) {
         set.insert(Layer::UserNs);
     }
-    Policy::Only(set)
+    set
 }
 
 #[test]
@@ -308,7 +316,7 @@ fn each_layer_alone_stops_the_attacks_it_is_meant_to() {
 #[test]
 fn sabotage_mode_shows_the_suite_can_fail() {
     let _serial = one_at_a_time();
-    let suite = Suite::new("escape-sabotage");
+    let suite = Suite::with("escape-sabotage", Confinement::Unsafe);
     let mut representatives: Vec<Attack> = selftest::corpus()
         .into_iter()
         .filter(|a| a.sabotage)
@@ -340,7 +348,7 @@ fn sabotage_mode_shows_the_suite_can_fail() {
         None,
         suite.parent.path(),
         &representatives,
-        &|_| Some(Some(Policy::None)),
+        &|_| Some(None),
         2,
     )
     .unwrap();

@@ -1,8 +1,9 @@
 //! Project automation: `cargo xtask <command>`.
 //!
-//! One small binary, in the style of rust-analyzer's xtask, whose only
-//! dependency is the project's own AppArmor crate. Each command prints what
-//! it runs and stops at the first failure.
+//! One small binary, in the style of rust-analyzer's xtask. Its
+//! dependencies are the project's own AppArmor crate and `serde_json` (to
+//! read cargo's `--message-format=json`). Each command prints what it runs
+//! and stops at the first failure.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -246,23 +247,27 @@ fn unprivileged_tests(test_env: &[(String, String)]) -> Result<(), String> {
     if !output.status.success() {
         return Err("could not build the test binaries".into());
     }
-    let listing = String::from_utf8_lossy(&output.stdout);
-    let binaries: Vec<PathBuf> = listing
-        .lines()
-        .filter(|l| is_test_profile(l))
-        .filter_map(|l| json_string(l, "executable"))
-        .map(PathBuf::from)
+    let artifacts: Vec<serde_json::Value> = output
+        .stdout
+        .split(|&b| b == b'\n')
+        .filter_map(|line| serde_json::from_slice(line).ok())
+        .filter(|v: &serde_json::Value| v["reason"] == "compiler-artifact")
+        .collect();
+    let executable = |v: &serde_json::Value| v["executable"].as_str().map(PathBuf::from);
+    let binaries: Vec<PathBuf> = artifacts
+        .iter()
+        .filter(|v| v["profile"]["test"] == true)
+        .filter_map(executable)
         // The command's own tests need the binary at its build path.
         .filter(|p| {
             !p.file_name()
                 .is_some_and(|n| n.to_string_lossy().starts_with("cli-"))
         })
         .collect();
-    let codejail_bin = listing
-        .lines()
-        .filter(|l| !is_test_profile(l))
-        .filter_map(|l| json_string(l, "executable"))
-        .map(PathBuf::from)
+    let codejail_bin = artifacts
+        .iter()
+        .filter(|v| v["profile"]["test"] != true)
+        .filter_map(executable)
         .find(|p| p.file_name().is_some_and(|n| n == "codejail"))
         .ok_or("the codejail binary was not built")?;
     if binaries.is_empty() {
@@ -316,20 +321,4 @@ fn set_mode(path: &Path, mode: u32) -> Result<(), String> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
         .map_err(|e| format!("chmod {}: {e}", path.display()))
-}
-
-/// Whether an artifact line of cargo's JSON output was built as a test
-/// (its `profile`, not its `target`, says `"test":true`).
-fn is_test_profile(line: &str) -> bool {
-    line.split_once(r#""profile":{"#)
-        .and_then(|(_, rest)| rest.split_once('}'))
-        .is_some_and(|(profile, _)| profile.contains(r#""test":true"#))
-}
-
-/// The string value of `"key":"..."` in one line of cargo's JSON output
-/// (paths here have no escaped characters worth decoding).
-fn json_string(line: &str, key: &str) -> Option<String> {
-    let start = line.find(&format!(r#""{key}":""#))? + key.len() + 4;
-    let end = start + line[start..].find('"')?;
-    Some(line[start..end].to_owned())
 }

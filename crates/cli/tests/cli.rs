@@ -451,7 +451,7 @@ fn usage_errors_exit_two_with_one_line() {
         usage_error(&["run", "--limit", "walltime=3", "--code", "1"])
             .contains("unknown limit `walltime`")
     );
-    assert!(usage_error(&["run", "--limit", "cpu=lots", "--code", "1"]).contains("whole number"));
+    assert!(usage_error(&["run", "--limit", "cpu=lots", "--code", "1"]).contains("whole seconds"));
     assert!(
         usage_error(&["exec", "--globals", "{not json", "--code", "1"]).contains("malformed JSON")
     );

@@ -1,11 +1,16 @@
-//! Errors of configuration, runs and `safe_exec`.
+//! Errors of configuration, runs, the warm path and `safe_exec`.
 
+use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
-use codejail_proc::Outcome;
+use codejail_proc::LayerSet;
+
+use crate::JailResult;
 
 /// Why a jail could not be configured.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The interpreter does not exist.
     #[error("interpreter {} not found; install it or set `bin` for the jail", bin.display())]
@@ -13,17 +18,18 @@ pub enum ConfigError {
         /// The path or name given.
         bin: PathBuf,
     },
-    /// The interpreter did not answer the question of its paths.
-    #[error("interpreter {} failed to start ({why}); check that it runs", bin.display())]
+    /// The interpreter could not be asked what it needs.
+    #[error("interpreter {} failed to start ({source}); check that it runs", bin.display())]
     InterpreterFailed {
         /// The interpreter.
         bin: PathBuf,
-        /// What it said.
-        why: String,
+        /// What went wrong.
+        #[source]
+        source: ProbeError,
     },
     /// The sandbox user does not exist.
     #[error(
-        "sandbox user `{user}` not found in /etc/passwd; create it (cargo xtask setup-sandbox) or use a uid"
+        "sandbox user `{user}` not found in /etc/passwd; create it (cargo xtask setup-sandbox) or give a numeric uid"
     )]
     UnknownUser {
         /// The name given.
@@ -31,9 +37,31 @@ pub enum ConfigError {
     },
 }
 
+/// Why the interpreter could not tell a jail its facts (its prefixes, the
+/// driver's bytecode).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbeError {
+    /// It could not be started.
+    #[error("{0}")]
+    Start(#[source] io::Error),
+    /// It ran and failed.
+    #[error("exit status {status}: {stderr}")]
+    Failed {
+        /// Its status.
+        status: i32,
+        /// The end of its stderr (bounded, control characters escaped).
+        stderr: String,
+    },
+    /// It printed something that is not the facts.
+    #[error("it printed something other than its prefixes")]
+    Unreadable,
+}
+
 /// Why a run could not be set up. A program that runs and fails is not an
 /// error but a result with its status.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum JailError {
     /// No jail of that name.
     #[error("safe_exec has not been configured for {name}")]
@@ -49,12 +77,30 @@ pub enum JailError {
         /// The jail.
         jail: String,
     },
-    /// The warm path cannot be used, or a zygote failed.
-    #[error("warm path: {why}")]
-    Warm {
-        /// What went wrong.
-        why: String,
+    /// The jail's language has no `safe_exec`.
+    #[error("jail `{jail}` runs {lang}, which has no safe_exec; use jail_code, or a python3 jail")]
+    NoSafeExec {
+        /// The jail.
+        jail: String,
+        /// Its language.
+        lang: String,
     },
+    /// A call asked for layers the jail would not apply, or for none.
+    #[error(
+        "a call may only narrow the jail's layers ({planned}); `{asked}` is not a non-empty subset of them"
+    )]
+    LayersNotNarrowed {
+        /// What the call asked for.
+        asked: LayerSet,
+        /// What the jail applies.
+        planned: LayerSet,
+    },
+    /// A limit of the call is out of range.
+    #[error(transparent)]
+    Limit(#[from] crate::LimitError),
+    /// The warm path failed.
+    #[error(transparent)]
+    Warm(#[from] WarmError),
     /// A python_path entry without a file name.
     #[error("python_path entry {} has no file name; name a directory or zip file", path.display())]
     BadPythonPath {
@@ -76,31 +122,118 @@ pub enum JailError {
 }
 
 impl JailError {
-    /// Whether the caller's input was at fault (bad name, missing file),
-    /// rather than the machine or the configuration.
+    /// Whether the caller's input was at fault (bad name, missing file, a
+    /// limit out of range), rather than the machine or the configuration.
     pub fn is_bad_input(&self) -> bool {
         matches!(
             self,
-            JailError::Stage(_) | JailError::BadPythonPath { .. } | JailError::NotConfigured { .. }
+            JailError::Stage(_)
+                | JailError::BadPythonPath { .. }
+                | JailError::NotConfigured { .. }
+                | JailError::Limit(_)
+                | JailError::LayersNotNarrowed { .. }
         )
     }
 }
 
+/// Why the warm path could not serve a call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WarmError {
+    /// The jail's layers cannot give a warm call what a cold one gets.
+    #[error(
+        "the warm path needs Landlock ABI 6 or later (signal scoping) among the jail's layers; this jail has {layers}"
+    )]
+    NeedsLandlockScopes {
+        /// The jail's layers.
+        layers: LayerSet,
+    },
+    /// A pool of no interpreter.
+    #[error("a warm pool needs at least one interpreter")]
+    EmptyPool,
+    /// The jail is in unsafe mode.
+    #[error("jail `{jail}` is unsafe; the warm path only runs confined")]
+    Unsafe {
+        /// The jail.
+        jail: String,
+    },
+    /// No interpreter became free in time.
+    #[error("no warm interpreter was free within {waited:?}; the pool is saturated or failing")]
+    Busy {
+        /// How long the call waited.
+        waited: Duration,
+    },
+    /// A step of the pool failed.
+    #[error("warm pool: could not {step}: {source}")]
+    Io {
+        /// The step.
+        step: &'static str,
+        /// The error, with its errno.
+        #[source]
+        source: io::Error,
+    },
+    /// An interpreter could not be started.
+    #[error("a warm interpreter did not start: {0}")]
+    Start(String),
+    /// An interpreter stopped answering; it was ended and is replaced.
+    #[error("the warm interpreter did not answer: {0}")]
+    Lost(String),
+    /// The call's Landlock ruleset could not be built.
+    #[error("could not build the call's Landlock ruleset: {0}")]
+    Landlock(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Why `safe_exec` failed (CodeJail's `SafeExecException`).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SafeExecError {
     /// The code raised, crashed or hit a limit.
     #[error("{message}")]
     Failed {
-        /// The last line of the traceback, and the kill reason if any.
+        /// The last line of the traceback, and the kill reason if any
+        /// (bounded, control characters escaped).
         message: String,
         /// The run.
-        outcome: Box<Outcome>,
+        result: Box<JailResult>,
     },
     /// The run could not be set up.
     #[error(transparent)]
-    Jail(JailError),
+    Jail(#[from] JailError),
     /// The globals that came back were unreadable or too large.
     #[error(transparent)]
     Result(#[from] codejail_pyexec::ResultError),
+}
+
+/// At most `max` bytes of `bytes` as text (the end, where an error
+/// message is), invalid UTF-8 replaced and control characters escaped, so
+/// that output from the jail cannot drive the caller's terminal.
+pub(crate) fn excerpt(bytes: &[u8], max: usize) -> String {
+    let start = bytes.len().saturating_sub(max);
+    let text = String::from_utf8_lossy(&bytes[start..]);
+    let mut out = String::with_capacity(text.len() + 3);
+    if start > 0 {
+        out.push('…');
+    }
+    for c in text.chars() {
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_bounded_and_escaped() {
+        assert_eq!(excerpt(b"plain", 100), "plain");
+        assert_eq!(excerpt(b"\x1b[31mred", 100), "\\u{1b}[31mred");
+        let long = vec![b'x'; 5000];
+        let e = excerpt(&long, 10);
+        assert_eq!(e, format!("…{}", "x".repeat(10)));
+    }
 }

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::jail::{Confinement, JailConfig};
-use crate::limits::{LimitName, override_limit, set_limit};
+use crate::config::{Confinement, JailConfig, Lang};
+use crate::limits::{LimitError, LimitName, override_limit, set_limit};
 
 /// A parsed settings file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -62,9 +62,17 @@ pub enum SettingsError {
 }
 
 #[derive(Deserialize)]
+#[serde(untagged)]
+enum RawLang {
+    Name(String),
+    Custom { name: String, args: Vec<String> },
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJail {
     bin: Spanned<String>,
+    lang: Option<Spanned<RawLang>>,
     user: Option<Spanned<String>>,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
@@ -120,15 +128,19 @@ impl Settings {
                         invalid(k.span().start, key.clone(), e.to_string())
                     })?;
                     let value = match v.get_ref() {
-                        toml::Value::Integer(n) if *n >= 0 => *n as u64,
-                        _ => {
-                            return Err(invalid(
-                                v.span().start,
-                                key,
-                                "needs a whole number >= 0".into(),
-                            ));
-                        }
+                        toml::Value::Integer(n) => u64::try_from(*n)
+                            .map_err(|_| LimitError::BadValue {
+                                name,
+                                value: n.to_string(),
+                            })
+                            .and_then(|n| name.check(n)),
+                        toml::Value::String(text) => name.parse_value(text),
+                        other => Err(LimitError::BadValue {
+                            name,
+                            value: other.to_string(),
+                        }),
                     };
+                    let value = value.map_err(|e| invalid(v.span().start, key, e.to_string()))?;
                     Ok((name, value))
                 })
                 .collect::<Result<Vec<_>, _>>()
@@ -145,6 +157,15 @@ impl Settings {
         }
         for (name, jail) in raw.jails {
             let mut config = JailConfig::new(jail.bin.get_ref());
+            if let Some(lang) = jail.lang {
+                let span = lang.span().start;
+                config.lang = match lang.into_inner() {
+                    RawLang::Name(lang) => lang
+                        .parse()
+                        .map_err(|e| invalid(span, format!("jails.{name}.lang"), e))?,
+                    RawLang::Custom { name: lang, args } => Lang::custom(lang, args),
+                };
+            }
             config.user = jail.user.map(Spanned::into_inner);
             if let Some(policy) = jail.policy {
                 config.confinement = policy
@@ -159,14 +180,15 @@ impl Settings {
         Ok(settings)
     }
 
-    /// Sets every global limit and context override.
+    /// Sets every global limit and context override (each was checked
+    /// against its range when the file was read).
     pub fn apply_limits(&self) {
         for &(name, value) in &self.limits {
-            set_limit(name, value);
+            set_limit(name, value).expect("checked when parsed");
         }
         for (context, list) in &self.overrides {
             for &(name, value) in list {
-                override_limit(name, value, context);
+                override_limit(name, value, context).expect("checked when parsed");
             }
         }
     }
@@ -232,7 +254,7 @@ mod tests {
         );
         let err = parse("[limits]\ncpu = -1\n").unwrap_err().to_string();
         assert!(
-            err.starts_with("codejail.toml:2: limits.cpu: needs a whole number"),
+            err.starts_with("codejail.toml:2: limits.cpu: limit cpu takes whole seconds"),
             "{err}"
         );
         let err = parse("[jails.python]\nbin = \"/x\"\npolicy = \"paranoid\"\n")

@@ -29,6 +29,10 @@ use codejail_fs::{Contents, JailDir, JailOptions};
 use codejail_proc::{
     Enforcement, FsRules, KillReason, Layer, LayerSet, Outcome, Probe, Spawn, SpawnError, Truncated,
 };
+
+use crate::error::WarmError;
+use crate::jail::python_path_files;
+use crate::limits::LimitSet;
 use serde_json::{Map, Value, json};
 
 use crate::jail::finish_safe_exec;
@@ -37,6 +41,8 @@ use crate::{
     Jail, JailCode, JailError, JailResult, SafeExecError, SafeExecOptions, effective_limits,
 };
 
+/// How long a call waits for a free zygote.
+const TAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a new zygote may take to connect.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// Past a call's wall-clock limit, how long the pool waits for the answer
@@ -55,6 +61,7 @@ pub struct Warm {
     idle: Mutex<Vec<Zygote>>,
     freed: Condvar,
     next: AtomicU64,
+    cold_fallbacks: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -77,9 +84,7 @@ impl Drop for Zygote {
 }
 
 fn io_err(step: &'static str) -> impl FnOnce(std::io::Error) -> JailError {
-    move |source| JailError::Warm {
-        why: format!("could not {step}: {source}"),
-    }
+    move |source| WarmError::Io { step, source }.into()
 }
 
 impl Jail {
@@ -91,12 +96,19 @@ impl Jail {
     /// confinement (not unsafe mode).
     pub fn warm(self: &Arc<Jail>, size: usize) -> Result<Warm, JailError> {
         let probe = Probe::get();
+        if size == 0 {
+            return Err(WarmError::EmptyPool.into());
+        }
+        if self.is_unsafe() {
+            return Err(WarmError::Unsafe {
+                jail: self.name().to_owned(),
+            }
+            .into());
+        }
         let layers = self.planned_layers()?;
         let abi = probe.landlock_abi.unwrap_or(0);
         if !layers.contains(Layer::Landlock) || abi < 6 {
-            return Err(JailError::Warm {
-                why: "the warm path needs Landlock ABI 6 or later (signal scoping) in the jail's layers".into(),
-            });
+            return Err(WarmError::NeedsLandlockScopes { layers }.into());
         }
         let base = self
             .config()
@@ -111,14 +123,15 @@ impl Jail {
         let warm = Warm {
             jail: self.clone(),
             parent,
-            owner: layers.contains(Layer::Identity).then_some(self.identity),
+            owner: layers.contains(Layer::Identity).then_some(self.identity()),
             layers,
             abi,
             idle: Mutex::new(Vec::new()),
             freed: Condvar::new(),
             next: AtomicU64::new(0),
+            cold_fallbacks: AtomicU64::new(0),
         };
-        for _ in 0..size.max(1) {
+        for _ in 0..size {
             let z = warm.start_zygote()?;
             warm.idle.lock().unwrap_or_else(|e| e.into_inner()).push(z);
         }
@@ -146,15 +159,20 @@ impl Warm {
         self.layers
     }
 
+    /// How many calls went down the cold path instead (limits that need a
+    /// cgroup or a tmpfs, a call that narrows the layers, `jail_code`
+    /// without code).
+    pub fn cold_fallbacks(&self) -> u64 {
+        self.cold_fallbacks.load(Ordering::Relaxed)
+    }
+
     /// Processes of the pool beyond its idle zygotes, found on the host by
     /// the pool's directory in their command line: after a call returns
     /// (with no other call going on), there must be none.
     pub fn stray_processes(&self) -> usize {
         let zygotes = self.idle.lock().unwrap_or_else(|e| e.into_inner()).len();
         let parent = self.parent.to_string_lossy();
-        crate::selftest::processes_with(&parent)
-            .len()
-            .saturating_sub(zygotes)
+        processes_with(&parent).len().saturating_sub(zygotes)
     }
 
     fn start_zygote(&self) -> Result<Zygote, JailError> {
@@ -183,13 +201,13 @@ impl Warm {
         rules.read_write.push(self.parent.clone());
         let mut spawn = Spawn::new(&self.jail.config().bin);
         spawn
-            .args(&self.jail.lang_args)
+            .args(self.jail.lang().args())
             .arg(codejail_fs::CODE_FILE)
             .arg(&socket)
             .cwd(home.path())
             .env("TMPDIR", home.tmp())
             .policy(self.jail.policy(false)?)
-            .identity(self.jail.identity.0, self.jail.identity.1)
+            .identity(self.jail.identity().0, self.jail.identity().1)
             .fs_rules(rules)
             .limits(codejail_proc::Limits {
                 output_bytes: Some(64 << 10),
@@ -222,7 +240,7 @@ impl Warm {
                     Ok(Err(e)) => e.to_string(),
                     Err(_) => "the zygote's thread panicked".into(),
                 };
-                return Err(JailError::Warm { why });
+                return Err(WarmError::Start(why).into());
             }
             let mut fds = [rustix::event::PollFd::new(
                 &listener,
@@ -248,13 +266,25 @@ impl Warm {
         })
     }
 
-    fn take(&self) -> Zygote {
+    /// An idle zygote, waiting at most the pool's take timeout.
+    fn take(&self) -> Result<Zygote, WarmError> {
+        let start = Instant::now();
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             if let Some(z) = idle.pop() {
-                return z;
+                return Ok(z);
             }
-            idle = self.freed.wait(idle).unwrap_or_else(|e| e.into_inner());
+            let left = TAKE_TIMEOUT.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(WarmError::Busy {
+                    waited: start.elapsed(),
+                });
+            }
+            idle = self
+                .freed
+                .wait_timeout(idle, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -274,24 +304,22 @@ impl Warm {
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
     ) -> Result<(), SafeExecError> {
-        let limits = effective_limits(options.limits_context.as_deref(), &options.limits);
-        if needs_cold(&limits) || options.policy.is_some() {
+        let call = &options.call;
+        let limits = effective_limits(call.limits_context.as_deref(), &call.limits)
+            .map_err(JailError::from)?;
+        if needs_cold(&limits) || call.layers.is_some() {
+            self.cold_fallbacks.fetch_add(1, Ordering::Relaxed);
             return self.jail.safe_exec(code, globals, options);
         }
-        let (files, path_entries) = Jail::python_path_files(options)?;
+        self.jail.check_safe_exec()?;
+        let (call, path_entries) = python_path_files(options)?;
         let request = JailCode {
-            files,
-            extra_files: options.extra_files.clone(),
-            limits_context: options.limits_context.clone(),
-            limits: options.limits.clone(),
-            slug: options.slug.clone(),
+            call,
             ..JailCode::default()
         };
         let payload = codejail_pyexec::payload(code, globals, &path_entries);
-        let outcome = self
-            .call(&request, Mode::Exec(payload))
-            .map_err(SafeExecError::Jail)?;
-        finish_safe_exec(outcome, globals)
+        let outcome = self.call(&request, Mode::Exec(payload))?;
+        finish_safe_exec(warm_result(outcome), globals)
     }
 
     /// `jail_code` in a warm interpreter: the code runs as `__main__` with
@@ -300,23 +328,21 @@ impl Warm {
     /// # Errors
     /// As [`Jail::jail_code`].
     pub fn jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
-        let limits = effective_limits(request.limits_context.as_deref(), &request.limits);
-        if needs_cold(&limits) || request.policy.is_some() || request.code.is_none() {
+        let call = &request.call;
+        let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
+        if needs_cold(&limits) || call.layers.is_some() || request.code.is_none() {
+            self.cold_fallbacks.fetch_add(1, Ordering::Relaxed);
             return self.jail.jail_code(request);
         }
         let outcome = self.call(request, Mode::Run(request))?;
-        Ok(JailResult {
-            status: outcome.status,
-            stdout: outcome.stdout.clone(),
-            stderr: outcome.stderr.clone(),
-            outcome,
-        })
+        Ok(warm_result(outcome))
     }
 
     fn call(&self, request: &JailCode, mode: Mode<'_>) -> Result<Outcome, JailError> {
         let start = Instant::now();
-        let limits = effective_limits(request.limits_context.as_deref(), &request.limits);
-        let mut extra = request.extra_files.clone();
+        let call = &request.call;
+        let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
+        let mut extra = call.extra_files.clone();
         let (mode_name, code, stdin) = match &mode {
             Mode::Exec(payload) => ("exec", None, payload.as_slice()),
             Mode::Run(r) => {
@@ -329,7 +355,7 @@ impl Warm {
         };
         let contents = Contents {
             code: code.map(str::as_bytes),
-            files: &request.files,
+            files: &call.files,
             extra: &extra,
         };
         contents.validate()?;
@@ -343,9 +369,7 @@ impl Warm {
             .jail
             .fs_rules(&dir)
             .ruleset(self.abi)
-            .map_err(|e| JailError::Warm {
-                why: format!("could not build the call's Landlock ruleset: {e}"),
-            })?;
+            .map_err(|e| WarmError::Landlock(Box::new(e)))?;
         // RLIMIT_NPROC counts the zygote too, and whatever else of the
         // zygote's run has its uid in the namespace.
         let nproc = match limits.get(LimitName::Nproc) {
@@ -373,7 +397,7 @@ impl Warm {
             if cap == 0 { usize::MAX } else { cap },
             codejail_pyexec::MAX_RESULT_BYTES,
         ];
-        let mut zygote = self.take();
+        let mut zygote = self.take()?;
         let answer = ask(
             &mut zygote,
             &line,
@@ -397,9 +421,7 @@ impl Warm {
         let (header, [stdout, stderr, result], truncated) = answer?;
         dir.remove()?;
         if let Some(error) = header["error"].as_str() {
-            return Err(JailError::Warm {
-                why: format!("the call failed to start: {error}"),
-            });
+            return Err(WarmError::Lost(format!("the call failed to start: {error}")).into());
         }
         let killed_by = match header["killed_by"].as_str() {
             Some("realtime") => Some(KillReason::Wall),
@@ -448,9 +470,7 @@ fn ask(
 ) -> Result<Answer, JailError> {
     use rustix::event::{PollFd, PollFlags, Timespec, poll};
     use rustix::io::Errno;
-    let lost = |why: String| JailError::Warm {
-        why: format!("the zygote did not answer: {why}"),
-    };
+    let lost = |why: String| JailError::from(WarmError::Lost(why));
     let pipe = || {
         rustix::pipe::pipe_with(
             rustix::pipe::PipeFlags::CLOEXEC | rustix::pipe::PipeFlags::NONBLOCK,
@@ -581,19 +601,46 @@ fn ask(
             }
         }
     }
-    let mut answer: Value = serde_json::from_slice(&header).map_err(|e| JailError::Warm {
-        why: format!("the zygote answered garbage: {e}"),
-    })?;
+    let mut answer: Value = serde_json::from_slice(&header)
+        .map_err(|e| WarmError::Lost(format!("the zygote answered garbage: {e}")))?;
     if truncated[0] || truncated[1] || truncated[2] {
         answer["killed_by"] = json!("output");
     }
     Ok((answer, bufs, truncated))
 }
 
-fn needs_cold(limits: &crate::Limits) -> bool {
+fn needs_cold(limits: &LimitSet) -> bool {
     [LimitName::Memory, LimitName::Disk, LimitName::Files]
         .into_iter()
         .any(|n| limits.get(n) > 0)
+}
+
+/// A warm call's outcome as a result.
+fn warm_result(outcome: Outcome) -> JailResult {
+    JailResult {
+        warm: true,
+        ..JailResult::cold(outcome)
+    }
+}
+
+/// Host pids of live processes whose command line contains `token`.
+fn processes_with(token: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            (!zombie && String::from_utf8_lossy(&cmdline).contains(token)).then_some(pid)
+        })
+        .collect()
 }
 
 impl Drop for Warm {

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use codejail::{
-    Confinement, JailCode, JailConfig, JailError, KillReason, Layer, LimitName, SafeExecError,
-    SafeExecOptions,
+    CallOptions, Confinement, JailCode, JailConfig, JailError, KillReason, Layer, LimitName,
+    Runner, SafeExecError, SafeExecOptions,
 };
 use serde_json::{Map, Value, json};
 
@@ -17,46 +17,6 @@ fn code(text: &str) -> JailCode {
     JailCode {
         code: Some(text.to_owned()),
         ..JailCode::default()
-    }
-}
-
-/// The two ways to run: cold (a jail and an interpreter per call) and
-/// warm (a zygote's fork). The contract tests run on both.
-trait Run {
-    fn exec(
-        &self,
-        code: &str,
-        g: &mut Map<String, Value>,
-        o: &SafeExecOptions,
-    ) -> Result<(), SafeExecError>;
-    fn run(&self, request: &JailCode) -> Result<codejail::JailResult, JailError>;
-}
-
-impl Run for codejail::Jail {
-    fn exec(
-        &self,
-        code: &str,
-        g: &mut Map<String, Value>,
-        o: &SafeExecOptions,
-    ) -> Result<(), SafeExecError> {
-        self.safe_exec(code, g, o)
-    }
-    fn run(&self, request: &JailCode) -> Result<codejail::JailResult, JailError> {
-        self.jail_code(request)
-    }
-}
-
-impl Run for codejail::Warm {
-    fn exec(
-        &self,
-        code: &str,
-        g: &mut Map<String, Value>,
-        o: &SafeExecOptions,
-    ) -> Result<(), SafeExecError> {
-        self.safe_exec(code, g, o)
-    }
-    fn run(&self, request: &JailCode) -> Result<codejail::JailResult, JailError> {
-        self.jail_code(request)
     }
 }
 
@@ -88,30 +48,26 @@ fn globals(value: Value) -> Map<String, Value> {
     value.as_object().unwrap().clone()
 }
 
-fn hello_world(path: &dyn Run) {
-    let r = path.run(&code("print('Hello, world!')")).unwrap();
+fn hello_world(path: &dyn Runner) {
+    let r = path.jail_code(&code("print('Hello, world!')")).unwrap();
     assert_eq!(
         (r.status, text(&r.stdout), text(&r.stderr)),
         (0, "Hello, world!\n".into(), String::new())
     );
-    assert!(
-        r.outcome.layers.contains(Layer::Landlock),
-        "{}",
-        r.outcome.layers
-    );
+    assert!(r.layers.contains(Layer::Landlock), "{}", r.layers);
 }
 both_paths!(hello_world);
 
-fn argv_follows_jailed_code(path: &dyn Run) {
+fn argv_follows_jailed_code(path: &dyn Runner) {
     let mut req = code("import sys; print(sys.argv)");
     req.argv = vec!["10".into(), "20".into()];
-    let r = path.run(&req).unwrap();
+    let r = path.jail_code(&req).unwrap();
     assert_eq!(text(&r.stdout), "['jailed_code', '10', '20']\n");
 }
 both_paths!(argv_follows_jailed_code);
 
-fn exceptions_mention_jailed_code(path: &dyn Run) {
-    let r = path.run(&code("1/0")).unwrap();
+fn exceptions_mention_jailed_code(path: &dyn Runner) {
+    let r = path.jail_code(&code("1/0")).unwrap();
     assert_eq!(r.status, 1);
     let err = text(&r.stderr);
     assert!(
@@ -121,14 +77,17 @@ fn exceptions_mention_jailed_code(path: &dyn Run) {
 }
 both_paths!(exceptions_mention_jailed_code);
 
-fn stdin_reaches_the_code(path: &dyn Run) {
+fn stdin_reaches_the_code(path: &dyn Runner) {
     let mut req = code("import sys; print(sys.stdin.read().upper())");
     req.stdin = b"quiet please".to_vec();
-    assert_eq!(text(&path.run(&req).unwrap().stdout), "QUIET PLEASE\n");
+    assert_eq!(
+        text(&path.jail_code(&req).unwrap().stdout),
+        "QUIET PLEASE\n"
+    );
 }
 both_paths!(stdin_reaches_the_code);
 
-fn files_directories_and_links_are_copied_and_a_copied_file_runs(path: &dyn Run) {
+fn files_directories_and_links_are_copied_and_a_copied_file_runs(path: &dyn Runner) {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("doit.py"),
@@ -139,15 +98,18 @@ fn files_directories_and_links_are_copied_and_a_copied_file_runs(path: &dyn Run)
     std::fs::write(src.path().join("data/hello.txt"), "hi there").unwrap();
     std::os::unix::fs::symlink("data/hello.txt", src.path().join("link.txt")).unwrap();
     let req = JailCode {
-        files: vec![
-            src.path().join("doit.py"),
-            src.path().join("data"),
-            src.path().join("link.txt"),
-        ],
         argv: vec!["doit.py".into(), "1".into(), "2".into(), "3".into()],
+        call: CallOptions {
+            files: vec![
+                src.path().join("doit.py"),
+                src.path().join("data"),
+                src.path().join("link.txt"),
+            ],
+            ..CallOptions::default()
+        },
         ..JailCode::default()
     };
-    let r = path.run(&req).unwrap();
+    let r = path.jail_code(&req).unwrap();
     assert_eq!(
         text(&r.stdout),
         "doit ['1', '2', '3']\nhi there\n",
@@ -155,7 +117,7 @@ fn files_directories_and_links_are_copied_and_a_copied_file_runs(path: &dyn Run)
         text(&r.stderr)
     );
     let r = path
-        .run(&code(
+        .jail_code(&code(
             "import os; print(os.readlink('link.txt'), open('link.txt').read())",
         ))
         .unwrap();
@@ -163,10 +125,13 @@ fn files_directories_and_links_are_copied_and_a_copied_file_runs(path: &dyn Run)
 }
 both_paths!(files_directories_and_links_are_copied_and_a_copied_file_runs);
 
-fn extra_files_with_binary_content(path: &dyn Run) {
+fn extra_files_with_binary_content(path: &dyn Runner) {
     let mut req = code("print(list(open('blob', 'rb').read()))");
-    req.extra_files = vec![("blob".into(), vec![0, 1, 255, 10])];
-    assert_eq!(text(&path.run(&req).unwrap().stdout), "[0, 1, 255, 10]\n");
+    req.call.extra_files = vec![("blob".into(), vec![0, 1, 255, 10])];
+    assert_eq!(
+        text(&path.jail_code(&req).unwrap().stdout),
+        "[0, 1, 255, 10]\n"
+    );
 }
 both_paths!(extra_files_with_binary_content);
 
@@ -178,7 +143,7 @@ fn bad_extra_file_names_are_refused_and_leave_nothing() {
     let jail = codejail::configure_with("python-bad-names", config).unwrap();
     for name in ["../evil", "", "tmp", "a/b"] {
         let mut req = code("print(1)");
-        req.extra_files = vec![(name.into(), b"x".to_vec())];
+        req.call.extra_files = vec![(name.into(), b"x".to_vec())];
         let err = jail.jail_code(&req).unwrap_err();
         assert!(
             matches!(err, JailError::Stage(_)) && err.is_bad_input(),
@@ -188,14 +153,14 @@ fn bad_extra_file_names_are_refused_and_leave_nothing() {
     assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
 }
 
-fn two_and_a_half_megabytes_of_binary_round_trip(path: &dyn Run) {
+fn two_and_a_half_megabytes_of_binary_round_trip(path: &dyn Runner) {
     let data: Vec<u8> = (0..2_500_000u32).map(|i| (i * 7 + i / 256) as u8).collect();
     let mut req = code(
         "import sys\nd = sys.stdin.buffer.read()\nsys.stdout.buffer.write(d)\nsys.stderr.buffer.write(d[::-1])",
     );
     req.stdin = data.clone();
-    req.limits = vec![(LimitName::Output, 4 << 20), (LimitName::Realtime, 10)];
-    let r = path.run(&req).unwrap();
+    req.call.limits = vec![(LimitName::Output, 4 << 20), (LimitName::Realtime, 10)];
+    let r = path.jail_code(&req).unwrap();
     assert_eq!(
         r.status,
         0,
@@ -207,18 +172,18 @@ fn two_and_a_half_megabytes_of_binary_round_trip(path: &dyn Run) {
 }
 both_paths!(two_and_a_half_megabytes_of_binary_round_trip);
 
-fn safe_exec_sets_values(path: &dyn Run) {
+fn safe_exec_sets_values(path: &dyn Runner) {
     let mut g = globals(json!({"a": 17}));
-    path.exec("b = a + 25\nc = 'hi'", &mut g, &SafeExecOptions::default())
+    path.safe_exec("b = a + 25\nc = 'hi'", &mut g, &SafeExecOptions::default())
         .unwrap();
     assert_eq!(Value::Object(g), json!({"a": 17, "b": 42, "c": "hi"}));
 }
 both_paths!(safe_exec_sets_values);
 
-fn safe_exec_complex_globals_with_bytes_and_nested_tuples(path: &dyn Run) {
+fn safe_exec_complex_globals_with_bytes_and_nested_tuples(path: &dyn Runner) {
     let mut g = globals(json!({"x": [1, {"y": "z"}]}));
     let code = "t = (1, (b'two', [3.5]))\nd = {'k': b'v'}\nimport os\nf = lambda: 1";
-    path.exec(code, &mut g, &SafeExecOptions::default())
+    path.safe_exec(code, &mut g, &SafeExecOptions::default())
         .unwrap();
     assert_eq!(
         Value::Object(g),
@@ -227,9 +192,9 @@ fn safe_exec_complex_globals_with_bytes_and_nested_tuples(path: &dyn Run) {
 }
 both_paths!(safe_exec_complex_globals_with_bytes_and_nested_tuples);
 
-fn safe_exec_printing_does_not_corrupt_the_result(path: &dyn Run) {
+fn safe_exec_printing_does_not_corrupt_the_result(path: &dyn Runner) {
     let mut g = Map::new();
-    path.exec(
+    path.safe_exec(
         "print('{\"bad\": 1}')\nprint('}')\nx = 1",
         &mut g,
         &SafeExecOptions::default(),
@@ -239,9 +204,9 @@ fn safe_exec_printing_does_not_corrupt_the_result(path: &dyn Run) {
 }
 both_paths!(safe_exec_printing_does_not_corrupt_the_result);
 
-fn safe_exec_functions_call_each_other(path: &dyn Run) {
+fn safe_exec_functions_call_each_other(path: &dyn Runner) {
     let mut g = Map::new();
-    path.exec(
+    path.safe_exec(
         "def f(x): return g(x) * 2\ndef g(x): return x + 1\nr = f(20)",
         &mut g,
         &SafeExecOptions::default(),
@@ -251,7 +216,7 @@ fn safe_exec_functions_call_each_other(path: &dyn Run) {
 }
 both_paths!(safe_exec_functions_call_each_other);
 
-fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file(path: &dyn Run) {
+fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file(path: &dyn Runner) {
     let lib = tempfile::tempdir().unwrap();
     let pkg = lib.path().join("mylib");
     std::fs::create_dir(&pkg).unwrap();
@@ -263,11 +228,13 @@ fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file(path: &dyn R
         .unwrap();
     let options = SafeExecOptions {
         python_path: vec![pkg.clone(), PathBuf::from("lib.zip")],
-        extra_files: vec![("lib.zip".into(), out.stdout)],
-        ..SafeExecOptions::default()
+        call: CallOptions {
+            extra_files: vec![("lib.zip".into(), out.stdout)],
+            ..CallOptions::default()
+        },
     };
     let mut g = Map::new();
-    path.exec(
+    path.safe_exec(
         "import helper, zipped\nr = helper.twice(zipped.thrice(7))",
         &mut g,
         &options,
@@ -277,10 +244,10 @@ fn safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file(path: &dyn R
 }
 both_paths!(safe_exec_python_path_with_a_directory_and_with_a_zip_extra_file);
 
-fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line(path: &dyn Run) {
+fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line(path: &dyn Runner) {
     let mut g = Map::new();
     let err = path
-        .exec(
+        .safe_exec(
             "raise ValueError(\"That's not how you pour soup!\")",
             &mut g,
             &SafeExecOptions::default(),
@@ -291,28 +258,34 @@ fn safe_exec_exceptions_raise_safe_exec_error_with_the_last_line(path: &dyn Run)
 }
 both_paths!(safe_exec_exceptions_raise_safe_exec_error_with_the_last_line);
 
-fn safe_exec_with_files(path: &dyn Run) {
+fn safe_exec_with_files(path: &dyn Runner) {
     let src = tempfile::tempdir().unwrap();
     std::fs::write(src.path().join("data.txt"), "file contents").unwrap();
     let options = SafeExecOptions {
-        files: vec![src.path().join("data.txt")],
+        call: CallOptions {
+            files: vec![src.path().join("data.txt")],
+            ..CallOptions::default()
+        },
         ..SafeExecOptions::default()
     };
     let mut g = Map::new();
-    path.exec("x = open('data.txt').read()", &mut g, &options)
+    path.safe_exec("x = open('data.txt').read()", &mut g, &options)
         .unwrap();
     assert_eq!(g["x"], "file contents");
 }
 both_paths!(safe_exec_with_files);
 
-fn safe_exec_kill_reason_is_in_the_message(path: &dyn Run) {
+fn safe_exec_kill_reason_is_in_the_message(path: &dyn Runner) {
     let mut g = Map::new();
     let options = SafeExecOptions {
-        limits: vec![(LimitName::Realtime, 1), (LimitName::Cpu, 5)],
+        call: CallOptions {
+            limits: vec![(LimitName::Realtime, 1), (LimitName::Cpu, 5)],
+            ..CallOptions::default()
+        },
         ..Default::default()
     };
     let err = path
-        .exec("import time\ntime.sleep(30)", &mut g, &options)
+        .safe_exec("import time\ntime.sleep(30)", &mut g, &options)
         .unwrap_err();
     assert!(err.to_string().contains("killed: realtime limit"), "{err}");
 }
@@ -333,7 +306,7 @@ fn unsafe_mode_runs_unconfined() {
     .unwrap();
     assert_eq!(g["host_files"], true);
     let r = jail.jail_code(&code("print(1)")).unwrap();
-    assert!(r.outcome.layers.is_empty());
+    assert!(r.layers.is_empty());
     // The confined jail cannot list /etc.
     let mut g = Map::new();
     let err = python()
@@ -398,39 +371,33 @@ fn the_free_functions_use_the_registry() {
 
 // Limits: each row, through the facade.
 
-fn limited(path: &dyn Run, text: &str, limits: Vec<(LimitName, u64)>) -> codejail::JailResult {
+fn limited(path: &dyn Runner, text: &str, limits: Vec<(LimitName, u64)>) -> codejail::JailResult {
     let mut req = code(text);
-    req.limits = limits;
-    path.run(&req).unwrap()
+    req.call.limits = limits;
+    path.jail_code(&req).unwrap()
 }
 
-fn limit_cpu(path: &dyn Run) {
+fn limit_cpu(path: &dyn Runner) {
     let r = limited(
         path,
         "while True: pass",
         vec![(LimitName::Cpu, 1), (LimitName::Realtime, 20)],
     );
-    assert_eq!(
-        (r.status, r.outcome.killed_by),
-        (-24, Some(KillReason::Cpu))
-    );
+    assert_eq!((r.status, r.killed_by), (-24, Some(KillReason::Cpu)));
 }
 both_paths!(limit_cpu);
 
-fn limit_realtime(path: &dyn Run) {
+fn limit_realtime(path: &dyn Runner) {
     let r = limited(
         path,
         "import time; time.sleep(30)",
         vec![(LimitName::Realtime, 1)],
     );
-    assert_eq!(
-        (r.status, r.outcome.killed_by),
-        (-9, Some(KillReason::Wall))
-    );
+    assert_eq!((r.status, r.killed_by), (-9, Some(KillReason::Wall)));
 }
 both_paths!(limit_realtime);
 
-fn limit_vmem(path: &dyn Run) {
+fn limit_vmem(path: &dyn Runner) {
     let c = "try:\n    x = bytearray(500 * 1024 * 1024)\n    print('ok')\nexcept MemoryError:\n    print('MemoryError')";
     assert_eq!(
         text(&limited(path, c, vec![(LimitName::Vmem, 300 << 20)]).stdout),
@@ -454,7 +421,7 @@ fn limit_vmem(path: &dyn Run) {
 }
 both_paths!(limit_vmem);
 
-fn limit_fsize(path: &dyn Run) {
+fn limit_fsize(path: &dyn Runner) {
     let c = "import os\ntry:\n    with open(os.environ['TMPDIR'] + '/f', 'w') as f:\n        f.write('x' * 100)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
     assert_eq!(
         text(&limited(path, c, vec![]).stdout),
@@ -468,7 +435,7 @@ fn limit_fsize(path: &dyn Run) {
 }
 both_paths!(limit_fsize);
 
-fn limit_nproc(path: &dyn Run) {
+fn limit_nproc(path: &dyn Runner) {
     let c = "import os\nn = 0\ntry:\n    for i in range(10):\n        if os.fork() == 0:\n            import time; time.sleep(2); os._exit(0)\n        n += 1\nexcept OSError as e:\n    print('EAGAIN', e.errno == 11)\nprint(n)";
     assert_eq!(
         text(
@@ -484,7 +451,7 @@ fn limit_nproc(path: &dyn Run) {
 }
 both_paths!(limit_nproc);
 
-fn limit_memory(path: &dyn Run) {
+fn limit_memory(path: &dyn Runner) {
     if !codejail::Probe::get().availability(Layer::Cgroup).is_yes() {
         let _ = std::io::Write::write_all(
             &mut std::io::stderr(),
@@ -498,11 +465,11 @@ fn limit_memory(path: &dyn Run) {
         c,
         vec![(LimitName::Memory, 100 << 20), (LimitName::Realtime, 20)],
     );
-    assert_eq!(r.outcome.killed_by, Some(KillReason::Memory));
+    assert_eq!(r.killed_by, Some(KillReason::Memory));
 }
 both_paths!(limit_memory);
 
-fn limit_disk_and_files(path: &dyn Run) {
+fn limit_disk_and_files(path: &dyn Runner) {
     let big = "import os\ntry:\n    open(os.environ['TMPDIR'] + '/f', 'wb').write(b'x' * 3000000)\n    print('wrote')\nexcept OSError as e:\n    print(e.errno)";
     let r = limited(
         path,
@@ -510,7 +477,7 @@ fn limit_disk_and_files(path: &dyn Run) {
         vec![(LimitName::Fsize, 10 << 20), (LimitName::Disk, 1 << 20)],
     );
     assert_eq!(
-        (text(&r.stdout).as_str(), r.outcome.killed_by),
+        (text(&r.stdout).as_str(), r.killed_by),
         ("28\n", Some(KillReason::Disk))
     );
     let many = "import os\ntry:\n    for i in range(500): open(os.environ['TMPDIR'] + '/f%d' % i, 'w').close()\n    print('made')\nexcept OSError as e:\n    print(e.errno)";
@@ -520,36 +487,33 @@ fn limit_disk_and_files(path: &dyn Run) {
         vec![(LimitName::Fsize, 1000), (LimitName::Files, 50)],
     );
     assert_eq!(
-        (text(&r.stdout).as_str(), r.outcome.killed_by),
+        (text(&r.stdout).as_str(), r.killed_by),
         ("28\n", Some(KillReason::Disk))
     );
 }
 both_paths!(limit_disk_and_files);
 
-fn limit_output(path: &dyn Run) {
+fn limit_output(path: &dyn Runner) {
     let r = limited(path, "print('x' * 100000)", vec![(LimitName::Output, 1000)]);
     assert_eq!(
-        (
-            r.stdout.len(),
-            r.outcome.truncated.stdout,
-            r.outcome.killed_by
-        ),
+        (r.stdout.len(), r.truncated.stdout, r.killed_by),
         (1000, true, Some(KillReason::Output))
     );
 }
 both_paths!(limit_output);
 
-fn limit_overrides_by_context(path: &dyn Run) {
-    codejail::override_limit(LimitName::Realtime, 5, "slow-course-test");
+fn limit_overrides_by_context(path: &dyn Runner) {
+    codejail::override_limit(LimitName::Realtime, 5, "slow-course-test").unwrap();
     let c = "import time; time.sleep(2); print('done')";
     let mut req = code(c);
     assert_eq!(
-        path.run(&req).unwrap().outcome.killed_by,
+        path.jail_code(&req).unwrap().killed_by,
         Some(KillReason::Wall)
     );
-    req.limits_context = Some("slow-course-test".into());
-    assert_eq!(text(&path.run(&req).unwrap().stdout), "done\n");
-    let effective = codejail::effective_limits(Some("slow-course-test"), &[(LimitName::Cpu, 3)]);
+    req.call.limits_context = Some("slow-course-test".into());
+    assert_eq!(text(&path.jail_code(&req).unwrap().stdout), "done\n");
+    let effective =
+        codejail::effective_limits(Some("slow-course-test"), &[(LimitName::Cpu, 3)]).unwrap();
     assert_eq!(
         (
             effective.get(LimitName::Realtime),
@@ -575,7 +539,7 @@ fn numpy_imports_in_the_sandbox_venv_under_every_layer() {
     let mut req = code(
         "import os\nos.environ['OPENBLAS_NUM_THREADS'] = '1'\nfrom numpy import *\nprint(array([1, 2, 3]).sum())",
     );
-    req.limits = vec![(LimitName::Realtime, 10)];
+    req.call.limits = vec![(LimitName::Realtime, 10)];
     let r = jail.jail_code(&req).unwrap();
     assert_eq!(
         (r.status, text(&r.stdout)),
@@ -586,7 +550,7 @@ fn numpy_imports_in_the_sandbox_venv_under_every_layer() {
     let probe = codejail::Probe::get();
     for layer in Layer::ALL {
         let offered = probe.availability(layer).is_yes() && layer != Layer::AppArmor;
-        let applied = r.outcome.layers.contains(layer);
+        let applied = r.layers.contains(layer);
         // Cgroup and AppArmor apply only when something asks for them.
         if layer != Layer::Cgroup && layer != Layer::AppArmor {
             assert_eq!(applied, offered, "layer {layer}");
@@ -614,13 +578,13 @@ fn many_jail_code_calls_run_at_once() {
     }
 }
 
-fn code_runs_as_main_with_argv_and_stdin_in_its_own_directory(path: &dyn Run) {
+fn code_runs_as_main_with_argv_and_stdin_in_its_own_directory(path: &dyn Runner) {
     let mut req = code(
         "import sys, os\nprint(__name__, sys.argv, sys.stdin.read(), os.getcwd().split('/')[-1].startswith('codejail-'))",
     );
     req.argv = vec!["a".into()];
     req.stdin = b"in".to_vec();
-    let r = path.run(&req).unwrap();
+    let r = path.jail_code(&req).unwrap();
     assert_eq!(
         text(&r.stdout),
         "__main__ ['jailed_code', 'a'] in True\n",
@@ -629,3 +593,110 @@ fn code_runs_as_main_with_argv_and_stdin_in_its_own_directory(path: &dyn Run) {
     );
 }
 both_paths!(code_runs_as_main_with_argv_and_stdin_in_its_own_directory);
+
+// The embedding API: jails without the registry, narrowing only, typed
+// errors.
+
+fn jail_of(name: &str, config: JailConfig) -> codejail::Jail {
+    codejail::Jail::new(name, config).unwrap()
+}
+
+#[test]
+fn a_jail_needs_no_registry() {
+    let jail = jail_of("standalone-jail", JailConfig::new("/usr/bin/python3"));
+    assert!(!codejail::is_configured("standalone-jail"));
+    let r = jail.jail_code(&code("print('alone')")).unwrap();
+    assert_eq!(text(&r.stdout), "alone\n");
+    assert!(!r.warm);
+}
+
+#[test]
+fn a_call_may_narrow_the_layers_but_never_drop_them() {
+    let jail = python();
+    let only = |layers: codejail::LayerSet| JailCode {
+        call: CallOptions {
+            layers: Some(layers),
+            ..CallOptions::default()
+        },
+        ..code("import os; print(os.getuid())")
+    };
+    let err = jail
+        .jail_code(&only(codejail::LayerSet::empty()))
+        .unwrap_err();
+    assert!(
+        matches!(err, JailError::LayersNotNarrowed { .. }) && err.is_bad_input(),
+        "{err}"
+    );
+    let landlock: codejail::LayerSet = [Layer::Landlock].into_iter().collect();
+    let r = jail.jail_code(&only(landlock)).unwrap();
+    assert!(r.layers.contains(Layer::Landlock), "{}", r.layers);
+    assert!(!r.layers.contains(Layer::NetNs), "{}", r.layers);
+    // A layer the jail does not apply cannot be asked for.
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.confinement = Confinement::Unsafe;
+    let unsafe_jail = jail_of("python-unsafe-narrow", config);
+    let err = unsafe_jail.jail_code(&only(landlock)).unwrap_err();
+    assert!(matches!(err, JailError::LayersNotNarrowed { .. }), "{err}");
+}
+
+#[test]
+fn a_jail_of_another_language_has_no_safe_exec() {
+    let mut config = JailConfig::new("/bin/sh");
+    config.lang = codejail::Lang::other();
+    let jail = jail_of("shell", config);
+    let r = jail
+        .jail_code(&JailCode {
+            argv: vec!["-c".into(), "echo $0 from sh".into()],
+            ..JailCode::default()
+        })
+        .unwrap();
+    assert_eq!(text(&r.stdout), "/bin/sh from sh\n", "{}", text(&r.stderr));
+    let err = jail
+        .safe_exec("x = 1", &mut Map::new(), &SafeExecOptions::default())
+        .unwrap_err();
+    assert!(
+        matches!(err, SafeExecError::Jail(JailError::NoSafeExec { .. })),
+        "{err}"
+    );
+    // CodeJail's configure: only the jail called `python` gets -E -B.
+    let other = codejail::configure("not-python", "/usr/bin/python3", None).unwrap();
+    assert_eq!(other.lang().name(), "other");
+    assert_eq!(python().lang().args(), ["-E", "-B"]);
+}
+
+#[test]
+fn limits_out_of_range_are_typed_bad_input() {
+    assert!(codejail::set_limit(LimitName::Realtime, u64::MAX).is_err());
+    let mut req = code("print(1)");
+    req.call.limits = vec![(LimitName::Nproc, 1 << 32)];
+    let err = python().jail_code(&req).unwrap_err();
+    assert!(
+        matches!(err, JailError::Limit(_)) && err.is_bad_input(),
+        "{err}"
+    );
+    assert!(err.to_string().contains("nproc"), "{err}");
+}
+
+#[test]
+fn an_empty_warm_pool_is_refused() {
+    let err = python().warm(0).unwrap_err();
+    assert!(
+        matches!(err, JailError::Warm(codejail::WarmError::EmptyPool)),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_failure_message_is_bounded_and_escaped() {
+    let mut g = Map::new();
+    let err = python()
+        .safe_exec(
+            "raise ValueError('\\x1b[2J' + 'x' * 200000)",
+            &mut g,
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.len() < 1100, "{} bytes", message.len());
+    assert!(!message.contains('\u{1b}'), "{message:?}");
+}

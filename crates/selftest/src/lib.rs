@@ -2,7 +2,8 @@
 //! run it: the host-side bait ([`Bait`]), one run per attack
 //! ([`run_attack`]), the verdict ([`judge`]), and checks of the host
 //! afterwards ([`HostState`]). Used by `codejail selftest` and the escape
-//! tests.
+//! tests; the facade knows nothing of it.
+#![deny(missing_docs)]
 
 use std::collections::BTreeSet;
 use std::os::fd::OwnedFd;
@@ -10,10 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use codejail_proc::{Layer, LayerSet, Policy, Probe};
+use codejail::{
+    CallOptions, Jail, JailCode, Layer, LayerSet, LimitName, Probe, SafeExecError, SafeExecOptions,
+    Warm,
+};
 use serde_json::{Map, json};
-
-use crate::{Jail, JailCode, LimitName, SafeExecError, SafeExecOptions};
 
 include!(concat!(env!("OUT_DIR"), "/attacks.rs"));
 
@@ -84,20 +86,20 @@ pub fn parse(file: &'static str, code: &'static str) -> Result<Attack, String> {
                 a.alone = Some(
                     value
                         .parse()
-                        .map_err(|e: codejail_proc::UnknownLayer| bad(e.to_string()))?,
+                        .map_err(|e: codejail::UnknownLayer| bad(e.to_string()))?,
                 )
             }
             "needs" => {
                 a.needs = Some(
                     value
                         .parse()
-                        .map_err(|e: codejail_proc::UnknownLayer| bad(e.to_string()))?,
+                        .map_err(|e: codejail::UnknownLayer| bad(e.to_string()))?,
                 )
             }
             "limits" => {
                 a.limits = value
                     .split(',')
-                    .map(|l| crate::parse_assignment(l).map_err(|e| bad(e.to_string())))
+                    .map(|l| codejail::parse_assignment(l).map_err(|e| bad(e.to_string())))
                     .collect::<Result<_, _>>()?;
             }
             "killed-by" => a.killed_by = Some(value.to_owned()),
@@ -305,31 +307,32 @@ pub fn unavailable(attack: &Attack) -> Option<String> {
     let needs = attack.needs.into_iter().chain(attack.alone);
     needs
         .filter_map(|l| match probe.availability(l) {
-            codejail_proc::Availability::No(why) => {
-                Some(format!("layer {l} is unavailable: {why}"))
-            }
-            codejail_proc::Availability::Yes => None,
+            codejail::Availability::No(why) => Some(format!("layer {l} is unavailable: {why}")),
+            codejail::Availability::Yes => None,
         })
         .next()
 }
 
-/// Runs one attack in `jail` with `policy` (or the jail's own), `token` as
+/// Runs one attack in `jail` with only `layers` (or the jail's own), `token` as
 /// its first argument (so that its processes can be found on the host).
 ///
 /// # Errors
 /// When the run could not be set up at all.
 pub fn run_attack(
     jail: &Jail,
-    warm: Option<&crate::Warm>,
+    warm: Option<&Warm>,
     attack: &Attack,
     bait: &Bait,
-    policy: Option<Policy>,
+    layers: Option<LayerSet>,
     token: &str,
-) -> Result<Verdict, crate::JailError> {
+) -> Result<Verdict, codejail::JailError> {
     if attack.safe_exec {
         let options = SafeExecOptions {
-            limits: attack.limits.clone(),
-            policy,
+            call: CallOptions {
+                limits: attack.limits.clone(),
+                layers,
+                ..CallOptions::default()
+            },
             ..SafeExecOptions::default()
         };
         let mut globals = Map::new();
@@ -345,13 +348,13 @@ pub fn run_attack(
                 detail: format!("ESCAPED: {} globals came back", globals.len()),
                 stopped_by: Vec::new(),
             },
-            Err(SafeExecError::Failed { outcome, .. }) => {
-                let killed = outcome.killed_by.map(|k| k.as_str());
+            Err(SafeExecError::Failed { result, .. }) => {
+                let killed = result.killed_by.map(|k| k.as_str());
                 judge(
                     attack,
-                    &String::from_utf8_lossy(&outcome.stdout),
+                    &String::from_utf8_lossy(&result.stdout),
                     killed,
-                    outcome.layers,
+                    result.layers,
                 )
             }
             Err(SafeExecError::Jail(e)) => return Err(e),
@@ -368,16 +371,18 @@ pub fn run_attack(
         code: Some(attack.code.to_owned()),
         argv: vec![token.to_owned()],
         stdin: bait.context(),
-        limits: attack.limits.clone(),
-        policy,
-        slug: Some(format!("selftest/{}", attack.name())),
-        ..JailCode::default()
+        call: CallOptions {
+            limits: attack.limits.clone(),
+            layers,
+            slug: Some(format!("selftest/{}", attack.name())),
+            ..CallOptions::default()
+        },
     };
     let result = match warm {
         Some(w) => w.jail_code(&request)?,
         None => jail.jail_code(&request)?,
     };
-    let o = &result.outcome;
+    let o = &result;
     Ok(judge(
         attack,
         &String::from_utf8_lossy(&o.stdout),
@@ -512,8 +517,9 @@ impl Report {
 }
 
 /// How to run each attack: `None` skips it, `Some(None)` uses the jail's
-/// own policy, `Some(Some(p))` overrides it.
-pub type PolicyFor<'a> = dyn Fn(&Attack) -> Option<Option<Policy>> + Sync + 'a;
+/// own layers, `Some(Some(set))` runs it with only those (a narrowing of
+/// the jail's layers).
+pub type PolicyFor<'a> = dyn Fn(&Attack) -> Option<Option<LayerSet>> + Sync + 'a;
 
 /// Runs `attacks` in `jail` (whose jail parent must be `jail_parent`) on
 /// `threads` threads — through the warm pool `warm` when given — checks that
@@ -523,7 +529,7 @@ pub type PolicyFor<'a> = dyn Fn(&Attack) -> Option<Option<Policy>> + Sync + 'a;
 /// When the bait cannot be set up or a run cannot be started.
 pub fn run_suite(
     jail: &Jail,
-    warm: Option<&crate::Warm>,
+    warm: Option<&Warm>,
     jail_parent: &Path,
     attacks: &[Attack],
     policy_for: &PolicyFor<'_>,
@@ -579,10 +585,10 @@ pub fn run_suite(
 /// a check that none of its processes survived.
 fn run_one(
     jail: &Jail,
-    warm: Option<&crate::Warm>,
+    warm: Option<&Warm>,
     attack: &Attack,
     bait: &Bait,
-    policy: Option<Policy>,
+    policy: Option<LayerSet>,
 ) -> Result<Verdict, String> {
     let token = format!("codejail-attack-{}", unique());
     let run = || {
@@ -593,8 +599,11 @@ fn run_one(
         let holder_code = "import os, time\nopen(os.path.join(os.environ['TMPDIR'], 'secret'), 'w').write('other-run-secret')\ntime.sleep(3)";
         let holder = JailCode {
             code: Some(holder_code.to_owned()),
-            limits: vec![(LimitName::Realtime, 10), (LimitName::Fsize, 1000)],
-            policy,
+            call: CallOptions {
+                limits: vec![(LimitName::Realtime, 10), (LimitName::Fsize, 1000)],
+                layers: policy,
+                ..CallOptions::default()
+            },
             ..JailCode::default()
         };
         std::thread::scope(|s| {
@@ -635,7 +644,7 @@ fn run_one(
     }
     // A warm call's processes carry the zygote's command line, not the
     // token: count the pool's processes instead (one call at a time).
-    if let Some(stray) = warm.map(crate::Warm::stray_processes).filter(|n| *n > 0) {
+    if let Some(stray) = warm.map(Warm::stray_processes).filter(|n| *n > 0) {
         verdict.contained = false;
         verdict.detail = format!("{stray} processes of the warm call outlived it");
     }

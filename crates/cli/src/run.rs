@@ -1,0 +1,86 @@
+//! `codejail run`: run code and pass its output and exit status through.
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+
+use base64::Engine;
+use clap::Args;
+use codejail::JailCode;
+use serde_json::json;
+
+use crate::{Common, Fail, jail_error, prepare, usage};
+
+#[derive(Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Feed this file to stdin (`-` for this command's own stdin).
+    #[arg(long, value_name = "FILE")]
+    stdin_file: Option<PathBuf>,
+    /// Print one JSON object instead of passing output through.
+    #[arg(long)]
+    json: bool,
+    /// The program's arguments after `jailed_code`; without --code, the
+    /// first is the file to run.
+    #[arg(last = true, value_name = "ARG")]
+    args: Vec<String>,
+}
+
+pub(crate) fn run(config: Option<PathBuf>, args: RunArgs) -> Result<u8, Fail> {
+    let p = prepare(config, &args.common)?;
+    if p.code.is_none() && args.args.is_empty() {
+        return Err(usage(
+            "give --code, --code-file, or the file to run after `--`",
+        ));
+    }
+    let stdin = match &args.stdin_file {
+        None => Vec::new(),
+        Some(f) if f.as_os_str() == "-" => {
+            let mut buf = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut buf)
+                .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
+            buf
+        }
+        Some(f) => std::fs::read(f)
+            .map_err(|e| usage(format!("cannot read --stdin-file {}: {e}", f.display())))?,
+    };
+    let request = JailCode {
+        code: p.code,
+        argv: args.args,
+        stdin,
+        call: p.call,
+    };
+    let r = if args.common.unconfined {
+        p.jail.not_safe_jail_code(&request)
+    } else {
+        p.jail.jail_code(&request)
+    }
+    .map_err(jail_error)?;
+    if args.json {
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        let out = json!({
+            "status": r.status,
+            "stdout": String::from_utf8_lossy(&r.stdout),
+            "stderr": String::from_utf8_lossy(&r.stderr),
+            "stdout_base64": b64(&r.stdout),
+            "stderr_base64": b64(&r.stderr),
+            "killed_by": r.killed_by.map(|k| k.as_str()),
+            "wall_ms": r.wall.as_millis() as u64,
+            "cpu_ms": r.cpu.as_millis() as u64,
+            "max_rss_kib": r.max_rss_kib,
+            "truncated": {"stdout": r.truncated.stdout, "stderr": r.truncated.stderr},
+            "layers": r.layers.names(),
+        });
+        println!("{out}");
+        return Ok(0);
+    }
+    let _ = std::io::stdout().write_all(&r.stdout);
+    let _ = std::io::stderr().write_all(&r.stderr);
+    let _ = std::io::stdout().flush();
+    Ok(if r.status < 0 {
+        (128 + (-r.status)).clamp(0, 255) as u8
+    } else {
+        r.status.clamp(0, 255) as u8
+    })
+}

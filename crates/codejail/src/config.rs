@@ -1,0 +1,158 @@
+//! What a jail is made of: its program, language, sandbox user and
+//! confinement policy.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use codejail_proc::LayerSet;
+
+/// How a jail confines, as configured.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Confinement {
+    /// Every layer the machine offers; refuses to run where there is no
+    /// filesystem confinement (Landlock, or AppArmor with a profile).
+    #[default]
+    Auto,
+    /// Every layer the machine offers, and these must be among them.
+    Require(LayerSet),
+    /// No confinement (CodeJail's `ALWAYS_BE_UNSAFE`): `safe_exec` becomes
+    /// `not_safe_exec`. Logged loudly on every call.
+    Unsafe,
+}
+
+impl FromStr for Confinement {
+    type Err = String;
+
+    /// `auto`, `unsafe`, or `require:landlock,seccomp`.
+    fn from_str(s: &str) -> Result<Confinement, String> {
+        match s {
+            "auto" => Ok(Confinement::Auto),
+            "unsafe" => Ok(Confinement::Unsafe),
+            other => match other.strip_prefix("require:") {
+                Some(list) => list
+                    .parse()
+                    .map(Confinement::Require)
+                    .map_err(|e| e.to_string()),
+                None => Err(format!(
+                    "unknown policy `{other}`; use auto, unsafe or require:LAYER,..."
+                )),
+            },
+        }
+    }
+}
+
+/// The language of a jail: the arguments its program takes before the
+/// code file, and whether `safe_exec` (Python's `exec` with JSON globals)
+/// is available.
+///
+/// Several jails may share a language (two Python versions, say); the
+/// jail's name plays no part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lang {
+    name: String,
+    args: Vec<String>,
+    safe_exec: bool,
+}
+
+impl Lang {
+    /// Python 3: `-E -B` (ignore `PYTHON*` variables, write no bytecode),
+    /// with `safe_exec`.
+    pub fn python3() -> Lang {
+        Lang {
+            name: "python3".into(),
+            args: vec!["-E".into(), "-B".into()],
+            safe_exec: true,
+        }
+    }
+
+    /// Any other program: no extra arguments, no `safe_exec`.
+    pub fn other() -> Lang {
+        Lang {
+            name: "other".into(),
+            args: Vec::new(),
+            safe_exec: false,
+        }
+    }
+
+    /// A language of the caller's: `args` come before the code file.
+    /// `safe_exec` is refused for it.
+    pub fn custom(name: impl Into<String>, args: Vec<String>) -> Lang {
+        Lang {
+            name: name.into(),
+            args,
+            safe_exec: false,
+        }
+    }
+
+    /// The language's name (`python3`, `other`, or the custom name).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The arguments before the code file.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// Whether `safe_exec` works in this language.
+    pub fn has_safe_exec(&self) -> bool {
+        self.safe_exec
+    }
+}
+
+impl FromStr for Lang {
+    type Err = String;
+
+    /// `python3` (also `python` and `python2`, CodeJail's names) or
+    /// `other`.
+    fn from_str(s: &str) -> Result<Lang, String> {
+        match s {
+            "python3" | "python" | "python2" => Ok(Lang::python3()),
+            "other" => Ok(Lang::other()),
+            other => Err(format!(
+                "unknown language `{other}`; use python3, other, or {{ name = \"...\", args = [...] }}"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Lang {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// What a jail is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct JailConfig {
+    /// The interpreter or program.
+    pub bin: PathBuf,
+    /// Its language (default Python 3).
+    pub lang: Lang,
+    /// The sandbox user (name or uid) for a caller that can switch uid;
+    /// default `nobody`.
+    pub user: Option<String>,
+    /// The confinement policy.
+    pub confinement: Confinement,
+    /// An AppArmor profile to switch to, where the kernel has AppArmor.
+    pub apparmor_profile: Option<String>,
+    /// Where jail directories are made (default: the system temp dir).
+    pub jail_parent: Option<PathBuf>,
+}
+
+impl JailConfig {
+    /// A Python 3 jail of `bin` with the defaults.
+    pub fn new(bin: impl Into<PathBuf>) -> JailConfig {
+        JailConfig {
+            bin: bin.into(),
+            lang: Lang::python3(),
+            user: None,
+            confinement: Confinement::Auto,
+            apparmor_profile: None,
+            jail_parent: None,
+        }
+    }
+}
