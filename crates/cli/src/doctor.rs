@@ -42,11 +42,11 @@ pub(crate) fn doctor(config: Option<PathBuf>, as_json: bool) -> Result<u8, Fail>
             "cgroup": probe.cgroups.version(),
             "jails": jails,
         });
-        println!("{out}");
+        say!("{out}");
         return Ok(0);
     }
-    print!("{probe}");
-    println!();
+    say_part!("{probe}");
+    say!();
     for j in &jails {
         let name = j["name"].as_str().unwrap_or("");
         let bin = j["bin"].as_str().unwrap_or("");
@@ -57,9 +57,9 @@ pub(crate) fn doctor(config: Option<PathBuf>, as_json: bool) -> Result<u8, Fail>
                 .flatten()
                 .filter_map(Value::as_str)
                 .collect();
-            println!("jail {name} ({bin}): confined by {}", layers.join(", "));
+            say!("jail {name} ({bin}): confined by {}", layers.join(", "));
         } else {
-            println!(
+            say!(
                 "jail {name} ({bin}): NOT confined: {}",
                 j["reason"].as_str().unwrap_or("unsafe mode")
             );

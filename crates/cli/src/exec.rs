@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use codejail::{SafeExecError, SafeExecOptions};
-use serde_json::{Map, Value};
 
 use crate::{Common, Fail, jail_error, prepare, usage};
 
@@ -24,21 +23,13 @@ pub(crate) struct ExecArgs {
 }
 
 pub(crate) fn exec(config: Option<PathBuf>, args: ExecArgs) -> Result<u8, Fail> {
-    let text = match (&args.globals, &args.globals_file) {
+    let globals = match (&args.globals, &args.globals_file) {
         (Some(g), _) => g.clone(),
         (None, Some(f)) => std::fs::read_to_string(f)
             .map_err(|e| usage(format!("cannot read --globals-file {}: {e}", f.display())))?,
         (None, None) => "{}".into(),
     };
-    let mut globals: Map<String, Value> = match serde_json::from_str(&text) {
-        Ok(Value::Object(map)) => map,
-        Ok(_) => {
-            return Err(usage(
-                "malformed JSON globals: expected an object such as {\"x\": 1}",
-            ));
-        }
-        Err(e) => return Err(usage(format!("malformed JSON globals: {e}"))),
-    };
+    codejail_pyexec_check(&globals)?;
     let p = prepare(config, &args.common)?;
     let code = p.code.ok_or_else(|| usage("give --code or --code-file"))?;
     let options = SafeExecOptions {
@@ -46,16 +37,35 @@ pub(crate) fn exec(config: Option<PathBuf>, args: ExecArgs) -> Result<u8, Fail> 
         call: p.call,
     };
     let result = if args.common.unconfined {
-        p.jail.not_safe_exec(&code, &mut globals, &options)
+        p.jail.not_safe_exec_json_updated(&code, &globals, &options)
     } else {
-        p.jail.safe_exec(&code, &mut globals, &options)
+        p.jail.safe_exec_json_updated(&code, &globals, &options)
     };
     match result {
-        Ok(()) => {
-            println!("{}", Value::Object(globals));
+        Ok(text) => {
+            crate::print_line(&text);
             Ok(0)
         }
         Err(SafeExecError::Jail(e)) => Err(jail_error(e)),
-        Err(e) => Err(Fail(1, e.to_string())),
+        Err(e) => {
+            let status = e.result().map(|r| r.status);
+            let message = match status {
+                Some(status) if !e.to_string().contains("ended with status") => {
+                    format!("{e} (exit status {status})")
+                }
+                _ => e.to_string(),
+            };
+            Err(Fail(1, message))
+        }
     }
+}
+
+/// The globals must be one JSON object (Python's dialect: NaN, Infinity
+/// and integers of any size are fine).
+fn codejail_pyexec_check(globals: &str) -> Result<(), Fail> {
+    codejail::check_globals(globals).map_err(|e| {
+        usage(format!(
+            "malformed JSON globals: {e}; give an object such as {{\"x\": 1}}"
+        ))
+    })
 }

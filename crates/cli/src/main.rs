@@ -8,6 +8,22 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
+
+/// `println!` that ignores a closed stdout (the reader went away, as with
+/// `| head`) instead of panicking: output ends quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+/// `print!`, the same way.
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
 use codejail::{LimitName, Settings, SettingsError};
 
 mod doctor;
@@ -153,6 +169,15 @@ fn main() -> ExitCode {
             ExitCode::from(code)
         }
     }
+}
+
+/// Prints one line on stdout. A closed pipe (the reader went away, as
+/// with `| head`) ends the output quietly instead of panicking as
+/// `println!` would.
+pub(crate) fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
 /// The settings file (or the built-in defaults), with its limits applied.

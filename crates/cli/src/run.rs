@@ -72,7 +72,7 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs) -> Result<u8, Fail> {
             "truncated": {"stdout": r.truncated.stdout, "stderr": r.truncated.stderr},
             "layers": r.layers.names(),
         });
-        println!("{out}");
+        say!("{out}");
         return Ok(0);
     }
     let _ = std::io::stdout().write_all(&r.stdout);

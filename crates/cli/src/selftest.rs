@@ -46,14 +46,16 @@ pub(crate) fn selftest(config: Option<PathBuf>, as_json: bool, name: &str) -> Re
             .iter()
             .map(|(n, why)| json!({"attack": n, "why": why}))
             .collect();
-        println!(
+        say!(
             "{}",
             json!({"contained": report.all_contained(), "attacks": attacks, "skipped": skipped, "host": report.host})
         );
     } else {
-        println!(
+        say!(
             "{:<12} {:<30} {:<14} stopped by",
-            "class", "attack", "result"
+            "class",
+            "attack",
+            "result"
         );
         for v in &report.verdicts {
             let result = if v.contained {
@@ -66,25 +68,25 @@ pub(crate) fn selftest(config: Option<PathBuf>, as_json: bool, name: &str) -> Re
             } else {
                 v.detail.clone()
             };
-            println!("{:<12} {:<30} {:<14} {by}", v.class, v.name, result);
+            say!("{:<12} {:<30} {:<14} {by}", v.class, v.name, result);
         }
         for (n, why) in &report.skipped {
-            println!("{:<12} {:<30} {:<14} {why}", "-", n, "skipped");
+            say!("{:<12} {:<30} {:<14} {why}", "-", n, "skipped");
         }
         let bad = report.verdicts.iter().filter(|v| !v.contained).count();
-        println!(
+        say!(
             "\n{} attacks: {} contained, {bad} NOT CONTAINED, {} skipped",
             report.verdicts.len() + report.skipped.len(),
             report.verdicts.len() - bad,
             report.skipped.len()
         );
         if report.host.is_empty() {
-            println!(
+            say!(
                 "host: clean (no process, jail directory or cgroup left; descriptors and files unchanged)"
             );
         } else {
             for h in &report.host {
-                println!("host: NOT CLEAN: {h}");
+                say!("host: NOT CLEAN: {h}");
             }
         }
     }

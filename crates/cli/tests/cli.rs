@@ -286,7 +286,7 @@ fn exec_exceptions_exit_one_with_the_message() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         text(&out.stderr),
-        "codejail: ValueError: That's not how you pour soup!\n"
+        "codejail: ValueError: That's not how you pour soup! (exit status 1)\n"
     );
     assert!(out.stdout.is_empty());
 }

@@ -101,6 +101,12 @@ pub enum JailError {
     /// The warm path failed.
     #[error(transparent)]
     Warm(#[from] WarmError),
+    /// The globals given to `safe_exec` are not one JSON object.
+    #[error("the globals are not one JSON object: {why}")]
+    BadGlobals {
+        /// What is wrong and where.
+        why: String,
+    },
     /// A python_path entry without a file name.
     #[error("python_path entry {} has no file name; name a directory or zip file", path.display())]
     BadPythonPath {
@@ -131,6 +137,7 @@ impl JailError {
                 | JailError::BadPythonPath { .. }
                 | JailError::NotConfigured { .. }
                 | JailError::Limit(_)
+                | JailError::BadGlobals { .. }
                 | JailError::LayersNotNarrowed { .. }
         )
     }
@@ -202,6 +209,29 @@ pub enum SafeExecError {
     /// The globals that came back were unreadable or too large.
     #[error(transparent)]
     Result(#[from] codejail_pyexec::ResultError),
+}
+
+impl SafeExecError {
+    /// The text of CodeJail's `SafeExecException` for this failure, byte for
+    /// byte (`Couldn't execute jailed code: stdout: b'...', stderr: b'...'
+    /// with status code: N`); for an error that is not the code's, its
+    /// message.
+    pub fn codejail_message(&self) -> String {
+        match self {
+            SafeExecError::Failed { result, .. } => {
+                codejail_pyexec::safe_exec_exception(&result.stdout, &result.stderr, result.status)
+            }
+            other => other.to_string(),
+        }
+    }
+
+    /// The run, when the code ran and failed.
+    pub fn result(&self) -> Option<&JailResult> {
+        match self {
+            SafeExecError::Failed { result, .. } => Some(result),
+            _ => None,
+        }
+    }
 }
 
 /// At most `max` bytes of `bytes` as text (the end, where an error

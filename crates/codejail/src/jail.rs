@@ -44,11 +44,19 @@ impl Jail {
             Some(user) => codejail_proc::lookup_user(user)
                 .ok_or_else(|| ConfigError::UnknownUser { user: user.clone() })?,
         };
-        let facts = if config.lang.has_safe_exec() {
+        let mut facts = if config.lang.has_safe_exec() {
             python_facts(&bin)?
         } else {
             PythonFacts::default()
         };
+        // The program itself, wherever it is (a Python interpreter's
+        // directories are among its facts already).
+        facts.read_exec.push(bin.clone());
+        if let Ok(real) = std::fs::canonicalize(&bin) {
+            facts.read_exec.push(real);
+        }
+        facts.read_exec.sort();
+        facts.read_exec.dedup();
         Ok(Jail {
             name: name.into(),
             config: JailConfig { bin, ..config },
@@ -242,7 +250,13 @@ impl Jail {
     }
 
     /// Python's `exec(code, globals)` in a jail (CodeJail's `safe_exec`):
-    /// afterwards the JSON-safe globals replace `globals`.
+    /// afterwards `globals` is updated with the code's JSON-safe globals, as
+    /// CodeJail's `globals_dict.update(...)` does (a key the code deleted,
+    /// or bound to something JSON cannot carry, keeps its value).
+    ///
+    /// Values `serde_json` cannot hold come back changed: `NaN` and
+    /// `±Infinity` as `null`, lone surrogates as U+FFFD (integers of any
+    /// size are exact). [`Jail::safe_exec_json`] gives the exact text.
     ///
     /// # Errors
     /// [`SafeExecError`] when the code raised, crashed or hit a limit (the
@@ -254,10 +268,44 @@ impl Jail {
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
     ) -> Result<(), SafeExecError> {
-        if self.is_unsafe() {
-            return self.not_safe_exec(code, globals, options);
-        }
-        self.exec(code, globals, options, false)
+        let text = serde_json::to_string(globals).expect("a map always serializes");
+        let result = self.safe_exec_json(code, &text, options)?;
+        update(globals, &result)
+    }
+
+    /// `safe_exec` on JSON text of Python's dialect (`NaN`, `Infinity`,
+    /// integers of any size, `\ud800` escapes): `globals_json` is the
+    /// caller's globals (one object), the answer the code's JSON-safe
+    /// globals as Python's `json.dumps` writes them, exactly what CodeJail
+    /// reads back before `globals_dict.update(json.loads(...))`.
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec`]; [`JailError::BadGlobals`] when
+    /// `globals_json` is not one JSON object.
+    pub fn safe_exec_json(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        let unsafe_run = self.is_unsafe();
+        self.exec(code, globals_json, options, unsafe_run, false)
+    }
+
+    /// [`Jail::safe_exec_json`], answering with `globals_json` updated with
+    /// the code's globals: what a CodeJail caller's `globals_dict` holds
+    /// afterwards (the command line's `exec` prints this).
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec_json`].
+    pub fn safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        let unsafe_run = self.is_unsafe();
+        self.exec(code, globals_json, options, unsafe_run, true)
     }
 
     /// `safe_exec` with no confinement, for debugging; logs a warning on
@@ -271,18 +319,37 @@ impl Jail {
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
     ) -> Result<(), SafeExecError> {
-        tracing::warn!(jail = %self.name, "running code WITHOUT confinement (not_safe_exec)");
-        self.exec(code, globals, options, true)
+        let text = serde_json::to_string(globals).expect("a map always serializes");
+        let result = self.exec(code, &text, options, true, false)?;
+        update(globals, &result)
+    }
+
+    /// [`Jail::safe_exec_json_updated`] with no confinement, for debugging.
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec_json`].
+    pub fn not_safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        self.exec(code, globals_json, options, true, true)
     }
 
     fn exec(
         &self,
         code: &str,
-        globals: &mut Map<String, Value>,
+        globals_json: &str,
         options: &SafeExecOptions,
         unsafe_run: bool,
-    ) -> Result<(), SafeExecError> {
+        merge: bool,
+    ) -> Result<String, SafeExecError> {
+        if unsafe_run {
+            tracing::warn!(jail = %self.name, "running code WITHOUT confinement (not_safe_exec)");
+        }
         self.check_safe_exec()?;
+        check_globals(globals_json)?;
         let (mut call, path_entries) = python_path_files(options)?;
         if let Some(bytecode) = &self.facts.driver {
             call.extra_files.push((
@@ -293,11 +360,11 @@ impl Jail {
         let request = JailCode {
             code: Some(codejail_pyexec::program().to_owned()),
             argv: Vec::new(),
-            stdin: codejail_pyexec::payload(code, globals, &path_entries),
+            stdin: codejail_pyexec::payload(code, globals_json, &path_entries, merge),
             call,
         };
         let result = self.run(&request, unsafe_run)?;
-        finish_safe_exec(result, globals)
+        finish_safe_exec(result)
     }
 
     /// `safe_exec` needs a language that has it.
@@ -336,28 +403,46 @@ pub(crate) fn python_path_files(
     Ok((call, path_entries))
 }
 
-/// A `safe_exec` run's end: the globals read back, or the error with the
-/// last traceback line and the kill reason.
-pub(crate) fn finish_safe_exec(
-    result: JailResult,
-    globals: &mut Map<String, Value>,
-) -> Result<(), SafeExecError> {
-    if result.status != 0 || result.killed_by.is_some() {
+/// Checks that `globals_json` is one JSON object of Python's dialect (what
+/// [`Jail::safe_exec_json`] takes).
+///
+/// # Errors
+/// [`JailError::BadGlobals`] saying what is wrong and where.
+pub fn check_globals(globals_json: &str) -> Result<(), JailError> {
+    codejail_pyexec::json::check_object(globals_json)
+        .map_err(|e| JailError::BadGlobals { why: e.to_string() })
+}
+
+/// CodeJail's `globals_dict.update(result)`.
+pub(crate) fn update(globals: &mut Map<String, Value>, result: &str) -> Result<(), SafeExecError> {
+    let map = codejail_pyexec::json::to_map(result)
+        .map_err(|e| codejail_pyexec::ResultError::Malformed(e.to_string()))?;
+    globals.extend(map);
+    Ok(())
+}
+
+/// A `safe_exec` run's end: the result text read back, or the error with
+/// the last traceback line, the status and the kill reason.
+pub(crate) fn finish_safe_exec(result: JailResult) -> Result<String, SafeExecError> {
+    // A full tmpfs is not a kill: the code met ENOSPC and went on.
+    let killed = result
+        .killed_by
+        .filter(|k| *k != codejail_proc::KillReason::Disk);
+    if result.status != 0 || killed.is_some() {
         let summary = codejail_pyexec::error_summary(&result.stderr);
         let mut message = excerpt(summary.as_bytes(), MESSAGE_MAX);
-        if let Some(reason) = result.killed_by {
-            message = format!("{message} (killed: {reason} limit)")
-                .trim()
-                .to_owned();
-        }
         if message.is_empty() {
             message = format!("the code ended with status {}", result.status);
+        }
+        if let Some(reason) = killed {
+            message = format!("{message} (killed: {reason} limit)");
         }
         return Err(SafeExecError::Failed {
             message,
             result: Box::new(result),
         });
     }
-    *globals = codejail_pyexec::parse_result(&result.stdout, codejail_pyexec::MAX_RESULT_BYTES)?;
-    Ok(())
+    codejail_pyexec::parse_result(&result.stdout)?;
+    let JailResult { stdout, .. } = result;
+    Ok(String::from_utf8(stdout).expect("checked to be UTF-8"))
 }

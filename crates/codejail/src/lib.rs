@@ -47,7 +47,7 @@ pub use codejail_proc::{
 pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};
 pub use error::{ConfigError, JailError, ProbeError, SafeExecError, WarmError};
-pub use jail::Jail;
+pub use jail::{Jail, check_globals};
 pub use limits::{
     LimitError, LimitName, LimitSet, effective_limits, override_limit, parse_assignment,
     reset_limits, set_limit,

@@ -16,7 +16,21 @@ pub trait Runner: Send + Sync {
     /// [`JailError`] when the run could not be set up.
     fn jail_code(&self, request: &JailCode) -> Result<JailResult, JailError>;
 
-    /// CodeJail's `safe_exec`.
+    /// `safe_exec` on JSON text of Python's dialect: the caller's globals
+    /// in, the code's JSON-safe globals out
+    /// ([`Jail::safe_exec_json`](crate::Jail::safe_exec_json)).
+    ///
+    /// # Errors
+    /// [`SafeExecError`].
+    fn safe_exec_json(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError>;
+
+    /// CodeJail's `safe_exec`: `globals` updated with the code's JSON-safe
+    /// globals ([`Jail::safe_exec`](crate::Jail::safe_exec)).
     ///
     /// # Errors
     /// [`SafeExecError`].
@@ -25,7 +39,11 @@ pub trait Runner: Send + Sync {
         code: &str,
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
-    ) -> Result<(), SafeExecError>;
+    ) -> Result<(), SafeExecError> {
+        let text = serde_json::to_string(globals).expect("a map always serializes");
+        let result = self.safe_exec_json(code, &text, options)?;
+        crate::jail::update(globals, &result)
+    }
 }
 
 impl Runner for crate::Jail {
@@ -33,13 +51,13 @@ impl Runner for crate::Jail {
         crate::Jail::jail_code(self, request)
     }
 
-    fn safe_exec(
+    fn safe_exec_json(
         &self,
         code: &str,
-        globals: &mut Map<String, Value>,
+        globals_json: &str,
         options: &SafeExecOptions,
-    ) -> Result<(), SafeExecError> {
-        crate::Jail::safe_exec(self, code, globals, options)
+    ) -> Result<String, SafeExecError> {
+        crate::Jail::safe_exec_json(self, code, globals_json, options)
     }
 }
 
@@ -48,12 +66,12 @@ impl Runner for crate::Warm {
         crate::Warm::jail_code(self, request)
     }
 
-    fn safe_exec(
+    fn safe_exec_json(
         &self,
         code: &str,
-        globals: &mut Map<String, Value>,
+        globals_json: &str,
         options: &SafeExecOptions,
-    ) -> Result<(), SafeExecError> {
-        crate::Warm::safe_exec(self, code, globals, options)
+    ) -> Result<String, SafeExecError> {
+        crate::Warm::safe_exec_json(self, code, globals_json, options)
     }
 }

@@ -35,7 +35,7 @@ use crate::jail::python_path_files;
 use crate::limits::LimitSet;
 use serde_json::{Map, Value, json};
 
-use crate::jail::finish_safe_exec;
+use crate::jail::{check_globals, finish_safe_exec, update};
 use crate::limits::LimitName;
 use crate::{
     Jail, JailCode, JailError, JailResult, SafeExecError, SafeExecOptions, effective_limits,
@@ -304,22 +304,38 @@ impl Warm {
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
     ) -> Result<(), SafeExecError> {
+        let text = serde_json::to_string(globals).expect("a map always serializes");
+        let result = self.safe_exec_json(code, &text, options)?;
+        update(globals, &result)
+    }
+
+    /// [`Jail::safe_exec_json`] in a warm interpreter.
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec_json`].
+    pub fn safe_exec_json(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
         let call = &options.call;
         let limits = effective_limits(call.limits_context.as_deref(), &call.limits)
             .map_err(JailError::from)?;
         if needs_cold(&limits) || call.layers.is_some() {
             self.cold_fallbacks.fetch_add(1, Ordering::Relaxed);
-            return self.jail.safe_exec(code, globals, options);
+            return self.jail.safe_exec_json(code, globals_json, options);
         }
         self.jail.check_safe_exec()?;
+        check_globals(globals_json)?;
         let (call, path_entries) = python_path_files(options)?;
         let request = JailCode {
             call,
             ..JailCode::default()
         };
-        let payload = codejail_pyexec::payload(code, globals, &path_entries);
+        let payload = codejail_pyexec::payload(code, globals_json, &path_entries, false);
         let outcome = self.call(&request, Mode::Exec(payload))?;
-        finish_safe_exec(warm_result(outcome), globals)
+        finish_safe_exec(warm_result(outcome))
     }
 
     /// `jail_code` in a warm interpreter: the code runs as `__main__` with
@@ -380,7 +396,6 @@ impl Warm {
             "home": dir.path(),
             "tmp": dir.tmp(),
             "mode": mode_name,
-            "max_result": codejail_pyexec::MAX_RESULT_BYTES,
             "limits": {
                 "cpu": limits.get(LimitName::Cpu),
                 "realtime": limits.get(LimitName::Realtime),
@@ -395,7 +410,7 @@ impl Warm {
         let caps = [
             if cap == 0 { usize::MAX } else { cap },
             if cap == 0 { usize::MAX } else { cap },
-            codejail_pyexec::MAX_RESULT_BYTES,
+            if cap == 0 { usize::MAX } else { cap },
         ];
         let mut zygote = self.take()?;
         let answer = ask(

@@ -535,7 +535,9 @@ fn numpy_imports_in_the_sandbox_venv_under_every_layer() {
         return;
     };
     let user = std::env::var("CODEJAIL_SANDBOX_USER").ok();
-    let jail = codejail::configure("python-sandbox-venv", &bin, user.as_deref()).unwrap();
+    let mut config = JailConfig::new(&bin);
+    config.user = user;
+    let jail = codejail::Jail::new("python-sandbox-venv", config).unwrap();
     let mut req = code(
         "import os\nos.environ['OPENBLAS_NUM_THREADS'] = '1'\nfrom numpy import *\nprint(array([1, 2, 3]).sum())",
     );
@@ -699,4 +701,99 @@ fn a_failure_message_is_bounded_and_escaped() {
     let message = err.to_string();
     assert!(message.len() < 1100, "{} bytes", message.len());
     assert!(!message.contains('\u{1b}'), "{message:?}");
+}
+
+// Faithful results: CodeJail's update, and every value its json round
+// trip carries.
+
+fn safe_exec_updates_the_globals_as_codejail_does(path: &dyn Runner) {
+    let mut g = globals(json!({"gone": 1, "opaque": 2, "kept": [1, 2], "n": 5}));
+    path.safe_exec(
+        "del gone\nopaque = object()\nkept.append(3)\nnew = n * 2",
+        &mut g,
+        &SafeExecOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        Value::Object(g),
+        json!({"gone": 1, "opaque": 2, "kept": [1, 2, 3], "n": 5, "new": 10})
+    );
+}
+both_paths!(safe_exec_updates_the_globals_as_codejail_does);
+
+fn safe_exec_json_carries_what_pythons_json_carries(path: &dyn Runner) {
+    let out = path
+        .safe_exec_json(
+            "big = given * 2\nhuge = 10**400\nnan = float('nan')\ninf = -float('inf')\nsur = '\\ud800'\nglobals()[chr(0xDC00)] = 'key'\ndeep = []\nx = deep\nfor _ in range(126): x.append([]); x = x[0]",
+            r#"{"given": 18446744073709551617, "f": NaN}"#,
+            &SafeExecOptions::default(),
+        )
+        .unwrap();
+    for part in [
+        r#""given": 18446744073709551617"#,
+        r#""f": NaN"#,
+        r#""big": 36893488147419103234"#,
+        r#""nan": NaN"#,
+        r#""inf": -Infinity"#,
+        r#""sur": "\ud800""#,
+        r#""\udc00": "key""#,
+        &format!(r#""huge": 1{}"#, "0".repeat(400)),
+        &format!(r#""deep": {}{}"#, "[".repeat(127), "]".repeat(127)),
+    ] {
+        assert!(out.contains(part), "{part} is missing from {out}");
+    }
+    // Through the map: integers exact, the rest as documented.
+    let mut g = globals(json!({}));
+    path.safe_exec(
+        "big = 2**64 + 1\nnan = float('nan')",
+        &mut g,
+        &SafeExecOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(g["big"].to_string(), "18446744073709551617");
+    assert_eq!(g["nan"], Value::Null);
+}
+both_paths!(safe_exec_json_carries_what_pythons_json_carries);
+
+fn safe_exec_failure_has_codejails_exception_text(path: &dyn Runner) {
+    let err = path
+        .safe_exec(
+            "import sys\nprint('quiet')\nsys.stderr.write('it\\'s bad\\n')\nsys.exit(3)",
+            &mut Map::new(),
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.codejail_message(),
+        "Couldn't execute jailed code: stdout: b'', stderr: b\"it's bad\\n\" with status code: 3"
+    );
+}
+both_paths!(safe_exec_failure_has_codejails_exception_text);
+
+fn safe_exec_exit_zero_before_the_globals_is_the_codes_failure(path: &dyn Runner) {
+    let err = path
+        .safe_exec(
+            "import sys\nsys.exit(0)",
+            &mut Map::new(),
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "the code exited with status 0 before safe_exec could return its globals"
+    );
+}
+both_paths!(safe_exec_exit_zero_before_the_globals_is_the_codes_failure);
+
+#[test]
+fn safe_exec_json_refuses_globals_that_are_not_one_object() {
+    for bad in ["[1]", "{", "{\"a\": nan}", "{} {}"] {
+        let err = python()
+            .safe_exec_json("x = 1", bad, &SafeExecOptions::default())
+            .unwrap_err();
+        assert!(
+            matches!(err, SafeExecError::Jail(ref e @ JailError::BadGlobals { .. }) if e.is_bad_input()),
+            "{bad}: {err}"
+        );
+    }
 }

@@ -1,19 +1,26 @@
 # codejail safe_exec driver: runs inside the jail as `jailed_code`.
 #
-# stdin: one JSON object {"code": str, "globals": dict, "python_path": [str]}.
-# stdout: one JSON object, the JSON-safe globals after the code ran, and
-# nothing else: the code's own output (Python's and any C library's writes
-# to fd 1) goes to stderr, so printing cannot corrupt the result.
+# stdin: one JSON object {"code": str, "python_path": [str], "merge": bool,
+# "globals": {...}}, in Python's dialect (NaN, Infinity and integers of any
+# size allowed): the caller's globals, as CodeJail sends them.
+# The result descriptor: the JSON-safe globals after the code ran, as
+# CodeJail's `json_safe` makes them and as Python's `json.dumps` writes
+# them, and nothing else. With "merge", the caller's globals updated with
+# them (what CodeJail's caller holds after `globals_dict.update(...)`).
+#
+# As in CodeJail, the code's printing goes nowhere (`sys.stdout` is a
+# DevNull); writes to descriptor 1 from C go to /dev/null rather than into
+# the result.
 #
 # Only the standard library is used, and not even the `json` package: its
 # decoder and encoder import `re`, which costs milliseconds per run. The C
-# accelerator `_json` that `json` itself uses does the same work.
+# accelerator `_json` that `json` itself uses does the same work, set up
+# as `json.loads` and `json.dumps` set it up.
 import _json
 import os
 import sys
 
-def _no_constant(name):
-    raise ValueError("%s is not JSON" % name)
+_CONSTANTS = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
 
 
 class _Context:
@@ -22,78 +29,108 @@ class _Context:
     object_pairs_hook = None
     parse_float = float
     parse_int = int
-    parse_constant = staticmethod(_no_constant)
+    parse_constant = _CONSTANTS.__getitem__
     memo = {}
 
 
 _scan = _json.make_scanner(_Context())
+_SPACE = " \t\n\r"
 
 
 def loads(text):
-    value, end = _scan(text, 0)
-    if text[end:].strip():
-        raise ValueError("extra data after JSON")
-    _Context.memo.clear()
+    """json.loads(text)."""
+    start = len(text) - len(text.lstrip(_SPACE))
+    try:
+        value, end = _scan(text, start)
+    except StopIteration as e:
+        raise ValueError("Expecting value at %d" % e.value) from None
+    finally:
+        _Context.memo.clear()
+    if text[end:].strip(_SPACE):
+        raise ValueError("Extra data at %d" % end)
     return value
 
 
 def _refuse(value):
-    raise TypeError("not JSON: %r" % type(value))
+    raise TypeError("Object of type %s is not JSON serializable" % type(value).__name__)
 
 
-# allow_nan=False: NaN and infinities are not JSON.
-_encode = _json.make_encoder({}, _refuse, _json.encode_basestring, None, ":", ",", False, False, False)
-
-
+# json.dumps's defaults: circular references checked, ensure_ascii (lone
+# surrogates are written as \ud800 escapes), ", " and ": ", NaN allowed.
 def dumps(value):
-    return "".join(_encode(value, 0))
+    """json.dumps(value)."""
+    encode = _json.make_encoder(
+        {}, _refuse, _json.encode_basestring_ascii, None, ": ", ", ", False, False, True
+    )
+    return "".join(encode(value, 0))
 
 
-def decode(value):
-    """Bytes become text (or fail); containers are decoded recursively."""
+_KEPT_TYPES = (type(None), int, float, bytes, str, list, tuple, dict)
+
+
+def _as_text(value):
+    """bytes become str (UTF-8, else an error), tuples lists, recursively
+    through lists, tuples and dict keys and values; anything else is left
+    for the encoder to accept or refuse."""
     if isinstance(value, bytes):
         return value.decode("utf-8")
     if isinstance(value, (list, tuple)):
-        return [decode(v) for v in value]
+        return [_as_text(item) for item in value]
     if isinstance(value, dict):
-        return {decode(k): decode(v) for k, v in value.items()}
+        return {_as_text(k): _as_text(v) for k, v in value.items()}
     return value
 
 
-SAFE_TYPES = (type(None), bool, int, float, str, bytes, list, tuple, dict)
-
-
 def json_safe(namespace):
-    """CodeJail's json_safe: keep what survives a JSON round trip."""
-    out = {}
+    """What of a namespace crosses a JSON round trip, exactly as CodeJail's
+    json_safe keeps it: entries whose value is of a JSON-like type (None,
+    numbers, text, bytes, lists, tuples, dicts) and survives dumps+loads
+    after bytes are decoded, under their key as it survives the same;
+    `__builtins__` never. A key that comes back unhashable fails the run,
+    as it does in CodeJail."""
+    kept = {}
     for key, value in namespace.items():
-        if key == "__builtins__" or not isinstance(value, SAFE_TYPES):
+        if not isinstance(value, _KEPT_TYPES) or key in ("__builtins__",):
             continue
         try:
-            text = dumps(decode(value))
-            text.encode("utf-8")  # lone surrogates do not survive
-            out[str(decode(key))] = loads(text)
+            value = loads(dumps(_as_text(value)))
+            key = loads(dumps(_as_text(key)))
         except Exception:
             continue
-    return out
+        kept[key] = value
+    return loads(dumps(kept))
+
+
+class DevNull(object):
+    def write(self, *args, **kwargs):
+        pass
+
+    def flush(self, *args, **kwargs):
+        pass
 
 
 def safe_exec(payload, result_fd):
     """exec() the payload's code with its globals; write the JSON-safe
     globals to result_fd."""
-    for entry in reversed(payload["python_path"]):
-        sys.path.insert(0, entry)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.close(null)
+    sys.stdout = DevNull()
+    for entry in payload["python_path"]:
+        sys.path.append(entry)
     namespace = payload["globals"]
+    merged = loads(dumps(namespace)) if payload.get("merge") else None
     # exec() of the string, as CodeJail does: compile() would first build
     # the ast module's classes, about a millisecond in a fresh interpreter.
     exec(payload["code"], namespace)
-    sys.stdout.flush()
-    result = dumps(json_safe(namespace)).encode("utf-8")
+    result = json_safe(namespace)
+    if merged is not None:
+        merged.update(result)
+        result = merged
+    data = dumps(result).encode("ascii")
     with os.fdopen(result_fd, "wb") as out:
-        out.write(result)
+        out.write(data)
 
 
 if not globals().get("ZYGOTE"):
-    result_fd = os.dup(1)
-    os.dup2(2, 1)
-    safe_exec(loads(sys.stdin.buffer.read().decode("utf-8")), result_fd)
+    safe_exec(loads(sys.stdin.buffer.read().decode("utf-8")), os.dup(1))

@@ -13,7 +13,7 @@
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use serde_json::{Map, Value};
+pub mod json;
 
 /// The driver script: `safe_exec` itself.
 pub const DRIVER: &str = include_str!("driver.py");
@@ -84,49 +84,93 @@ pub const ZYGOTE: &str = concat!(
     include_str!("zygote.py")
 );
 
-/// The most result bytes read back by default (CodeJail has no limit; a
-/// flood of globals must not exhaust the caller).
-pub const MAX_RESULT_BYTES: usize = 16 << 20;
-
-/// The JSON object the driver reads on stdin.
-pub fn payload(code: &str, globals: &Map<String, Value>, python_path: &[String]) -> Vec<u8> {
-    let payload = serde_json::json!({
+/// The JSON object the driver reads on stdin: the code, the caller's
+/// globals (`globals_json`, one object of Python's JSON dialect, checked
+/// with [`json::check_object`] by the caller), the `sys.path` entries to
+/// append, and whether to answer with the caller's globals updated
+/// (`merge`) rather than with the code's globals alone.
+pub fn payload(code: &str, globals_json: &str, python_path: &[String], merge: bool) -> Vec<u8> {
+    let head = serde_json::json!({
         "code": code,
-        "globals": globals,
         "python_path": python_path,
-    });
-    serde_json::to_vec(&payload).expect("a JSON value always serializes")
+        "merge": merge,
+    })
+    .to_string();
+    // `{...}` + `, "globals": <the caller's text>}`: the globals go in as
+    // the caller wrote them (NaN, big integers and all).
+    let mut out = Vec::with_capacity(head.len() + globals_json.len() + 16);
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b", \"globals\": ");
+    out.extend_from_slice(globals_json.as_bytes());
+    out.push(b'}');
+    out
 }
 
 /// Why the driver's result could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ResultError {
-    /// The result is larger than allowed.
-    #[error("the result is larger than {limit} bytes; return smaller globals")]
-    TooLarge {
-        /// The limit.
-        limit: usize,
-    },
-    /// The result is not a JSON object.
+    /// The code exited successfully before the driver wrote its result
+    /// (`sys.exit(0)`, `os._exit(0)`).
+    #[error("the code exited with status 0 before safe_exec could return its globals")]
+    Missing,
+    /// The result is not one JSON object.
     #[error("the sandbox returned malformed globals: {0}")]
     Malformed(String),
 }
 
-/// Parses the driver's stdout: one JSON object of globals.
+/// Reads the driver's result: one JSON object of Python's dialect, as
+/// text (see [`json`] for turning it into a map).
 ///
 /// # Errors
-/// [`ResultError`] when it is too large or not a JSON object.
-pub fn parse_result(stdout: &[u8], limit: usize) -> Result<Map<String, Value>, ResultError> {
-    if stdout.len() > limit {
-        return Err(ResultError::TooLarge { limit });
+/// [`ResultError`] when it is empty or not a JSON object.
+pub fn parse_result(stdout: &[u8]) -> Result<&str, ResultError> {
+    if stdout.is_empty() {
+        return Err(ResultError::Missing);
     }
-    match serde_json::from_slice(stdout) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ResultError::Malformed(format!(
-            "expected an object, got {other}"
-        ))),
-        Err(e) => Err(ResultError::Malformed(e.to_string())),
+    let text = std::str::from_utf8(stdout)
+        .map_err(|e| ResultError::Malformed(format!("not UTF-8: {e}")))?;
+    json::check_object(text).map_err(|e| ResultError::Malformed(e.to_string()))?;
+    Ok(text)
+}
+
+/// CodeJail's `SafeExecException` text for a failed run, byte for byte:
+/// `Couldn't execute jailed code: stdout: b'...', stderr: b'...' with
+/// status code: N`, the outputs as Python writes `bytes`.
+pub fn safe_exec_exception(stdout: &[u8], stderr: &[u8], status: i32) -> String {
+    format!(
+        "Couldn't execute jailed code: stdout: {}, stderr: {} with status code: {status}",
+        py_bytes_repr(stdout),
+        py_bytes_repr(stderr)
+    )
+}
+
+/// `repr(b)` of a Python `bytes` object.
+pub fn py_bytes_repr(bytes: &[u8]) -> String {
+    let quote = if bytes.contains(&b'\'') && !bytes.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(bytes.len() + 3);
+    out.push('b');
+    out.push(char::from(quote));
+    for &c in bytes {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(char::from(c));
+            }
+            0x20..0x7f => out.push(char::from(c)),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
     }
+    out.push(char::from(quote));
+    out
 }
 
 /// The line of stderr worth showing: the last line of a Python traceback
@@ -169,19 +213,45 @@ mod tests {
     }
 
     #[test]
-    fn results_are_objects_and_size_limited() {
-        assert_eq!(parse_result(br#"{"a": 1}"#, 100).unwrap()["a"], 1);
-        assert!(matches!(
-            parse_result(b"[1]", 100),
-            Err(ResultError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_result(b"{", 100),
-            Err(ResultError::Malformed(_))
-        ));
-        assert!(matches!(
-            parse_result(&[b' '; 101], 100),
-            Err(ResultError::TooLarge { limit: 100 })
-        ));
+    fn bytes_are_written_as_python_writes_them() {
+        assert_eq!(py_bytes_repr(b""), "b''");
+        assert_eq!(py_bytes_repr(b"it's"), "b\"it's\"");
+        assert_eq!(py_bytes_repr(b"both ' and \""), "b'both \\' and \"'");
+        assert_eq!(
+            py_bytes_repr(b"a\tb\nc\rd\\e\x00\x7f\xff~"),
+            "b'a\\tb\\nc\\rd\\\\e\\x00\\x7f\\xff~'"
+        );
+        assert_eq!(
+            safe_exec_exception(b"", b"Traceback\n", 1),
+            "Couldn't execute jailed code: stdout: b'', stderr: b'Traceback\\n' with status code: 1"
+        );
+    }
+
+    #[test]
+    fn results_are_objects() {
+        assert_eq!(parse_result(br#"{"a": NaN}"#).unwrap(), r#"{"a": NaN}"#);
+        assert!(matches!(parse_result(b""), Err(ResultError::Missing)));
+        for bad in [&b"[1]"[..], b"{", b"\xff{}", b"{} {}"] {
+            assert!(
+                matches!(parse_result(bad), Err(ResultError::Malformed(_))),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_payload_carries_the_globals_as_written() {
+        let p = payload(
+            "x = 1",
+            r#"{"n": NaN, "big": 123456789012345678901234567890}"#,
+            &["lib.zip".into()],
+            true,
+        );
+        let text = std::str::from_utf8(&p).unwrap();
+        assert_eq!(
+            text,
+            r#"{"code":"x = 1","merge":true,"python_path":["lib.zip"], "globals": {"n": NaN, "big": 123456789012345678901234567890}}"#
+        );
+        assert_eq!(json::check_object(text), Ok(()));
     }
 }

@@ -74,7 +74,6 @@ def worker(req, fds):
         os.environ["TMPDIR"] = req["tmp"]
         if req["mode"] == "exec":
             payload = loads(sys.stdin.buffer.read().decode("utf-8"))
-            os.dup2(2, 1)
             safe_exec(payload, 3)
             status = 0
         else:
