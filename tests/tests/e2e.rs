@@ -45,6 +45,7 @@ fn run_in(jail: &JailDir, code: &str, policy: Policy) -> Outcome {
         code: Some(code.as_bytes()),
         files: &[],
         extra: &[],
+        own: &[],
     })
     .unwrap();
     let mut rules = FsRules::default();

@@ -25,8 +25,7 @@ pub(crate) struct ExecArgs {
 pub(crate) fn exec(config: Option<PathBuf>, args: ExecArgs) -> Result<u8, Fail> {
     let globals = match (&args.globals, &args.globals_file) {
         (Some(g), _) => g.clone(),
-        (None, Some(f)) => std::fs::read_to_string(f)
-            .map_err(|e| usage(format!("cannot read --globals-file {}: {e}", f.display())))?,
+        (None, Some(f)) => crate::read_text(f, crate::MAX_GLOBALS, "--globals-file")?,
         (None, None) => "{}".into(),
     };
     codejail_pyexec_check(&globals)?;

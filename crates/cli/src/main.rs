@@ -171,6 +171,40 @@ fn main() -> ExitCode {
     }
 }
 
+/// The most bytes of code `--code-file` may hold.
+pub(crate) const MAX_CODE: u64 = 16 << 20;
+/// The most bytes `--globals-file` may hold.
+pub(crate) const MAX_GLOBALS: u64 = 64 << 20;
+/// The most bytes a regular `--stdin-file` or `--extra-file` may hold.
+pub(crate) const MAX_INPUT: u64 = 256 << 20;
+
+/// Reads at most `max` bytes of `path` (`what` names the option in the
+/// message): a longer input is an error, never a growing buffer (a
+/// `/dev/zero` would otherwise take all memory).
+pub(crate) fn read_bounded(path: &std::path::Path, max: u64, what: &str) -> Result<Vec<u8>, Fail> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
+    if bytes.len() as u64 > max {
+        return Err(usage(format!(
+            "{what} {} is larger than {} MiB; give a smaller file",
+            path.display(),
+            max >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`], as UTF-8 text.
+pub(crate) fn read_text(path: &std::path::Path, max: u64, what: &str) -> Result<String, Fail> {
+    String::from_utf8(read_bounded(path, max, what)?)
+        .map_err(|_| usage(format!("{what} {} is not UTF-8 text", path.display())))
+}
+
 /// Prints one line on stdout. A closed pipe (the reader went away, as
 /// with `| head`) ends the output quietly instead of panicking as
 /// `println!` would.
@@ -216,21 +250,13 @@ pub(crate) fn prepare(config: Option<PathBuf>, c: &Common) -> Result<Prepared, F
         .extra_files
         .iter()
         .map(|(name, path)| {
-            let bytes = std::fs::read(path).map_err(|e| {
-                usage(format!(
-                    "--extra-file {name}: cannot read {}: {e}",
-                    path.display()
-                ))
-            })?;
+            let bytes = read_bounded(path, MAX_INPUT, &format!("--extra-file {name}:"))?;
             Ok((name.clone(), bytes))
         })
         .collect::<Result<Vec<_>, Fail>>()?;
     let code = match (&c.code, &c.code_file) {
         (Some(code), _) => Some(code.clone()),
-        (None, Some(file)) => Some(
-            std::fs::read_to_string(file)
-                .map_err(|e| usage(format!("cannot read --code-file {}: {e}", file.display())))?,
-        ),
+        (None, Some(file)) => Some(read_text(file, MAX_CODE, "--code-file")?),
         (None, None) => None,
     };
     let settings = settings(config)?;

@@ -42,8 +42,7 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs) -> Result<u8, Fail> {
                 .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
             buf
         }
-        Some(f) => std::fs::read(f)
-            .map_err(|e| usage(format!("cannot read --stdin-file {}: {e}", f.display())))?,
+        Some(f) => crate::read_bounded(f, crate::MAX_INPUT, "--stdin-file")?,
     };
     let request = JailCode {
         code: p.code,

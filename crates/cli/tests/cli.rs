@@ -529,3 +529,74 @@ fn selftest_runs_the_corpus_and_prints_the_table() {
     assert_eq!(v["contained"], true);
     assert!(v["attacks"].as_array().unwrap().len() >= 50);
 }
+
+#[test]
+fn inputs_are_bounded_and_reserved_names_refused() {
+    let err = usage_error(&["run", "--code-file", "/dev/zero"]);
+    assert!(err.contains("larger than 16 MiB"), "{err}");
+    let err = usage_error(&["exec", "--code", "x = 1", "--globals-file", "/dev/zero"]);
+    assert!(err.contains("larger than 64 MiB"), "{err}");
+    for name in [".codejail-driver", ".codejail-argv.json"] {
+        let err = usage_error(&[
+            "run",
+            "--extra-file",
+            &format!("{name}=/etc/hostname"),
+            "--code",
+            "1",
+        ]);
+        assert!(err.contains("is reserved by the jail"), "{err}");
+    }
+}
+
+/// `--file DIR` where the jails are made inside DIR would copy the jail
+/// into itself: a one-line usage error, nothing left behind.
+#[test]
+fn a_file_that_contains_the_jail_parent_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let jails = dir.path().join("jails");
+    std::fs::create_dir(&jails).unwrap();
+    std::fs::write(dir.path().join("data.txt"), "x").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        .args(["run", "--code", "print(1)", "--file"])
+        .arg(dir.path())
+        .env_remove("CODEJAIL_CONFIG")
+        .env("TMPDIR", &jails)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(err.contains("contains the jail directory"), "{err}");
+    assert_eq!(std::fs::read_dir(&jails).unwrap().count(), 0);
+}
+
+/// Output to a reader that went away ends quietly: no panic, no 101.
+#[test]
+fn a_closed_stdout_is_not_a_panic() {
+    for args in [
+        &["exec", "--code", "x = 'y' * 100000"][..],
+        &["run", "--json", "--code", "print(1)"][..],
+        &["doctor"][..],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+            .args(args)
+            .env_remove("CODEJAIL_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        assert_ne!(
+            out.status.code(),
+            Some(101),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}

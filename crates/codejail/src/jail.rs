@@ -170,7 +170,7 @@ impl Jail {
     /// [`JailError`] when the run could not be set up; a program that fails
     /// is a [`JailResult`] with a non-zero status.
     pub fn jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
-        self.run(request, self.is_unsafe())
+        self.run(request, self.is_unsafe(), &[])
     }
 
     /// `jail_code` with no confinement, for debugging; logs a warning on
@@ -180,10 +180,16 @@ impl Jail {
     /// As [`Jail::jail_code`].
     pub fn not_safe_jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
         tracing::warn!(jail = %self.name, "running code WITHOUT confinement");
-        self.run(request, true)
+        self.run(request, true, &[])
     }
 
-    fn run(&self, request: &JailCode, unsafe_run: bool) -> Result<JailResult, JailError> {
+    /// One cold run of `request`, with codejail's `own` files staged too.
+    fn run(
+        &self,
+        request: &JailCode,
+        unsafe_run: bool,
+        own: &[(&str, &[u8])],
+    ) -> Result<JailResult, JailError> {
         let call = &request.call;
         let span = tracing::info_span!("jail_code", jail = %self.name, slug = call.slug.as_deref().unwrap_or(""));
         let _entered = span.enter();
@@ -196,6 +202,7 @@ impl Jail {
             code: request.code.as_deref().map(str::as_bytes),
             files: &call.files,
             extra: &call.extra_files,
+            own,
         };
         contents.validate()?;
         let jail = JailDir::create(&JailOptions {
@@ -350,20 +357,19 @@ impl Jail {
         }
         self.check_safe_exec()?;
         check_globals(globals_json)?;
-        let (mut call, path_entries) = python_path_files(options)?;
-        if let Some(bytecode) = &self.facts.driver {
-            call.extra_files.push((
-                codejail_pyexec::DRIVER_BYTECODE_FILE.to_owned(),
-                bytecode.clone(),
-            ));
-        }
+        let (call, path_entries) = python_path_files(options)?;
+        let driver = self.facts.driver.as_deref();
+        let own: Vec<(&str, &[u8])> = driver
+            .map(|bytecode| (codejail_pyexec::DRIVER_BYTECODE_FILE, bytecode))
+            .into_iter()
+            .collect();
         let request = JailCode {
             code: Some(codejail_pyexec::program().to_owned()),
             argv: Vec::new(),
             stdin: codejail_pyexec::payload(code, globals_json, &path_entries, merge),
             call,
         };
-        let result = self.run(&request, unsafe_run)?;
+        let result = self.run(&request, unsafe_run, &own)?;
         finish_safe_exec(result)
     }
 

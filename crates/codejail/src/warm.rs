@@ -41,6 +41,8 @@ use crate::{
     Jail, JailCode, JailError, JailResult, SafeExecError, SafeExecOptions, effective_limits,
 };
 
+/// A warm `jail_code` call's argv, staged for the worker.
+const ARGV_FILE: &str = ".codejail-argv.json";
 /// How long a call waits for a free zygote.
 const TAKE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a new zygote may take to connect.
@@ -189,8 +191,7 @@ impl Warm {
         })?;
         home.stage(&Contents {
             code: Some(codejail_pyexec::ZYGOTE.as_bytes()),
-            files: &[],
-            extra: &[],
+            ..Contents::default()
         })?;
         let (cancel_r, cancel_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io_err("create a pipe")(e.into()))?;
@@ -358,21 +359,21 @@ impl Warm {
         let start = Instant::now();
         let call = &request.call;
         let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
-        let mut extra = call.extra_files.clone();
+        let argv_json;
+        let mut own: Vec<(&str, &[u8])> = Vec::new();
         let (mode_name, code, stdin) = match &mode {
             Mode::Exec(payload) => ("exec", None, payload.as_slice()),
             Mode::Run(r) => {
-                extra.push((
-                    ".codejail-argv.json".into(),
-                    serde_json::to_vec(&r.argv).unwrap_or_default(),
-                ));
+                argv_json = serde_json::to_vec(&r.argv).unwrap_or_default();
+                own.push((ARGV_FILE, &argv_json));
                 ("run", r.code.as_deref(), r.stdin.as_slice())
             }
         };
         let contents = Contents {
             code: code.map(str::as_bytes),
             files: &call.files,
-            extra: &extra,
+            extra: &call.extra_files,
+            own: &own,
         };
         contents.validate()?;
         let dir = JailDir::create(&JailOptions {

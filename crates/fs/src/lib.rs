@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Gid, Mode, OFlags, Uid};
 
-pub use name::{NameError, RESERVED, validate_name};
+pub use name::{NameError, RESERVED, RESERVED_PREFIX, validate_name};
 pub use remove::RemoveError;
 pub use stage::{Contents, StageError};
 

@@ -6,6 +6,11 @@ use std::os::unix::ffi::OsStrExt;
 /// Names the jail reserves for itself.
 pub const RESERVED: [&str; 2] = ["tmp", "jailed_code"];
 
+/// Names starting with this are codejail's own files (the `safe_exec`
+/// driver's bytecode, a warm call's argv): a caller's file may not take
+/// one (see [`Contents::own`](crate::Contents::own)).
+pub const RESERVED_PREFIX: &str = ".codejail-";
+
 /// Why a name cannot be staged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {
@@ -21,7 +26,7 @@ pub enum NameError {
     /// A NUL byte cannot be in a file name.
     #[error("`{0}` contains a NUL byte; remove it")]
     Nul(String),
-    /// `tmp` or `jailed_code`.
+    /// `tmp`, `jailed_code`, or a name starting with `.codejail-`.
     #[error("`{0}` is reserved by the jail; rename the file")]
     Reserved(String),
     /// Two entries of one jail have the same name.
@@ -30,9 +35,19 @@ pub enum NameError {
 }
 
 /// Checks that `name` is one plain path component: not empty, not `.` or
-/// `..`, no `/`, no NUL, not reserved. Any name it accepts, joined to the
-/// jail directory, names an entry directly inside it.
+/// `..`, no `/`, no NUL, not reserved (nor starting with
+/// [`RESERVED_PREFIX`]). Any name it accepts, joined to the jail directory,
+/// names an entry directly inside it.
 pub fn validate_name(name: &OsStr) -> Result<(), NameError> {
+    validate_component(name)?;
+    if name.as_bytes().starts_with(RESERVED_PREFIX.as_bytes()) {
+        return Err(NameError::Reserved(name.to_string_lossy().into_owned()));
+    }
+    Ok(())
+}
+
+/// [`validate_name`] without the reserved prefix: one plain component.
+pub(crate) fn validate_component(name: &OsStr) -> Result<(), NameError> {
     let bytes = name.as_bytes();
     let shown = || name.to_string_lossy().into_owned();
     if bytes.is_empty() {

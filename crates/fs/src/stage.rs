@@ -5,13 +5,14 @@ use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags};
 
 use crate::CODE_FILE;
-use crate::name::{NameError, validate_name};
+use crate::name::{NameError, RESERVED_PREFIX, validate_component, validate_name};
 
 /// What goes into a jail.
 #[derive(Clone, Copy, Debug, Default)]
@@ -23,6 +24,10 @@ pub struct Contents<'a> {
     pub files: &'a [PathBuf],
     /// Files created from bytes: (name, contents).
     pub extra: &'a [(String, Vec<u8>)],
+    /// codejail's own files, created from bytes: each name must start with
+    /// [`RESERVED_PREFIX`](crate::RESERVED_PREFIX), which callers' names
+    /// may not.
+    pub own: &'a [(&'a str, &'a [u8])],
 }
 
 /// Why something could not be staged.
@@ -45,6 +50,13 @@ pub enum StageError {
         /// The underlying error.
         #[source]
         source: io::Error,
+    },
+    /// A directory to copy contains the jail being staged (say, `$TMPDIR`
+    /// is inside it): the copy would never end.
+    #[error("{} contains the jail directory itself; copy a directory that does not contain the jail parent", path.display())]
+    ContainsJail {
+        /// The source directory.
+        path: PathBuf,
     },
     /// A source is a FIFO, socket or device.
     #[error("{} is not a regular file, directory or symbolic link; it cannot be staged", path.display())]
@@ -92,6 +104,15 @@ impl Contents<'_> {
                 return Err(NameError::Duplicate(name.to_string_lossy().into_owned()).into());
             }
         }
+        for (name, _) in self.own {
+            let name = OsStr::new(name);
+            validate_component(name)?;
+            if !name.as_bytes().starts_with(RESERVED_PREFIX.as_bytes())
+                || !seen.insert(name.to_owned())
+            {
+                return Err(NameError::Reserved(name.to_string_lossy().into_owned()).into());
+            }
+        }
         Ok(())
     }
 }
@@ -116,7 +137,8 @@ pub(crate) fn stage(dir: BorrowedFd<'_>, contents: &Contents<'_>) -> Result<(), 
             &mut &code[..],
         )?;
     }
-    for (name, bytes) in contents.extra {
+    let extra = contents.extra.iter().map(|(n, b)| (n.as_str(), &b[..]));
+    for (name, bytes) in extra.chain(contents.own.iter().copied()) {
         write_new(
             dir,
             OsStr::new(name),
@@ -125,11 +147,13 @@ pub(crate) fn stage(dir: BorrowedFd<'_>, contents: &Contents<'_>) -> Result<(), 
             &mut &bytes[..],
         )?;
     }
+    let jail = rustix::fs::fstat(dir).map_err(|e| write_err("stat", Path::new("."))(e.into()))?;
+    let jail = (jail.st_dev, jail.st_ino);
     for path in contents.files {
         let name = path
             .file_name()
             .ok_or_else(|| StageError::NoFileName { path: path.clone() })?;
-        copy_entry(dir, name, Path::new(name), path)?;
+        copy_entry(dir, name, Path::new(name), path, jail)?;
     }
     Ok(())
 }
@@ -169,11 +193,15 @@ fn write_new(
 
 /// Copies `src` into `dir` as `name`: files with their contents and
 /// executable bit, directories recursively, symbolic links as links.
+///
+/// `jail` is the (device, inode) of the jail directory: a directory to
+/// copy that is the jail, or holds it, is refused.
 fn copy_entry(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     entry: &Path,
     src: &Path,
+    jail: (u64, u64),
 ) -> Result<(), StageError> {
     let read_err = |source| StageError::Read {
         path: src.to_owned(),
@@ -197,6 +225,12 @@ fn copy_entry(
             .map_err(read_err)?;
         write_new(dir, name, entry, mode, &mut source)
     } else if kind.is_dir() {
+        use std::os::unix::fs::MetadataExt;
+        if (meta.dev(), meta.ino()) == jail {
+            return Err(StageError::ContainsJail {
+                path: src.to_owned(),
+            });
+        }
         rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))
             .map_err(|e| write_err("create", entry)(e.into()))?;
         let sub = open_dir_at(dir, name).map_err(write_err("open", entry))?;
@@ -209,7 +243,20 @@ fn copy_entry(
             .map_err(read_err)?;
         children.sort();
         for child in children {
-            copy_entry(sub.as_fd(), &child, &entry.join(&child), &src.join(&child))?;
+            copy_entry(
+                sub.as_fd(),
+                &child,
+                &entry.join(&child),
+                &src.join(&child),
+                jail,
+            )
+            .map_err(|e| match e {
+                // Name the directory the caller gave, not the jail inside.
+                StageError::ContainsJail { .. } => StageError::ContainsJail {
+                    path: src.to_owned(),
+                },
+                e => e,
+            })?;
         }
         Ok(())
     } else {

@@ -144,6 +144,7 @@ fn code_extra_files_and_copies_are_staged() {
         code: Some(b"print('hi')"),
         files: &files,
         extra: &extra,
+        own: &[],
     })
     .unwrap();
 
@@ -241,6 +242,7 @@ fn bad_names_are_refused_before_anything_is_written() {
                 code: Some(b"1"),
                 files: &[],
                 extra: &extra,
+                own: &[],
             })
             .unwrap_err();
         assert!(expected(&err), "{name:?}: {err:?}");
@@ -253,6 +255,7 @@ fn bad_names_are_refused_before_anything_is_written() {
             code: None,
             files: &[],
             extra: &twice,
+            own: &[],
         })
         .unwrap_err();
     assert!(
@@ -264,6 +267,7 @@ fn bad_names_are_refused_before_anything_is_written() {
             code: None,
             files: &[PathBuf::from("/")],
             extra: &[],
+            own: &[],
         })
         .unwrap_err();
     assert!(matches!(err, StageError::NoFileName { .. }), "{err:?}");
@@ -374,6 +378,7 @@ fn a_thousand_create_stage_remove_cycles_leave_nothing() {
             code: Some(b"print(1)"),
             files: &[],
             extra: &extra,
+            own: &[],
         })
         .unwrap();
         std::fs::write(jail.tmp().join("out"), "x").unwrap();
@@ -409,9 +414,79 @@ fn a_failed_staging_leaves_nothing_once_dropped() {
             code: Some(b"x"),
             files: &missing,
             extra: &[],
+            own: &[],
         })
         .unwrap_err();
     assert!(matches!(err, StageError::Read { .. }), "{err:?}");
     drop(jail);
     assert_eq!(entries(parent.path()), Vec::<String>::new());
+}
+
+/// Names starting with `.codejail-` are codejail's own: a caller's file
+/// may not take one; codejail's own files must.
+#[test]
+fn the_codejail_prefix_is_reserved_for_codejails_own_files() {
+    let parent = parent();
+    let jail = JailDir::create(&options(parent.path())).unwrap();
+    for name in [".codejail-driver", ".codejail-argv.json", ".codejail-x"] {
+        let extra = [(name.to_owned(), b"x".to_vec())];
+        let err = jail
+            .stage(&Contents {
+                extra: &extra,
+                ..Contents::default()
+            })
+            .unwrap_err();
+        assert!(
+            matches!(err, StageError::Name(NameError::Reserved(ref n)) if n == name),
+            "{name}: {err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!("`{name}` is reserved by the jail; rename the file")
+        );
+    }
+    let err = jail
+        .stage(&Contents {
+            own: &[("driver", b"x")],
+            ..Contents::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, StageError::Name(NameError::Reserved(_))),
+        "{err}"
+    );
+    jail.stage(&Contents {
+        own: &[(".codejail-driver", b"bytecode")],
+        ..Contents::default()
+    })
+    .unwrap();
+    assert_eq!(
+        std::fs::read(jail.path().join(".codejail-driver")).unwrap(),
+        b"bytecode"
+    );
+}
+
+/// Copying a directory that holds the jail (the jail parent inside it)
+/// would copy the jail into itself: refused, naming the directory given.
+#[test]
+fn a_directory_that_contains_the_jail_is_refused() {
+    let outer = parent();
+    let jails = outer.path().join("deep/jails");
+    std::fs::create_dir_all(&jails).unwrap();
+    std::fs::write(outer.path().join("data.txt"), "data").unwrap();
+    let jail = JailDir::create(&options(&jails)).unwrap();
+    let files = [outer.path().to_owned()];
+    let err = jail
+        .stage(&Contents {
+            files: &files,
+            ..Contents::default()
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, StageError::ContainsJail { ref path } if path == outer.path()),
+        "{err}"
+    );
+    assert!(err.to_string().len() < 300, "{err}");
+    drop(jail);
+    assert_eq!(entries(&jails), Vec::<String>::new());
 }
