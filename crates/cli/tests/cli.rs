@@ -600,3 +600,96 @@ fn a_closed_stdout_is_not_a_panic() {
         );
     }
 }
+
+/// The interpreter's facts are asked once, confined, and cached in a
+/// directory only the caller can write: a run reads them from there.
+#[test]
+fn the_interpreter_facts_are_cached_privately_and_a_bad_entry_is_rebuilt() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().join("codejail");
+    let exec = |code: &str| {
+        Command::new(env!("CARGO_BIN_EXE_codejail"))
+            .args(["exec", "--code", code])
+            .env_remove("CODEJAIL_CONFIG")
+            .env("CODEJAIL_CACHE_DIR", &dir)
+            .output()
+            .unwrap()
+    };
+    let out = exec("x = 1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let entry = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "json"))
+        .expect("an entry was written");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!((mode(&dir), mode(&entry)), (0o700, 0o600));
+
+    // An entry whose driver is a marker: a run that uses the cache says so.
+    let marker = Command::new("/usr/bin/python3")
+        .args([
+            "-c",
+            "import marshal, sys\nfrom importlib.util import MAGIC_NUMBER\nsys.stdout.write((MAGIC_NUMBER + marshal.dumps(compile('raise SystemExit(\"from the cache\")', 'm', 'exec'))).hex())",
+        ])
+        .output()
+        .unwrap();
+    let mut v: Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    v["driver"] = Value::String(text(&marker.stdout));
+    std::fs::write(&entry, v.to_string()).unwrap();
+    let out = exec("x = 1");
+    assert!(
+        text(&out.stderr).contains("from the cache"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    // The same entry, writable by others: ignored, asked again, rewritten.
+    std::fs::set_permissions(&entry, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = exec("x = 1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(mode(&entry), 0o600);
+
+    // A corrupt entry: ignored and rebuilt.
+    std::fs::write(&entry, "{not json").unwrap();
+    let out = exec("x = 1");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let v: Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
+    assert!(v["read_exec"].is_array(), "{v}");
+}
+
+/// The interpreter is asked as the sandbox user, under the jail's layers:
+/// one that user cannot run is a set-up error naming the path and the uid
+/// (not a run that fails later with a bare `execve` errno).
+#[test]
+fn an_interpreter_the_sandbox_user_cannot_run_is_named_with_the_uid() {
+    if !rustix::process::geteuid().is_root() {
+        let note = "NOT TESTED as this user: only root switches to the sandbox uid\n";
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let python = dir.path().join("python3");
+    std::fs::copy("/usr/bin/python3", &python).unwrap();
+    let config = dir.path().join("codejail.toml");
+    std::fs::write(
+        &config,
+        format!("[jails.python]\nbin = \"{}\"\n", python.display()),
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .args(["--code", "print(1)"])
+        .env("CODEJAIL_CACHE_DIR", dir.path().join("cache"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&python.display().to_string()) && err.contains("uid 65534"),
+        "{err}"
+    );
+}

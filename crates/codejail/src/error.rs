@@ -18,11 +18,17 @@ pub enum ConfigError {
         /// The path or name given.
         bin: PathBuf,
     },
-    /// The interpreter could not be asked what it needs.
-    #[error("interpreter {} failed to start ({source}); check that it runs", bin.display())]
+    /// The interpreter could not be asked what it needs, run as the jail
+    /// runs it.
+    #[error(
+        "interpreter {} does not run as uid {uid} under the jail's confinement ({source}); make it and its directories readable by that user, or choose another interpreter",
+        bin.display()
+    )]
     InterpreterFailed {
         /// The interpreter.
         bin: PathBuf,
+        /// The uid it was run as.
+        uid: u32,
         /// What went wrong.
         #[source]
         source: ProbeError,
@@ -44,7 +50,7 @@ pub enum ConfigError {
 pub enum ProbeError {
     /// It could not be started.
     #[error("{0}")]
-    Start(#[source] io::Error),
+    Spawn(#[source] codejail_proc::SpawnError),
     /// It ran and failed.
     #[error("exit status {status}: {stderr}")]
     Failed {

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::config::{Confinement, JailConfig, Lang};
 use crate::error::{ConfigError, JailError, SafeExecError, excerpt};
 use crate::limits::{LimitName, LimitSet, effective_limits};
-use crate::python::{PythonFacts, python_facts, resolve_bin};
+use crate::python::{Asking, PythonFacts, python_facts, resolve_bin};
 use crate::request::{CallOptions, JailCode, JailResult, SafeExecOptions};
 
 /// The most bytes of the jail's output a [`SafeExecError`] message
@@ -45,7 +45,12 @@ impl Jail {
                 .ok_or_else(|| ConfigError::UnknownUser { user: user.clone() })?,
         };
         let mut facts = if config.lang.has_safe_exec() {
-            python_facts(&bin)?
+            let asking = Asking {
+                policy: asking_policy(&config),
+                identity,
+                apparmor_profile: config.apparmor_profile.as_deref(),
+            };
+            python_facts(&bin, asking)?
         } else {
             PythonFacts::default()
         };
@@ -383,6 +388,16 @@ impl Jail {
                 lang: self.config.lang.name().to_owned(),
             })
         }
+    }
+}
+
+/// The policy the interpreter is asked its facts under: the jail's (where
+/// `auto` has no filesystem layer, runs fail later with that reason).
+fn asking_policy(config: &JailConfig) -> Policy {
+    match &config.confinement {
+        Confinement::Unsafe => Policy::None,
+        Confinement::Require(set) => Policy::Require(*set),
+        Confinement::Auto => Policy::Auto,
     }
 }
 

@@ -1,9 +1,20 @@
 //! What a jail needs to know of its program: where it is, and for Python,
 //! which directories it reads and the `safe_exec` driver's bytecode.
+//!
+//! The interpreter is asked once, **confined**: a run under the jail's own
+//! policy and identity, with a deadline, reading only the system's
+//! directories and its own. The answer is cached per caller (see
+//! [`cache`]), so a command that configures a jail and runs code once
+//! starts the interpreter once.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use codejail_proc::{FsRules, Limits, Policy, Spawn};
 
 use crate::error::{ConfigError, ProbeError, excerpt};
+
+mod cache;
 
 /// The program as an absolute path: a path is made absolute, a bare name
 /// is looked up on `PATH`.
@@ -24,39 +35,110 @@ pub(crate) fn resolve_bin(bin: &Path) -> Result<PathBuf, ConfigError> {
 }
 
 /// What a jail knows of a Python interpreter.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct PythonFacts {
-    /// The directories it reads: its real location, `sys.prefix`,
-    /// `sys.base_prefix`, `sys.exec_prefix`, `sys.base_exec_prefix`.
+    /// The directories it reads: `sys.prefix`, `sys.base_prefix`,
+    /// `sys.exec_prefix`, `sys.base_exec_prefix`, and where the program is.
     pub read_exec: Vec<PathBuf>,
     /// The `safe_exec` driver compiled to its bytecode, if it can say
     /// which bytecode it runs.
     pub driver: Option<Vec<u8>>,
 }
 
-/// Asks the interpreter itself, once.
-pub(crate) fn python_facts(bin: &Path) -> Result<PythonFacts, ConfigError> {
+/// How the interpreter is asked: as the jail would run it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Asking<'a> {
+    /// The jail's policy (`Policy::None` for an unsafe jail).
+    pub policy: Policy,
+    /// The sandbox uid and gid.
+    pub identity: (u32, u32),
+    /// The jail's AppArmor profile.
+    pub apparmor_profile: Option<&'a str>,
+}
+
+/// The interpreter's facts: from the cache, or asked of it (confined) and
+/// cached.
+pub(crate) fn python_facts(bin: &Path, asking: Asking<'_>) -> Result<PythonFacts, ConfigError> {
+    let key = cache::Key::of(bin, asking.identity.0);
+    if let Some(facts) = key.as_ref().and_then(cache::load) {
+        return Ok(facts);
+    }
+    let facts = ask(bin, asking)?;
+    if let Some(key) = &key {
+        cache::store(key, &facts);
+    }
+    Ok(facts)
+}
+
+/// Where a program and the tree it belongs to are: `/usr/bin/python3` ->
+/// `/usr/bin/python3` and `/usr`; a virtualenv's `bin/python` -> the
+/// virtualenv. The probe may read these, and the system's directories.
+fn own_tree(bin: &Path) -> Vec<PathBuf> {
+    let mut paths = vec![bin.to_owned()];
+    if let Ok(real) = std::fs::canonicalize(bin) {
+        paths.push(real);
+    }
+    let trees: Vec<PathBuf> = paths
+        .iter()
+        .filter_map(|p| p.parent()?.parent())
+        .filter(|tree| tree.parent().is_some())
+        .map(Path::to_owned)
+        .collect();
+    paths.extend(trees);
+    paths.sort();
+    paths.dedup();
+    paths
+}
+
+/// Runs the probe script in a jail of its own and reads its answer.
+fn ask(bin: &Path, asking: Asking<'_>) -> Result<PythonFacts, ConfigError> {
     let failed = |source| ConfigError::InterpreterFailed {
         bin: bin.to_owned(),
+        uid: asking.identity.0,
         source,
     };
-    let out = std::process::Command::new(bin)
+    let mut rules = FsRules::default();
+    rules.read_exec.extend(own_tree(bin));
+    let mut spawn = Spawn::new(bin);
+    spawn
         .args(["-E", "-B", "-c", codejail_pyexec::probe_script()])
-        .env_clear()
-        .output()
-        .map_err(|e| failed(ProbeError::Start(e)))?;
-    if !out.status.success() {
+        .cwd("/")
+        .policy(asking.policy)
+        .identity(asking.identity.0, asking.identity.1)
+        .fs_rules(rules)
+        .limits(Limits {
+            cpu_secs: Some(10),
+            wall: Some(Duration::from_secs(10)),
+            nproc: Some(15),
+            output_bytes: Some(4 << 20),
+            ..Limits::default()
+        })
+        .slug("interpreter probe");
+    if let Some(profile) = asking.apparmor_profile {
+        spawn.apparmor_profile(profile);
+    }
+    let out = spawn.run().map_err(|e| failed(ProbeError::Spawn(e)))?;
+    if out.status != 0 || out.killed_by.is_some() {
+        let mut stderr = excerpt(&out.stderr, 500).trim().to_owned();
+        if let Some(reason) = out.killed_by {
+            stderr = format!("{stderr} (killed: {reason} limit)");
+        }
         return Err(failed(ProbeError::Failed {
-            status: out.status.code().unwrap_or(-1),
-            stderr: excerpt(&out.stderr, 500).trim().to_owned(),
+            status: out.status,
+            stderr,
         }));
     }
     let (mut paths, driver) =
         codejail_pyexec::parse_probe(&out.stdout).ok_or_else(|| failed(ProbeError::Unreadable))?;
-    if let Ok(real) = std::fs::canonicalize(bin) {
-        paths.extend(real.parent().map(Path::to_owned));
+    // The root directory is never one of an interpreter's prefixes: an
+    // answer that says so would open the whole filesystem to Landlock.
+    if paths
+        .iter()
+        .any(|p| !p.is_absolute() || p.parent().is_none())
+    {
+        return Err(failed(ProbeError::Unreadable));
     }
-    paths.extend(bin.parent().map(Path::to_owned));
+    paths.extend(own_tree(bin));
     paths.sort();
     paths.dedup();
     Ok(PythonFacts {
