@@ -28,6 +28,7 @@ use codejail::{LimitName, Settings, SettingsError};
 
 mod doctor;
 mod exec;
+mod log;
 mod run;
 mod selftest;
 
@@ -41,6 +42,13 @@ struct Cli {
     /// Settings file (default: $CODEJAIL_CONFIG, else built-in defaults).
     #[arg(long, value_name = "FILE", global = true)]
     config: Option<PathBuf>,
+    /// The least severe log line shown on stderr; RUST_LOG's directives
+    /// refine it.
+    #[arg(long, value_name = "LEVEL", global = true, default_value = "warn")]
+    log_level: log::Level,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, value_name = "FORMAT", global = true, default_value = "text")]
+    log_format: log::Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -132,12 +140,6 @@ pub(crate) fn jail_error(e: codejail::JailError) -> Fail {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::WARN)
-        .with_target(false)
-        .without_time()
-        .init();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
@@ -155,6 +157,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    log::init(cli.log_level, cli.log_format);
     let config = cli.config;
     let result = match cli.command {
         Command::Run(args) => run::run(config, args),

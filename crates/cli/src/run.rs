@@ -77,9 +77,36 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs) -> Result<u8, Fail> {
     let _ = std::io::stdout().write_all(&r.stdout);
     let _ = std::io::stderr().write_all(&r.stderr);
     let _ = std::io::stdout().flush();
+    if let Some(reason) = r.killed_by {
+        // As `timeout` and friends do: say why the program was stopped.
+        eprintln!("codejail: killed: {}", killed_by(reason, &request.call));
+    }
     Ok(if r.status < 0 {
         (128 + (-r.status)).clamp(0, 255) as u8
     } else {
         r.status.clamp(0, 255) as u8
     })
+}
+
+/// `cpu limit (1 s)`: the reason a run was ended, with the limit's value.
+fn killed_by(reason: codejail::KillReason, call: &codejail::CallOptions) -> String {
+    use codejail::{KillReason, LimitName};
+    let limit = match reason {
+        KillReason::Wall => Some(LimitName::Realtime),
+        KillReason::Cpu => Some(LimitName::Cpu),
+        KillReason::Memory => Some(LimitName::Memory),
+        KillReason::Output => Some(LimitName::Output),
+        KillReason::Disk => Some(LimitName::Disk),
+        _ => None,
+    };
+    let value = limit.and_then(|name| {
+        let limits =
+            codejail::effective_limits(call.limits_context.as_deref(), &call.limits).ok()?;
+        let v = limits.get(name);
+        Some(match name {
+            LimitName::Realtime | LimitName::Cpu => format!(" ({v} s)"),
+            _ => format!(" ({v} bytes)"),
+        })
+    });
+    format!("{reason} limit{}", value.unwrap_or_default())
 }

@@ -693,3 +693,142 @@ fn an_interpreter_the_sandbox_user_cannot_run_is_named_with_the_uid() {
         "{err}"
     );
 }
+
+/// doctor is a health check: a jail that is unsafe, runs as root, or whose
+/// jail parent the sandbox user cannot enter makes it exit 1, and each
+/// failure names the path and the user.
+#[test]
+fn doctor_exits_one_and_names_what_is_wrong() {
+    let dir = tempfile::tempdir().unwrap();
+    let parent = dir.path().join("private");
+    std::fs::create_dir(&parent).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let config = dir.path().join("codejail.toml");
+    let root = rustix::process::geteuid().is_root();
+    std::fs::write(
+        &config,
+        format!(
+            "[jails.unsafe]\nbin = \"/usr/bin/python3\"\npolicy = \"unsafe\"\n\n\
+             [jails.asroot]\nbin = \"/usr/bin/python3\"\nuser = \"root\"\n\n\
+             [jails.noparent]\nbin = \"/usr/bin/python3\"\njail_parent = \"{}\"\n",
+            parent.display()
+        ),
+    )
+    .unwrap();
+    let out = codejail(&["doctor", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stdout));
+    let t = text(&out.stdout);
+    assert!(
+        t.contains("jail unsafe (/usr/bin/python3): NOT confined"),
+        "{t}"
+    );
+    assert!(t.contains("sandbox user `root` is root (uid 0)"), "{t}");
+    if root {
+        assert!(
+            t.contains(&format!(
+                "uid 65534 cannot enter the jail directories made in {}",
+                parent.display()
+            )),
+            "{t}"
+        );
+    }
+    let v = json_of_status(
+        &codejail(&["doctor", "--json", "--config", config.to_str().unwrap()]),
+        1,
+    );
+    assert_eq!(v["healthy"], false);
+    assert!(
+        v["jails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|j| j["confined"] == false || !root),
+        "{v}"
+    );
+}
+
+fn json_of_status(out: &Output, code: i32) -> Value {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}",
+        text(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)))
+}
+
+/// Logs: the slug is on every line of a run; a kill is logged with the pid
+/// and the reason; RUST_LOG and --log-level choose what is shown;
+/// --log-format json gives one object per line; plain run says why it
+/// killed the program.
+#[test]
+fn logs_name_the_slug_and_every_kill() {
+    let out = codejail(&[
+        "run",
+        "--slug",
+        "course-42/p1",
+        "--limit",
+        "realtime=1",
+        "--code",
+        "import time; time.sleep(5)",
+    ]);
+    assert_eq!(out.status.code(), Some(137));
+    let err = text(&out.stderr);
+    assert!(
+        err.lines().any(
+            |l| l.starts_with("codejail: warn: [jail=python slug=course-42/p1")
+                && l.contains("Killing process")
+        ),
+        "{err}"
+    );
+    assert!(
+        err.lines()
+            .any(|l| l == "codejail: killed: realtime limit (1 s)"),
+        "{err}"
+    );
+    let out = codejail(&[
+        "run",
+        "--limit",
+        "cpu=1",
+        "--limit",
+        "realtime=10",
+        "--code",
+        "while True: pass",
+    ]);
+    assert_eq!(out.status.code(), Some(152));
+    assert!(
+        text(&out.stderr).contains("codejail: killed: cpu limit (1 s)"),
+        "{}",
+        text(&out.stderr)
+    );
+
+    let out = codejail(&[
+        "--log-level",
+        "info",
+        "--log-format",
+        "json",
+        "run",
+        "--slug",
+        "s9",
+        "--code",
+        "print(1)",
+    ]);
+    let line = text(&out.stderr);
+    let v: Value = serde_json::from_str(line.lines().last().unwrap()).unwrap();
+    assert_eq!(v["message"], "ran jailed code");
+    assert_eq!(v["spans"][0]["slug"], "s9");
+    let quiet = codejail(&["run", "--code", "print(1)"]);
+    assert_eq!(text(&quiet.stderr), "");
+    let out = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        .args(["run", "--code", "print(1)"])
+        .env_remove("CODEJAIL_CONFIG")
+        .env("RUST_LOG", "info")
+        .output()
+        .unwrap();
+    assert!(
+        text(&out.stderr).contains("ran jailed code"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -135,6 +135,9 @@ pub struct JailConfig {
     /// The sandbox user (name or uid) for a caller that can switch uid;
     /// default `nobody`.
     pub user: Option<String>,
+    /// Lets `user` be root (uid 0). Off by default: a jail whose code runs
+    /// as root is refused ([`ConfigError::RootUser`](crate::ConfigError::RootUser)).
+    pub allow_root_user: bool,
     /// The confinement policy.
     pub confinement: Confinement,
     /// An AppArmor profile to switch to, where the kernel has AppArmor.
@@ -150,6 +153,7 @@ impl JailConfig {
             bin: bin.into(),
             lang: Lang::python3(),
             user: None,
+            allow_root_user: false,
             confinement: Confinement::Auto,
             apparmor_profile: None,
             jail_parent: None,

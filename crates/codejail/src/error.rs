@@ -33,6 +33,14 @@ pub enum ConfigError {
         #[source]
         source: ProbeError,
     },
+    /// The sandbox user is root.
+    #[error(
+        "sandbox user `{user}` is root (uid 0): jailed code would run as root; choose an unprivileged user, or set allow_root_user = true if you mean it"
+    )]
+    RootUser {
+        /// The name given.
+        user: String,
+    },
     /// The sandbox user does not exist.
     #[error(
         "sandbox user `{user}` not found in /etc/passwd; create it (cargo xtask setup-sandbox) or give a numeric uid"

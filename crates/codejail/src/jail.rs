@@ -44,6 +44,12 @@ impl Jail {
             Some(user) => codejail_proc::lookup_user(user)
                 .ok_or_else(|| ConfigError::UnknownUser { user: user.clone() })?,
         };
+        if identity.0 == 0 && !config.allow_root_user {
+            return Err(ConfigError::RootUser {
+                user: config.user.clone().unwrap_or_default(),
+            });
+        }
+        note_user_not_honoured(&config);
         let mut facts = if config.lang.has_safe_exec() {
             let asking = Asking {
                 policy: asking_policy(&config),
@@ -196,7 +202,9 @@ impl Jail {
         own: &[(&str, &[u8])],
     ) -> Result<JailResult, JailError> {
         let call = &request.call;
-        let span = tracing::info_span!("jail_code", jail = %self.name, slug = call.slug.as_deref().unwrap_or(""));
+        // At error level so that it exists whatever the level shown: every
+        // line logged during the run names the jail and the slug.
+        let span = tracing::error_span!("run", jail = %self.name, slug = %call.slug.as_deref().unwrap_or(""));
         let _entered = span.enter();
         let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
         let policy = self.call_policy(call, unsafe_run, &limits)?;
@@ -247,7 +255,12 @@ impl Jail {
         }
         let outcome = spawn.run()?;
         jail.remove()?;
-        tracing::debug!(status = outcome.status, killed_by = ?outcome.killed_by, "finished");
+        tracing::info!(
+            status = outcome.status,
+            killed_by = outcome.killed_by.map(|k| k.as_str()),
+            wall_ms = outcome.wall.as_millis() as u64,
+            "ran jailed code"
+        );
         Ok(JailResult::cold(outcome))
     }
 
@@ -389,6 +402,23 @@ impl Jail {
             })
         }
     }
+}
+
+/// An unprivileged caller cannot switch to the configured user: the code
+/// runs as the caller's own uid (in a user namespace where there is one).
+/// Said once per process, as a warning (and by `codejail doctor`).
+fn note_user_not_honoured(config: &JailConfig) {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let Some(user) = &config.user else { return };
+    if Probe::get().can_setuid || config.confinement == Confinement::Unsafe {
+        return;
+    }
+    SAID.call_once(|| {
+        tracing::warn!(
+            user = %user,
+            "the configured sandbox user `{user}` cannot be used: this process cannot change uid (run as root, or with CAP_SETUID and CAP_SETGID); the code runs as this process's own uid"
+        );
+    });
 }
 
 /// The policy the interpreter is asked its facts under: the jail's (where

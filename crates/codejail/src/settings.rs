@@ -69,11 +69,20 @@ enum RawLang {
 }
 
 #[derive(Deserialize)]
+#[serde(untagged)]
+enum RawUser {
+    Name(String),
+    Uid(u32),
+}
+
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawJail {
     bin: Spanned<String>,
     lang: Option<Spanned<RawLang>>,
-    user: Option<Spanned<String>>,
+    user: Option<Spanned<RawUser>>,
+    #[serde(default)]
+    allow_root_user: bool,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
     jail_parent: Option<String>,
@@ -88,6 +97,31 @@ struct Raw {
     limits: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     limit_overrides: BTreeMap<String, BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+}
+
+/// Deserializes the document, or says where (byte offset), at which key
+/// (dotted; `-` for a syntax error) and what is wrong.
+fn parse_raw(text: &str) -> Result<Raw, (usize, String, String)> {
+    let syntax = |e: toml::de::Error| {
+        let offset = e.span().map_or(0, |s| s.start);
+        (offset, "-".to_owned(), e.message().trim().to_owned())
+    };
+    let de = toml::Deserializer::parse(text).map_err(syntax)?;
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        // Spanned<T> shows up in the path as a private field: drop it.
+        let key = match e.path().to_string() {
+            root if root == "." => "-".to_owned(),
+            path => path
+                .split('.')
+                .filter(|part| !part.starts_with("$__serde_spanned"))
+                .collect::<Vec<_>>()
+                .join("."),
+        };
+        let inner = e.into_inner();
+        let message = inner.message().trim().to_owned();
+        let offset = inner.span().map_or(0, |s| s.start);
+        (offset, key, message)
+    })
 }
 
 impl Settings {
@@ -115,10 +149,8 @@ impl Settings {
             key,
             message,
         };
-        let raw: Raw = toml::from_str(text).map_err(|e| {
-            let offset = e.span().map_or(0, |s| s.start);
-            invalid(offset, "-".into(), e.message().trim().to_owned())
-        })?;
+        let raw: Raw =
+            parse_raw(text).map_err(|(offset, key, message)| invalid(offset, key, message))?;
         let limit_list = |table: &BTreeMap<Spanned<String>, Spanned<toml::Value>>, prefix: &str| {
             table
                 .iter()
@@ -166,7 +198,11 @@ impl Settings {
                     RawLang::Custom { name: lang, args } => Lang::custom(lang, args),
                 };
             }
-            config.user = jail.user.map(Spanned::into_inner);
+            config.user = jail.user.map(|u| match u.into_inner() {
+                RawUser::Name(name) => name,
+                RawUser::Uid(uid) => uid.to_string(),
+            });
+            config.allow_root_user = jail.allow_root_user;
             if let Some(policy) = jail.policy {
                 config.confinement = policy
                     .get_ref()
@@ -268,10 +304,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("codejail.toml:3: -: unknown field `usr`"),
+            err.starts_with("codejail.toml:3: jails.python.usr: unknown field `usr`"),
             "{err}"
         );
         let err = parse("[limits\ncpu = 1\n").unwrap_err().to_string();
         assert!(err.starts_with("codejail.toml:1: -:"), "{err}");
+        let err = parse("[jails.python]\nbin = 3\n").unwrap_err().to_string();
+        assert!(
+            err.starts_with("codejail.toml:2: jails.python.bin: invalid type: integer `3`"),
+            "{err}"
+        );
+        let err = parse("[limits]\ncpu = 1\n[nonsense]\nx = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: nonsense: unknown field `nonsense`"),
+            "{err}"
+        );
+        // A uid is a number, as the message about unknown users suggests.
+        let s = parse("[jails.python]\nbin = \"/x\"\nuser = 999\n").unwrap();
+        assert_eq!(s.jails["python"].user.as_deref(), Some("999"));
     }
 }

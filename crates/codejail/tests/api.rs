@@ -797,3 +797,18 @@ fn safe_exec_json_refuses_globals_that_are_not_one_object() {
         );
     }
 }
+
+#[test]
+fn a_root_sandbox_user_is_refused_unless_allowed() {
+    for user in ["root", "0"] {
+        let mut config = JailConfig::new("/usr/bin/python3");
+        config.user = Some(user.into());
+        let err = codejail::Jail::new("as-root", config.clone()).unwrap_err();
+        assert!(
+            matches!(err, codejail::ConfigError::RootUser { .. }),
+            "{err}"
+        );
+        config.allow_root_user = true;
+        assert!(codejail::Jail::new("as-root", config).is_ok());
+    }
+}
