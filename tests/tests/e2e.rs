@@ -24,6 +24,7 @@ impl TestDir {
             parent: Some(self.0.path().to_owned()),
             owner,
             tmp_quota: quota,
+            ..JailOptions::default()
         })
         .unwrap();
         // The sandbox identity must be able to enter the private parent.

@@ -22,14 +22,18 @@ pub(crate) struct ExecArgs {
     python_path: Vec<PathBuf>,
 }
 
-pub(crate) fn exec(config: Option<PathBuf>, args: ExecArgs) -> Result<u8, Fail> {
+pub(crate) fn exec(
+    config: Option<PathBuf>,
+    args: ExecArgs,
+    stop: &crate::Stop,
+) -> Result<u8, Fail> {
     let globals = match (&args.globals, &args.globals_file) {
         (Some(g), _) => g.clone(),
         (None, Some(f)) => crate::read_text(f, crate::MAX_GLOBALS, "--globals-file")?,
         (None, None) => "{}".into(),
     };
     codejail_pyexec_check(&globals)?;
-    let p = prepare(config, &args.common)?;
+    let p = prepare(config, &args.common, stop)?;
     let code = p.code.ok_or_else(|| usage("give --code or --code-file"))?;
     let options = SafeExecOptions {
         python_path: args.python_path,

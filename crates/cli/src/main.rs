@@ -66,6 +66,14 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove the jail and warm pool directories left by codejail
+    /// processes that are gone (killed, crashed); never those of a
+    /// running one.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Run the built-in escape corpus against this host and configuration;
     /// exits 1 if any attack was not contained.
     Selftest {
@@ -159,12 +167,24 @@ fn main() -> ExitCode {
     };
     log::init(cli.log_level, cli.log_format);
     let config = cli.config;
+    let stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(Fail(code, msg)) => {
+            eprintln!("codejail: {msg}");
+            return ExitCode::from(code);
+        }
+    };
     let result = match cli.command {
-        Command::Run(args) => run::run(config, args),
-        Command::Exec(args) => exec::exec(config, args),
+        Command::Run(args) => run::run(config, args, &stop),
+        Command::Exec(args) => exec::exec(config, args, &stop),
         Command::Doctor { json } => doctor::doctor(config, json),
+        Command::Gc { dry_run } => gc(config, dry_run),
         Command::Selftest { json, jail } => selftest::selftest(config, json, &jail),
     };
+    if let Some(signal) = stop.signal() {
+        eprintln!("codejail: stopped by signal {signal}; the run was ended and its jail removed");
+        return ExitCode::from(128 + signal as u8);
+    }
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
@@ -217,6 +237,56 @@ pub(crate) fn print_line(text: &str) {
     let _ = writeln!(out, "{text}").and_then(|()| out.flush());
 }
 
+fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
+    let settings = settings(config)?;
+    let report = codejail::gc(&settings.jail_parents(), dry_run);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for path in &report.removed {
+        say!("{verb} {}", path.display());
+    }
+    for (path, why) in &report.failed {
+        eprintln!("codejail: could not remove {}: {why}", path.display());
+    }
+    say!(
+        "{} {verb}, {} of running processes left alone, {} failed",
+        report.removed.len(),
+        report.live.len(),
+        report.failed.len()
+    );
+    Ok(if report.failed.is_empty() { 0 } else { 1 })
+}
+
+/// Ends the runs of this process when it is asked to stop (SIGTERM,
+/// SIGINT, SIGHUP), so that they are killed and their jail directories
+/// removed before it exits; the exit code is then 128 + the signal.
+pub(crate) struct Stop {
+    pub cancel: codejail::Cancel,
+    signal: std::sync::Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl Stop {
+    fn install() -> Result<Stop, Fail> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let cancel = codejail::Cancel::new().map_err(setup)?;
+        let signal = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| setup(format!("could not handle signals: {e}")))?;
+        let (c, s) = (cancel.clone(), signal.clone());
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                s.store(sig, std::sync::atomic::Ordering::SeqCst);
+                c.cancel();
+            }
+        });
+        Ok(Stop { cancel, signal })
+    }
+
+    /// The signal that stopped the process, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        Some(self.signal.load(std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
+    }
+}
+
 /// The settings file (or the built-in defaults), with its limits applied.
 pub(crate) fn settings(config: Option<PathBuf>) -> Result<Settings, Fail> {
     let file = config.or_else(|| std::env::var_os("CODEJAIL_CONFIG").map(PathBuf::from));
@@ -248,7 +318,7 @@ pub(crate) struct Prepared {
     pub call: codejail::CallOptions,
 }
 
-pub(crate) fn prepare(config: Option<PathBuf>, c: &Common) -> Result<Prepared, Fail> {
+pub(crate) fn prepare(config: Option<PathBuf>, c: &Common, stop: &Stop) -> Result<Prepared, Fail> {
     let extra_files = c
         .extra_files
         .iter()
@@ -274,6 +344,7 @@ pub(crate) fn prepare(config: Option<PathBuf>, c: &Common) -> Result<Prepared, F
             limits: c.limits.clone(),
             slug: c.slug.clone(),
             layers: None,
+            cancel: Some(stop.cancel.clone()),
         },
     })
 }

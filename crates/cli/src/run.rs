@@ -26,8 +26,8 @@ pub(crate) struct RunArgs {
     args: Vec<String>,
 }
 
-pub(crate) fn run(config: Option<PathBuf>, args: RunArgs) -> Result<u8, Fail> {
-    let p = prepare(config, &args.common)?;
+pub(crate) fn run(config: Option<PathBuf>, args: RunArgs, stop: &crate::Stop) -> Result<u8, Fail> {
+    let p = prepare(config, &args.common, stop)?;
     if p.code.is_none() && args.args.is_empty() {
         return Err(usage(
             "give --code, --code-file, or the file to run after `--`",
@@ -77,9 +77,12 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs) -> Result<u8, Fail> {
     let _ = std::io::stdout().write_all(&r.stdout);
     let _ = std::io::stderr().write_all(&r.stderr);
     let _ = std::io::stdout().flush();
-    if let Some(reason) = r.killed_by {
+    match r.killed_by {
+        // The signal that stopped this command says it.
+        Some(codejail::KillReason::Cancelled) => {}
         // As `timeout` and friends do: say why the program was stopped.
-        eprintln!("codejail: killed: {}", killed_by(reason, &request.call));
+        Some(reason) => eprintln!("codejail: killed: {}", killed_by(reason, &request.call)),
+        None => {}
     }
     Ok(if r.status < 0 {
         (128 + (-r.status)).clamp(0, 255) as u8

@@ -832,3 +832,96 @@ fn logs_name_the_slug_and_every_kill() {
         text(&out.stderr)
     );
 }
+
+/// Nothing outlives the command: SIGTERM and SIGINT end the run, remove
+/// its jail directory and exit 128 + the signal; after a SIGKILL, `gc`
+/// removes what the dead command left, and nothing of a live one.
+#[test]
+fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
+    let jails = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(jails.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_codejail"))
+            .args([
+                "run",
+                "--limit",
+                "realtime=30",
+                "--code",
+                "import time; time.sleep(30)",
+            ])
+            .env_remove("CODEJAIL_CONFIG")
+            .env("TMPDIR", jails.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let count = || std::fs::read_dir(jails.path()).unwrap().count();
+    let wait_for_jail = || {
+        for _ in 0..200 {
+            if count() == 1 {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(25));
+        }
+        panic!("no jail directory appeared");
+    };
+    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+        let child = start();
+        wait_for_jail();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(
+            pid,
+            rustix::process::Signal::from_named_raw(signal).unwrap(),
+        )
+        .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
+        assert_eq!(count(), 0, "the jail directory outlived the command");
+    }
+    let mut killed = start();
+    wait_for_jail();
+    killed.kill().unwrap();
+    killed.wait().unwrap();
+    let alive = start();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for _ in 0..200 {
+        if count() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
+    let gc = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_codejail"))
+            .arg("gc")
+            .args(extra)
+            .env_remove("CODEJAIL_CONFIG")
+            .env("TMPDIR", jails.path())
+            .output()
+            .unwrap()
+    };
+    let dry = gc(&["--dry-run"]);
+    assert!(
+        text(&dry.stdout).contains("1 would remove, 1 of running processes left alone"),
+        "{}",
+        text(&dry.stdout)
+    );
+    assert_eq!(count(), 2);
+    let out = gc(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("1 removed, 1 of running processes left alone"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        count(),
+        1,
+        "gc removed the live command's jail, or not the dead one's"
+    );
+    let pid = rustix::process::Pid::from_raw(alive.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    alive.wait_with_output().unwrap();
+    assert_eq!(count(), 0);
+}

@@ -109,6 +109,10 @@ pub enum JailError {
         /// What the jail applies.
         planned: LayerSet,
     },
+    /// The call's [`Cancel`](crate::Cancel) was cancelled before it
+    /// started.
+    #[error("the call was cancelled before it started")]
+    Cancelled,
     /// A limit of the call is out of range.
     #[error(transparent)]
     Limit(#[from] crate::LimitError),

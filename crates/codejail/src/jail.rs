@@ -222,6 +222,7 @@ impl Jail {
             parent: self.config.jail_parent.clone(),
             owner,
             tmp_quota: limits.tmp_quota(),
+            prefix: Some(crate::leftovers::jail_prefix()),
         })?;
         jail.stage(&contents)?;
 
@@ -242,6 +243,18 @@ impl Jail {
             .slug(call.slug.clone().unwrap_or_default());
         if let Some(profile) = &self.config.apparmor_profile {
             spawn.apparmor_profile(profile);
+        }
+        if let Some(cancel) = &call.cancel {
+            if cancel.is_cancelled() {
+                return Err(JailError::Cancelled);
+            }
+            let watch = cancel.watch().map_err(|e| {
+                JailError::Spawn(codejail_proc::SpawnError::Parent {
+                    step: "watch the cancel handle",
+                    source: e,
+                })
+            })?;
+            spawn.cancel_on(watch);
         }
         if let Some(m) = jail.tmp_mount() {
             spawn.tmpfs(Tmpfs {

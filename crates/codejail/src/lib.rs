@@ -28,9 +28,11 @@
 //! [`jail_code`], [`safe_exec`], [`not_safe_exec`] use the registry.
 #![deny(missing_docs)]
 
+mod cancel;
 mod config;
 mod error;
 mod jail;
+mod leftovers;
 mod limits;
 mod python;
 mod registry;
@@ -39,6 +41,7 @@ mod runner;
 mod settings;
 mod warm;
 
+pub use cancel::Cancel;
 pub use codejail_fs::{NameError, StageError, validate_name as validate_file_name};
 pub use codejail_proc::{
     Availability, Enforcement, KillReason, Layer, LayerSet, Policy, Probe, SpawnError, Truncated,
@@ -48,6 +51,7 @@ pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};
 pub use error::{ConfigError, JailError, ProbeError, SafeExecError, WarmError};
 pub use jail::{Jail, check_globals};
+pub use leftovers::{GcReport, gc};
 pub use limits::{
     LimitError, LimitName, LimitSet, effective_limits, override_limit, parse_assignment,
     reset_limits, set_limit,

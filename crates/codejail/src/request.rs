@@ -24,6 +24,8 @@ pub struct CallOptions {
     /// it or remove it: an unconfined run needs a jail configured
     /// [`Confinement::Unsafe`](crate::Confinement::Unsafe).
     pub layers: Option<LayerSet>,
+    /// Ends the run when cancelled (a signal, a shutdown).
+    pub cancel: Option<crate::Cancel>,
 }
 
 /// One `jail_code` request (CodeJail's arguments).

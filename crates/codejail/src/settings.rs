@@ -241,6 +241,13 @@ impl Settings {
         Ok(())
     }
 
+    /// Where the jails of these settings are made: each jail's
+    /// `jail_parent`, or the system temp dir (what [`crate::gc`] looks
+    /// through).
+    pub fn jail_parents(&self) -> Vec<PathBuf> {
+        crate::leftovers::parents_of(self.jails.values().map(|j| j.jail_parent.as_deref()))
+    }
+
     /// The built-in defaults: jail `python` is the first of
     /// `/usr/bin/python3` and `python3` on `PATH`, policy `auto`.
     pub fn defaults() -> Settings {

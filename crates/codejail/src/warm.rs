@@ -117,8 +117,11 @@ impl Jail {
             .jail_parent
             .clone()
             .unwrap_or_else(std::env::temp_dir);
-        let parent = base.join(format!("codejail-warm-{}-{}", std::process::id(), unique()));
-        std::fs::create_dir(&parent).map_err(io_err("create the warm pool's directory"))?;
+        let parent = tempfile::Builder::new()
+            .prefix(&crate::leftovers::pool_prefix())
+            .tempdir_in(&base)
+            .map_err(io_err("create the warm pool's directory"))?
+            .keep();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755))
             .map_err(io_err("open the warm pool's directory"))?;
@@ -139,11 +142,6 @@ impl Jail {
         }
         Ok(warm)
     }
-}
-
-fn unique() -> u64 {
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
 
 /// What a call runs.
@@ -188,6 +186,7 @@ impl Warm {
             parent: Some(self.parent.clone()),
             owner: self.owner,
             tmp_quota: None,
+            prefix: None,
         })?;
         home.stage(&Contents {
             code: Some(codejail_pyexec::ZYGOTE.as_bytes()),
@@ -380,6 +379,7 @@ impl Warm {
             parent: Some(self.parent.clone()),
             owner: self.owner,
             tmp_quota: None,
+            prefix: None,
         })?;
         dir.stage(&contents)?;
         let ruleset = self

@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Gid, Mode, OFlags, Uid};
 
 pub use name::{NameError, RESERVED, RESERVED_PREFIX, validate_name};
-pub use remove::RemoveError;
+pub use remove::{RemoveError, remove_tree_at};
 pub use stage::{Contents, StageError};
 
 /// The name of the code file in a jail.
@@ -47,6 +47,10 @@ pub struct JailOptions {
     pub owner: Option<(u32, u32)>,
     /// A size and inode limit for `tmp/`.
     pub tmp_quota: Option<TmpQuota>,
+    /// The start of the jail directory's name (default `codejail-`); six
+    /// random characters follow. A caller records in it whatever it needs
+    /// to find its leftovers again (the facade: its pid and start time).
+    pub prefix: Option<String>,
 }
 
 /// A size and inode limit for a jail's `tmp/`: a `tmpfs` mounted over it in
@@ -113,7 +117,7 @@ impl JailDir {
     pub fn create(options: &JailOptions) -> Result<JailDir, CreateError> {
         let parent = options.parent.clone().unwrap_or_else(std::env::temp_dir);
         let home = tempfile::Builder::new()
-            .prefix("codejail-")
+            .prefix(options.prefix.as_deref().unwrap_or("codejail-"))
             .tempdir_in(&parent)
             .map_err(create_err("create a jail directory in", &parent))?
             .keep();

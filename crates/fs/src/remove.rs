@@ -50,7 +50,43 @@ struct Level {
 
 /// Removes everything in the jail, then the jail directory itself.
 pub(crate) fn remove_jail(jail: &OwnedFd, home: &Path) -> Result<(), RemoveError> {
-    let root = rustix::fs::openat(jail, c".", dir_flags(), Mode::empty())
+    empty_tree(jail.as_fd())?;
+    // The jail directory itself, by name in its parent: its name was made
+    // by us and its parent is not the jail's to change.
+    match std::fs::remove_dir(home) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(RemoveError {
+            step: "remove",
+            entry: PathBuf::new(),
+            source,
+        }),
+    }
+}
+
+/// Removes the directory `name` of `parent` and everything in it, the way
+/// a jail is removed (by descriptor, never following a link, restoring
+/// permissions the jailed code took away). For leftovers of runs whose
+/// owner died (`codejail gc`); only call it when nothing runs in the tree.
+///
+/// # Errors
+/// [`RemoveError`] naming the step and the entry; a `name` that is not a
+/// directory (a link, say) is refused with `ENOTDIR`, untouched.
+pub fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), RemoveError> {
+    let entry = Path::new(name);
+    let dir = open_subdir(
+        parent,
+        &CString::new(name.as_bytes()).map_err(|_| fail("open", entry)(Errno::INVAL))?,
+        entry,
+    )?;
+    empty_tree(dir.as_fd())?;
+    drop(dir);
+    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(fail("remove", entry))
+}
+
+/// Removes everything below `top`, leaving `top` itself, empty.
+fn empty_tree(top: BorrowedFd<'_>) -> Result<(), RemoveError> {
+    let root = rustix::fs::openat(top, c".", dir_flags(), Mode::empty())
         .map_err(fail("open", Path::new("")))?;
     let mut cur: OwnedFd = root;
     let mut path = PathBuf::new();
@@ -77,17 +113,7 @@ pub(crate) fn remove_jail(jail: &OwnedFd, home: &Path) -> Result<(), RemoveError
         path.pop();
         cur = parent;
     }
-    // The jail directory itself, by name in its parent: its name was made
-    // by us and its parent is not the jail's to change.
-    match std::fs::remove_dir(home) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(RemoveError {
-            step: "remove",
-            entry: PathBuf::new(),
-            source,
-        }),
-    }
+    Ok(())
 }
 
 fn dir_flags() -> OFlags {
