@@ -141,6 +141,24 @@ fn wall_limit_kills_a_sleeper() {
     assert!(out.wall < Duration::from_secs(10), "wall {:?}", out.wall);
 }
 
+/// A wall limit too far away to be an instant (CodeJail's REALTIME of
+/// `u64::MAX` seconds) is no limit, not a panic.
+#[test]
+fn a_wall_limit_past_any_instant_is_no_limit() {
+    for wall in [Duration::from_secs(u64::MAX), Duration::MAX] {
+        let spawn = with_limits(
+            Spawn::new("/bin/true"),
+            Limits {
+                wall: Some(wall),
+                ..Limits::default()
+            },
+        );
+        let out = run(&spawn);
+        assert_eq!(out.status, 0);
+        assert_eq!(out.killed_by, None);
+    }
+}
+
 #[test]
 fn vmem_limit_makes_allocation_fail() {
     let code = r#"
