@@ -820,6 +820,27 @@ fn the_program_never_runs_as_host_root() {
     }
 }
 
+/// The id 4294967295 is -1 to setresuid(2), "leave unchanged": the
+/// identity layer must refuse it, not run the program as the caller (host
+/// root, for a root caller).
+#[test]
+fn the_identity_layer_refuses_the_id_that_means_unchanged() {
+    if !have(&[Layer::Identity]) {
+        return;
+    }
+    for (uid, gid, step) in [(u32::MAX, 65534, "setuid"), (65534, u32::MAX, "setgid")] {
+        let mut spawn = Spawn::new("/usr/bin/id");
+        spawn.identity(uid, gid).policy(only(&[Layer::Identity]));
+        match spawn.run() {
+            Err(SpawnError::Setup { step: s, source }) => {
+                assert_eq!(s, step);
+                assert_eq!(source.raw_os_error(), Some(libc::EINVAL));
+            }
+            other => panic!("expected a refused {step}, got {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn signals_cannot_reach_pid_1_or_the_host() {
     if !have(&ns(Layer::PidNs)) {

@@ -69,7 +69,17 @@ fn reset_signals() -> Result<(), Errno> {
 /// calls through rustix, for this thread only. glibc's `setuid()` and
 /// friends broadcast to every thread they believe exists and wait for
 /// threads this copy does not have.
+///
+/// `u32::MAX` is no id: the kernel reads it as -1, "leave unchanged", so
+/// the program would keep the caller's identity (host root, for a root
+/// caller). It is refused with `EINVAL`.
 fn switch_identity(uid: libc::uid_t, gid: libc::gid_t, setgroups: bool) {
+    if uid == libc::uid_t::MAX {
+        fail(Step::Setuid, libc::EINVAL);
+    }
+    if gid == libc::gid_t::MAX {
+        fail(Step::Setgid, libc::EINVAL);
+    }
     if setgroups {
         or_fail(Step::Setgroups, rx(rustix::thread::set_thread_groups(&[])));
     }
