@@ -338,6 +338,32 @@ fn bad_cwd_is_a_setup_error_with_the_step_and_errno() {
     }
 }
 
+/// A rule for a path that does not exist, or a relative one, is an error
+/// naming it, under every policy: not a rule silently dropped.
+#[test]
+fn a_misspelled_or_relative_filesystem_rule_is_an_error() {
+    for (path, policy) in [
+        ("/no/such/codejail-dir", Policy::Auto),
+        ("/no/such/codejail-dir", Policy::None),
+        ("tmp", Policy::Auto),
+    ] {
+        let mut rules = FsRules::default();
+        rules.read_write.push(path.into());
+        let err = Spawn::new("/bin/true")
+            .fs_rules(rules)
+            .policy(policy)
+            .run()
+            .unwrap_err();
+        assert!(matches!(err, SpawnError::FsRules(_)), "{err:?}");
+        assert!(err.to_string().contains(path), "{err}");
+    }
+    // Listed as optional, a missing path is skipped.
+    let mut rules = FsRules::default();
+    rules.read.push("/no/such/codejail-dir".into());
+    rules.optional.push("/no/such/codejail-dir".into());
+    assert_eq!(run(Spawn::new("/bin/true").fs_rules(rules)).status, 0);
+}
+
 #[test]
 fn nul_bytes_are_refused_before_anything_starts() {
     let err = Spawn::new("/bin/echo").arg("a\0b").run().unwrap_err();

@@ -39,7 +39,13 @@ impl Spawn {
         let landlock_abi = probe
             .landlock_abi
             .filter(|_| layers.contains(Layer::Landlock));
-        let ruleset = landlock_abi.map(|abi| self.fs.ruleset(abi)).transpose()?;
+        let ruleset = match landlock_abi {
+            Some(abi) => Some(self.fs.ruleset(abi)?),
+            None => {
+                self.fs.check()?;
+                None
+            }
+        };
         let mut confine = self.confine(probe, layers)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
         let namespaces = confine.namespaces;
