@@ -23,8 +23,12 @@ pub struct FsRules {
     pub read_exec: Vec<PathBuf>,
     /// Read beneath these.
     pub read: Vec<PathBuf>,
-    /// Read, write, create and remove beneath these.
+    /// Read, write, create and remove beneath these, but not execute: a
+    /// program cannot bring new programs of its own (CodeJail's posture).
     pub read_write: Vec<PathBuf>,
+    /// Read, write, create, remove and execute beneath these, for callers
+    /// that want programs run from a writable place.
+    pub read_write_exec: Vec<PathBuf>,
     /// Paths of the lists above that may be missing on a given host (such
     /// as `/lib32`): skipped when they do not exist. Any other path that
     /// does not exist is an error.
@@ -88,6 +92,7 @@ impl Default for FsRules {
             .map(PathBuf::from)
             .to_vec(),
             read_write: vec![PathBuf::from("/dev/null")],
+            read_write_exec: Vec::new(),
             // Not on every host: merged-/usr systems without the links,
             // other architectures, musl (no loader cache).
             optional: [
@@ -108,8 +113,8 @@ impl Default for FsRules {
 /// A size- and inode-limited `tmpfs` mounted over a directory in the run's
 /// mount namespace (a jail's `tmp/` quota). Past it the program gets
 /// `ENOSPC` and the outcome says [`KillReason::Disk`](crate::KillReason::Disk).
-/// Under Landlock the mount gets the read-write rights of
-/// [`FsRules::read_write`].
+/// Under Landlock the mount gets the rights of [`FsRules::read_write`]:
+/// everything but execute.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tmpfs {
     /// The directory to mount over.
@@ -136,10 +141,16 @@ impl Tmpfs {
     }
 }
 
-/// The Landlock rights a read-write path gets (for rules the child adds to
-/// mounts it makes).
+/// The Landlock rights of [`FsRules::read_write`]: every right of the ABI
+/// but `Execute`.
+fn read_write(abi: ABI) -> BitFlags<AccessFs> {
+    AccessFs::from_all(abi) & !AccessFs::Execute
+}
+
+/// The Landlock rights a read-write path gets, as the kernel's bits (for
+/// the rule the supervisor adds to each tmpfs it mounts).
 pub(crate) fn read_write_access(abi: i32) -> u64 {
-    AccessFs::from_all(ABI::from(abi)).bits()
+    read_write(ABI::from(abi)).bits()
 }
 
 /// How much of what was asked the kernel's Landlock enforces.
@@ -187,7 +198,12 @@ impl FsRules {
     /// # Errors
     /// [`FsRulesError`], as for [`ruleset`](FsRules::ruleset).
     pub fn check(&self) -> Result<(), FsRulesError> {
-        let lists = [&self.read_exec, &self.read, &self.read_write];
+        let lists = [
+            &self.read_exec,
+            &self.read,
+            &self.read_write,
+            &self.read_write_exec,
+        ];
         for path in lists.into_iter().flatten() {
             open_rule_path(path, self.is_optional(path))?;
         }
@@ -250,7 +266,8 @@ fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, FsRulesError> {
         .create()?
         .add_rules(rules.rules(&rules.read_exec, AccessFs::from_read(abi)))?
         .add_rules(rules.rules(&rules.read, AccessFs::ReadFile | AccessFs::ReadDir))?
-        .add_rules(rules.rules(&rules.read_write, AccessFs::from_all(abi)))?;
+        .add_rules(rules.rules(&rules.read_write, read_write(abi)))?
+        .add_rules(rules.rules(&rules.read_write_exec, AccessFs::from_all(abi)))?;
     let fd: Option<OwnedFd> = created.into();
     fd.ok_or(FsRulesError::Ruleset(RulesetError::CreateRuleset(
         landlock::CreateRulesetError::MissingHandledAccess,
@@ -265,6 +282,14 @@ mod tests {
         let mut rules = FsRules::default();
         rules.read.push(PathBuf::from(path));
         rules
+    }
+
+    #[test]
+    fn read_write_is_everything_but_execute() {
+        let abi = ABI::from(7);
+        assert!(!read_write(abi).contains(AccessFs::Execute));
+        assert_eq!(read_write(abi) | AccessFs::Execute, AccessFs::from_all(abi));
+        assert_eq!(read_write_access(7), read_write(abi).bits());
     }
 
     #[test]

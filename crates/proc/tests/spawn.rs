@@ -708,6 +708,80 @@ for path in [sys.argv[1] + "/home-file", sys.argv[1] + "/tmp/tmp-file"]:
     );
 }
 
+/// Copies `/bin/true` into the directory `argv[1]` (made executable) and
+/// runs it: "ran", or why not.
+const RUN_A_NEW_PROGRAM: &str = r#"
+import os, shutil, subprocess, sys
+path = os.path.join(sys.argv[1], "new-program")
+try:
+    shutil.copyfile("/bin/true", path)
+    os.chmod(path, 0o755)
+    subprocess.run([path], check=True)
+    print("ran")
+except OSError as e:
+    print(e.strerror)
+"#;
+
+/// A writable place is not an executable one: `read_write` grants no
+/// execute, so the program cannot bring programs of its own;
+/// `read_write_exec` does. Nor is the tmpfs the run mounts.
+#[test]
+fn landlock_forbids_running_new_programs_from_writable_places() {
+    if !have(&[Layer::Landlock]) {
+        return;
+    }
+    let dir = writable_dir();
+    let mut spawn = python(RUN_A_NEW_PROGRAM);
+    spawn.arg(dir.path()).policy(only(&[Layer::Landlock]));
+    spawn.fs_rules(rules_with_rw(dir.path()));
+    assert_eq!(text(&run(&spawn).stdout), "Permission denied\n");
+    let mut rules = FsRules::default();
+    rules.read_write_exec.push(dir.path().to_owned());
+    spawn.fs_rules(rules);
+    assert_eq!(text(&run(&spawn).stdout), "ran\n");
+    spawn
+        .policy(Policy::None)
+        .fs_rules(rules_with_rw(dir.path()));
+    assert_eq!(
+        text(&run(&spawn).stdout),
+        "ran\n",
+        "without Landlock it runs"
+    );
+
+    if !have(&ns(Layer::MountNs)) {
+        return;
+    }
+    let tmp = dir.path().join("tmp");
+    std::fs::create_dir(&tmp).unwrap();
+    // Ids mapped in the run's user namespace: the sandbox's, or the caller's.
+    let (uid, gid) = if rustix::process::geteuid().is_root() {
+        codejail_proc::NOBODY
+    } else {
+        let ids = (rustix::process::geteuid(), rustix::process::getegid());
+        (ids.0.as_raw(), ids.1.as_raw())
+    };
+    let mut spawn = python(RUN_A_NEW_PROGRAM);
+    spawn
+        .arg(&tmp)
+        .fs_rules(FsRules::default())
+        .tmpfs(codejail_proc::Tmpfs {
+            target: tmp.clone(),
+            bytes: 4 << 20,
+            inodes: 64,
+            mode: 0o1777,
+            uid,
+            gid,
+        });
+    let out = run(&spawn);
+    assert!(out.layers.contains(Layer::Landlock), "{}", out.layers);
+    assert_eq!(
+        text(&out.stdout),
+        "Permission denied\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
 const TCP_CONNECT: &str = r#"
 import socket, sys
 try:
