@@ -497,6 +497,18 @@ time.sleep(600)
     );
 }
 
+/// Without `cwd`, a run starts in `/` under every policy, not in the
+/// caller's directory.
+#[test]
+fn the_default_working_directory_is_the_root() {
+    assert_ne!(std::env::current_dir().unwrap(), std::path::Path::new("/"));
+    for policy in [Policy::Auto, Policy::None] {
+        let mut spawn = python("import os; print(os.getcwd())");
+        spawn.policy(policy);
+        assert_eq!(text(&run(&spawn).stdout), "/\n");
+    }
+}
+
 #[test]
 fn the_callers_environment_does_not_leak() {
     // The test process has a PATH and a HOME of its own; the program must see

@@ -58,7 +58,7 @@ pub(crate) struct Prepared {
     argv_ptrs: Vec<*const c_char>,
     _envp: Vec<CString>,
     envp_ptrs: Vec<*const c_char>,
-    cwd: Option<CString>,
+    cwd: CString,
     rlimits: Vec<(c_int, libc::rlimit)>,
     confine: Confine,
 }
@@ -93,13 +93,12 @@ pub(crate) struct Confine {
 
 impl Prepared {
     /// `argv` and `envp` become the null-terminated pointer arrays
-    /// `execve` takes; `cwd` is where the program starts (`None`: where
-    /// the caller is).
+    /// `execve` takes; `cwd` is where the program starts.
     pub(crate) fn new(
         program: CString,
         argv: Vec<CString>,
         envp: Vec<CString>,
-        cwd: Option<CString>,
+        cwd: CString,
         rlimits: Vec<(c_int, libc::rlimit)>,
         confine: Confine,
     ) -> Prepared {

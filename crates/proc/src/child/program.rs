@@ -36,9 +36,7 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
             Signal::KILL,
         ))),
     );
-    if let Some(cwd) = &prep.cwd {
-        or_fail(Step::Chdir, rx(rustix::process::chdir(cwd.as_c_str())));
-    }
+    or_fail(Step::Chdir, rx(rustix::process::chdir(prep.cwd.as_c_str())));
     if let Some(exec) = &confine.apparmor_exec {
         or_fail(Step::AppArmor, set_apparmor_exec(exec));
     }

@@ -117,7 +117,15 @@ impl Spawn {
         self
     }
 
-    /// The working directory (default: the caller's).
+    /// The working directory (default `/`).
+    ///
+    /// Not the caller's: under Landlock the caller's directory is reachable
+    /// only if a rule grants it, and a run should not depend on where its
+    /// caller happens to be. The program changes to it before it confines
+    /// itself, so any directory the program's uid may enter works as a
+    /// start; reading or writing in it still needs a rule
+    /// ([`fs_rules`](Spawn::fs_rules)). A directory that does not exist is
+    /// a [`SpawnError::Setup`] at step `chdir`.
     pub fn cwd(&mut self, dir: impl AsRef<Path>) -> &mut Spawn {
         self.cwd = Some(dir.as_ref().to_owned());
         self

@@ -190,11 +190,8 @@ impl Spawn {
                 cstr("environment", &kv)
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let cwd = self
-            .cwd
-            .as_ref()
-            .map(|c| cstr("cwd", c.as_os_str().as_bytes()))
-            .transpose()?;
+        let cwd = self.cwd.as_deref().unwrap_or(Path::new("/"));
+        let cwd = cstr("cwd", cwd.as_os_str().as_bytes())?;
         Ok(Prepared::new(
             cstr("program", program.as_os_str().as_bytes())?,
             argv,
