@@ -205,7 +205,7 @@ impl FsRules {
             &self.read_write_exec,
         ];
         for path in lists.into_iter().flatten() {
-            open_rule_path(path, self.is_optional(path))?;
+            check_rule_path(path, self.is_optional(path))?;
         }
         Ok(())
     }
@@ -237,13 +237,35 @@ fn open_rule_path(path: &Path, optional: bool) -> Result<Option<OwnedFd>, FsRule
             path: path.to_owned(),
         });
     }
-    match rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty()) {
-        Ok(fd) => Ok(Some(fd)),
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) if optional => Ok(None),
-        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) => Err(FsRulesError::Missing {
+    let opened = rustix::fs::open(path, OFlags::PATH | OFlags::CLOEXEC, Mode::empty());
+    opened.map(Some).or_else(|e| missing_or(path, optional, e))
+}
+
+/// What [`open_rule_path`] would say, with one `access(F_OK)` instead of
+/// an open and a close (a run without Landlock checks its rules too).
+fn check_rule_path(path: &Path, optional: bool) -> Result<(), FsRulesError> {
+    if !path.is_absolute() {
+        return Err(FsRulesError::Relative {
+            path: path.to_owned(),
+        });
+    }
+    rustix::fs::access(path, rustix::fs::Access::EXISTS)
+        .or_else(|e| missing_or::<()>(path, optional, e).map(drop))
+}
+
+/// A path that could not be reached: skipped (`None`) when it does not
+/// exist and is optional, else the error.
+fn missing_or<T>(
+    path: &Path,
+    optional: bool,
+    e: rustix::io::Errno,
+) -> Result<Option<T>, FsRulesError> {
+    match e {
+        rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR if optional => Ok(None),
+        rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR => Err(FsRulesError::Missing {
             path: path.to_owned(),
         }),
-        Err(e) => Err(FsRulesError::Open {
+        e => Err(FsRulesError::Open {
             path: path.to_owned(),
             source: e.into(),
         }),
