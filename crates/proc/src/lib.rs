@@ -62,5 +62,5 @@ pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
 pub use probe::{Availability, Cgroups, Needs, Probe};
-pub use spawn::{NOBODY, Spawn, nproc_overhead, pump};
+pub use spawn::{DEFAULT_PATH, NOBODY, Spawn, nproc_overhead, pump};
 pub use users::{lookup_group, lookup_user};

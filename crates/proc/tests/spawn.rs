@@ -512,12 +512,23 @@ fn the_default_working_directory_is_the_root() {
 #[test]
 fn the_callers_environment_does_not_leak() {
     // The test process has a PATH and a HOME of its own; the program must see
-    // exactly the one variable it was given.
+    // exactly the variable it was given, and the default PATH.
     assert!(std::env::var_os("PATH").is_some());
     let out = run(Spawn::new("/usr/bin/env").env("ONLY", "this"));
-    assert_eq!(text(&out.stdout), "ONLY=this\n");
+    assert_eq!(
+        text(&out.stdout),
+        "ONLY=this\nPATH=/usr/local/bin:/usr/bin:/bin\n"
+    );
     let out = run(&Spawn::new("/usr/bin/env"));
-    assert_eq!(text(&out.stdout), "");
+    assert_eq!(text(&out.stdout), "PATH=/usr/local/bin:/usr/bin:/bin\n");
+}
+
+/// A PATH given with `env` is the program's PATH, and the one a bare
+/// program name is looked up in.
+#[test]
+fn a_path_given_with_env_replaces_the_default() {
+    let out = run(Spawn::new("env").env("PATH", "/usr/bin"));
+    assert_eq!(text(&out.stdout), "PATH=/usr/bin\n");
 }
 
 #[test]

@@ -38,6 +38,10 @@ use crate::{KillReason, Limits, Outcome, SpawnError, Truncated};
 /// The uid and gid a root caller runs programs as by default.
 pub const NOBODY: (u32, u32) = (65534, 65534);
 
+/// The program's `PATH` when [`Spawn::env`] gives none, and where a bare
+/// program name is looked up then.
+pub const DEFAULT_PATH: &str = "/usr/local/bin:/usr/bin:/bin";
+
 /// How long the supervisor gets to kill and reap the run after being asked,
 /// before the caller kills it and its process group itself.
 const KILL_GRACE: Duration = pump::DEFAULT_KILL_GRACE;
@@ -67,7 +71,7 @@ pub struct Spawn {
 
 impl Spawn {
     /// A run of `program`: a path, or a bare name looked up in the `PATH`
-    /// given with [`env`](Spawn::env) (default `/usr/local/bin:/usr/bin:/bin`).
+    /// given with [`env`](Spawn::env) (default [`DEFAULT_PATH`]).
     pub fn new(program: impl AsRef<Path>) -> Spawn {
         Spawn {
             program: program.as_ref().to_owned(),
@@ -110,7 +114,11 @@ impl Spawn {
         self
     }
 
-    /// Adds one environment variable; the environment starts empty.
+    /// Adds one environment variable. Nothing of the caller's environment
+    /// is passed on: the program gets these variables and, unless one of
+    /// them is `PATH`, [`DEFAULT_PATH`] as `PATH`, so that a program that
+    /// runs others (a compiler driver and its helpers) finds them. A
+    /// variable given twice is passed twice, in order.
     pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Spawn {
         self.env
             .push((key.as_ref().to_owned(), value.as_ref().to_owned()));

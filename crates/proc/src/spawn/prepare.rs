@@ -7,8 +7,8 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
-use super::Spawn;
 use super::holder;
+use super::{DEFAULT_PATH, Spawn};
 use crate::SpawnError;
 use crate::child::{Confine, Prepared};
 use crate::fsrules;
@@ -73,7 +73,7 @@ impl Spawn {
             .rev()
             .find(|(k, _)| k == "PATH")
             .map(|(_, v)| v.clone())
-            .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin".into());
+            .unwrap_or_else(|| DEFAULT_PATH.into());
         std::env::split_paths(&path)
             .map(|dir| dir.join(&self.program))
             .find(|candidate| candidate.is_file())
@@ -175,7 +175,7 @@ impl Spawn {
             .chain(self.args.iter().map(OsString::as_os_str))
             .map(|a| cstr("argument", a.as_bytes()))
             .collect::<Result<Vec<_>, _>>()?;
-        let envp = self
+        let mut envp = self
             .env
             .iter()
             .map(|(k, v)| {
@@ -190,6 +190,12 @@ impl Spawn {
                 cstr("environment", &kv)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if !self.env.iter().any(|(k, _)| k == "PATH") {
+            envp.push(cstr(
+                "environment",
+                format!("PATH={DEFAULT_PATH}").as_bytes(),
+            )?);
+        }
         let cwd = self.cwd.as_deref().unwrap_or(Path::new("/"));
         let cwd = cstr("cwd", cwd.as_os_str().as_bytes())?;
         Ok(Prepared::new(
