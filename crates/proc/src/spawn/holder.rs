@@ -1,13 +1,17 @@
-//! The run's namespaces, kept by a process of their own.
+//! The run's namespaces, kept by a process of their own: the caller's
+//! handle on the *holder*. (The process itself, cloned into the new
+//! namespaces to exec `/bin/cat`, is `crate::child::holder`: as for the
+//! supervisor, `child::X` is what runs in process X, `spawn::X` the
+//! caller's handle on it.)
 //!
-//! A *holder* (see `child::spawn_holder`) is created with the run's
-//! namespaces and does nothing but keep them; the supervisor joins them
-//! with `setns` and its program is born in them. In a pid namespace the
-//! holder is init: killing it ends every process of the namespace, and
-//! the supervisor, outside it, can neither be seen nor signalled from it.
+//! The holder is created with the run's namespaces and does nothing but
+//! keep them; the supervisor joins them with `setns` and its program is
+//! born in them. In a pid namespace the holder is init: killing it ends
+//! every process of the namespace, and the supervisor, outside it, can
+//! neither be seen nor signalled from it.
 //!
-//! A holder serves exactly one run. Dropping a [`Holder`] kills it and
-//! reaps it.
+//! A holder serves exactly one run. Dropping a [`Holder`] kills it (through
+//! its pidfd) and reaps it.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
