@@ -165,6 +165,19 @@ fn print_table(report: &Report, planned: LayerSet, accepted: LayerSet) {
     );
     println!("layers planned: {}", list(planned));
     println!("verdicts rest on: {}", list(report.layers()));
+    let mut sources: Vec<(String, usize)> = Vec::new();
+    for v in report.verdicts.iter().filter(|v| v.contained()) {
+        let from = v.evidence_from.join(" or ");
+        match sources.iter_mut().find(|(f, _)| *f == from) {
+            Some((_, n)) => *n += 1,
+            None => sources.push((from, 1)),
+        }
+    }
+    sources.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    if !sources.is_empty() {
+        let text: Vec<String> = sources.iter().map(|(f, n)| format!("{f} {n}")).collect();
+        println!("evidence from: {}", text.join(", "));
+    }
     if report.host.is_empty() {
         println!(
             "host: clean (no process, jail directory, mount or cgroup left; descriptors and files unchanged)"

@@ -1,81 +1,94 @@
-//! Development aid: runs attacks (those whose name contains the first
-//! argument) in every mode and prints each verdict.
+//! For writing an attack's header from what the layers really do: runs the
+//! attacks whose name has one of the comma-separated NAMEs (all of them for
+//! an empty one) in each mode and prints every verdict.
+//!
+//! ```text
+//! cargo run -p codejail-selftest --example explore -- NAME[,NAME...] [full,warm,alone,sabotage]
+//! ```
+
 use std::sync::Arc;
 
 use codejail::{Confinement, Jail, JailConfig};
 use codejail_selftest as st;
 
+fn show(mode: &str, jobs: &[st::Job], report: &st::Report) {
+    for (job, v) in jobs.iter().zip(&report.verdicts) {
+        println!(
+            "{mode:9} {:28} {:?}\n    {:14} {} [from {}] layers={} warm={}",
+            v.name,
+            job.how,
+            v.kind.as_str(),
+            v.detail,
+            v.evidence_from.join("|"),
+            v.layers,
+            v.warm
+        );
+        if !v.stderr.is_empty() {
+            println!(
+                "    stderr: {}",
+                st::tail(&v.stderr, 400).replace('\n', "\n    ")
+            );
+        }
+    }
+    for h in &report.host {
+        println!("HOST: {h}");
+    }
+}
+
 fn main() {
-    let filter = std::env::args().nth(1).unwrap_or_default();
-    let modes = std::env::args()
-        .nth(2)
-        .unwrap_or("full,warm,alone,sabotage".into());
+    let args: Vec<String> = std::env::args().collect();
+    let filter = args.get(1).cloned().unwrap_or_default();
+    let modes = args
+        .get(2)
+        .cloned()
+        .unwrap_or_else(|| "full,warm,alone,sabotage".into());
     let parent = std::env::temp_dir().join(format!("codejail-explore-{}", std::process::id()));
-    std::fs::create_dir_all(&parent).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::create_dir_all(&parent).expect("a jail parent");
+    std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the jail parent");
     let mut config = JailConfig::new("/usr/bin/python3");
     config.jail_parent = Some(parent.clone());
-    let jail = Arc::new(Jail::new("explore", config.clone()).unwrap());
-    let mut uconfig = config.clone();
-    uconfig.confinement = Confinement::Unsafe;
-    let unsafe_jail = Jail::new("explore-unsafe", uconfig).unwrap();
-    let attacks: Vec<_> = st::corpus()
+    let jail = Arc::new(Jail::new("explore", config.clone()).expect("a jail"));
+    config.confinement = Confinement::Unsafe;
+    let unsafe_jail = Jail::new("explore-unsafe", config).expect("an unsafe jail");
+    let attacks: Vec<st::Attack> = st::corpus()
         .into_iter()
         .filter(|a| filter.split(',').any(|f| a.name().contains(f)))
         .collect();
-    let planned = jail.planned_layers().unwrap();
+    let planned = jail.planned_layers().expect("the jail's layers");
     let target = st::Target {
         jail: &jail,
         warm: None,
         unsafe_jail: Some(&unsafe_jail),
         jail_parent: &parent,
     };
-    let show = |title: &str, jobs: &[st::Job], r: &st::Report| {
-        for (j, v) in jobs.iter().zip(&r.verdicts) {
-            println!(
-                "{title:9} {:28} {:?}\n    {:14} {} [from {}] layers={} warm={}",
-                v.name,
-                j.how,
-                v.kind.as_str(),
-                v.detail,
-                v.evidence_from.join("|"),
-                v.layers,
-                v.warm
-            );
-            if !v.stderr.is_empty() {
-                println!(
-                    "    stderr: {}",
-                    st::tail(&v.stderr, 400).replace('\n', "\n    ")
-                );
-            }
-        }
-        for h in &r.host {
-            println!("HOST: {h}");
-        }
-    };
     if modes.contains("full") {
         let jobs = st::full_jobs(&attacks);
-        let r = st::run_jobs(&target, &jobs, 2).unwrap();
-        show("full", &jobs, &r);
+        show(
+            "full",
+            &jobs,
+            &st::run_jobs(&target, &jobs, 2).expect("runs"),
+        );
     }
     if modes.contains("warm") {
-        let warm = jail.warm(1).unwrap();
+        let warm = jail.warm(1).expect("a warm pool");
         let t = st::Target {
             warm: Some(&warm),
             ..target
         };
         let jobs = st::full_jobs(&attacks);
-        let r = st::run_jobs(&t, &jobs, 1).unwrap();
-        show("warm", &jobs, &r);
+        show("warm", &jobs, &st::run_jobs(&t, &jobs, 1).expect("runs"));
     }
     if modes.contains("alone") {
         let jobs: Vec<st::Job> = attacks
             .iter()
             .flat_map(|a| st::single_layer_jobs(a).into_iter().map(|(_, j)| j))
             .collect();
-        let r = st::run_jobs(&target, &jobs, 2).unwrap();
-        show("alone", &jobs, &r);
+        show(
+            "alone",
+            &jobs,
+            &st::run_jobs(&target, &jobs, 2).expect("runs"),
+        );
     }
     if modes.contains("sabotage") {
         let mut jobs = Vec::new();
@@ -85,8 +98,11 @@ fn main() {
                 Err((r, e)) => println!("sabotage  {:28} NOT TESTED {r}: {e}", a.name()),
             }
         }
-        let r = st::run_sabotage(&target, &jobs, 2).unwrap();
-        show("sabotage", &jobs, &r);
+        show(
+            "sabotage",
+            &jobs,
+            &st::run_sabotage(&target, &jobs, 2).expect("runs"),
+        );
     }
     let _ = std::fs::remove_dir_all(&parent);
 }
