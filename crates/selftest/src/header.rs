@@ -22,6 +22,10 @@ pub enum Stopper {
     Cold,
     /// The condition that the run is a warm one.
     Warm,
+    /// The condition that the caller is root: without privilege the
+    /// kernel's own capability checks come before the layer's (an
+    /// unprivileged caller never has what they ask for).
+    Root,
 }
 
 impl Stopper {
@@ -32,7 +36,13 @@ impl Stopper {
             Stopper::Supervisor | Stopper::Limits => true,
             Stopper::Cold => !warm,
             Stopper::Warm => warm,
+            Stopper::Root => codejail::Probe::get().euid == 0,
         }
+    }
+
+    /// Whether it is a condition rather than something that stops.
+    pub fn is_condition(self) -> bool {
+        matches!(self, Stopper::Cold | Stopper::Warm | Stopper::Root)
     }
 
     /// The layer, if it is one.
@@ -52,6 +62,7 @@ impl fmt::Display for Stopper {
             Stopper::Limits => f.write_str("limits"),
             Stopper::Cold => f.write_str("cold"),
             Stopper::Warm => f.write_str("warm"),
+            Stopper::Root => f.write_str("root"),
         }
     }
 }
@@ -231,10 +242,13 @@ fn parse_stopper(s: &str) -> Result<Stopper, String> {
         "limits" => Ok(Stopper::Limits),
         "cold" => Ok(Stopper::Cold),
         "warm" => Ok(Stopper::Warm),
+        "root" => Ok(Stopper::Root),
         other => other
             .parse()
             .map(Stopper::Layer)
-            .map_err(|e: codejail::UnknownLayer| format!("{e}, supervisor, limits, cold, warm")),
+            .map_err(|e: codejail::UnknownLayer| {
+                format!("{e}, supervisor, limits, cold, warm, root")
+            }),
     }
 }
 
@@ -378,12 +392,13 @@ pub fn parse(file: &str, code: &str) -> Result<Attack, String> {
             "{file}: nothing but the supervisor or the limits stops it: say `sabotage: outside` or give raised limits"
         ));
     }
-    if let Some(c) = a.contained.iter().find(|c| {
-        c.by.iter()
-            .all(|s| matches!(s, Stopper::Cold | Stopper::Warm))
-    }) {
+    if let Some(c) = a
+        .contained
+        .iter()
+        .find(|c| c.by.iter().all(|s| s.is_condition()))
+    {
         return Err(format!(
-            "{file}: `{}` names a path but nothing that stops the attack",
+            "{file}: `{}` names conditions but nothing that stops the attack",
             c.by_names()
         ));
     }
@@ -467,7 +482,7 @@ print(1)\n";
         let e = bad(&format!(
             "{base}# contained: cold => EPERM\n# sabotage: outside\n"
         ));
-        assert!(e.contains("names a path"), "{e}");
+        assert!(e.contains("names conditions"), "{e}");
         let e = bad("# class: kernel\n# attack: a\n# contained: seccomp => EPERM\n");
         assert!(e.contains("needs class, attack, success"), "{e}");
         let e = bad("# class: magic\n# attack: a\n");

@@ -27,8 +27,9 @@ pub use header::{Attack, CLASSES, Containment, Evidence, PRELUDE, Sabotage, Stop
 pub use host::{HostState, processes_with};
 pub use judge::{Kind, STDERR_MAX, Seen, Verdict, judge, missing_layers, not_tested, tail};
 pub use suite::{
-    How, Job, Report, Target, full_jobs, host_availability, planned_for, run_jobs, run_sabotage,
-    sabotage_job, sabotage_off, single_layer_jobs, stopper_names, with_userns_if_needed,
+    How, Job, Missing, Report, Target, full_jobs, host_availability, planned_for, run_jobs,
+    run_sabotage, sabotage_job, sabotage_off, single_layer_jobs, stopper_names,
+    with_userns_if_needed,
 };
 
 include!(concat!(env!("OUT_DIR"), "/attacks.rs"));

@@ -62,6 +62,10 @@ pub struct Job {
     pub how: How,
 }
 
+/// What this caller or host lacks for a run: (requirement for the test
+/// gate, why).
+pub type Missing = (String, String);
+
 /// The result of running attacks.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -196,14 +200,24 @@ pub fn with_userns_if_needed(mut layers: LayerSet) -> LayerSet {
 
 /// One job per `contained:` line of `attack`: with only that line's layers
 /// (the unsafe jail when it names only the supervisor or the limits),
-/// judged against that line alone. Lines that hold on the warm path only
-/// are left out: a narrowed run is a cold one (the warm suite shows them).
-pub fn single_layer_jobs(attack: &Attack) -> Vec<(Containment, Job)> {
+/// judged against that line alone; or, for a line that needs a root caller
+/// this caller is not, `Err((requirement, why))`. Lines that hold on the
+/// warm path only are left out: a narrowed run is a cold one (the warm
+/// suite shows them).
+pub fn single_layer_jobs(attack: &Attack) -> Vec<(Containment, Result<Job, Missing>)> {
     attack
         .contained
         .iter()
         .filter(|c| !c.by.contains(&Stopper::Warm))
         .map(|c| {
+            if c.by.contains(&Stopper::Root) && Probe::get().euid != 0 {
+                let why = format!(
+                    "{}: `{}` holds for a root caller only (without privilege the kernel refuses first)",
+                    attack.name(),
+                    c.by_names()
+                );
+                return (c.clone(), Err(("identity".to_owned(), why)));
+            }
             let layers = c.layers();
             let how = if layers.is_empty() {
                 How::Unsafe
@@ -212,7 +226,7 @@ pub fn single_layer_jobs(attack: &Attack) -> Vec<(Containment, Job)> {
             };
             let mut one = attack.clone();
             one.contained = vec![c.clone()];
-            (c.clone(), Job { attack: one, how })
+            (c.clone(), Ok(Job { attack: one, how }))
         })
         .collect()
 }
@@ -226,7 +240,7 @@ pub fn single_layer_jobs(attack: &Attack) -> Vec<(Containment, Job)> {
 /// # Errors
 /// What this caller or host lacks for the escape, as (requirement, why):
 /// `identity` (not root), `cap_sys_resource`, `x32`.
-pub fn sabotage_job(attack: &Attack, planned: LayerSet) -> Result<Job, (String, String)> {
+pub fn sabotage_job(attack: &Attack, planned: LayerSet) -> Result<Job, Missing> {
     for need in &attack.escape_needs {
         if let Some(missing) = lacking(need) {
             return Err(missing);
@@ -257,7 +271,7 @@ pub fn sabotage_job(attack: &Attack, planned: LayerSet) -> Result<Job, (String, 
 
 /// What this host or caller lacks of what an escape needs (`root`,
 /// `cap_sys_resource`, `x32`), as (requirement, why), or `None`.
-fn lacking(need: &str) -> Option<(String, String)> {
+fn lacking(need: &str) -> Option<Missing> {
     let (missing, requirement, why) = match need {
         "root" => (
             Probe::get().euid != 0,
