@@ -67,6 +67,9 @@ pub struct Verdict {
     pub stderr: String,
     /// The layers whose absence left it untested (not tested only).
     pub missing: Vec<Layer>,
+    /// Whether the attack ran (a not-tested verdict may come before a run,
+    /// or from one that applied none of its stoppers).
+    pub ran: bool,
 }
 
 impl Verdict {
@@ -82,6 +85,7 @@ impl Verdict {
             warm: false,
             stderr: String::new(),
             missing: Vec::new(),
+            ran: false,
         }
     }
 
@@ -131,6 +135,7 @@ pub fn judge(attack: &Attack, seen: &Seen<'_>) -> Verdict {
     let mut v = Verdict::new(attack, Kind::Inconclusive, "");
     v.layers = seen.layers;
     v.warm = seen.warm;
+    v.ran = true;
     let lines: Vec<&str> = seen.stdout.lines().collect();
     if let Some(line) = lines.iter().find(|l| l.starts_with("ESCAPED")) {
         v.kind = Kind::NotContained;
