@@ -124,10 +124,15 @@ fn print_table(report: &Report, planned: LayerSet, accepted: LayerSet) {
         "class", "attack", "verdict"
     );
     for v in &report.verdicts {
-        let evidence = match v.kind {
+        let mut evidence = match v.kind {
             Kind::Contained => format!("{} ({})", v.detail, v.evidence_from.join(" or ")),
             _ => v.detail.clone(),
         };
+        // The run's layers, where they are not the planned ones (a memory
+        // limit adds the cgroup).
+        if v.ran && v.layers != planned {
+            evidence.push_str(&format!(" [layers: {}]", list(v.layers)));
+        }
         println!(
             "{:<12} {:<28} {:<24} {evidence}",
             v.class,
