@@ -632,7 +632,7 @@ fn every_attack_is_contained_through_the_binary() {
     jail_config.jail_parent = Some(jails.path().to_owned());
     let jail = Jail::new("escape-binary-plan", jail_config).unwrap();
     let before = HostState::take(jails.path());
-    let bait = Bait::new(jails.path()).unwrap();
+    let bait = Bait::new(jails.path(), Path::new("/usr/bin/python3")).unwrap();
     let mut failed = Vec::new();
     let mut ran = 0;
     for attack in selftest::corpus() {
@@ -680,7 +680,7 @@ fn every_attack_is_contained_through_the_binary() {
                 "-",
             ]);
         }
-        for (name, value) in &attack.limits {
+        for (name, value) in &attack.run_limits() {
             cmd.args(["--limit", &format!("{name}={value}")]);
         }
         if !attack.safe_exec {

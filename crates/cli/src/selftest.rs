@@ -41,6 +41,12 @@ pub(crate) fn selftest(
     if let Some(why) = refusal(name, &config.confinement, &planned) {
         return Err(setup(why));
     }
+    if !config.lang.has_safe_exec() {
+        return Err(setup(format!(
+            "refusing to attack jail `{name}`: it runs {}, and the corpus is Python",
+            config.lang
+        )));
+    }
     let planned = planned.unwrap_or_default();
     // A parent of its own, so that leftovers are the selftest's.
     let parent = std::env::temp_dir().join(format!("codejail-selftest-{}", std::process::id()));

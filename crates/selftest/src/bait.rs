@@ -69,6 +69,8 @@ else:
 
 #[derive(Debug)]
 struct Ipc {
+    /// The interpreter that runs the helper.
+    python: PathBuf,
     shm: u32,
     sem: u32,
     msg: u32,
@@ -77,7 +79,7 @@ struct Ipc {
 
 impl Ipc {
     fn helper(&self, op: &str) -> std::io::Result<()> {
-        let out = Command::new("/usr/bin/python3")
+        let out = Command::new(&self.python)
             .args(["-E", "-c", IPC_HELPER, op])
             .args([self.shm, self.sem, self.msg].map(|k| k.to_string()))
             .arg(&self.mq)
@@ -125,12 +127,13 @@ pub struct Bait {
 const SCRATCH_PARENTS: [&str; 3] = ["/tmp", "/var/tmp", "/dev/shm"];
 
 impl Bait {
-    /// Sets the bait up for jails made under `jail_parent`.
+    /// Sets the bait up for jails made under `jail_parent`; `python` (the
+    /// jail's interpreter) makes and removes the IPC objects.
     ///
     /// # Errors
     /// Any failure to open a socket, start the victim, write a file or make
     /// the IPC objects; what was made so far is undone.
-    pub fn new(jail_parent: &Path) -> std::io::Result<Bait> {
+    pub fn new(jail_parent: &Path, python: &Path) -> std::io::Result<Bait> {
         use std::os::linux::net::SocketAddrExt;
         use std::os::unix::fs::PermissionsExt;
         let id = unique();
@@ -155,6 +158,7 @@ impl Bait {
             & 0x3f;
         let key = |k: u32| 0x4000_0000 | (pid << 8) | (n << 2) | k;
         let ipc = Ipc {
+            python: python.to_owned(),
             shm: key(0),
             sem: key(1),
             msg: key(2),

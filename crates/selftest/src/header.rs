@@ -209,6 +209,17 @@ impl Attack {
         )
     }
 
+    /// The limits of its run: its header's, and a wall-clock limit of 10
+    /// seconds where the header names none (a kill where none was expected
+    /// is inconclusive, and a loaded host must not make it one).
+    pub fn run_limits(&self) -> Vec<(LimitName, u64)> {
+        let mut limits = self.limits.clone();
+        if !limits.iter().any(|(n, _)| *n == LimitName::Realtime) {
+            limits.push((LimitName::Realtime, 10));
+        }
+        limits
+    }
+
     /// Every stopper its header names.
     pub fn stoppers(&self) -> Vec<Stopper> {
         let mut out: Vec<Stopper> = self

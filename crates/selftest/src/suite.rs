@@ -369,8 +369,8 @@ fn run_all(
     // door, so each run is judged on what is its own alone.
     let shared = !undo;
     let before = HostState::take(target.jail_parent);
-    let bait =
-        Bait::new(target.jail_parent).map_err(|e| format!("could not set up the bait: {e}"))?;
+    let bait = Bait::new(target.jail_parent, &target.jail.config().bin)
+        .map_err(|e| format!("could not set up the bait: {e}"))?;
     let next = AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -643,7 +643,7 @@ fn run_in(
     victim_token: &str,
 ) -> Result<Ran, JailError> {
     let call = CallOptions {
-        limits: attack.limits.clone(),
+        limits: attack.run_limits(),
         layers,
         slug: Some(format!("selftest/{}", attack.name())),
         ..CallOptions::default()
