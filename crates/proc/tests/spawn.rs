@@ -606,35 +606,32 @@ for i in range(3_000_000):
 // succeeding when the layer is off.
 // ---------------------------------------------------------------------------
 
-use codejail_proc::{Availability, Layer, LayerSet, Policy, Probe};
+use codejail_proc::{Availability, Layer, Policy, Probe};
 
-/// The layers CI declares this machine must offer this caller
-/// (`CODEJAIL_EXPECT_LAYERS=landlock,seccomp,...`).
-fn expected_layers() -> LayerSet {
-    std::env::var("CODEJAIL_EXPECT_LAYERS")
-        .map(|v| {
-            v.parse()
-                .expect("CODEJAIL_EXPECT_LAYERS names unknown layers")
-        })
-        .unwrap_or_default()
+/// True when every layer is available, through the workspace's one gate
+/// (`codejail_tests::require`): a missing layer that CI declares in
+/// `CODEJAIL_EXPECT_LAYERS` fails the test; one it does not is said on
+/// stderr as not tested here.
+#[track_caller]
+fn have(layers: &[Layer]) -> bool {
+    layers.iter().all(|&layer| {
+        let why = match Probe::get().availability(layer) {
+            Availability::No(why) => Some(why.as_str()),
+            Availability::Yes => None,
+        };
+        codejail_tests::require(layer.name(), why)
+    })
 }
 
-/// True when every layer is available. A missing layer that CI expects
-/// fails the test; one it does not expect is reported as not tested here.
-fn have(layers: &[Layer]) -> bool {
-    for &layer in layers {
-        if let Availability::No(why) = Probe::get().availability(layer) {
-            assert!(
-                !expected_layers().contains(layer),
-                "layer {layer} is expected (CODEJAIL_EXPECT_LAYERS) but unavailable: {why}"
-            );
-            // Straight to the descriptor: the harness hides what print! says.
-            let note = format!("NOT TESTED on this machine: layer {layer} is unavailable: {why}\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-            return false;
-        }
+/// Landlock at ABI `abi` or later (the gate's `feature`), through the gate.
+#[track_caller]
+fn landlock_abi(abi: i32, feature: &str) -> bool {
+    if !have(&[Layer::Landlock]) {
+        return false;
     }
-    true
+    let found = Probe::get().landlock_abi;
+    let why = (found < Some(abi)).then(|| format!("Landlock ABI {found:?}, not {abi} or later"));
+    codejail_tests::require(feature, why.as_deref())
 }
 
 fn only(layers: &[Layer]) -> Policy {
@@ -837,7 +834,7 @@ fn tcp_to_the_host_is_stopped_by_each_network_layer_alone() {
             "Operation not permitted"
         );
     }
-    if have(&[Layer::Landlock]) && Probe::get().landlock_abi >= Some(4) {
+    if landlock_abi(4, "landlock_net") {
         assert_eq!(tcp_connect(only(&[Layer::Landlock])), "Permission denied");
     }
     if have(&ns(Layer::NetNs)) {
@@ -1041,7 +1038,9 @@ fn the_host_name_does_not_leak() {
 
 #[test]
 fn cgroup_memory_bomb_is_reported_as_a_memory_kill() {
-    if !have(&[Layer::Cgroup]) || !Probe::get().cgroups.has_memory() {
+    let no_memory = (!Probe::get().cgroups.has_memory())
+        .then_some("no memory controller this caller can write (v2 memory or v1 memory)");
+    if !have(&[Layer::Cgroup]) || !codejail_tests::require("cgroup_memory", no_memory) {
         return;
     }
     let code = "x = bytearray(256 * 1024 * 1024)\nprint('allocated')";
@@ -1129,7 +1128,7 @@ fn a_required_layer_that_is_missing_is_an_error_naming_it() {
 
 #[test]
 fn landlock_scopes_signals_to_the_run() {
-    if !have(&[Layer::Landlock]) || Probe::get().landlock_abi < Some(6) {
+    if !landlock_abi(6, "landlock_scopes") {
         return;
     }
     let mut victim = std::process::Command::new("/bin/sleep")
@@ -1163,7 +1162,7 @@ except OSError as e:
 
 #[test]
 fn landlock_scopes_abstract_unix_sockets_to_the_run() {
-    if !have(&[Layer::Landlock]) || Probe::get().landlock_abi < Some(6) {
+    if !landlock_abi(6, "landlock_scopes") {
         return;
     }
     use std::os::linux::net::SocketAddrExt;
