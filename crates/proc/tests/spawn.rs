@@ -121,7 +121,10 @@ fn cpu_limit_kills_with_sigxcpu() {
     let out = run(&spawn);
     assert_eq!(out.status, -libc::SIGXCPU, "stderr: {}", text(&out.stderr));
     assert_eq!(out.killed_by, Some(KillReason::Cpu));
-    assert!(out.cpu >= Duration::from_millis(900), "cpu {:?}", out.cpu);
+    // The kernel sends SIGXCPU on its precise run time; rusage reports a
+    // tick-sampled split of it, which on a loaded machine reads lower
+    // (855 ms was seen): the bounds say "measured", not "exactly 1 s".
+    assert!(out.cpu >= Duration::from_millis(500), "cpu {:?}", out.cpu);
     assert!(out.cpu < Duration::from_secs(5), "cpu {:?}", out.cpu);
 }
 
