@@ -1010,3 +1010,70 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
     alive.wait_with_output().unwrap();
     assert_eq!(count(), 0);
 }
+
+/// stdin from a FIFO: a writer that comes later is waited for; one that
+/// never comes costs at most the wall-clock limit, never a hang; `-` is
+/// this command's own stdin, read by the program itself.
+#[test]
+fn stdin_from_a_fifo_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("late");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        c.as_c_str(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(path, "late data\n").unwrap();
+    });
+    let out = codejail(&[
+        "run",
+        "--stdin-file",
+        fifo.to_str().unwrap(),
+        "--limit",
+        "realtime=10",
+        "--code",
+        "import sys; print(sys.stdin.read().upper(), end='')",
+    ]);
+    writer.join().unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "LATE DATA\n".into())
+    );
+
+    let never = dir.path().join("never");
+    let c = std::ffi::CString::new(never.as_os_str().as_encoded_bytes()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        c.as_c_str(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let out = codejail(&[
+        "run",
+        "--stdin-file",
+        never.to_str().unwrap(),
+        "--limit",
+        "realtime=1",
+        "--code",
+        "import sys; print(repr(sys.stdin.read()))",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "''\n");
+
+    let out = codejail_with_stdin(
+        &[
+            "run",
+            "--stdin-file",
+            "-",
+            "--code",
+            "import sys; print(sys.stdin.read()[::-1])",
+        ],
+        b"olleh",
+    );
+    assert_eq!(text(&out.stdout), "hello\n");
+}

@@ -1232,3 +1232,62 @@ fn apparmor_required_without_kernel_support_or_profile_is_an_error() {
         Probe::get().availability(Layer::AppArmor).is_yes()
     );
 }
+
+/// `stdin_fd`: the program reads the descriptor itself, under the run's
+/// deadline: a socket the caller writes to later, and a FIFO nobody
+/// writes to, which ends at the deadline instead of hanging the caller.
+#[test]
+fn stdin_can_be_a_descriptor_read_under_the_deadline() {
+    let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut spawn = python("import sys; print(sys.stdin.readline().strip().upper())");
+    spawn.stdin_fd(theirs.into()).limits(Limits {
+        wall: Some(Duration::from_secs(10)),
+        ..Limits::default()
+    });
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        std::io::Write::write_all(&mut &mine, b"hello\n").unwrap();
+        mine
+    });
+    let out = run(&spawn);
+    drop(writer.join().unwrap());
+    assert_eq!(
+        (out.status, text(&out.stdout)),
+        (0, "HELLO\n"),
+        "{}",
+        text(&out.stderr)
+    );
+    // The descriptor went to that run: a second one reads an empty stdin.
+    let again = run(&spawn);
+    assert_eq!(text(&again.stdout), "\n");
+
+    let dir = writable_dir();
+    let fifo = dir.path().join("fifo");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        c.as_c_str(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    // Its writer end is held open and never written: a read would wait.
+    let _writer = rustix::fs::open(
+        c.as_c_str(),
+        rustix::fs::OFlags::RDWR | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let reader = rustix::fs::open(
+        c.as_c_str(),
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .unwrap();
+    let mut spawn = python("import sys; sys.stdin.read()");
+    spawn.stdin_fd(reader).limits(Limits {
+        wall: Some(Duration::from_millis(500)),
+        ..Limits::default()
+    });
+    let out = run(&spawn);
+    assert_eq!(out.killed_by, Some(KillReason::Wall));
+}

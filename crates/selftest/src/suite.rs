@@ -696,6 +696,7 @@ fn run_in(
         argv: vec![token.to_owned()],
         stdin: context(bait, victim_token),
         call,
+        ..JailCode::default()
     };
     let r = match warm {
         Some(w) => w.jail_code(&request)?,

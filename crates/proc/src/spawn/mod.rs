@@ -59,6 +59,7 @@ pub struct Spawn {
     env: Vec<(OsString, OsString)>,
     cwd: Option<PathBuf>,
     stdin: Vec<u8>,
+    stdin_fd: Option<std::sync::Arc<std::sync::Mutex<Option<OwnedFd>>>>,
     limits: Limits,
     identity: (u32, u32),
     policy: Policy,
@@ -80,6 +81,7 @@ impl Spawn {
             env: Vec::new(),
             cwd: None,
             stdin: Vec::new(),
+            stdin_fd: None,
             limits: Limits::default(),
             identity: NOBODY,
             policy: Policy::Auto,
@@ -142,6 +144,17 @@ impl Spawn {
     /// Bytes fed to the program's stdin, then end of file.
     pub fn stdin(&mut self, bytes: impl Into<Vec<u8>>) -> &mut Spawn {
         self.stdin = bytes.into();
+        self
+    }
+
+    /// The program's stdin is this descriptor itself (a socket, a FIFO, a
+    /// file) instead of a pipe fed with [`stdin`](Spawn::stdin)'s bytes:
+    /// the program reads it under the run's deadline, and nothing is
+    /// buffered in the caller. The descriptor goes to the first run of
+    /// this `Spawn` (or of a clone of it) and is closed in the caller as
+    /// soon as that run's program has it; a later run's stdin is empty.
+    pub fn stdin_fd(&mut self, fd: OwnedFd) -> &mut Spawn {
+        self.stdin_fd = Some(std::sync::Arc::new(std::sync::Mutex::new(Some(fd))));
         self
     }
 
@@ -275,6 +288,10 @@ impl Spawn {
             })
             .transpose()?;
         let pipes = Pipes::new()?;
+        let stdin_fd = self
+            .stdin_fd
+            .as_ref()
+            .and_then(|fd| fd.lock().unwrap_or_else(|e| e.into_inner()).take());
         let fds = ChildFds {
             holder: holder.as_ref().map(|h| h.pidfd().as_raw_fd()),
             landlock: plan.ruleset.as_ref().map(AsRawFd::as_raw_fd),
@@ -283,13 +300,13 @@ impl Spawn {
                 cgroup_procs.get(1).map(AsRawFd::as_raw_fd),
             ],
             cgroup_v2: cgroup_v2.as_ref().map(AsRawFd::as_raw_fd),
-            ..pipes.child_fds()
+            ..pipes.child_fds(stdin_fd.as_ref().map(AsRawFd::as_raw_fd))
         };
         let sup = Supervisor::start(&plan.prep, fds, pipes.control_w, pipes.report_r)?;
         tracing::Span::current().record("pid", sup.pid());
         tracing::debug!(program = %plan.program.display(), "started");
         drop(pipes.child_ends);
-        drop((plan.ruleset, cgroup_v2, cgroup_procs));
+        drop((plan.ruleset, cgroup_v2, cgroup_procs, stdin_fd));
         if let Some((step, errno)) = read_setup_error(&pipes.error_r) {
             // Dropping `sup` kills and reaps the supervisor, then the holder.
             let source = std::io::Error::from_raw_os_error(errno);
@@ -307,7 +324,8 @@ impl Spawn {
             sup,
             _holder: holder,
             cgroup,
-            stdin: Some(pipes.stdin_w),
+            // With a descriptor of the caller's as stdin, nothing is fed.
+            stdin: self.stdin_fd.is_none().then_some(pipes.stdin_w),
             stdout: Some(pipes.stdout_r),
             stderr: Some(pipes.stderr_r),
             layers: plan.layers,
@@ -423,12 +441,13 @@ impl Pipes {
         })
     }
 
-    /// The child's ends by number; no holder, ruleset or cgroup.
-    fn child_fds(&self) -> ChildFds {
-        let [stdin, stdout, stderr, error, report, control] =
+    /// The child's ends by number, with `stdin` instead of the stdin
+    /// pipe's when given; no holder, ruleset or cgroup.
+    fn child_fds(&self, stdin: Option<std::os::fd::RawFd>) -> ChildFds {
+        let [stdin_r, stdout, stderr, error, report, control] =
             self.child_ends.each_ref().map(AsRawFd::as_raw_fd);
         ChildFds {
-            stdin,
+            stdin: stdin.unwrap_or(stdin_r),
             stdout,
             stderr,
             error,
