@@ -117,7 +117,7 @@ def not_safe_exec(code, globals_dict, files=None, python_path=None, limit_overri
         for filename, contents in extra_files or ():
             with open(os.path.join(tmpdir, filename), "wb") as out:
                 out.write(contents)
-        saved_path = sys.path
+        saved_path = list(sys.path)
         if python_path:
             sys.path.extend(python_path)
         try:
