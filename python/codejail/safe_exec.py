@@ -7,10 +7,10 @@ the code's JSON-safe globals. Values cross exactly as through CodeJail's
 JSON straw (``json_safe``): bytes that are UTF-8 become text, tuples
 lists, integers of any size, NaN and infinities, lone surrogates survive.
 
-As in CodeJail, whether ``safe_exec`` is real is decided when this module
-is imported: with ``ALWAYS_BE_UNSAFE``, or when no ``python`` jail is
-configured then, ``safe_exec`` is ``not_safe_exec`` (run in this process,
-unconfined) and logs a warning on every call.
+As in edx-codejail 4.1, both are decided at each call: with
+``ALWAYS_BE_UNSAFE`` set, ``safe_exec`` runs ``not_safe_exec`` (in this
+process, unconfined, with a warning); with no ``python`` jail configured it
+raises ``RuntimeError("safe_exec has not been configured for Python")``.
 """
 
 import json
@@ -37,7 +37,7 @@ log = logging.getLogger("codejail")
 
 #: Log the code and the globals of every call (at DEBUG).
 LOG_ALL_CODE = False
-#: Decided at import: run every safe_exec unconfined, in this process.
+#: Run every safe_exec unconfined, in this process (read at each call).
 ALWAYS_BE_UNSAFE = False
 
 
@@ -56,8 +56,12 @@ def safe_exec(code, globals_dict, files=None, python_path=None, limit_overrides_
     Raises SafeExecException (CodeJail's message) when the code raises,
     crashes or hits a limit.
     """
+    if ALWAYS_BE_UNSAFE:
+        not_safe_exec(code, globals_dict, files=files, python_path=python_path,
+                      limit_overrides_context=limit_overrides_context, slug=slug, extra_files=extra_files)
+        return
     if not jail_code.is_configured("python"):
-        raise Exception("jail_code needs to be configured for 'python'")  # pylint: disable=broad-exception-raised
+        raise RuntimeError("safe_exec has not been configured for Python")
     jail = Jail.from_entry("python", jail_code.COMMANDS["python"])
     if LOG_ALL_CODE:
         log.debug("Exec: %s", code)
@@ -108,8 +112,10 @@ def not_safe_exec(code, globals_dict, files=None, python_path=None, limit_overri
     code runs with ``exec`` in a temporary directory holding the files, with
     ``python_path`` appended to ``sys.path``. Not thread-safe (it changes
     the directory and ``sys.path``); limits do not apply. An exception
-    becomes SafeExecException("<class name>: <message>")."""
-    del limit_overrides_context, slug  # no limits here, as in CodeJail
+    becomes SafeExecException("<class name>: <message>"). Logs a warning
+    on every call."""
+    del limit_overrides_context  # no limits here, as in CodeJail
+    log.warning("DANGER: Executing code with `not_safe_exec` for %s", slug)
     namespace = json_safe(globals_dict)
     with temp_directory() as tmpdir, change_directory(tmpdir):
         for filename in files or ():
@@ -129,11 +135,3 @@ def not_safe_exec(code, globals_dict, files=None, python_path=None, limit_overri
     globals_dict.update(json_safe(namespace))
 
 
-UNSAFE = ALWAYS_BE_UNSAFE or not jail_code.is_configured("python")
-
-if UNSAFE:
-    def safe_exec(*args, **kwargs):  # noqa: F811  pylint: disable=function-redefined
-        """``not_safe_exec``, with a warning: no python jail was configured
-        when ``codejail.safe_exec`` was imported (or ALWAYS_BE_UNSAFE)."""
-        log.warning("Using codejail/safe_exec.py:not_safe_exec for %s", kwargs.get("slug", None))
-        return not_safe_exec(*args, **kwargs)
