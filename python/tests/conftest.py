@@ -3,7 +3,9 @@ every test (tests replace COMMANDS, LIMITS and LIMIT_OVERRIDES)."""
 
 import copy
 import os
+import pathlib
 import shutil
+import tempfile
 
 import pytest
 
@@ -45,11 +47,13 @@ def restore_module_state():
 
 
 @pytest.fixture
-def tmp_dir(tmp_path):
-    """A temporary directory the sandbox user can read."""
-    os.chmod(tmp_path, 0o755)
-    os.chmod(tmp_path.parent, 0o755)
-    return tmp_path
+def tmp_dir():
+    """A temporary directory the sandbox user can reach and read (pytest's
+    own are private to their owner)."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="codejail-test-"))
+    os.chmod(path, 0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def have(program):

@@ -56,14 +56,17 @@ def test_an_interrupted_caller_ends_the_run(monkeypatch, tmp_dir):
     jail_code.set_limit("REALTIME", 30)
     real = subprocess.Popen.communicate
 
+    seen = []
+
     def interrupted(self, *args, **kwargs):
         try:
             real(self, *args, timeout=1.0)
         except subprocess.TimeoutExpired:
-            pass
+            seen.extend(tmp_dir.iterdir())  # the run's jail, while it runs
         raise KeyboardInterrupt
 
     monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
     with pytest.raises(KeyboardInterrupt):
         jail_code.jail_code("python", "import time; time.sleep(30)")
+    assert len(seen) == 1, "the run had not started"
     assert list(tmp_dir.iterdir()) == []
