@@ -10,8 +10,9 @@ Rows (each timed as one round trip from this process):
   long-lived Rust process (``crates/cli/examples/lib_worker.rs``), one line
   of pipe each way.
 * ``package safe_exec``: ``codejail.safe_exec.safe_exec("x = 1 + 1", g)``
-  in a long-lived Python worker, one-shot (one run of the binary per call),
-  the same pipe round trip around it.
+  in a long-lived Python worker, one-shot (one run of the binary per call,
+  the binary started ahead of the call: the default), the same pipe round
+  trip around it; ``started at call``: with ``CODEJAIL_PRESTART=0``.
 * ``package safe_exec, 2 GB caller``: the same, the worker holding 2 GB
   resident.
 * ``edx-codejail safe_exec`` (and with 2 GB) when ``--edx-python`` names a
@@ -19,7 +20,8 @@ Rows (each timed as one round trip from this process):
   as ``--edx-user`` through sudo (root needs no sudoers rule), unconfined
   (no AppArmor on this machine), under its rlimits.
 
-Prints median, p10, p90 per row, and the package's overhead against the
+Before each sample every row pauses ``--settle`` ms (a caller's idle time,
+when a process started ahead does its start-up). Prints median, p10, p90 per row, and the package's overhead against the
 library (ratio and ms). Timings are printed, never asserted.
 """
 
@@ -37,8 +39,9 @@ WORKER = os.path.join(HERE, "worker.py")
 class Worker:
     """A process that answers `go` with `ok` after one call."""
 
-    def __init__(self, argv):
-        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1)
+    def __init__(self, argv, env=None):
+        self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, bufsize=1,
+                                        env=None if env is None else dict(os.environ, **env))
         line = self.process.stdout.readline()
         if line.strip() != "ready":
             raise RuntimeError("%s did not start: %r" % (argv, line))
@@ -80,15 +83,17 @@ def main():
     parser.add_argument("--edx-python", help="the python of a virtualenv with edx-codejail")
     parser.add_argument("--edx-user", default="sandbox", help="edx-codejail's sandbox user (it runs sudo)")
     parser.add_argument("--ballast-gb", type=float, default=2.0)
+    parser.add_argument("--settle", type=float, default=5.0,
+                        help="ms of pause before each sample, every row alike (a caller's idle time)")
     args = parser.parse_args()
     rounds = args.rounds or (15 if args.quick else 150)
 
     rows = [("bare python3 -E -B -c pass", bare)]
     workers = []
 
-    def worker(name, argv, cls=Worker):
+    def worker(name, argv, cls=Worker, env=None):
         try:
-            w = cls(argv)
+            w = cls(argv) if env is None else cls(argv, env)
         except Exception as e:  # pylint: disable=broad-except
             print("skipped %s: %s" % (name, e))
             return
@@ -99,6 +104,7 @@ def main():
         worker("rust library safe_exec", [args.lib_worker, args.python], LibWorker)
     here = [sys.executable, WORKER, "package", "--python", args.python]
     worker("package safe_exec", here)
+    worker("package safe_exec, started at call", here, env={"CODEJAIL_PRESTART": "0"})
     worker("package safe_exec, %g GB caller" % args.ballast_gb, here + ["--ballast-gb", str(args.ballast_gb)])
     if args.edx_python:
         edx = [args.edx_python, WORKER, "edx", "--python", args.python, "--user", args.edx_user]
@@ -111,14 +117,15 @@ def main():
     samples = {name: [] for name, _ in rows}
     for _ in range(rounds):
         for name, call in rows:
+            time.sleep(args.settle / 1000)
             start = time.perf_counter()
             call()
             samples[name].append((time.perf_counter() - start) * 1000)
     for w in workers:
         w.close()
 
-    print("codejail-rs from Python: %d interleaved rounds after 3 warm-up rounds, %d cores"
-          % (rounds, os.cpu_count()))
+    print("codejail-rs from Python: %d interleaved rounds after 3 warm-up rounds, %d cores, %g ms settle"
+          % (rounds, os.cpu_count(), args.settle))
     print()
     base = statistics.median(samples[rows[0][0]])
     lib = statistics.median(samples["rust library safe_exec"]) if "rust library safe_exec" in samples else None

@@ -5,8 +5,19 @@ the package README) is written on its stdin, the answer read from its
 stdout. The binary is started by ``subprocess`` on its ``vfork`` path
 (``close_fds``, no ``preexec_fn``, no user or group change, no new
 session): the caller's memory is never copied, however large it is.
+
+With ``PRESTART`` (the default), the binary of the next call is started
+ahead of it by a helper thread, as soon as a call takes the one waiting:
+it asks the kernel what this machine offers (a few namespaces tried, 2 ms
+or more) while the caller does something else, then waits for its request.
+It is still one fresh process per call. A process started ahead is used
+only by the process that started it (not after ``fork``) and only if the
+binary and the environment it reads (``TMPDIR``, ``PATH``, ``HOME``,
+``XDG_CACHE_HOME``, ``CODEJAIL_CACHE_DIR``) are unchanged; one that was not
+used gets end-of-input and exits quietly.
 """
 
+import atexit
 import base64
 import json
 import os
@@ -80,6 +91,108 @@ def binary():
     return _found
 
 
+#: Start each call's binary ahead of the call (see the module's doc).
+#: $CODEJAIL_PRESTART=0 turns it off.
+PRESTART = os.environ.get("CODEJAIL_PRESTART", "1") != "0"
+
+_ENVIRONMENT = ("TMPDIR", "PATH", "HOME", "XDG_CACHE_HOME", "CODEJAIL_CACHE_DIR")
+
+
+def _start(program):
+    # The defaults keep subprocess on its vfork path: close_fds=True, no
+    # preexec_fn, no cwd change, no new session, no uid/gid/groups.
+    return subprocess.Popen(  # pylint: disable=consider-using-with
+        [program, "api"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def _key(program):
+    return (program, os.getpid(), tuple(os.environ.get(name) for name in _ENVIRONMENT))
+
+
+def _dismiss(process):
+    """Ends a process started ahead and never used: end of input."""
+    try:
+        process.stdin.close()
+        process.wait(timeout=10)
+    except Exception:  # pylint: disable=broad-except
+        process.kill()
+    for pipe in (process.stdout, process.stderr):
+        pipe.close()
+
+
+class _Ahead:
+    """The process started ahead of the next call, and the thread that
+    starts it."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.wanted = threading.Condition(self.lock)
+        self.process = None
+        self.key = None
+        self.want = None
+        self.thread = None
+
+    def take(self, key):
+        """The process started ahead for `key`, if there is a usable one;
+        asks for the next."""
+        with self.lock:
+            process, its_key = self.process, self.key
+            self.process = self.key = None
+            self.want = key
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="codejail-prestart", daemon=True)
+                self.thread.start()
+            self.wanted.notify()
+        if process is None:
+            return None
+        if its_key != key or process.poll() is not None:
+            _dismiss(process)
+            return None
+        return process
+
+    def _run(self):
+        while True:
+            with self.lock:
+                while self.want is None or self.process is not None:
+                    self.wanted.wait()
+                key = self.want
+                self.want = None
+            try:
+                process = _start(key[0])
+            except OSError:
+                continue
+            with self.lock:
+                if self.process is None and key[1] == os.getpid():
+                    self.process, self.key = process, key
+                    continue
+            _dismiss(process)
+
+    def close(self):
+        """At exit: the process started ahead gets end of input."""
+        with self.lock:
+            process, self.process = self.process, None
+        if process is not None:
+            _dismiss(process)
+
+
+_ahead = _Ahead()
+atexit.register(lambda: _ahead.close())  # pylint: disable=unnecessary-lambda
+
+
+def _after_fork_in_child():
+    global _ahead  # pylint: disable=global-statement
+    # The parent's process started ahead and its thread are the parent's.
+    _ahead = _Ahead()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def b64(data):
     """Base64 text of bytes."""
     return base64.b64encode(data).decode("ascii")
@@ -96,14 +209,9 @@ class Call:
 
     def __init__(self, request):
         data = json.dumps(request).encode("ascii")
-        # The defaults keep subprocess on its vfork path: close_fds=True,
-        # no preexec_fn, no cwd change, no new session, no uid/gid/groups.
-        self.process = subprocess.Popen(  # pylint: disable=consider-using-with
-            [binary(), "api"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        )
+        program = binary()
+        process = _ahead.take(_key(program)) if PRESTART else None
+        self.process = process or _start(program)
         self.pid = self.process.pid
         self._data = data
 

@@ -7,10 +7,11 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
-from codejail import jail_code, safe_exec
+from codejail import _api, jail_code, safe_exec
 
 
 def test_subprocess_takes_the_vfork_path(monkeypatch):
@@ -26,7 +27,13 @@ def test_subprocess_takes_the_vfork_path(monkeypatch):
 
     monkeypatch.setattr(subprocess, "_fork_exec", spy)
     safe_exec.safe_exec("a = 1", {})
-    (args,) = calls
+    safe_exec.safe_exec("a = 1", {})
+    assert calls
+    for args in calls:
+        check_vfork_arguments(args)
+
+
+def check_vfork_arguments(args):
     if sys.version_info[:2] == (3, 11):
         (_, _, close_fds, _, cwd, _, *_, restore_signals, call_setsid, pgid, gid, groups, uid, umask,
          preexec_fn, allow_vfork) = args
@@ -52,6 +59,7 @@ def test_a_two_gigabyte_caller_starts_the_binary_without_copying_itself(tmp_path
             rss = [l for l in f if l.startswith("VmRSS")][0].split()[1]
         g = {}
         safe_exec.safe_exec("a = 6 * 7", g)
+        safe_exec.safe_exec("a = 6 * 7", g)   # a process started ahead, by another thread
         print("rss_kib", rss, "a", g["a"])
     """) % jail_code.COMMANDS["python"]["cmdline_start"][0])
     trace = tmp_path / "trace"
@@ -61,10 +69,72 @@ def test_a_two_gigabyte_caller_starts_the_binary_without_copying_itself(tmp_path
     rss = int(re.search(r"rss_kib (\d+) a 42", out.stdout).group(1))
     assert rss > 2 << 20, out.stdout
     lines = trace.read_text().splitlines()
-    # The process that execs the codejail binary, and the call that made it.
-    child = next(l.split()[0] for l in lines if re.search(r'execve\("[^"]*/codejail", \[[^]]*"api"', l))
-    parent = next(l.split()[0] for l in lines if "execve(" in l and str(script) in l)
-    made = [l for l in lines if l.startswith(parent + " ") and re.search(r"(clone3?|v?fork)", l)
-            and re.search(r"= %s$" % child, l)]
-    assert made, "\n".join(lines[:40])
-    assert "vfork" in made[0] or ("CLONE_VM" in made[0] and "CLONE_VFORK" in made[0]), made[0]
+    # Every process that execs the codejail binary, and the call that made it.
+    children = [l.split()[0] for l in lines if re.search(r'execve\("[^"]*/codejail", \[[^]]*"api"', l)]
+    assert children, "\n".join(lines[:40])
+    for child in children:
+        made = [l for l in lines if re.search(r"(clone3?|v?fork)", l) and re.search(r"= %s$" % child, l)]
+        assert made, "\n".join(lines[:40])
+        assert "vfork" in made[0] or ("CLONE_VM" in made[0] and "CLONE_VFORK" in made[0]), made[0]
+
+
+def wait_for_ahead(timeout=5.0):
+    """The process started ahead, once it exists."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with _api._ahead.lock:  # pylint: disable=protected-access
+            if _api._ahead.process is not None:  # pylint: disable=protected-access
+                return _api._ahead.process  # pylint: disable=protected-access
+        time.sleep(0.01)
+    raise AssertionError("no process was started ahead")
+
+
+def test_the_next_call_uses_the_process_started_ahead(monkeypatch):
+    monkeypatch.setattr(_api, "PRESTART", True)
+    jail_code.jail_code("python", "pass")
+    ahead = wait_for_ahead()
+    call = _api.Call({"v": 1, "op": "jail_code", "jail": jail_code.COMMANDS["python"].spec(), "code": "print(5)"})
+    assert call.pid == ahead.pid
+    assert _api.unb64(call.finish()["stdout_b64"]) == b"5\n"
+
+
+def test_a_changed_environment_or_a_dead_process_is_not_used(monkeypatch, tmp_dir):
+    monkeypatch.setattr(_api, "PRESTART", True)
+    jail_code.jail_code("python", "pass")
+    ahead = wait_for_ahead()
+    monkeypatch.setenv("TMPDIR", str(tmp_dir))
+    res = jail_code.jail_code("python", "import os; print(os.getcwd())")
+    assert res.stdout.decode().startswith(str(tmp_dir)), res
+    assert ahead.poll() == 0, "the process started ahead was not dismissed"
+    ahead = wait_for_ahead()
+    ahead.kill()
+    ahead.wait()
+    assert jail_code.jail_code("python", "print(7)").stdout == b"7\n"
+
+
+def test_prestart_off_starts_nothing_ahead(monkeypatch):
+    monkeypatch.setattr(_api, "PRESTART", False)
+    monkeypatch.setattr(_api, "_ahead", _api._Ahead())  # pylint: disable=protected-access
+    jail_code.jail_code("python", "pass")
+    time.sleep(0.3)
+    assert _api._ahead.process is None and _api._ahead.thread is None  # pylint: disable=protected-access
+
+
+def test_a_forked_child_does_not_use_its_parents_process():
+    jail_code.jail_code("python", "pass")
+    parent_ahead = wait_for_ahead()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.close(read)
+            res = jail_code.jail_code("python", "print(8)")
+            fresh = _api._ahead.process is not parent_ahead  # pylint: disable=protected-access
+            os.write(write, b"ok" if (res.stdout == b"8\n" and fresh) else b"no")
+        finally:
+            os._exit(0)  # pylint: disable=protected-access
+    os.close(write)
+    answer = os.read(read, 10)
+    os.waitpid(pid, 0)
+    assert answer == b"ok"
+    assert parent_ahead.poll() is None, "the child used or ended the parent's process"

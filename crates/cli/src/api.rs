@@ -63,6 +63,11 @@
 //! }
 //! ```
 //!
+//! No request at all (stdin closed before its first byte) is not an
+//! error: the command exits 0 and prints nothing. A caller may start the
+//! command ahead of its next call (it learns what the machine offers
+//! meanwhile) and close its stdin if that call never comes.
+//!
 //! A request that is not understood (malformed JSON, an unknown field or
 //! op, a limit out of range, a bad file name, a missing file, globals that
 //! are not one object, a larger request than 256 MiB) exits 2; a jail that
@@ -212,6 +217,9 @@ pub(crate) fn api(stop: &crate::Stop) -> u8 {
         answer(request, stop)
     });
     match answer {
+        // No request at all: a process started ahead of a call that never
+        // came (its caller exited). Nothing to answer.
+        Err(Refusal { code: 0, .. }) => 0,
         Ok(response) => {
             crate::print_line(&response.to_string());
             0
@@ -231,6 +239,12 @@ fn read_request() -> Result<Request, Refusal> {
         .take(MAX_REQUEST + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| usage(format!("cannot read the request on stdin: {e}")))?;
+    if bytes.is_empty() {
+        return Err(Refusal {
+            code: 0,
+            message: String::new(),
+        });
+    }
     if bytes.len() as u64 > MAX_REQUEST {
         return Err(usage(format!(
             "the request is larger than {} MiB; stage big inputs as files",

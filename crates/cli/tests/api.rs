@@ -270,7 +270,7 @@ fn malformed_requests_exit_two_with_one_line() {
     let cases: Vec<(Vec<u8>, &str)> =
         vec![
         (b"not json".to_vec(), "not JSON"),
-        (b"".to_vec(), "not JSON"),
+        (b" ".to_vec(), "not JSON"),
         (br#"{"op": "jail_code"}"#.to_vec(), "no protocol version"),
         (br#"{"v": 2, "op": "jail_code"}"#.to_vec(), "version 2"),
         (ok(json!({"op": "eval"})), "unknown variant"),
@@ -294,6 +294,16 @@ fn malformed_requests_exit_two_with_one_line() {
         let message = refusal(&request, 2, "usage");
         assert!(message.contains(needle), "{needle:?} not in {message:?}");
     }
+}
+
+#[test]
+fn no_request_is_no_answer() {
+    let out = api(b"");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        (text(&out.stdout), text(&out.stderr)),
+        (String::new(), String::new())
+    );
 }
 
 #[test]
