@@ -70,3 +70,32 @@ def test_an_interrupted_caller_ends_the_run(monkeypatch, tmp_dir):
         jail_code.jail_code("python", "import time; time.sleep(30)")
     assert len(seen) == 1, "the run had not started"
     assert list(tmp_dir.iterdir()) == []
+
+
+def test_a_caller_that_dies_ends_its_run(tmp_dir):
+    """SIGKILL to the caller mid-run: the binary gets SIGTERM (its parent
+    died), kills the run and removes its jail; nothing is left."""
+    import os
+    import signal
+    import sys
+    import textwrap
+    import time
+
+    script = textwrap.dedent("""
+        from codejail import jail_code
+        jail_code.configure("python", %r, jail_parent=%r)
+        jail_code.set_limit("REALTIME", 60)
+        jail_code.jail_code("python", "import time; time.sleep(60)")
+    """) % (jail_code.COMMANDS["python"]["cmdline_start"][0], str(tmp_dir))
+    caller = subprocess.Popen([sys.executable, "-c", script])
+    deadline = time.monotonic() + 20
+    while not list(tmp_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_dir.iterdir()), "the run did not start"
+    time.sleep(0.3)
+    os.kill(caller.pid, signal.SIGKILL)
+    caller.wait()
+    deadline = time.monotonic() + 10
+    while list(tmp_dir.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(tmp_dir.iterdir()) == [], "the run outlived its caller"
