@@ -29,6 +29,11 @@ _LEVELS = {
 }
 
 
+#: Lines the binary says once per process: said once per caller here too.
+_ONCE = ("the configured sandbox user",)
+_said = set()
+
+
 def run_api(request, slug=None):
     """Sends ``request`` to a new ``codejail api`` process; logs the run;
     returns the response."""
@@ -47,14 +52,20 @@ def log_run(response, slug):
             response.get("pid"),
         )
     for line in response.get("logs") or ():
+        message = line.get("message", "")
+        if message.startswith(_ONCE):
+            # Said once per process by the binary, which is new at each call.
+            if message in _said:
+                continue
+            _said.add(message)
         level = _LEVELS.get(line.get("level"), logging.INFO)
         fields = line.get("fields") or {}
         extra = {"codejail_fields": fields}
         shown = {k: v for k, v in fields.items() if k not in ("jail", "slug", "pid")}
         if shown:
-            log.log(level, "%s (%s)", line.get("message", ""), _words(shown), extra=extra)
+            log.log(level, "%s (%s)", message, _words(shown), extra=extra)
         else:
-            log.log(level, "%s", line.get("message", ""), extra=extra)
+            log.log(level, "%s", message, extra=extra)
 
 
 def _words(fields):

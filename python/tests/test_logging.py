@@ -71,3 +71,18 @@ def test_safe_exec_slugs_get_logged_too(caplog):
     with caplog.at_level(logging.INFO, logger="codejail"):
         safe_exec.safe_exec("a = 1", {}, slug="course-1/problem-2")
     assert any(r.getMessage().startswith("Executed jailed code course-1/problem-2 in ") for r in caplog.records)
+
+
+def test_a_once_per_process_warning_of_the_binary_is_said_once(caplog):
+    from codejail import subproc
+
+    response = {"logs": [{"level": "warn", "message": "the configured sandbox user `sandbox` cannot be used: ...",
+                          "fields": {}},
+                         {"level": "warn", "message": "running code WITHOUT confinement", "fields": {}}]}
+    subproc._said.discard(response["logs"][0]["message"])  # pylint: disable=protected-access
+    with caplog.at_level(logging.WARNING, logger="codejail"):
+        subproc.log_run(response, None)
+        subproc.log_run(response, None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages.count("the configured sandbox user `sandbox` cannot be used: ...") == 1
+    assert messages.count("running code WITHOUT confinement") == 2
