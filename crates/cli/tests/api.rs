@@ -7,8 +7,16 @@ use std::process::{Command, Output, Stdio};
 use base64::Engine;
 use serde_json::{Value, json};
 
+/// The binary: `$CODEJAIL_BIN` (the unprivileged pass of `cargo xtask ci`
+/// runs a copy of this test as `nobody`, with a copy of the binary), else
+/// the one cargo built.
+fn bin() -> std::path::PathBuf {
+    std::env::var_os("CODEJAIL_BIN")
+        .map_or_else(|| env!("CARGO_BIN_EXE_codejail").into(), Into::into)
+}
+
 fn api(request: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+    let mut child = Command::new(bin())
         .arg("api")
         .env_remove("CODEJAIL_CONFIG")
         .stdin(Stdio::piped())
@@ -344,7 +352,7 @@ fn sigterm_cancels_the_run_and_removes_its_jail() {
         "v": 1, "op": "jail_code", "jail": {"bin": "/usr/bin/python3", "jail_parent": jails.path()},
         "code": "import time; time.sleep(30)", "limits": {"realtime": 30},
     });
-    let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+    let mut child = Command::new(bin())
         .arg("api")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
