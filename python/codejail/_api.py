@@ -7,8 +7,8 @@ stdout. The binary is started by ``subprocess`` on its ``vfork`` path
 session): the caller's memory is never copied, however large it is.
 
 With ``PRESTART`` (the default), the binary of the next call is started
-ahead of it by a helper thread, as soon as a call takes the one waiting:
-it asks the kernel what this machine offers (a few namespaces tried, 2 ms
+ahead of it by a helper thread, as soon as a call has ended (not during
+the call, whose run it would slow): it asks the kernel what this machine offers (a few namespaces tried, 2 ms
 or more) while the caller does something else, then waits for its request.
 It is still one fresh process per call. A process started ahead is used
 only by the process that started it (not after ``fork``) and only if the
@@ -137,22 +137,27 @@ class _Ahead:
         self.thread = None
 
     def take(self, key):
-        """The process started ahead for `key`, if there is a usable one;
-        asks for the next."""
+        """The process started ahead for `key`, if there is a usable one."""
         with self.lock:
             process, its_key = self.process, self.key
             self.process = self.key = None
-            self.want = key
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="codejail-prestart", daemon=True)
-                self.thread.start()
-            self.wanted.notify()
         if process is None:
             return None
         if its_key != key or process.poll() is not None:
             _dismiss(process)
             return None
         return process
+
+    def ask(self, key):
+        """Start a process for the next call, in the helper thread. Asked
+        when a call has ended, so that its start-up does not compete with
+        the call's run for the CPU."""
+        with self.lock:
+            self.want = key
+            if self.thread is None:
+                self.thread = threading.Thread(target=self._run, name="codejail-prestart", daemon=True)
+                self.thread.start()
+            self.wanted.notify()
 
     def _run(self):
         while True:
@@ -210,7 +215,8 @@ class Call:
     def __init__(self, request):
         data = json.dumps(request).encode("ascii")
         program = binary()
-        process = _ahead.take(_key(program)) if PRESTART else None
+        self._key = _key(program)
+        process = _ahead.take(self._key) if PRESTART else None
         self.process = process or _start(program)
         self.pid = self.process.pid
         self._data = data
@@ -235,6 +241,8 @@ class Call:
             raise
         finally:
             self._data = None
+            if PRESTART:
+                _ahead.ask(self._key)
         try:
             response = json.loads(stdout) if stdout else None
         except ValueError:
