@@ -21,6 +21,7 @@ import atexit
 import base64
 import json
 import os
+import selectors
 import shutil
 import subprocess
 import sys
@@ -113,6 +114,17 @@ def _key(program):
     return (program, os.getpid(), tuple(os.environ.get(name) for name in _ENVIRONMENT))
 
 
+def _finish(process):
+    """Waits for a process that has answered; closes its pipes."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for pipe in (process.stdout, process.stderr):
+        pipe.close()
+
+
 def _dismiss(process):
     """Ends a process started ahead and never used: end of input."""
     try:
@@ -135,6 +147,20 @@ class _Ahead:
         self.key = None
         self.want = None
         self.thread = None
+        self.answered = []
+
+    def _wake(self):
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._run, name="codejail-helper", daemon=True)
+            self.thread.start()
+        self.wanted.notify()
+
+    def reap(self, process):
+        """Waits for a process that has answered (it is exiting), in the
+        helper thread, so that the caller need not."""
+        with self.lock:
+            self.answered.append(process)
+            self._wake()
 
     def take(self, key):
         """The process started ahead for `key`, if there is a usable one."""
@@ -154,18 +180,20 @@ class _Ahead:
         the call's run for the CPU."""
         with self.lock:
             self.want = key
-            if self.thread is None:
-                self.thread = threading.Thread(target=self._run, name="codejail-prestart", daemon=True)
-                self.thread.start()
-            self.wanted.notify()
+            self._wake()
 
     def _run(self):
         while True:
             with self.lock:
-                while self.want is None or self.process is not None:
+                while not self.answered and (self.want is None or self.process is not None):
                     self.wanted.wait()
-                key = self.want
+                answered, self.answered = self.answered, []
+                key = None if self.process is not None else self.want
                 self.want = None
+            for process in answered:
+                _finish(process)
+            if key is None:
+                continue
             try:
                 process = _start(key[0])
             except OSError:
@@ -230,7 +258,7 @@ class Call:
         """
         process = self.process
         try:
-            stdout, stderr = process.communicate(self._data)
+            stdout, stderr = self._exchange()
         except BaseException:
             process.terminate()
             try:
@@ -257,6 +285,37 @@ class Call:
             error.kind = response.get("kind")
             raise error
         return response
+
+    def _exchange(self):
+        """Writes the request, reads the response line; returns (stdout,
+        stderr). The process is left to exit on its own once it has
+        answered (the helper thread reaps it): its jail is removed before it
+        answers."""
+        process = self.process
+        try:
+            process.stdin.write(self._data)
+            process.stdin.close()
+        except BrokenPipeError:  # it refused the request before reading it all
+            pass
+        out, err = bytearray(), bytearray()
+        streams = {process.stdout.fileno(): out, process.stderr.fileno(): err}
+        with selectors.DefaultSelector() as selector:
+            for fd in streams:
+                selector.register(fd, selectors.EVENT_READ)
+            while selector.get_map():
+                for key, _ in selector.select():
+                    chunk = os.read(key.fd, 1 << 20)
+                    if not chunk:
+                        selector.unregister(key.fd)
+                        continue
+                    streams[key.fd] += chunk
+                    if key.fd == process.stdout.fileno() and b"\n" in chunk:
+                        _ahead.reap(process)
+                        return bytes(out), bytes(err)
+        process.wait()
+        for pipe in (process.stdout, process.stderr):
+            pipe.close()
+        return bytes(out), bytes(err)
 
 
 def call(request):

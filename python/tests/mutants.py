@@ -37,8 +37,8 @@ MUTANTS = [
      "test_logging.py::test_slugs_get_logged"),
     ("subproc.py", 'level = _LEVELS.get(line.get("level"), logging.INFO)', "level = logging.DEBUG",
      "test_logging.py::test_the_wall_clock_kill_is_logged_with_the_pid"),
-    ("_api.py", "            stderr=subprocess.PIPE,\n        )",
-     "            stderr=subprocess.PIPE, preexec_fn=lambda: None,\n        )", "test_spawn.py"),
+    ("_api.py", "        stderr=subprocess.PIPE,\n    )",
+     "        stderr=subprocess.PIPE, preexec_fn=lambda: None,\n    )", "test_spawn.py"),
     ("_service.py", "        return None\n    if response.get", "        raise\n    if response.get",
      "test_service.py::test_a_failing_service_falls_back_to_one_shot_with_a_warning"
      " test_service.py::test_a_service_that_is_down_falls_back"),

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+import threading
 
 import pytest
 
@@ -54,18 +55,17 @@ def test_an_interrupted_caller_ends_the_run(monkeypatch, tmp_dir):
     run is killed and its jail removed before the exception goes on."""
     jail_code.COMMANDS["python"].jail_parent = str(tmp_dir)
     jail_code.set_limit("REALTIME", 30)
-    real = subprocess.Popen.communicate
-
+    real = _api.Call._exchange  # pylint: disable=protected-access
     seen = []
 
-    def interrupted(self, *args, **kwargs):
-        try:
-            real(self, *args, timeout=1.0)
-        except subprocess.TimeoutExpired:
-            seen.extend(tmp_dir.iterdir())  # the run's jail, while it runs
+    def interrupted(self):
+        exchange = threading.Thread(target=real, args=(self,), daemon=True)
+        exchange.start()
+        exchange.join(1.0)
+        seen.extend(tmp_dir.iterdir())  # the run's jail, while it runs
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(subprocess.Popen, "communicate", interrupted)
+    monkeypatch.setattr(_api.Call, "_exchange", interrupted)
     with pytest.raises(KeyboardInterrupt):
         jail_code.jail_code("python", "import time; time.sleep(30)")
     assert len(seen) == 1, "the run had not started"

@@ -9,7 +9,17 @@ from codejail import jail_code, safe_exec
 
 
 def _leftovers():
-    return set(glob.glob(os.path.join(tempfile.gettempdir(), "codejail-*")))
+    """Jail directories and parents in the temp dir, but the empty parent
+    a live `codejail api` makes while it waits for its request."""
+    found = set()
+    for path in glob.glob(os.path.join(tempfile.gettempdir(), "codejail-*")):
+        name = os.path.basename(path)
+        owner = name[len("codejail-"):].split(".")[0]
+        if name.endswith("-api") and owner.isdigit() and os.path.exists("/proc/%s" % owner) \
+                and not os.listdir(path):
+            continue
+        found.add(path)
+    return found
 
 
 def test_many_threads_at_once_each_get_their_own_answer():

@@ -76,7 +76,8 @@
 //! `{"v": 1, "error": "<one line>", "kind": "usage" | "setup"}`.
 //!
 //! SIGTERM, SIGINT and SIGHUP end the run, remove its jail and exit 128 +
-//! the signal, after the response (`killed_by: "cancelled"`). The command
+//! the signal, after the response (`killed_by: "cancelled"`); before a
+//! request has come, they exit 128 + the signal at once. The command
 //! also asks the kernel for SIGTERM when the process that started it dies,
 //! so an abandoned call ends its run. `--config` plays no part: the
 //! request says everything.
@@ -212,10 +213,36 @@ pub(crate) fn api(stop: &crate::Stop) -> u8 {
     let probe = std::thread::spawn(|| {
         codejail::Probe::get();
     });
-    let answer = read_request().and_then(|request| {
+    // The usual jail parent is made while waiting too.
+    let mut ready = Parent::create(None).ok();
+    let ready_path = ready.as_ref().map(|p| p.path.clone());
+    let waiting = std::sync::atomic::AtomicBool::new(true);
+    let answer = std::thread::scope(|scope| {
+        // Stopped while waiting for a request (a process started ahead):
+        // exit now rather than answer a later request with "cancelled".
+        let watcher = scope.spawn(|| {
+            while waiting.load(std::sync::atomic::Ordering::SeqCst) {
+                if let Some(signal) = stop.signal() {
+                    if let Some(path) = &ready_path {
+                        let _ = std::fs::remove_dir(path);
+                    }
+                    std::process::exit(128 + signal);
+                }
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+            }
+        });
+        let request = read_request();
+        waiting.store(false, std::sync::atomic::Ordering::SeqCst);
+        watcher.thread().unpark();
+        request
+    })
+    .and_then(|request| {
         let _ = probe.join();
-        answer(request, stop)
+        answer(request, stop, &mut ready)
     });
+    if let Some(parent) = ready {
+        parent.remove();
+    }
     match answer {
         // No request at all: a process started ahead of a call that never
         // came (its caller exited). Nothing to answer.
@@ -307,7 +334,11 @@ fn limits(asked: &BTreeMap<String, u64>) -> Result<Vec<(LimitName, u64)>, Refusa
         .collect()
 }
 
-fn answer(request: Request, stop: &crate::Stop) -> Result<Value, Refusal> {
+fn answer(
+    request: Request,
+    stop: &crate::Stop,
+    ready: &mut Option<Parent>,
+) -> Result<Value, Refusal> {
     let spec = &request.jail;
     let mut config = JailConfig::new(&spec.bin);
     config.lang = lang(spec.lang.as_ref())?;
@@ -345,7 +376,15 @@ fn answer(request: Request, stop: &crate::Stop) -> Result<Value, Refusal> {
         ));
     }
 
-    let parent = Parent::create(spec.jail_parent.as_deref())?;
+    let parent = match (spec.jail_parent.as_deref(), ready.take()) {
+        (None, Some(parent)) => parent,
+        (asked, made) => {
+            if let Some(made) = made {
+                made.remove();
+            }
+            Parent::create(asked)?
+        }
+    };
     config.jail_parent = Some(parent.path.clone());
     let name = spec.name.clone().unwrap_or_else(|| "python".into());
     let captured = Arc::new(Mutex::new(Captured::default()));

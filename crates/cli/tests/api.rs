@@ -382,3 +382,42 @@ fn sigterm_cancels_the_run_and_removes_its_jail() {
     assert_eq!(v["killed_by"], "cancelled", "{v}");
     assert_eq!(count(), 0, "the jail outlived the command");
 }
+
+/// A process started ahead of a request that never comes: SIGTERM ends it
+/// at once (it would otherwise answer its request with "cancelled"), and
+/// it leaves nothing.
+#[test]
+fn sigterm_before_any_request_exits_at_once() {
+    let mut child = Command::new(bin())
+        .arg("api")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    let parent = std::env::temp_dir().join(format!(
+        "codejail-{}.{}-api",
+        child.id(),
+        start_time(child.id())
+    ));
+    assert!(
+        parent.is_dir(),
+        "no jail parent made ahead: {}",
+        parent.display()
+    );
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty());
+    assert!(!parent.exists(), "the jail parent made ahead was left");
+}
+
+fn start_time(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = &stat[stat.rfind(')').unwrap() + 1..];
+    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+}
