@@ -388,7 +388,7 @@ fn sigterm_cancels_the_run_and_removes_its_jail() {
 /// it leaves nothing.
 #[test]
 fn sigterm_before_any_request_exits_at_once() {
-    let mut child = Command::new(bin())
+    let child = Command::new(bin())
         .arg("api")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
