@@ -85,7 +85,8 @@
 //! Each request gets a private parent directory for its jail,
 //! `<jail_parent or $TMPDIR>/codejail-<pid>.<start>-api` (mode 0711, named
 //! so that `codejail gc` removes it after a killed command), which is how
-//! the response knows `jail_dir`.
+//! the response knows `jail_dir`. The one under `$TMPDIR` is made while
+//! the command waits for its request.
 
 use std::collections::BTreeMap;
 use std::io::Read;
