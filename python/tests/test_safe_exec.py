@@ -216,6 +216,16 @@ def test_configured_on_import_in_a_virtualenv_from_codejails_variables():
                          capture_output=True, text=True, check=True, timeout=60,
                          env=dict(os.environ, CODEJAIL_TEST_VENV="", CODEJAIL_TEST_USER=""))
     assert out.stdout.strip() == "{}"
+    sibling = sys.prefix + "-sandbox"
+    assert not os.path.exists(sibling)
+    os.makedirs(sibling)
+    try:
+        out = subprocess.run([sys.executable, "-c", "from codejail import jail_code; print(jail_code.COMMANDS)"],
+                             capture_output=True, text=True, check=True, timeout=60,
+                             env=dict(os.environ, CODEJAIL_TEST_VENV="", CODEJAIL_TEST_USER=""))
+    finally:
+        os.rmdir(sibling)
+    assert out.stdout.strip() == "{'python': Jail('python', '%s/bin/python', user='sandbox', lang=python3)}" % sibling
 
 
 def test_python_configured_with_a_language_without_safe_exec_is_a_jail_error():

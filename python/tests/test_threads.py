@@ -1,29 +1,12 @@
 """Many threads calling safe_exec and jail_code at once."""
 
 import concurrent.futures
-import glob
-import os
-import tempfile
 
 from codejail import jail_code, safe_exec
 
 
-def _leftovers():
-    """Jail directories and parents in the temp dir, but the empty parent
-    a live `codejail api` makes while it waits for its request."""
-    found = set()
-    for path in glob.glob(os.path.join(tempfile.gettempdir(), "codejail-*")):
-        name = os.path.basename(path)
-        owner = name[len("codejail-"):].split(".")[0]
-        if name.endswith("-api") and owner.isdigit() and os.path.exists("/proc/%s" % owner) \
-                and not os.listdir(path):
-            continue
-        found.add(path)
-    return found
-
-
-def test_many_threads_at_once_each_get_their_own_answer():
-    before = _leftovers()
+def test_many_threads_at_once_each_get_their_own_answer(tmp_dir):
+    jail_code.COMMANDS["python"].jail_parent = str(tmp_dir)
     jail_code.set_limit("REALTIME", 20)
 
     def one(i):
@@ -39,4 +22,4 @@ def test_many_threads_at_once_each_get_their_own_answer():
         assert globs["sq"] == i * i and globs["blen"] == i % 7 and stdout == b"%d\n" % i
         wheres.add(globs["where"])
     assert len(wheres) == 48, "two calls shared a jail directory"
-    assert _leftovers() <= before, "jail directories were left behind"
+    assert list(tmp_dir.iterdir()) == [], "jail directories were left behind"
