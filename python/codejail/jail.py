@@ -123,7 +123,7 @@ class Jail:
             },
             "policy": self.policy,
             "apparmor_profile": self.apparmor_profile,
-            "jail_parent": None if self.jail_parent is None else os.fspath(self.jail_parent),
+            "jail_parent": None if self.jail_parent is None else os.path.abspath(os.fspath(self.jail_parent)),
             "allow_root_user": bool(self.allow_root_user),
         }
 
@@ -134,7 +134,8 @@ class Jail:
             "op": op,
             "jail": self.spec(),
             "code": code if code else None,
-            "files": [os.fsdecode(f) for f in files or ()],
+            # Absolute: the binary may have been started ahead, elsewhere.
+            "files": [os.path.abspath(os.fsdecode(f)) for f in files or ()],
             "extra_files": [[name, _api.b64(_as_bytes(content))] for name, content in extra_files or ()],
             "limits": protocol_limits(_registry().get_effective_limits(limit_overrides_context)),
             "slug": None if slug is None else str(slug),
@@ -183,7 +184,7 @@ class Jail:
             return served
         request = self.request("safe_exec", code, files, extra_files, slug, limit_overrides_context)
         request["code"] = code
-        request["python_path"] = [os.fsdecode(p) for p in python_path or ()]
+        request["python_path"] = [os.path.abspath(os.fsdecode(p)) for p in python_path or ()]
         request["globals_json"] = globals_json
         response = subproc.run_api(request, slug)
         if "globals_json" in response:

@@ -311,3 +311,20 @@ def test_a_missing_file_is_an_error_not_a_run():
         jailpy("pass", files=["/no/such/file"])
     with pytest.raises(JailError, match=r"\.\./evil"):
         jailpy("pass", extra_files=[("../evil", b"x")])
+
+
+def test_relative_paths_are_the_callers(monkeypatch):
+    """Relative `files` and `python_path` entries are read from the
+    caller's working directory at the call, wherever the binary was
+    started (it may have been started ahead)."""
+    from test_spawn import wait_for_ahead
+
+    jail_code.jail_code("python", "pass")
+    wait_for_ahead()  # a process is now started ahead, here
+    monkeypatch.chdir(os.path.dirname(file_here("hello.txt")))
+    res = jailpy("print(open('hello.txt').read())", files=["hello.txt"])
+    assert res.stdout == b"Hello there.\n\n"
+    from codejail import safe_exec
+    globs = {}
+    safe_exec.safe_exec("import module; a = module.const", globs, python_path=["pylib"])
+    assert globs["a"] == 42
