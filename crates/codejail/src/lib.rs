@@ -62,4 +62,4 @@ pub use registry::{
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions};
 pub use runner::Runner;
 pub use settings::{Settings, SettingsError};
-pub use warm::Warm;
+pub use warm::{Health, Warm};

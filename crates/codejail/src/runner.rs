@@ -29,6 +29,19 @@ pub trait Runner: Send + Sync {
         options: &SafeExecOptions,
     ) -> Result<String, SafeExecError>;
 
+    /// [`Runner::safe_exec_json`], answering with `globals_json` updated
+    /// with the code's globals (what a CodeJail caller's `globals_dict`
+    /// holds afterwards).
+    ///
+    /// # Errors
+    /// [`SafeExecError`].
+    fn safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError>;
+
     /// CodeJail's `safe_exec`: `globals` updated with the code's JSON-safe
     /// globals ([`Jail::safe_exec`](crate::Jail::safe_exec)).
     ///
@@ -59,6 +72,15 @@ impl Runner for crate::Jail {
     ) -> Result<String, SafeExecError> {
         crate::Jail::safe_exec_json(self, code, globals_json, options)
     }
+
+    fn safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        crate::Jail::safe_exec_json_updated(self, code, globals_json, options)
+    }
 }
 
 impl Runner for crate::Warm {
@@ -73,5 +95,14 @@ impl Runner for crate::Warm {
         options: &SafeExecOptions,
     ) -> Result<String, SafeExecError> {
         crate::Warm::safe_exec_json(self, code, globals_json, options)
+    }
+
+    fn safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        crate::Warm::safe_exec_json_updated(self, code, globals_json, options)
     }
 }

@@ -63,7 +63,29 @@ pub struct Warm {
     idle: Mutex<Vec<Zygote>>,
     freed: Condvar,
     next: AtomicU64,
+    size: usize,
     cold_fallbacks: AtomicU64,
+    served: AtomicU64,
+    restarts: AtomicU64,
+    failures: AtomicU64,
+}
+
+/// What a warm pool is doing ([`Warm::health`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// Interpreters the pool keeps.
+    pub size: usize,
+    /// Interpreters idle now, ready for a call.
+    pub idle: usize,
+    /// Calls a warm interpreter served.
+    pub served: u64,
+    /// Calls sent down the cold path instead.
+    pub cold_fallbacks: u64,
+    /// Interpreters started again after one failed or was retired.
+    pub restarts: u64,
+    /// Calls that failed because an interpreter failed.
+    pub failures: u64,
 }
 
 #[derive(Debug)]
@@ -134,7 +156,11 @@ impl Jail {
             idle: Mutex::new(Vec::new()),
             freed: Condvar::new(),
             next: AtomicU64::new(0),
+            size,
             cold_fallbacks: AtomicU64::new(0),
+            served: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         };
         for _ in 0..size {
             let z = warm.start_zygote()?;
@@ -164,6 +190,18 @@ impl Warm {
     /// without code).
     pub fn cold_fallbacks(&self) -> u64 {
         self.cold_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// What the pool is doing: for health checks and metrics.
+    pub fn health(&self) -> Health {
+        Health {
+            size: self.size,
+            idle: self.idle.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            served: self.served.load(Ordering::Relaxed),
+            cold_fallbacks: self.cold_fallbacks.load(Ordering::Relaxed),
+            restarts: self.restarts.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+        }
     }
 
     /// Processes of the pool beyond its idle zygotes, found on the host by
@@ -319,12 +357,40 @@ impl Warm {
         globals_json: &str,
         options: &SafeExecOptions,
     ) -> Result<String, SafeExecError> {
+        self.exec_json(code, globals_json, options, false)
+    }
+
+    /// [`Jail::safe_exec_json_updated`] in a warm interpreter.
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec_json`].
+    pub fn safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        self.exec_json(code, globals_json, options, true)
+    }
+
+    fn exec_json(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+        merge: bool,
+    ) -> Result<String, SafeExecError> {
         let call = &options.call;
         let limits = effective_limits(call.limits_context.as_deref(), &call.limits)
             .map_err(JailError::from)?;
         if needs_cold(&limits) || call.layers.is_some() {
             self.cold_fallbacks.fetch_add(1, Ordering::Relaxed);
-            return self.jail.safe_exec_json(code, globals_json, options);
+            return if merge {
+                self.jail
+                    .safe_exec_json_updated(code, globals_json, options)
+            } else {
+                self.jail.safe_exec_json(code, globals_json, options)
+            };
         }
         self.jail.check_safe_exec()?;
         check_globals(globals_json)?;
@@ -333,7 +399,7 @@ impl Warm {
             call,
             ..JailCode::default()
         };
-        let payload = codejail_pyexec::payload(code, globals_json, &path_entries, false);
+        let payload = codejail_pyexec::payload(code, globals_json, &path_entries, merge);
         let outcome = self.call(&request, Mode::Exec(payload))?;
         finish_safe_exec(warm_result(outcome))
     }
@@ -424,11 +490,16 @@ impl Warm {
         );
         drop(ruleset);
         match &answer {
-            Ok(_) => self.give_back(zygote),
+            Ok(_) => {
+                self.served.fetch_add(1, Ordering::Relaxed);
+                self.give_back(zygote)
+            }
             Err(_) => {
                 // A zygote that does not answer is ended, with everything
                 // in it, and replaced.
                 drop(zygote);
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                self.restarts.fetch_add(1, Ordering::Relaxed);
                 if let Ok(z) = self.start_zygote() {
                     self.give_back(z);
                 }
