@@ -192,7 +192,6 @@ impl Jail {
     /// # Errors
     /// As [`Jail::jail_code`].
     pub fn not_safe_jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
-        tracing::warn!(jail = %self.name, "running code WITHOUT confinement");
         self.run(request, true, &[])
     }
 
@@ -210,6 +209,10 @@ impl Jail {
         let _entered = span.enter();
         let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
         let policy = self.call_policy(call, unsafe_run, &limits)?;
+        if policy == Policy::None {
+            // Every unconfined run says so, whichever way it was asked for.
+            tracing::warn!("running code WITHOUT confinement");
+        }
         // The sandbox uid owns tmp/ when the run will switch to it.
         let layers = self.plan(policy, &limits)?;
         let owner = layers.contains(Layer::Identity).then_some(self.identity);
@@ -392,9 +395,6 @@ impl Jail {
         unsafe_run: bool,
         merge: bool,
     ) -> Result<String, SafeExecError> {
-        if unsafe_run {
-            tracing::warn!(jail = %self.name, "running code WITHOUT confinement (not_safe_exec)");
-        }
         self.check_safe_exec()?;
         check_globals(globals_json)?;
         let (call, path_entries) = python_path_files(options)?;

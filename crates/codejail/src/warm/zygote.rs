@@ -240,6 +240,9 @@ impl Target for Answering<'_> {
         let mut buf = [0u8; 4096];
         loop {
             match (&self.zygote.socket).read(&mut buf) {
+                // A retiring zygote answers, then exits: its end of file
+                // may come in the same turn as its answer.
+                Ok(0) if self.answer.ends_with(b"\n") => break,
                 Ok(0) => return Err(io::Error::other("the zygote closed its channel")),
                 Ok(n) => self.answer.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
