@@ -26,6 +26,7 @@ pub const LAYERS: &[&str] = &[
     "pidns",
     "netns",
     "mountns",
+    "rootfs",
     "ipcns",
     "utsns",
     "cgroup",
