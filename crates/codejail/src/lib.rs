@@ -39,6 +39,7 @@ mod registry;
 mod request;
 mod runner;
 mod settings;
+mod uids;
 mod warm;
 
 pub use cancel::Cancel;
@@ -62,4 +63,5 @@ pub use registry::{
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 pub use runner::Runner;
 pub use settings::{Settings, SettingsError};
+pub use uids::{DEFAULT_UID_LOCK_DIR, UidError, UidRange, UidRangeError, Uids};
 pub use warm::{Health, Warm, WarmOptions};
