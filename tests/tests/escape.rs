@@ -427,9 +427,10 @@ def attempt(what, f, *expected):
             print("CONTAINED:", what, errno.errorcode[e.errno])
         else:
             raise
-# In another mount namespace: not even there.
-attempt("read the other call's secret", lambda: open(t["secret"]).read(), errno.ENOENT)
-attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close(), errno.ENOENT)
+# Its zygote's tmp/ belongs to that zygote's own uid (0700): refused; with
+# a shared uid, in another mount namespace: not even there.
+attempt("read the other call's secret", lambda: open(t["secret"]).read(), errno.EACCES, errno.ENOENT)
+attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close(), errno.EACCES, errno.ENOENT)
 # Landlock: only this call's own directory.
 attempt("read the other call's code", lambda: open(os.path.join(t["home"], "jailed_code")).read(), errno.EACCES)
 attempt("list the pool", lambda: os.listdir(t["pool"]), errno.EACCES)
@@ -561,10 +562,11 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
     ) {
         return;
     }
-    // Without Landlock, and without the mount namespace that hides each
-    // run's tmp/ from the others, the attack plants its file: the victim's
-    // tmp/ changes, and that alone says NOT CONTAINED even if the attack
-    // were quiet about it.
+    // Without Landlock, without the mount namespace that hides each run's
+    // tmp/ from the others, and without a uid of its own per run (for a
+    // root caller: neither identity nor the user namespace that brings it
+    // back), the attack plants its file: the victim's tmp/ changes, and
+    // that alone says NOT CONTAINED even if the attack were quiet about it.
     let mut quiet = attack.clone();
     quiet.code = quiet.code.replace("escaped(", "len(");
     let report = selftest::run_jobs(
@@ -572,7 +574,11 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
         &[Job {
             attack: quiet,
             how: How::Only(selftest::with_userns_if_needed(
-                planned.without(Layer::Landlock).without(Layer::MountNs),
+                planned
+                    .without(Layer::Landlock)
+                    .without(Layer::MountNs)
+                    .without(Layer::Identity)
+                    .without(Layer::UserNs),
             )),
         }],
         1,
