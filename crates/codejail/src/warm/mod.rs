@@ -88,7 +88,6 @@ pub struct Warm {
     pool: Arc<Pool>,
     keeper: Option<JoinHandle<()>>,
     dir: PathBuf,
-    owner: Option<(u32, u32)>,
     quota: Option<codejail_fs::TmpQuota>,
     layers: LayerSet,
     abi: i32,
@@ -169,7 +168,6 @@ impl Jail {
             pool,
             keeper: Some(keeper),
             dir,
-            owner,
             quota,
             layers,
             abi,
@@ -441,7 +439,7 @@ impl Warm {
         // (live), and no other zygote's holds it.
         let dir = JailDir::create(&JailOptions {
             parent: Some(zygote.home().to_owned()),
-            owner: self.owner,
+            owner: zygote.owner(),
             tmp: Tmp::Link(tmp.clone()),
             prefix: Some(crate::leftovers::jail_prefix()),
             ..JailOptions::default()
