@@ -885,3 +885,52 @@ fn a_root_sandbox_user_is_refused_unless_allowed() {
         assert!(codejail::Jail::new("as-root", config).is_ok());
     }
 }
+
+/// What jailed code sees when it reaches for the host, as CodeJail's
+/// users see it under AppArmor and codejail-service's API tests check it:
+/// `PermissionError: [Errno 13] Permission denied: '<path>'`, never
+/// `FileNotFoundError` or `EROFS`, with or without a private root.
+fn deny_host_paths_as_codejail_does(path: &dyn Runner) {
+    let probe = r#"
+import os
+def tell(what, f):
+    try:
+        f()
+        print(what, "allowed")
+    except Exception as e:
+        print(what, "%s: %s" % (type(e).__name__, e))
+for d in ["/", "/tmp", "/sys", "/proc", "../"]:
+    tell("list " + d, lambda: os.listdir(d))
+for f in ["/etc/hosts", "/proc/1/cmdline"]:
+    tell("read " + f, lambda: open(f).read())
+for f in ["/tmp/x", "../x"]:
+    tell("write " + f, lambda: open(f, "w"))
+"#;
+    let r = path.jail_code(&code(probe)).unwrap();
+    // One exception: a warm call's `..` is its zygote's home, which an
+    // unprivileged caller's program owns (one uid), so the private root
+    // binds it read-only (CodeJail has no unprivileged mode to compare).
+    let unprivileged_warm =
+        r.warm && r.layers.contains(Layer::RootFs) && !rustix::process::geteuid().is_root();
+    let expected = [
+        ("list /", "'/'"),
+        ("list /tmp", "'/tmp'"),
+        ("list /sys", "'/sys'"),
+        ("list /proc", "'/proc'"),
+        ("list ../", "'../'"),
+        ("read /etc/hosts", "'/etc/hosts'"),
+        ("read /proc/1/cmdline", "'/proc/1/cmdline'"),
+        ("write /tmp/x", "'/tmp/x'"),
+        ("write ../x", "'../x'"),
+    ]
+    .map(|(what, name)| {
+        if unprivileged_warm && what == "write ../x" {
+            format!("{what} OSError: [Errno 30] Read-only file system: {name}\n")
+        } else {
+            format!("{what} PermissionError: [Errno 13] Permission denied: {name}\n")
+        }
+    })
+    .concat();
+    assert_eq!(text(&r.stdout), expected, "{}", text(&r.stderr));
+}
+both_paths!(deny_host_paths_as_codejail_does);
