@@ -158,6 +158,11 @@ pub struct JailConfig {
     pub apparmor_profile: Option<String>,
     /// Where jail directories are made (default: the system temp dir).
     pub jail_parent: Option<PathBuf>,
+    /// What the jail's code may read besides its own directory and the
+    /// interpreter's (a course's data, a shared library of problems):
+    /// absolute paths that exist, read under Landlock and bound read-only
+    /// at their own paths in the private root.
+    pub read_paths: Vec<PathBuf>,
 }
 
 impl JailConfig {
@@ -173,6 +178,7 @@ impl JailConfig {
             confinement: Confinement::Auto,
             apparmor_profile: None,
             jail_parent: None,
+            read_paths: Vec::new(),
         }
     }
 }

@@ -95,6 +95,14 @@ impl Jail {
             });
         }
         note_user_not_honoured(&config);
+        // A misspelled read path fails when the jail is made, not at its
+        // first run.
+        FsRules {
+            read: config.read_paths.clone(),
+            ..FsRules::empty()
+        }
+        .check()
+        .map_err(ConfigError::ReadPath)?;
         // A root user (allowed) is root: nothing to share.
         let uids = match config.uids {
             Uids::Range(range) if identity.0 != 0 => Some(range),
@@ -397,11 +405,20 @@ impl Jail {
         Ok(JailResult::cold(outcome))
     }
 
+    /// The rules every run of this jail has, wherever it runs (cold, a
+    /// zygote, a warm call): the system's, the interpreter's paths, and
+    /// the jail's `read_paths`.
+    pub(crate) fn base_rules(&self) -> FsRules {
+        let mut rules = FsRules::default();
+        rules.read_exec.extend(self.facts.read_exec.iter().cloned());
+        rules.read.extend(self.config.read_paths.iter().cloned());
+        rules
+    }
+
     /// The filesystem rules of a run in `jail`: the interpreter's paths,
     /// the jail home read-only, its `tmp/` read-write when it is writable.
     pub(crate) fn fs_rules(&self, jail: &JailDir, tmp: &Tmp) -> FsRules {
-        let mut rules = FsRules::default();
-        rules.read_exec.extend(self.facts.read_exec.iter().cloned());
+        let mut rules = self.base_rules();
         rules.read.push(jail.path().to_owned());
         if *tmp == Tmp::Writable {
             rules.read_write.push(jail.tmp().to_owned());

@@ -90,6 +90,8 @@ struct RawJail {
     jail_parent: Option<String>,
     uids: Option<Spanned<String>>,
     uid_lock_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    read_paths: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -235,6 +237,20 @@ impl Settings {
                     ));
                 }
                 config.uid_lock_dir = Some(path);
+            }
+            for (i, path) in jail.read_paths.iter().enumerate() {
+                let p = PathBuf::from(path.get_ref());
+                if !p.is_absolute() {
+                    return Err(invalid(
+                        path.span().start,
+                        format!("jails.{name}.read_paths[{i}]"),
+                        format!(
+                            "`{}` is not an absolute path; give the full path",
+                            path.get_ref()
+                        ),
+                    ));
+                }
+                config.read_paths.push(p);
             }
             config.apparmor_profile = jail.apparmor_profile;
             config.jail_parent = jail.jail_parent.map(PathBuf::from);
@@ -383,6 +399,17 @@ mod tests {
             err.starts_with("codejail.toml:3: jails.python.uid_lock_dir: `run` is not an absolute"),
             "{err}"
         );
+        let err = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\", \"data\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "codejail.toml:3: jails.python.read_paths[1]: `data` is not an absolute"
+            ),
+            "{err}"
+        );
+        let s = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\"]\n").unwrap();
+        assert_eq!(s.jails["python"].read_paths, [PathBuf::from("/srv/data")]);
         // A uid is a number, as the message about unknown users suggests.
         let s = parse("[jails.python]\nbin = \"/x\"\nuser = 999\n").unwrap();
         assert_eq!(s.jails["python"].user.as_deref(), Some("999"));

@@ -941,3 +941,54 @@ for f in ["/tmp/x", "../x"]:
     assert_eq!(text(&r.stdout), expected, "{}", text(&r.stderr));
 }
 both_paths!(deny_host_paths_as_codejail_does);
+
+/// A jail's `read_paths`: its code reads them (bound read-only in the
+/// private root), cold and warm; another jail's code does not see them;
+/// a path that does not exist is refused when the jail is made.
+#[test]
+fn allow_read_paths_for_the_jails_code_only() {
+    let data = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.path().join("answers.txt"), "42").unwrap();
+    std::fs::set_permissions(
+        data.path().join("answers.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.read_paths = vec![data.path().to_owned()];
+    let jail = Arc::new(codejail::Jail::new("with-data", config).unwrap());
+    let read = format!(
+        "print(open({:?}).read())\ntry:\n    open({:?}, 'w')\nexcept OSError as e:\n    print(e.errno)",
+        data.path().join("answers.txt"),
+        data.path().join("new.txt"),
+    );
+    // Refused: by ownership and Landlock (EACCES) where the program is not
+    // the directory's owner; an unprivileged caller's program owns it, and
+    // its bind is read-only (EROFS).
+    let refused = |r: &codejail::JailResult| {
+        if !rustix::process::geteuid().is_root() && r.layers.contains(Layer::RootFs) {
+            "42\n30\n"
+        } else {
+            "42\n13\n"
+        }
+    };
+    let cold = jail.jail_code(&code(&read)).unwrap();
+    assert_eq!(text(&cold.stdout), refused(&cold), "{}", text(&cold.stderr));
+    let warm = jail.warm(1).unwrap();
+    let r = warm.jail_code(&code(&read)).unwrap();
+    assert!(r.warm);
+    assert_eq!(text(&r.stdout), refused(&r), "{}", text(&r.stderr));
+    // Without the setting the same code cannot read it.
+    let other = python().jail_code(&code(&read)).unwrap();
+    assert_ne!(other.status, 0, "{}", text(&other.stdout));
+    // A path that does not exist: refused when the jail is made.
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.read_paths = vec![data.path().join("missing")];
+    let err = codejail::Jail::new("bad-data", config).unwrap_err();
+    assert!(
+        matches!(err, codejail::ConfigError::ReadPath(_)) && err.to_string().contains("missing"),
+        "{err}"
+    );
+}

@@ -186,6 +186,18 @@ impl Enforcement {
 }
 
 impl FsRules {
+    /// No path at all (every list empty): a start for rules that must not
+    /// include the system's ([`FsRules::default`]).
+    pub fn empty() -> FsRules {
+        FsRules {
+            read_exec: Vec::new(),
+            read: Vec::new(),
+            read_write: Vec::new(),
+            read_write_exec: Vec::new(),
+            optional: Vec::new(),
+        }
+    }
+
     /// Builds the Landlock ruleset for these rules: every filesystem right
     /// of ABI `abi` handled, TCP bind and connect denied, signals and
     /// abstract unix sockets scoped. A process confines itself with

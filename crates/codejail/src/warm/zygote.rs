@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, TmpQuota};
 use codejail_proc::pump::{State, Target};
-use codejail_proc::{FsRules, KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
+use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::WarmError;
@@ -201,10 +201,7 @@ fn spawn_of(
     channel: OwnedFd,
     cancel: OwnedFd,
 ) -> Result<Spawn, WarmError> {
-    let mut rules = FsRules::default();
-    rules
-        .read_exec
-        .extend(jail.read_exec_paths().iter().cloned());
+    let mut rules = jail.base_rules();
     rules.read.push(home.path().to_owned());
     let mut spawn = Spawn::new(&jail.config().bin);
     spawn
