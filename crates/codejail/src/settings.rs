@@ -5,6 +5,7 @@
 //! bin = "/usr/bin/python3"
 //! user = "sandbox"        # optional
 //! policy = "auto"         # auto | require:landlock,seccomp,... | unsafe
+//! allow_exec = false      # true: the code may start other programs
 //!
 //! [limits]
 //! cpu = 1
@@ -83,6 +84,8 @@ struct RawJail {
     user: Option<Spanned<RawUser>>,
     #[serde(default)]
     allow_root_user: bool,
+    #[serde(default)]
+    allow_exec: bool,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
     jail_parent: Option<String>,
@@ -203,6 +206,7 @@ impl Settings {
                 RawUser::Uid(uid) => uid.to_string(),
             });
             config.allow_root_user = jail.allow_root_user;
+            config.allow_exec = jail.allow_exec;
             if let Some(policy) = jail.policy {
                 config.confinement = policy
                     .get_ref()
@@ -280,6 +284,10 @@ mod tests {
         let jail = &s.jails["python"];
         assert_eq!(jail.user.as_deref(), Some("sandbox"));
         assert!(
+            !jail.allow_exec,
+            "no new programs unless the settings say so"
+        );
+        assert!(
             matches!(jail.confinement, Confinement::Require(set) if set.names() == ["landlock", "seccomp"])
         );
         assert_eq!(s.limits, [(LimitName::Realtime, 3), (LimitName::Cpu, 2)]);
@@ -326,6 +334,16 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("codejail.toml:3: nonsense: unknown field `nonsense`"),
+            "{err}"
+        );
+        let s =
+            parse("[jails.sh]\nbin = \"/bin/sh\"\nlang = \"other\"\nallow_exec = true\n").unwrap();
+        assert!(s.jails["sh"].allow_exec);
+        let err = parse("[jails.sh]\nbin = \"/bin/sh\"\nallow_exec = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.sh.allow_exec: invalid type: string"),
             "{err}"
         );
         // A uid is a number, as the message about unknown users suggests.

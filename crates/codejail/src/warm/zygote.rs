@@ -192,6 +192,9 @@ fn spawn_of(
                 .map_err(|e| WarmError::Start(e.to_string()))?,
         )
         .identity(jail.identity().0, jail.identity().1)
+        // The zygote's own exec is its run's one; its workers are forks
+        // of it, under the same guard.
+        .allow_exec(jail.config().allow_exec)
         .limits(Limits {
             output_bytes: Some(64 << 10),
             ..Limits::none()

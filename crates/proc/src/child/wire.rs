@@ -30,10 +30,11 @@ pub(crate) enum Step {
     Landlock,
     Seccomp,
     Execve,
+    ExecGuard,
 }
 
 impl Step {
-    const ALL: [Step; 21] = [
+    const ALL: [Step; 22] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
@@ -55,6 +56,7 @@ impl Step {
         Step::Landlock,
         Step::Seccomp,
         Step::Execve,
+        Step::ExecGuard,
     ];
 
     /// The name used in errors, e.g. `SpawnError::Setup { step: "chdir" }`.
@@ -81,6 +83,7 @@ impl Step {
             Step::Landlock => "landlock_restrict_self",
             Step::Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
             Step::Execve => "execve",
+            Step::ExecGuard => "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) (the exec guard)",
         }
     }
 

@@ -14,6 +14,7 @@ use crate::child::{Confine, Prepared};
 use crate::fsrules;
 use crate::layers::{Layer, LayerSet};
 use crate::probe::{Needs, Probe};
+use crate::seccomp::Filter;
 
 /// A run's input, checked, and what its children need, built; nothing
 /// exists yet that would have to be undone.
@@ -46,7 +47,7 @@ impl Spawn {
                 None
             }
         };
-        let mut confine = self.confine(probe, layers)?;
+        let mut confine = self.confine(probe, layers, landlock_abi)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
         let namespaces = confine.namespaces;
         let prep = self.prepare(&program, confine, super::nproc_overhead(layers))?;
@@ -86,11 +87,18 @@ impl Spawn {
             cgroup: self.limits.memory().is_some(),
             mount_ns: !self.tmpfs.is_empty(),
             apparmor_profile: self.apparmor.is_some(),
+            exec: self.allow_exec,
         }
     }
 
-    /// The confinement steps for the planned layers.
-    pub(super) fn confine(&self, probe: &Probe, layers: LayerSet) -> Result<Confine, SpawnError> {
+    /// The confinement steps for the planned layers (`landlock_abi`: the
+    /// kernel's, when the Landlock layer applies).
+    pub(super) fn confine(
+        &self,
+        probe: &Probe,
+        layers: LayerSet,
+        landlock_abi: Option<i32>,
+    ) -> Result<Confine, SpawnError> {
         let flag = |layer, flag: libc::c_int| {
             if layers.contains(layer) {
                 flag as u64
@@ -105,7 +113,13 @@ impl Spawn {
             | flag(Layer::IpcNs, libc::CLONE_NEWIPC)
             | flag(Layer::UtsNs, libc::CLONE_NEWUTS);
         let seccomp = if layers.contains(Layer::Seccomp) {
-            Some(seccomp_filter().map_err(SpawnError::Seccomp)?.to_vec())
+            let filter = main_filter(layers, landlock_abi);
+            Some(compiled(filter)?.to_vec())
+        } else {
+            None
+        };
+        let exec_guard = if layers.contains(Layer::NoExec) {
+            Some(exec_guard_filter()?.to_vec())
         } else {
             None
         };
@@ -119,6 +133,7 @@ impl Spawn {
             no_new_privs: layers.contains(Layer::NoNewPrivs),
             landlock: layers.contains(Layer::Landlock),
             seccomp,
+            exec_guard,
             mounts: self
                 .tmpfs
                 .iter()
@@ -214,12 +229,64 @@ impl Spawn {
     }
 }
 
-/// The compiled seccomp filter, built once per process.
-fn seccomp_filter() -> Result<&'static [libc::sock_filter], String> {
-    static FILTER: std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>> =
-        std::sync::OnceLock::new();
-    FILTER
-        .get_or_init(crate::seccomp::compile)
+/// The program's seccomp filter for a run of `layers`: without a mount
+/// namespace (the run shares the host's mounts, so the host's pathname
+/// unix sockets are there to name) and without Landlock's unix-socket
+/// right, it refuses unix sockets too ([`Filter::MainNoUnixSockets`]).
+pub(crate) fn main_filter(layers: LayerSet, landlock_abi: Option<i32>) -> Filter {
+    let landlock_refuses =
+        layers.contains(Layer::Landlock) && landlock_abi.is_some_and(fsrules::refuses_unix_sockets);
+    if layers.contains(Layer::MountNs) || landlock_refuses {
+        Filter::Main
+    } else {
+        Filter::MainNoUnixSockets
+    }
+}
+
+/// A compiled seccomp filter, built once per process.
+fn compiled(filter: Filter) -> Result<&'static [libc::sock_filter], SpawnError> {
+    type Cache = std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>>;
+    static CACHE: [Cache; 3] = [Cache::new(), Cache::new(), Cache::new()];
+    let slot = match filter {
+        Filter::Main => &CACHE[0],
+        Filter::MainNoUnixSockets => &CACHE[1],
+        Filter::ExecGuard => &CACHE[2],
+    };
+    slot.get_or_init(|| crate::seccomp::compile(filter))
         .as_deref()
-        .map_err(Clone::clone)
+        .map_err(|e| SpawnError::Seccomp(e.clone()))
+}
+
+/// The supervisor's exec guard (the `no_exec` layer), compiled once.
+pub(crate) fn exec_guard_filter() -> Result<&'static [libc::sock_filter], SpawnError> {
+    compiled(Filter::ExecGuard)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(names: &str) -> LayerSet {
+        names.parse().unwrap()
+    }
+
+    /// Seccomp refuses unix sockets only where nothing else keeps the
+    /// program from the host's: no mount namespace, and no Landlock with
+    /// its unix-socket right (ABI 9).
+    #[test]
+    fn unix_sockets_are_refused_by_seccomp_only_where_nothing_else_does() {
+        let all = set("userns,mountns,landlock,seccomp");
+        let no_mountns = set("userns,landlock,seccomp");
+        assert_eq!(main_filter(all, Some(7)), Filter::Main);
+        assert_eq!(main_filter(no_mountns, Some(7)), Filter::MainNoUnixSockets);
+        assert_eq!(main_filter(no_mountns, Some(8)), Filter::MainNoUnixSockets);
+        assert_eq!(main_filter(no_mountns, Some(9)), Filter::Main);
+        assert_eq!(main_filter(no_mountns, Some(12)), Filter::Main);
+        // Landlock's right counts only where Landlock applies.
+        assert_eq!(
+            main_filter(set("userns,seccomp"), Some(9)),
+            Filter::MainNoUnixSockets
+        );
+        assert_eq!(main_filter(set("seccomp"), None), Filter::MainNoUnixSockets);
+    }
 }
