@@ -3,7 +3,9 @@
 //!
 //! Rows: fork+exec of /bin/true, `codejail-proc` running /bin/true with
 //! no layer and with every layer, and `python3 -E -B -c pass` (the floor;
-//! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`, `safe_exec("x = 1 + 1")` with empty
+//! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`
+//! (and again in a jail with `allow_exec`, which leaves out the `no_exec`
+//! layer: the exec guard's cost), `safe_exec("x = 1 + 1")` with empty
 //! and with 100 KB globals, and the warm path. Each row: median, p90, p99,
 //! calls/s with one caller and with one caller per core, and the median's
 //! ratio to the bare interpreter spawn. Then a soak: many more calls on
@@ -269,7 +271,11 @@ fn main() {
         .expect("chmod the bench's jail parent");
     let mut config = codejail::JailConfig::new(PYTHON);
     config.jail_parent = Some(parent.clone());
-    let jail = codejail::configure_with("python", config).expect("configure");
+    let jail = codejail::configure_with("python", config.clone()).expect("configure");
+    // The same jail without the no_exec layer (its cost is the difference).
+    let mut exec_config = config;
+    exec_config.allow_exec = true;
+    let exec_jail = Arc::new(codejail::Jail::new("python-exec", exec_config).expect("configure"));
     let big: Map<String, Value> = (0..1000)
         .map(|i| (format!("k{i}"), json!("v".repeat(90))))
         .collect();
@@ -305,6 +311,11 @@ fn main() {
         Row {
             name: "jail_code print(1)",
             call: jail_code(jail.clone()),
+            samples: vec![],
+        },
+        Row {
+            name: "jail_code, exec allowed",
+            call: jail_code(exec_jail.clone()),
             samples: vec![],
         },
         Row {

@@ -43,6 +43,8 @@
 //! the unit tests, which run each of them in a small BPF interpreter
 //! against its table for every syscall number and for random arguments.
 
+use crate::layers::{Layer, LayerSet};
+
 /// When a syscall of the table is refused. Arguments are compared on their
 /// low 32 bits (see the module's text).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -322,6 +324,22 @@ pub enum Filter {
 impl Filter {
     /// Every filter, for the tests.
     pub const ALL: [Filter; 3] = [Filter::Main, Filter::MainNoUnixSockets, Filter::ExecGuard];
+
+    /// The program's filter for a run of `layers` on a kernel of Landlock
+    /// ABI `landlock_abi`: without a mount namespace (the run shares the
+    /// host's mounts, so the host's pathname unix sockets are there to
+    /// name) and without Landlock's unix-socket right
+    /// ([`refuses_unix_sockets`](crate::refuses_unix_sockets)), it refuses
+    /// unix sockets too.
+    pub fn for_run(layers: LayerSet, landlock_abi: Option<i32>) -> Filter {
+        let landlock_refuses = layers.contains(Layer::Landlock)
+            && landlock_abi.is_some_and(crate::fsrules::refuses_unix_sockets);
+        if layers.contains(Layer::MountNs) || landlock_refuses {
+            Filter::Main
+        } else {
+            Filter::MainNoUnixSockets
+        }
+    }
 
     /// The filter's table: the syscalls it refuses (or hands to the
     /// supervisor), with when.
@@ -725,6 +743,25 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Seccomp refuses unix sockets only where nothing else keeps the
+    /// program from the host's: no mount namespace, and no Landlock with
+    /// its unix-socket right (ABI 9).
+    #[test]
+    fn unix_sockets_are_refused_by_seccomp_only_where_nothing_else_does() {
+        let set = |names: &str| names.parse::<LayerSet>().unwrap();
+        let all = set("userns,mountns,landlock,seccomp");
+        let no_mountns = set("userns,landlock,seccomp");
+        assert_eq!(Filter::for_run(all, Some(7)), Filter::Main);
+        let without = Filter::MainNoUnixSockets;
+        assert_eq!(Filter::for_run(no_mountns, Some(7)), without);
+        assert_eq!(Filter::for_run(no_mountns, Some(8)), without);
+        assert_eq!(Filter::for_run(no_mountns, Some(9)), Filter::Main);
+        assert_eq!(Filter::for_run(no_mountns, Some(12)), Filter::Main);
+        // Landlock's right counts only where Landlock applies.
+        assert_eq!(Filter::for_run(set("userns,seccomp"), Some(9)), without);
+        assert_eq!(Filter::for_run(set("seccomp"), None), without);
     }
 
     #[test]

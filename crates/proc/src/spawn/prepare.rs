@@ -113,7 +113,7 @@ impl Spawn {
             | flag(Layer::IpcNs, libc::CLONE_NEWIPC)
             | flag(Layer::UtsNs, libc::CLONE_NEWUTS);
         let seccomp = if layers.contains(Layer::Seccomp) {
-            let filter = main_filter(layers, landlock_abi);
+            let filter = Filter::for_run(layers, landlock_abi);
             Some(compiled(filter)?.to_vec())
         } else {
             None
@@ -229,20 +229,6 @@ impl Spawn {
     }
 }
 
-/// The program's seccomp filter for a run of `layers`: without a mount
-/// namespace (the run shares the host's mounts, so the host's pathname
-/// unix sockets are there to name) and without Landlock's unix-socket
-/// right, it refuses unix sockets too ([`Filter::MainNoUnixSockets`]).
-pub(crate) fn main_filter(layers: LayerSet, landlock_abi: Option<i32>) -> Filter {
-    let landlock_refuses =
-        layers.contains(Layer::Landlock) && landlock_abi.is_some_and(fsrules::refuses_unix_sockets);
-    if layers.contains(Layer::MountNs) || landlock_refuses {
-        Filter::Main
-    } else {
-        Filter::MainNoUnixSockets
-    }
-}
-
 /// A compiled seccomp filter, built once per process.
 fn compiled(filter: Filter) -> Result<&'static [libc::sock_filter], SpawnError> {
     type Cache = std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>>;
@@ -260,33 +246,4 @@ fn compiled(filter: Filter) -> Result<&'static [libc::sock_filter], SpawnError> 
 /// The supervisor's exec guard (the `no_exec` layer), compiled once.
 pub(crate) fn exec_guard_filter() -> Result<&'static [libc::sock_filter], SpawnError> {
     compiled(Filter::ExecGuard)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn set(names: &str) -> LayerSet {
-        names.parse().unwrap()
-    }
-
-    /// Seccomp refuses unix sockets only where nothing else keeps the
-    /// program from the host's: no mount namespace, and no Landlock with
-    /// its unix-socket right (ABI 9).
-    #[test]
-    fn unix_sockets_are_refused_by_seccomp_only_where_nothing_else_does() {
-        let all = set("userns,mountns,landlock,seccomp");
-        let no_mountns = set("userns,landlock,seccomp");
-        assert_eq!(main_filter(all, Some(7)), Filter::Main);
-        assert_eq!(main_filter(no_mountns, Some(7)), Filter::MainNoUnixSockets);
-        assert_eq!(main_filter(no_mountns, Some(8)), Filter::MainNoUnixSockets);
-        assert_eq!(main_filter(no_mountns, Some(9)), Filter::Main);
-        assert_eq!(main_filter(no_mountns, Some(12)), Filter::Main);
-        // Landlock's right counts only where Landlock applies.
-        assert_eq!(
-            main_filter(set("userns,seccomp"), Some(9)),
-            Filter::MainNoUnixSockets
-        );
-        assert_eq!(main_filter(set("seccomp"), None), Filter::MainNoUnixSockets);
-    }
 }
