@@ -2,7 +2,7 @@
 //! measured in one process and one run, interleaved, after a warm-up.
 //!
 //! Rows: fork+exec of /bin/true, `codejail-proc` running /bin/true with
-//! no layer and with every layer, and `python3 -E -B -c pass` (the floor;
+//! no layer, with every layer, and with every layer but `no_exec`, and `python3 -E -B -c pass` (the floor;
 //! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`
 //! (and again in a jail with `allow_exec`, which leaves out the `no_exec`
 //! layer: the exec guard's cost), `safe_exec("x = 1 + 1")` with empty
@@ -81,10 +81,11 @@ fn warm_safe_exec(warm: Arc<Warm>) -> Call {
     })
 }
 
-fn proc_true(policy: codejail_proc::Policy) -> Call {
+fn proc_true(policy: codejail_proc::Policy, allow_exec: bool) -> Call {
     Arc::new(move || {
         let out = codejail_proc::Spawn::new("/bin/true")
             .policy(policy)
+            .allow_exec(allow_exec)
             .run()
             .expect("spawn");
         assert_eq!(out.status, 0);
@@ -290,12 +291,17 @@ fn main() {
         },
         Row {
             name: "proc /bin/true, no layer",
-            call: proc_true(codejail_proc::Policy::None),
+            call: proc_true(codejail_proc::Policy::None, false),
             samples: vec![],
         },
         Row {
             name: "proc /bin/true, every layer",
-            call: proc_true(codejail_proc::Policy::Auto),
+            call: proc_true(codejail_proc::Policy::Auto, false),
+            samples: vec![],
+        },
+        Row {
+            name: "proc /bin/true, exec allowed",
+            call: proc_true(codejail_proc::Policy::Auto, true),
             samples: vec![],
         },
         Row {

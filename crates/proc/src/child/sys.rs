@@ -14,7 +14,8 @@
 //!   place; any other path type may be copied into a heap buffer.
 //! - The libc wrappers below, where rustix has no wrapper (`clone3`,
 //!   `signalfd`, `sigaction`, `close_range`, `setrlimit`, `getrusage`,
-//!   Landlock, seccomp) or where its wrapper does not fit: `dup3` onto a
+//!   Landlock, seccomp and its notification `ioctl`s, which read and write
+//!   a buffer on the caller's stack) or where its wrapper does not fit: `dup3` onto a
 //!   slot that may not be open (rustix wants an `OwnedFd` for the target,
 //!   which must name an open descriptor), `close` of a slot that may not
 //!   be open (rustix's asserts success in debug builds, and a panic in a
