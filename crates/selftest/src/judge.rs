@@ -444,8 +444,9 @@ mod tests {
         };
         // As `planned_for` plans them, with the cgroup that the memory
         // attack's limit brings.
-        let planned =
-            layers("identity,userns,pidns,netns,mountns,ipcns,utsns,cgroup,no_new_privs,seccomp");
+        let planned = layers(
+            "identity,userns,pidns,netns,mountns,ipcns,utsns,cgroup,no_new_privs,seccomp,no_exec",
+        );
         let mut report = Report::default();
         for a in crate::corpus() {
             match not_tested(&a, planned, false, &no_landlock) {
