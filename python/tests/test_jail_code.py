@@ -315,10 +315,10 @@ def test_no_other_program_starts_unless_the_jail_allows_exec():
     """
     res = jailpy(code)
     assert (res.status, res.stdout) == (0, b"[Errno 13] Permission denied: '/usr/bin/true'\n"), res.stderr
-    jail_code.configure("python-exec", jail_code.COMMANDS["python"]["cmdline_start"][0],
-                        user=jail_code.COMMANDS["python"]["user"], allow_exec=True)
-    assert jail_code.COMMANDS["python-exec"].spec()["allow_exec"] is True
-    res = jailcode("python-exec", textwrap.dedent(code))
+    python = jail_code.COMMANDS["python"]
+    jail_code.configure("python", python["cmdline_start"][0], user=python["user"], allow_exec=True)
+    assert jail_code.COMMANDS["python"].spec()["allow_exec"] is True
+    res = jailpy(code)
     assert (res.status, res.stdout) == (0, b"ran\n"), res.stderr
 
 
