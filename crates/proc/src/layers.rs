@@ -21,6 +21,12 @@ pub enum Layer {
     NetNs,
     /// A mount namespace of its own.
     MountNs,
+    /// A private root filesystem, built in the run's mount namespace: a
+    /// small tmpfs holding read-only binds of what the program may read or
+    /// execute, its home, a minimal `/dev`, a fresh procfs of the run's pid
+    /// namespace, and nothing else of the host (see `crate::root`). Needs
+    /// [`Layer::MountNs`].
+    RootFs,
     /// An IPC namespace (System V IPC, POSIX message queues).
     IpcNs,
     /// A UTS namespace: the host name reads `codejail`.
@@ -50,12 +56,13 @@ impl Layer {
     /// Every layer, in the order the child applies them (`no_exec` acts
     /// last, at the first `execve`, though the supervisor installs it
     /// first).
-    pub const ALL: [Layer; 13] = [
+    pub const ALL: [Layer; 14] = [
         Layer::Identity,
         Layer::UserNs,
         Layer::PidNs,
         Layer::NetNs,
         Layer::MountNs,
+        Layer::RootFs,
         Layer::IpcNs,
         Layer::UtsNs,
         Layer::Cgroup,
@@ -77,7 +84,7 @@ impl Layer {
     ];
 
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
-    /// `mountns`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
+    /// `mountns`, `rootfs`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
     /// `landlock`, `seccomp`, `no_exec`.
     pub fn name(self) -> &'static str {
         match self {
@@ -86,6 +93,7 @@ impl Layer {
             Layer::PidNs => "pidns",
             Layer::NetNs => "netns",
             Layer::MountNs => "mountns",
+            Layer::RootFs => "rootfs",
             Layer::IpcNs => "ipcns",
             Layer::UtsNs => "utsns",
             Layer::Cgroup => "cgroup",
@@ -111,7 +119,7 @@ impl fmt::Display for Layer {
 /// A layer name that is not one of [`Layer::name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, ipcns, utsns, cgroup, no_new_privs, apparmor, landlock, seccomp, no_exec"
+    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, rootfs, ipcns, utsns, cgroup, no_new_privs, apparmor, landlock, seccomp, no_exec"
 )]
 pub struct UnknownLayer(pub String);
 

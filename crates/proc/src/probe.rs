@@ -106,6 +106,10 @@ pub struct Probe {
     pub layers: Vec<(Layer, Availability)>,
     /// Usable cgroup hierarchies.
     pub cgroups: Cgroups,
+    /// Whether the private root ([`Layer::RootFs`]) gets a procfs of the
+    /// run's pid namespace (a container's masked `/proc` refuses a new
+    /// one; the root then has an empty `/proc`).
+    pub procfs: Availability,
 }
 
 impl Probe {
@@ -133,6 +137,8 @@ impl Probe {
             }
             Availability::from_result(try_ns(flag, needs_userns))
         };
+        let mount_ns = ns(libc::CLONE_NEWNS);
+        let (rootfs, procfs) = root_availability(&mount_ns, userns.is_yes());
         let layers = Layer::ALL
             .into_iter()
             .map(|layer| {
@@ -144,7 +150,8 @@ impl Probe {
                     Layer::UserNs => userns.clone(),
                     Layer::PidNs => ns(libc::CLONE_NEWPID),
                     Layer::NetNs => ns(libc::CLONE_NEWNET),
-                    Layer::MountNs => ns(libc::CLONE_NEWNS),
+                    Layer::MountNs => mount_ns.clone(),
+                    Layer::RootFs => rootfs.clone(),
                     Layer::IpcNs => ns(libc::CLONE_NEWIPC),
                     Layer::UtsNs => ns(libc::CLONE_NEWUTS),
                     Layer::Cgroup if cgroups.has_memory() || cgroups.v2.is_some() => {
@@ -175,6 +182,7 @@ impl Probe {
             landlock_status: landlock_status.and_then(Result::ok),
             layers,
             cgroups,
+            procfs,
         }
     }
 
@@ -208,6 +216,21 @@ impl Probe {
             format!("{because}: {why}")
         };
         SpawnError::LayerUnavailable { layer, reason }
+    }
+
+    /// `by` needs `layer`, which is not in the plan: unavailable here, or
+    /// left out by the policy.
+    fn needed(&self, layer: Layer, by: &'static str, fix: &'static str) -> SpawnError {
+        let reason = match self.availability(layer) {
+            Availability::No(why) => why.clone(),
+            Availability::Yes => "the policy leaves it out".into(),
+        };
+        SpawnError::LayerNeeded {
+            layer,
+            by,
+            reason,
+            fix,
+        }
     }
 
     /// The layers a run gets under `policy`, or the first required layer
@@ -247,7 +270,11 @@ impl Probe {
             set.remove(Layer::Cgroup);
         }
         if needs.cgroup && !set.contains(Layer::Cgroup) {
-            return Err(self.missing(Layer::Cgroup, "a memory limit needs it"));
+            return Err(self.needed(
+                Layer::Cgroup,
+                "the memory limit",
+                "set the memory limit to 0 (the vmem limit still bounds each process), or give this caller a cgroup it can write (codejail doctor says what is missing)",
+            ));
         }
         if !needs.apparmor_profile && set.contains(Layer::AppArmor) {
             if required.contains(Layer::AppArmor) {
@@ -271,12 +298,27 @@ impl Probe {
                 set.remove(l);
             }
         }
+        // The private root is built in the run's mount namespace.
+        if set.contains(Layer::RootFs) && !set.contains(Layer::MountNs) {
+            if required.contains(Layer::RootFs) {
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::RootFs,
+                    reason: "it is built in the run's mount namespace, which the policy leaves out"
+                        .into(),
+                });
+            }
+            set.remove(Layer::RootFs);
+        }
         // A root caller never runs the program as uid 0.
         if self.euid == 0 && set.contains(Layer::UserNs) && self.can_setuid {
             set.insert(Layer::Identity);
         }
         if needs.mount_ns && !set.contains(Layer::MountNs) {
-            return Err(self.missing(Layer::MountNs, "a tmpfs quota needs it"));
+            return Err(self.needed(
+                Layer::MountNs,
+                "the disk quota of tmp/",
+                "set the disk and files limits to 0, or allow this caller mount namespaces (codejail doctor says what is missing)",
+            ));
         }
         if needs.exec && set.contains(Layer::NoExec) {
             if required.contains(Layer::NoExec) {
@@ -317,6 +359,10 @@ impl fmt::Display for Probe {
                         status.map(|s| format!("; {s}")).unwrap_or_default()
                     )
                 }),
+                Layer::RootFs => Some(match &self.procfs {
+                    Availability::Yes => " (with a procfs of the run's own)".to_owned(),
+                    Availability::No(why) => format!(" (without /proc: {why})"),
+                }),
                 Layer::Cgroup => Some(format!(
                     " ({}; memory: {}, pids: {})",
                     self.cgroups.version(),
@@ -333,6 +379,38 @@ impl fmt::Display for Probe {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a private root can be built here (a trial in new namespaces,
+/// as the runs would have them), and whether it gets a procfs.
+fn root_availability(mount_ns: &Availability, with_userns: bool) -> (Availability, Availability) {
+    if let Availability::No(why) = mount_ns {
+        let no = Availability::No(format!("it needs a mount namespace: {why}"));
+        return (no.clone(), no);
+    }
+    let errno = |e: i32| std::io::Error::from_raw_os_error(e);
+    match child::try_root(with_userns) {
+        Err(e) => {
+            let no = Availability::No(format!("the trial could not run: {e}"));
+            (no.clone(), no)
+        }
+        Ok(trial) => {
+            let root = match trial.root {
+                Ok(()) => Availability::Yes,
+                Err((what, e)) => {
+                    Availability::No(format!("the trial could not {what}: {}", errno(e)))
+                }
+            };
+            let procfs = match trial.proc {
+                Ok(()) => Availability::Yes,
+                Err(e) => Availability::No(format!(
+                    "mounting a procfs of a new pid namespace failed: {} (a container that masks /proc refuses it)",
+                    errno(e)
+                )),
+            };
+            (root, procfs)
+        }
     }
 }
 

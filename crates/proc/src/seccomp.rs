@@ -326,15 +326,16 @@ impl Filter {
     pub const ALL: [Filter; 3] = [Filter::Main, Filter::MainNoUnixSockets, Filter::ExecGuard];
 
     /// The program's filter for a run of `layers` on a kernel of Landlock
-    /// ABI `landlock_abi`: without a mount namespace (the run shares the
-    /// host's mounts, so the host's pathname unix sockets are there to
-    /// name) and without Landlock's unix-socket right
+    /// ABI `landlock_abi`: without a private root (`rootfs`, which needs a
+    /// mount namespace: without it the run sees the host's mounts, so the
+    /// host's pathname unix sockets are there to name) and without
+    /// Landlock's unix-socket right
     /// ([`refuses_unix_sockets`](crate::refuses_unix_sockets)), it refuses
     /// unix sockets too.
     pub fn for_run(layers: LayerSet, landlock_abi: Option<i32>) -> Filter {
         let landlock_refuses = layers.contains(Layer::Landlock)
             && landlock_abi.is_some_and(crate::fsrules::refuses_unix_sockets);
-        if layers.contains(Layer::MountNs) || landlock_refuses {
+        if layers.contains(Layer::RootFs) || landlock_refuses {
             Filter::Main
         } else {
             Filter::MainNoUnixSockets
@@ -751,8 +752,12 @@ mod tests {
     #[test]
     fn unix_sockets_are_refused_by_seccomp_only_where_nothing_else_does() {
         let set = |names: &str| names.parse::<LayerSet>().unwrap();
-        let all = set("userns,mountns,landlock,seccomp");
+        let all = set("userns,mountns,rootfs,landlock,seccomp");
         let no_mountns = set("userns,landlock,seccomp");
+        // A mount namespace without the private root shares the host's
+        // mounts, sockets included.
+        let no_root = set("userns,mountns,landlock,seccomp");
+        assert_eq!(Filter::for_run(no_root, Some(7)), Filter::MainNoUnixSockets);
         assert_eq!(Filter::for_run(all, Some(7)), Filter::Main);
         let without = Filter::MainNoUnixSockets;
         assert_eq!(Filter::for_run(no_mountns, Some(7)), without);

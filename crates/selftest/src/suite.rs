@@ -189,9 +189,13 @@ pub fn full_jobs(attacks: &[Attack]) -> Vec<Job> {
         .collect()
 }
 
-/// The layers a policy of only `layers` needs from this caller: without
-/// privilege, a namespace hangs off a user namespace.
+/// The layers a policy of only `layers` needs from this caller: the
+/// private root is built in a mount namespace; without privilege, a
+/// namespace hangs off a user namespace.
 pub fn with_userns_if_needed(mut layers: LayerSet) -> LayerSet {
+    if layers.contains(Layer::RootFs) {
+        layers.insert(Layer::MountNs);
+    }
     if Probe::get().euid != 0 && Layer::OTHER_NAMESPACES.iter().any(|l| layers.contains(*l)) {
         layers.insert(Layer::UserNs);
     }
@@ -337,6 +341,10 @@ pub fn sabotage_off(stoppers: LayerSet) -> LayerSet {
             off.insert(l);
         }
     }
+    if off.contains(Layer::MountNs) {
+        // The private root is built in the mount namespace.
+        off.insert(Layer::RootFs);
+    }
     off
 }
 
@@ -419,9 +427,10 @@ fn run_all(
 /// Whether a jail error means a layer is missing, and which.
 fn missing_layer(e: &JailError) -> Option<(Layer, String)> {
     match e {
-        JailError::Spawn(SpawnError::LayerUnavailable { layer, reason }) => {
-            Some((*layer, format!("{layer} missing: {reason}")))
-        }
+        JailError::Spawn(
+            SpawnError::LayerUnavailable { layer, reason }
+            | SpawnError::LayerNeeded { layer, reason, .. },
+        ) => Some((*layer, format!("{layer} missing: {reason}"))),
         JailError::LayersNotNarrowed { asked, planned } => {
             let layer = asked.iter().find(|l| !planned.contains(*l))?;
             Some((layer, format!("{layer} missing: {}", why(layer))))
@@ -504,6 +513,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
                 limits: quota_for(
                     vec![(LimitName::Realtime, 10), (LimitName::Fsize, 1000)],
                     layers,
+                    jail,
                 ),
                 layers,
                 ..CallOptions::default()
@@ -643,12 +653,20 @@ fn context(bait: &Bait, victim_token: &str) -> Vec<u8> {
     ctx.to_string().into_bytes()
 }
 
-/// A run's limits, for a run narrowed to `layers`: without a mount
-/// namespace `tmp/` can have no quota, and a jail then writes nowhere
-/// unless the quota is off too (DISK and FILES 0), which the attacks and
-/// victims that write there need.
-fn quota_for(mut limits: Vec<(LimitName, u64)>, layers: Option<LayerSet>) -> Vec<(LimitName, u64)> {
-    if layers.is_some_and(|set| !set.contains(Layer::MountNs)) {
+/// A run's limits, for a run narrowed to `layers` (or of an unsafe
+/// jail): without a mount namespace `tmp/` can have no quota, and a jail
+/// then writes nowhere unless the quota is off too (DISK and FILES 0),
+/// which the attacks and victims that write there need.
+fn quota_for(
+    mut limits: Vec<(LimitName, u64)>,
+    layers: Option<LayerSet>,
+    jail: &Jail,
+) -> Vec<(LimitName, u64)> {
+    let no_mount_ns = match layers {
+        Some(set) => !set.contains(Layer::MountNs),
+        None => jail.is_unsafe(),
+    };
+    if no_mount_ns {
         for name in [LimitName::Disk, LimitName::Files] {
             if !limits.iter().any(|(n, _)| *n == name) {
                 limits.push((name, 0));
@@ -668,7 +686,7 @@ fn run_in(
     victim_token: &str,
 ) -> Result<Ran, JailError> {
     let call = CallOptions {
-        limits: quota_for(attack.run_limits(), layers),
+        limits: quota_for(attack.run_limits(), layers, jail),
         layers,
         slug: Some(format!("selftest/{}", attack.name())),
         ..CallOptions::default()
