@@ -34,6 +34,7 @@ pub const LAYERS: &[&str] = &[
     "apparmor",
     "landlock",
     "seccomp",
+    "no_exec",
 ];
 
 /// The machine features a test may need besides layers, with what each

@@ -70,6 +70,12 @@ pub(crate) fn doctor(config: Option<PathBuf>, as_json: bool) -> Result<u8, Fail>
             "healthy": healthy,
             "layers": layers,
             "landlock_abi": probe.landlock_abi,
+            "landlock": probe.landlock_abi.map(|abi| json!({
+                "abi": abi,
+                "pinned_abi": codejail::LANDLOCK_ABI,
+                "enforcement": probe.landlock_status.map(|e| e.as_str()),
+                "unenforced": codejail::unenforced(abi),
+            })),
             "cgroup": probe.cgroups.version(),
             "userns": {
                 "available": userns.available(),
@@ -127,6 +133,12 @@ fn check(name: &str, config: &JailConfig) -> Checked {
                 "user `{user}` cannot be used: this process cannot change uid (run as root, or with CAP_SETUID and CAP_SETGID); code runs as this process's own uid"
             ));
         }
+    }
+    if config.allow_exec {
+        checked.warnings.push(
+            "allow_exec = true: the code may start other programs (the no_exec layer is off)"
+                .into(),
+        );
     }
     let jail = match Jail::new(name, config.clone()) {
         Ok(jail) => jail,

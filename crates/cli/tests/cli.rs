@@ -1086,6 +1086,96 @@ fn stdin_from_a_fifo_never_hangs() {
     assert_eq!(text(&out.stdout), "hello\n");
 }
 
+/// CodeJail's three cases, each line what the code saw.
+const START_PROGRAMS: &str = "import os, subprocess, sys\n\
+def attempt(name, fn):\n    \
+    try:\n        fn()\n        print(name, 'ran')\n    \
+    except OSError as e:\n        print(name, '%s: %s' % (type(e).__name__, e))\n\
+attempt('true', lambda: subprocess.run(['/usr/bin/true'], check=True))\n\
+attempt('python', lambda: subprocess.run([sys.executable, '-c', 'pass'], check=True))\n\
+sys.stdout.flush()\n\
+attempt('execv', lambda: os.execv(sys.executable, [sys.executable, '-c', 'print(\"execv ran\")']))\n";
+
+/// Through the binary: no program but the jail's starts, with CodeJail's
+/// message; a settings file's `allow_exec = true` lets them start.
+#[test]
+fn deny_exec_through_the_binary_and_allow_it_in_the_settings() {
+    let why = match codejail::Probe::get().availability(codejail::Layer::NoExec) {
+        codejail::Availability::No(why) => Some(why.clone()),
+        codejail::Availability::Yes => None,
+    };
+    if !codejail_tests::require("no_exec", why.as_deref()) {
+        return;
+    }
+    let v = json_of(&codejail(&["run", "--json", "--code", START_PROGRAMS]));
+    assert_eq!(
+        v["stdout"],
+        "true PermissionError: [Errno 13] Permission denied: '/usr/bin/true'\n\
+         python PermissionError: [Errno 13] Permission denied: '/usr/bin/python3'\n\
+         execv PermissionError: [Errno 13] Permission denied\n",
+        "{v}"
+    );
+    assert!(
+        v["layers"].as_array().unwrap().contains(&json!("no_exec")),
+        "{v}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("codejail.toml");
+    std::fs::write(
+        &config,
+        "[jails.python]\nbin = \"/usr/bin/python3\"\nallow_exec = true\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let v = json_of(&codejail(&[
+        "run",
+        "--json",
+        "--config",
+        c,
+        "--code",
+        START_PROGRAMS,
+    ]));
+    assert_eq!(v["stdout"], "true ran\npython ran\nexecv ran\n", "{v}");
+    assert!(
+        !v["layers"].as_array().unwrap().contains(&json!("no_exec")),
+        "{v}"
+    );
+    // doctor says so.
+    let out = codejail(&["doctor", "--config", c]);
+    assert!(
+        text(&out.stdout).contains("allow_exec = true: the code may start other programs"),
+        "{}",
+        text(&out.stdout)
+    );
+}
+
+/// How much of Landlock the kernel enforces, as the probe's real
+/// restriction found it, in `run --json` and `doctor --json`.
+#[test]
+fn landlock_enforcement_is_reported() {
+    let probe = codejail::Probe::get();
+    let Some(abi) = probe.landlock_abi else {
+        codejail_tests::not_tested("landlock", "the kernel has no Landlock");
+        return;
+    };
+    let want = if abi >= codejail::LANDLOCK_ABI {
+        "full"
+    } else {
+        "partial"
+    };
+    let v = json_of(&codejail(&["run", "--json", "--code", "pass"]));
+    assert_eq!(v["landlock"], want, "{v}");
+    let v = json_of(&codejail(&["doctor", "--json"]));
+    assert_eq!(v["landlock"]["enforcement"], want, "{v}");
+    assert_eq!(v["landlock"]["abi"], abi);
+    assert_eq!(v["landlock"]["pinned_abi"], codejail::LANDLOCK_ABI);
+    assert_eq!(
+        v["landlock"]["unenforced"].as_array().unwrap().is_empty(),
+        want == "full",
+        "{v}"
+    );
+}
+
 /// doctor says whether user namespaces can be made, read from the host;
 /// on a host where they cannot, why and what to do (the cases are the
 /// process layer's unit tests, on a fake /proc).

@@ -152,6 +152,15 @@ pub struct JailConfig {
     /// Lets `user` be root (uid 0). Off by default: a jail whose code runs
     /// as root is refused ([`ConfigError::RootUser`](crate::ConfigError::RootUser)).
     pub allow_root_user: bool,
+    /// Lets the code start other programs (settings key `allow_exec`).
+    /// Off by default, as under CodeJail's AppArmor profile: the jail's
+    /// program is the only one a run starts, and `subprocess.run(...)`,
+    /// `os.execv(...)` and the like fail with `PermissionError: [Errno
+    /// 13]` (the `no_exec` layer). On, the code may start what it can
+    /// read and the filesystem rules let it execute (the interpreter's
+    /// directories and the system's programs; never what it writes in
+    /// `tmp/`), on the cold and the warm path alike.
+    pub allow_exec: bool,
     /// The confinement policy.
     pub confinement: Confinement,
     /// An AppArmor profile to switch to, where the kernel has AppArmor.
@@ -175,6 +184,7 @@ impl JailConfig {
             uids: Uids::default(),
             uid_lock_dir: None,
             allow_root_user: false,
+            allow_exec: false,
             confinement: Confinement::Auto,
             apparmor_profile: None,
             jail_parent: None,

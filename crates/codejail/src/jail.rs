@@ -287,6 +287,7 @@ impl Jail {
             cgroup: limits.get(LimitName::Memory) > 0,
             mount_ns: false,
             apparmor_profile: self.config.apparmor_profile.is_some(),
+            exec: self.config.allow_exec,
         };
         Ok(Probe::get().plan(policy, needs)?)
     }
@@ -362,6 +363,7 @@ impl Jail {
             .stdin(request.stdin.clone())
             .limits(limits.to_proc())
             .policy(policy)
+            .allow_exec(self.config.allow_exec)
             .identity(who.uid, who.gid)
             .fs_rules(self.fs_rules(&jail, &tmp))
             .slug(call.slug.clone().unwrap_or_default());

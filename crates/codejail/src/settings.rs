@@ -6,6 +6,7 @@
 //! user = "sandbox"        # optional: the group of every run (and the uid with uids = "off")
 //! uids = "2000000000-2000065535"  # optional: a uid of its own per run (the default), or "off"
 //! policy = "auto"         # auto | require:landlock,seccomp,... | unsafe
+//! allow_exec = false      # true: the code may start other programs
 //!
 //! [limits]
 //! cpu = 1
@@ -85,6 +86,8 @@ struct RawJail {
     user: Option<Spanned<RawUser>>,
     #[serde(default)]
     allow_root_user: bool,
+    #[serde(default)]
+    allow_exec: bool,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
     jail_parent: Option<String>,
@@ -209,6 +212,7 @@ impl Settings {
                 RawUser::Uid(uid) => uid.to_string(),
             });
             config.allow_root_user = jail.allow_root_user;
+            config.allow_exec = jail.allow_exec;
             if let Some(policy) = jail.policy {
                 config.confinement = policy
                     .get_ref()
@@ -337,6 +341,10 @@ mod tests {
             Some(Path::new("/run/l"))
         );
         assert!(
+            !jail.allow_exec,
+            "no new programs unless the settings say so"
+        );
+        assert!(
             matches!(jail.confinement, Confinement::Require(set) if set.names() == ["landlock", "seccomp"])
         );
         assert_eq!(s.limits, [(LimitName::Realtime, 3), (LimitName::Cpu, 2)]);
@@ -383,6 +391,16 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("codejail.toml:3: nonsense: unknown field `nonsense`"),
+            "{err}"
+        );
+        let s =
+            parse("[jails.sh]\nbin = \"/bin/sh\"\nlang = \"other\"\nallow_exec = true\n").unwrap();
+        assert!(s.jails["sh"].allow_exec);
+        let err = parse("[jails.sh]\nbin = \"/bin/sh\"\nallow_exec = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.sh.allow_exec: invalid type: string"),
             "{err}"
         );
         let err = parse("[jails.python]\nbin = \"/x\"\nuids = \"5-1\"\n")

@@ -59,7 +59,10 @@ mod users;
 
 pub use cgroup::CgroupError;
 pub use error::SpawnError;
-pub use fsrules::{Enforcement, FsRules, FsRulesError, Tmpfs, read_write_access};
+pub use fsrules::{
+    Enforcement, FsRules, FsRulesError, LANDLOCK_ABI, Tmpfs, effective_abi, read_write_access,
+    refuses_unix_sockets, unenforced,
+};
 pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};

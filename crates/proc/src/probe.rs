@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use crate::SpawnError;
 use crate::child;
+use crate::fsrules::{self, Enforcement};
 use crate::layers::{Layer, LayerSet, Policy};
 
 /// Whether a layer can be used, and if not, why.
@@ -82,6 +83,10 @@ pub struct Needs {
     pub mount_ns: bool,
     /// An AppArmor profile was given; without one that layer cannot apply.
     pub apparmor_profile: bool,
+    /// The run may start other programs
+    /// ([`Spawn::allow_exec`](crate::Spawn::allow_exec)): the `no_exec`
+    /// layer is left out.
+    pub exec: bool,
 }
 
 /// The confinement this machine offers this caller.
@@ -93,6 +98,10 @@ pub struct Probe {
     pub can_setuid: bool,
     /// The kernel's Landlock ABI version, if Landlock is enabled.
     pub landlock_abi: Option<i32>,
+    /// How much of what runs ask of Landlock (the rights of
+    /// [`LANDLOCK_ABI`](crate::LANDLOCK_ABI)) this kernel enforces, from a
+    /// real restriction; `None` where Landlock cannot be used.
+    pub landlock_status: Option<Enforcement>,
     /// Per-layer availability, in [`Layer::ALL`] order.
     pub layers: Vec<(Layer, Availability)>,
     /// Usable cgroup hierarchies.
@@ -117,6 +126,7 @@ impl Probe {
         let euid = rustix::process::geteuid().as_raw();
         let can_setuid = euid == 0 || caps_allow_setuid();
         let landlock_abi = child::landlock_abi().ok();
+        let landlock_status = landlock_abi.map(|_| fsrules::enforcement_trial());
         let cgroups = detect_cgroups();
 
         let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
@@ -151,13 +161,15 @@ impl Probe {
                         "no writable cgroup v2 directory or v1 memory hierarchy for this caller".into(),
                     ),
                     Layer::NoNewPrivs => Availability::Yes,
-                    Layer::Landlock => match landlock_abi {
-                        Some(_) => Availability::Yes,
+                    Layer::Landlock => match &landlock_status {
+                        Some(Ok(_)) => Availability::Yes,
+                        Some(Err(why)) => Availability::No(why.clone()),
                         None => Availability::No(
                             "the kernel has no Landlock, or it is not enabled (lsm=)".into(),
                         ),
                     },
                     Layer::Seccomp => seccomp_availability(),
+                    Layer::NoExec => exec_guard_availability(),
                     Layer::AppArmor => apparmor_availability(),
                 };
                 (layer, a)
@@ -167,6 +179,7 @@ impl Probe {
             euid,
             can_setuid,
             landlock_abi,
+            landlock_status: landlock_status.and_then(Result::ok),
             layers,
             cgroups,
             procfs,
@@ -307,7 +320,21 @@ impl Probe {
                 "set the disk and files limits to 0, or allow this caller mount namespaces (codejail doctor says what is missing)",
             ));
         }
-        if set.contains(Layer::Landlock) || set.contains(Layer::Seccomp) {
+        if needs.exec && set.contains(Layer::NoExec) {
+            if required.contains(Layer::NoExec) {
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::NoExec,
+                    reason: "the run allows starting other programs (allow_exec)".into(),
+                });
+            }
+            set.remove(Layer::NoExec);
+        }
+        // The supervisor sets no_new_privs to install the exec guard, and
+        // the program inherits it.
+        if set.contains(Layer::Landlock)
+            || set.contains(Layer::Seccomp)
+            || set.contains(Layer::NoExec)
+        {
             set.insert(Layer::NoNewPrivs);
         }
         Ok(set)
@@ -318,7 +345,20 @@ impl fmt::Display for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (layer, a) in &self.layers {
             let detail = match layer {
-                Layer::Landlock => self.landlock_abi.map(|v| format!(" (ABI {v})")),
+                Layer::Landlock => self.landlock_abi.map(|v| {
+                    let status = self.landlock_status.map(|s| match s {
+                        Enforcement::Full => "fully enforced".to_owned(),
+                        _ => format!(
+                            "partially enforced: not {}",
+                            fsrules::unenforced(v).join(", ")
+                        ),
+                    });
+                    format!(
+                        " (ABI {v}, codejail's {}{})",
+                        fsrules::LANDLOCK_ABI,
+                        status.map(|s| format!("; {s}")).unwrap_or_default()
+                    )
+                }),
                 Layer::RootFs => Some(match &self.procfs {
                     Availability::Yes => " (with a procfs of the run's own)".to_owned(),
                     Availability::No(why) => format!(" (without /proc: {why})"),
@@ -414,6 +454,35 @@ fn apparmor_availability() -> Availability {
         Ok(_) => Availability::No("AppArmor is built into this kernel but disabled".into()),
         Err(_) => Availability::No("AppArmor is not enabled in this kernel".into()),
     }
+}
+
+/// The `no_exec` layer: seccomp with user notification and its
+/// `CONTINUE` answer (Linux 5.5), and a trial of the supervisor's step.
+fn exec_guard_availability() -> Availability {
+    if let Availability::No(why) = seccomp_availability() {
+        return Availability::No(why);
+    }
+    if !kernel_at_least(5, 5) {
+        return Availability::No(
+            "the kernel is older than 5.5 (no SECCOMP_USER_NOTIF_FLAG_CONTINUE)".into(),
+        );
+    }
+    let guard = match crate::spawn::exec_guard_filter() {
+        Ok(guard) => guard,
+        Err(e) => return Availability::No(e.to_string()),
+    };
+    Availability::from_result(child::try_exec_guard(guard))
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    found >= (major, minor)
 }
 
 fn seccomp_availability() -> Availability {

@@ -26,6 +26,11 @@ pub enum Stopper {
     /// kernel's own capability checks come before the layer's (an
     /// unprivileged caller never has what they ask for).
     Root,
+    /// The condition that the run's seccomp filter is the one that
+    /// refuses unix sockets: the run has no mount namespace, and no
+    /// Landlock with its unix-socket right
+    /// ([`Filter::for_run`](codejail::seccomp::Filter::for_run)).
+    NoUnix,
 }
 
 impl Stopper {
@@ -37,12 +42,20 @@ impl Stopper {
             Stopper::Cold => !warm,
             Stopper::Warm => warm,
             Stopper::Root => codejail::Probe::get().euid == 0,
+            Stopper::NoUnix => {
+                let abi = codejail::Probe::get().landlock_abi;
+                codejail::seccomp::Filter::for_run(layers, abi)
+                    == codejail::seccomp::Filter::MainNoUnixSockets
+            }
         }
     }
 
     /// Whether it is a condition rather than something that stops.
     pub fn is_condition(self) -> bool {
-        matches!(self, Stopper::Cold | Stopper::Warm | Stopper::Root)
+        matches!(
+            self,
+            Stopper::Cold | Stopper::Warm | Stopper::Root | Stopper::NoUnix
+        )
     }
 
     /// The layer, if it is one.
@@ -63,6 +76,7 @@ impl fmt::Display for Stopper {
             Stopper::Cold => f.write_str("cold"),
             Stopper::Warm => f.write_str("warm"),
             Stopper::Root => f.write_str("root"),
+            Stopper::NoUnix => f.write_str("nounix"),
         }
     }
 }
@@ -183,6 +197,7 @@ pub const CLASSES: &[&str] = &[
     "concurrency",
     "ipc",
     "intrusion",
+    "exec",
 ];
 
 /// What an escape may need besides its layers switched off.
@@ -254,11 +269,12 @@ fn parse_stopper(s: &str) -> Result<Stopper, String> {
         "cold" => Ok(Stopper::Cold),
         "warm" => Ok(Stopper::Warm),
         "root" => Ok(Stopper::Root),
+        "nounix" => Ok(Stopper::NoUnix),
         other => other
             .parse()
             .map(Stopper::Layer)
             .map_err(|e: codejail::UnknownLayer| {
-                format!("{e}, supervisor, limits, cold, warm, root")
+                format!("{e}, supervisor, limits, cold, warm, root, nounix")
             }),
     }
 }

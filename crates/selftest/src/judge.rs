@@ -445,7 +445,7 @@ mod tests {
         // As `planned_for` plans them, with the cgroup that the memory
         // attack's limit brings.
         let planned = layers(
-            "identity,userns,pidns,netns,mountns,rootfs,ipcns,utsns,cgroup,no_new_privs,seccomp",
+            "identity,userns,pidns,netns,mountns,rootfs,ipcns,utsns,cgroup,no_new_privs,seccomp,no_exec",
         );
         let mut report = Report::default();
         for a in crate::corpus() {

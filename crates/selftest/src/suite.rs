@@ -237,8 +237,8 @@ pub fn single_layer_jobs(attack: &Attack) -> Vec<(Containment, Result<Job, Missi
 
 /// How the sabotage mode lets `attack` through in a jail that plans
 /// `planned`: its stopping layers switched off (plus the layers the plan
-/// would put back for them: user namespace for identity, Landlock and
-/// seccomp for no_new_privs), its limits raised, or a run outside
+/// would put back for them: user namespace for identity, Landlock,
+/// seccomp and no_exec for no_new_privs), its limits raised, or a run outside
 /// codejail; or why it cannot be shown here.
 ///
 /// # Errors
@@ -334,6 +334,7 @@ pub fn sabotage_off(stoppers: LayerSet) -> LayerSet {
     if off.contains(Layer::NoNewPrivs) {
         off.insert(Layer::Landlock);
         off.insert(Layer::Seccomp);
+        off.insert(Layer::NoExec);
     }
     if off.contains(Layer::UserNs) && Probe::get().euid != 0 {
         for l in Layer::OTHER_NAMESPACES {

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, Tmp};
 use codejail_proc::pump::{Pump, State, deadline_after};
-use codejail_proc::{Enforcement, KillReason, Layer, LayerSet, Probe, Truncated};
+use codejail_proc::{KillReason, Layer, LayerSet, Probe, Truncated};
 use serde_json::{Map, Value, json};
 
 use self::pool::Pool;
@@ -521,7 +521,7 @@ impl Warm {
             cpu,
             max_rss_kib: answer["max_rss_kib"].as_u64().unwrap_or(0),
             layers: self.layers,
-            landlock: Some(Enforcement::Full),
+            landlock: Probe::get().landlock_status,
             warm: true,
         }
     }

@@ -219,6 +219,9 @@ fn spawn_of(
             owner.map_or(jail.identity().0, |o| o.0),
             owner.map_or(jail.identity().1, |o| o.1),
         )
+        // The zygote's own exec is its run's one; its workers are forks
+        // of it, under the same guard.
+        .allow_exec(jail.config().allow_exec)
         .limits(Limits {
             output_bytes: Some(64 << 10),
             ..Limits::none()

@@ -47,7 +47,7 @@ use std::os::fd::RawFd;
 pub(crate) use holder::spawn_holder;
 pub(crate) use root::Detail as RootDetail;
 pub(crate) use supervisor::spawn_supervisor;
-pub(crate) use trial::{landlock_abi, try_clone, try_root};
+pub(crate) use trial::{landlock_abi, try_clone, try_exec_guard, try_root};
 pub(crate) use wire::{ERROR_LEN, Report, Step, decode_error};
 
 /// Everything the two child processes need, built before the clone.
@@ -88,6 +88,10 @@ pub(crate) struct Confine {
     pub landlock: bool,
     /// The compiled seccomp filter, installed last.
     pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// The exec guard (`no_exec`): the supervisor installs it on itself
+    /// with a listener before it clones the program, and lets only the
+    /// program's own `execve` through.
+    pub exec_guard: Option<Vec<libc::sock_filter>>,
     /// tmpfs mounts.
     pub mounts: Vec<Mount>,
     /// Landlock rights granted beneath each mount (0: no Landlock).

@@ -16,6 +16,8 @@ mod prepare;
 pub mod pump;
 mod supervisor;
 
+pub(crate) use prepare::exec_guard_filter;
+
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use self::pump::{Pump, Pumped};
 use self::supervisor::Supervisor;
 use crate::cgroup::RunCgroup;
 use crate::child::{self, ChildFds, Report, Step};
-use crate::fsrules::{Enforcement, FsRules, Tmpfs};
+use crate::fsrules::{FsRules, Tmpfs};
 use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
 use crate::probe::Probe;
@@ -67,6 +69,7 @@ pub struct Spawn {
     tmpfs: Vec<Tmpfs>,
     apparmor: Option<String>,
     cancel: Option<std::sync::Arc<OwnedFd>>,
+    allow_exec: bool,
     slug: String,
 }
 
@@ -89,6 +92,7 @@ impl Spawn {
             tmpfs: Vec::new(),
             apparmor: None,
             cancel: None,
+            allow_exec: false,
             slug: String::new(),
         }
     }
@@ -205,6 +209,21 @@ impl Spawn {
     /// the caller drops to cancel. For long-lived runs such as a warm pool.
     pub fn cancel_on(&mut self, fd: OwnedFd) -> &mut Spawn {
         self.cancel = Some(std::sync::Arc::new(fd));
+        self
+    }
+
+    /// Whether the program may start other programs (default: no).
+    ///
+    /// By default the program's own `execve` is the only one of the run:
+    /// every later `execve` or `execveat`, by the program or anything it
+    /// starts, fails with `EACCES` (the [`Layer::NoExec`] layer), as under
+    /// CodeJail's AppArmor profile. With `true` that layer is left out and
+    /// a program may start what the other layers let it reach (under
+    /// Landlock, what its rules give the execute right: [`FsRules`]); a
+    /// shell script that runs commands needs it. A policy that requires
+    /// `no_exec` then fails ([`SpawnError::LayerUnavailable`]).
+    pub fn allow_exec(&mut self, allow: bool) -> &mut Spawn {
+        self.allow_exec = allow;
         self
     }
 
@@ -379,7 +398,7 @@ impl Spawn {
             cpu,
             max_rss_kib: report.max_rss_kib,
             layers: run.layers,
-            landlock: run.landlock_abi.map(Enforcement::for_abi),
+            landlock: run.landlock_abi.and_then(|_| Probe::get().landlock_status),
         }
     }
 }
