@@ -25,6 +25,11 @@ pub enum Layer {
     IpcNs,
     /// A UTS namespace: the host name reads `codejail`.
     UtsNs,
+    /// A private root of its own (issue 12): only the paths the program
+    /// may use, a procfs of the run's pid namespace, a minimal `/dev`.
+    /// Named so that the attack corpus can say what it will stop; not
+    /// built yet, so never available and never planned.
+    RootFs,
     /// A cgroup of its own: memory limit, process limit, kill of the run.
     Cgroup,
     /// `PR_SET_NO_NEW_PRIVS`: exec cannot gain privileges (set-uid files).
@@ -39,11 +44,16 @@ pub enum Layer {
     /// ([`Spawn::apparmor_profile`](crate::Spawn::apparmor_profile)); only
     /// where the kernel has AppArmor and a profile is given.
     AppArmor,
+    /// No new programs (issue 12): the first `execve`, of the configured
+    /// program, is the only one. Named so that the attack corpus can say
+    /// what it will stop; not built yet, so never available and never
+    /// planned.
+    NoExec,
 }
 
 impl Layer {
     /// Every layer, in the order the child applies them.
-    pub const ALL: [Layer; 12] = [
+    pub const ALL: [Layer; 14] = [
         Layer::Identity,
         Layer::UserNs,
         Layer::PidNs,
@@ -51,11 +61,13 @@ impl Layer {
         Layer::MountNs,
         Layer::IpcNs,
         Layer::UtsNs,
+        Layer::RootFs,
         Layer::Cgroup,
         Layer::NoNewPrivs,
         Layer::AppArmor,
         Layer::Landlock,
         Layer::Seccomp,
+        Layer::NoExec,
     ];
 
     /// The namespaces besides the user namespace. Without privilege each of
@@ -69,8 +81,8 @@ impl Layer {
     ];
 
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
-    /// `mountns`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
-    /// `landlock`, `seccomp`.
+    /// `mountns`, `ipcns`, `utsns`, `rootfs`, `cgroup`, `no_new_privs`,
+    /// `apparmor`, `landlock`, `seccomp`, `noexec`.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Identity => "identity",
@@ -80,11 +92,13 @@ impl Layer {
             Layer::MountNs => "mountns",
             Layer::IpcNs => "ipcns",
             Layer::UtsNs => "utsns",
+            Layer::RootFs => "rootfs",
             Layer::Cgroup => "cgroup",
             Layer::NoNewPrivs => "no_new_privs",
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
             Layer::AppArmor => "apparmor",
+            Layer::NoExec => "noexec",
         }
     }
 
@@ -102,7 +116,7 @@ impl fmt::Display for Layer {
 /// A layer name that is not one of [`Layer::name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, ipcns, utsns, cgroup, no_new_privs, landlock, seccomp"
+    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, ipcns, utsns, rootfs, cgroup, no_new_privs, apparmor, landlock, seccomp, noexec"
 )]
 pub struct UnknownLayer(pub String);
 

@@ -8,6 +8,10 @@ use crate::SpawnError;
 use crate::child;
 use crate::layers::{Layer, LayerSet, Policy};
 
+/// Why `rootfs` and `noexec` are never available: the layers are named (the
+/// attack corpus states what they will stop) but not built yet.
+const NOT_BUILT: &str = "not built yet in this version of codejail (issue 12)";
+
 /// Whether a layer can be used, and if not, why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Availability {
@@ -152,6 +156,7 @@ impl Probe {
                     },
                     Layer::Seccomp => seccomp_availability(),
                     Layer::AppArmor => apparmor_availability(),
+                    Layer::RootFs | Layer::NoExec => Availability::No(NOT_BUILT.into()),
                 };
                 (layer, a)
             })
