@@ -348,13 +348,15 @@ fn every_attack_gets_through_with_what_stops_it_switched_off() {
     }
 }
 
-/// A warm call's own Landlock domain and its zygote's private `tmp/`: a
-/// call cannot reach another call going on at the same time (its code in
-/// its directory; its `tmp/`, which lives on the other zygote's tmpfs, in
-/// another mount namespace), its zygote's home, or the pool itself (where
-/// a file would outlive the call). Checked by taking the worker's
-/// `landlock_restrict_self` out: this test then fails on the directory
-/// targets.
+/// A warm call's own Landlock domain, its zygote's private root and
+/// private `tmp/`: a call cannot reach another call going on at the same
+/// time (its code in its directory, in the other zygote's home, which is
+/// not in this zygote's root; its `tmp/`, which lives on the other
+/// zygote's tmpfs, in another mount namespace), its zygote's home, or the
+/// pool itself (where a file would outlive the call). Checked by taking
+/// the worker's `landlock_restrict_self` out (the zygote's home is then
+/// open to the call: this test fails on `..`); without a private root,
+/// the other call's code is Landlock's to refuse.
 #[test]
 fn warm_calls_cannot_reach_each_other_or_the_pool() {
     let _serial = one_at_a_time();
@@ -392,13 +394,15 @@ fn warm_calls_cannot_reach_each_other_or_the_pool() {
             })
         })
     };
-    // Its directory: the one whose tmp/ is a link (into its zygote's tmpfs).
+    // Its directory, in its zygote's home: the one whose tmp/ is a link
+    // (into its zygote's tmpfs).
     let started = std::time::Instant::now();
     let home = loop {
         let found = std::fs::read_dir(&pool)
             .unwrap()
             .flatten()
-            .map(|e| e.path())
+            .filter_map(|zygote| std::fs::read_dir(zygote.path()).ok())
+            .flat_map(|calls| calls.flatten().map(|e| e.path()))
             .find(|p| p.join("tmp").is_symlink());
         if let Some(found) = found {
             break found;
@@ -434,8 +438,9 @@ def attempt(what, f, *expected):
 # In another mount namespace: not even there.
 attempt("read the other call's secret", lambda: open(t["secret"]).read(), errno.ENOENT)
 attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close(), errno.ENOENT)
-# Landlock: only this call's own directory.
-attempt("read the other call's code", lambda: open(os.path.join(t["home"], "jailed_code")).read(), errno.EACCES)
+# Not in this zygote's private root (another zygote's home); Landlock
+# (only this call's own directory) where there is no private root.
+attempt("read the other call's code", lambda: open(os.path.join(t["home"], "jailed_code")).read(), errno.ENOENT, errno.EACCES)
 attempt("list the pool", lambda: os.listdir(t["pool"]), errno.EACCES)
 attempt("leave a file in the pool", lambda: open(os.path.join(t["pool"], "left-behind"), "w").close(), errno.EACCES)
 for name in ("..", "../.."):
@@ -477,10 +482,12 @@ fn a_broken_attack_is_never_judged_contained() {
         .into_iter()
         .find(|a| a.name() == "fs_read_etc_passwd")
         .unwrap();
+    // Its first line, Landlock's; the private root's whiteout refuses it
+    // too.
     assert_eq!(
         original.contained.len(),
-        1,
-        "the test assumes one line: {original:?}"
+        2,
+        "the test assumes two lines: {original:?}"
     );
     let mut typo = original.clone();
     typo.code = typo
@@ -505,10 +512,10 @@ fn a_broken_attack_is_never_judged_contained() {
             attack: wrong_layer.clone(),
             how: How::Only(LayerSet::from_iter([Layer::Seccomp])),
         },
-        // The layer that stops it taken away.
+        // The layers that stop it taken away.
         Job {
             attack: original.clone(),
-            how: How::Only(planned.without(Layer::Landlock)),
+            how: How::Only(planned.without(Layer::Landlock).without(Layer::RootFs)),
         },
     ];
     if !codejail_tests::require(
@@ -566,7 +573,8 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
         return;
     }
     // Without Landlock, and without the mount namespace that hides each
-    // run's tmp/ from the others, the attack plants its file: the victim's
+    // run's tmp/ from the others (and the private root built in it, which
+    // hides the other runs), the attack plants its file: the victim's
     // tmp/ changes, and that alone says NOT CONTAINED even if the attack
     // were quiet about it.
     let mut quiet = attack.clone();
@@ -576,7 +584,10 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
         &[Job {
             attack: quiet,
             how: How::Only(selftest::with_userns_if_needed(
-                planned.without(Layer::Landlock).without(Layer::MountNs),
+                planned
+                    .without(Layer::Landlock)
+                    .without(Layer::MountNs)
+                    .without(Layer::RootFs),
             )),
         }],
         1,

@@ -50,14 +50,34 @@ fn bare(program: &'static str, args: &'static [&'static str]) -> Call {
 }
 
 fn jail_code(jail: Arc<Jail>) -> Call {
+    jail_code_with(jail, None)
+}
+
+/// `jail_code` with the jail's planned layers but `without` one.
+fn jail_code_without(jail: Arc<Jail>, without: codejail::Layer) -> Call {
+    let layers = jail
+        .planned_layers()
+        .expect("planned layers")
+        .without(without);
+    jail_code_with(jail, Some(layers))
+}
+
+fn jail_code_with(jail: Arc<Jail>, layers: Option<codejail::LayerSet>) -> Call {
     Arc::new(move || {
-        let r = jail
-            .jail_code(&JailCode {
-                code: Some("print(1)".into()),
-                ..JailCode::default()
-            })
-            .expect("jail_code");
-        assert_eq!(r.stdout, b"1\n", "{}", String::from_utf8_lossy(&r.stderr));
+        let mut request = JailCode {
+            code: Some("print(1)".into()),
+            ..JailCode::default()
+        };
+        request.call.layers = layers;
+        let r = jail.jail_code(&request).expect("jail_code");
+        assert_eq!(
+            r.stdout,
+            b"1\n",
+            "status {} killed {:?} {}",
+            r.status,
+            r.killed_by,
+            String::from_utf8_lossy(&r.stderr)
+        );
     })
 }
 
@@ -305,6 +325,11 @@ fn main() {
         Row {
             name: "jail_code print(1)",
             call: jail_code(jail.clone()),
+            samples: vec![],
+        },
+        Row {
+            name: "jail_code print(1), without rootfs",
+            call: jail_code_without(jail.clone(), codejail::Layer::RootFs),
             samples: vec![],
         },
         Row {

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::Layer;
 use crate::cgroup::CgroupError;
 use crate::fsrules::FsRulesError;
+use crate::root::RootError;
 
 /// Why a run could not be started or finished.
 ///
@@ -59,6 +60,9 @@ pub enum SpawnError {
     /// not optional) or cannot be opened.
     #[error(transparent)]
     FsRules(FsRulesError),
+    /// The private root could not be planned or built.
+    #[error(transparent)]
+    Root(#[from] RootError),
     /// The seccomp filter could not be compiled.
     #[error("could not compile the seccomp filter: {0}")]
     Seccomp(String),

@@ -21,15 +21,16 @@ pub enum Layer {
     NetNs,
     /// A mount namespace of its own.
     MountNs,
+    /// A private root filesystem, built in the run's mount namespace: a
+    /// small tmpfs holding read-only binds of what the program may read or
+    /// execute, its home, a minimal `/dev`, a fresh procfs of the run's pid
+    /// namespace, and nothing else of the host (see `crate::root`). Needs
+    /// [`Layer::MountNs`].
+    RootFs,
     /// An IPC namespace (System V IPC, POSIX message queues).
     IpcNs,
     /// A UTS namespace: the host name reads `codejail`.
     UtsNs,
-    /// A private root of its own (issue 12): only the paths the program
-    /// may use, a procfs of the run's pid namespace, a minimal `/dev`.
-    /// Named so that the attack corpus can say what it will stop; not
-    /// built yet, so never available and never planned.
-    RootFs,
     /// A cgroup of its own: memory limit, process limit, kill of the run.
     Cgroup,
     /// `PR_SET_NO_NEW_PRIVS`: exec cannot gain privileges (set-uid files).
@@ -59,9 +60,9 @@ impl Layer {
         Layer::PidNs,
         Layer::NetNs,
         Layer::MountNs,
+        Layer::RootFs,
         Layer::IpcNs,
         Layer::UtsNs,
-        Layer::RootFs,
         Layer::Cgroup,
         Layer::NoNewPrivs,
         Layer::AppArmor,
@@ -81,7 +82,7 @@ impl Layer {
     ];
 
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
-    /// `mountns`, `ipcns`, `utsns`, `rootfs`, `cgroup`, `no_new_privs`,
+    /// `mountns`, `rootfs`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`,
     /// `apparmor`, `landlock`, `seccomp`, `noexec`.
     pub fn name(self) -> &'static str {
         match self {
@@ -90,9 +91,9 @@ impl Layer {
             Layer::PidNs => "pidns",
             Layer::NetNs => "netns",
             Layer::MountNs => "mountns",
+            Layer::RootFs => "rootfs",
             Layer::IpcNs => "ipcns",
             Layer::UtsNs => "utsns",
-            Layer::RootFs => "rootfs",
             Layer::Cgroup => "cgroup",
             Layer::NoNewPrivs => "no_new_privs",
             Layer::Landlock => "landlock",
@@ -116,7 +117,7 @@ impl fmt::Display for Layer {
 /// A layer name that is not one of [`Layer::name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, ipcns, utsns, rootfs, cgroup, no_new_privs, apparmor, landlock, seccomp, noexec"
+    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, rootfs, ipcns, utsns, cgroup, no_new_privs, apparmor, landlock, seccomp, noexec"
 )]
 pub struct UnknownLayer(pub String);
 

@@ -51,6 +51,7 @@ mod layers;
 mod limits;
 mod outcome;
 mod probe;
+pub mod root;
 pub mod seccomp;
 mod spawn;
 mod users;

@@ -8,8 +8,8 @@ use crate::SpawnError;
 use crate::child;
 use crate::layers::{Layer, LayerSet, Policy};
 
-/// Why `rootfs` and `noexec` are never available: the layers are named (the
-/// attack corpus states what they will stop) but not built yet.
+/// Why `noexec` is never available: the layer is named (the attack corpus
+/// states what it will stop) but not built yet.
 const NOT_BUILT: &str = "not built yet in this version of codejail (issue 12)";
 
 /// Whether a layer can be used, and if not, why.
@@ -101,6 +101,10 @@ pub struct Probe {
     pub layers: Vec<(Layer, Availability)>,
     /// Usable cgroup hierarchies.
     pub cgroups: Cgroups,
+    /// Whether the private root ([`Layer::RootFs`]) gets a procfs of the
+    /// run's pid namespace (a container's masked `/proc` refuses a new
+    /// one; the root then has an empty `/proc`).
+    pub procfs: Availability,
 }
 
 impl Probe {
@@ -127,6 +131,8 @@ impl Probe {
             }
             Availability::from_result(try_ns(flag, needs_userns))
         };
+        let mount_ns = ns(libc::CLONE_NEWNS);
+        let (rootfs, procfs) = root_availability(&mount_ns, userns.is_yes());
         let layers = Layer::ALL
             .into_iter()
             .map(|layer| {
@@ -138,7 +144,8 @@ impl Probe {
                     Layer::UserNs => userns.clone(),
                     Layer::PidNs => ns(libc::CLONE_NEWPID),
                     Layer::NetNs => ns(libc::CLONE_NEWNET),
-                    Layer::MountNs => ns(libc::CLONE_NEWNS),
+                    Layer::MountNs => mount_ns.clone(),
+                    Layer::RootFs => rootfs.clone(),
                     Layer::IpcNs => ns(libc::CLONE_NEWIPC),
                     Layer::UtsNs => ns(libc::CLONE_NEWUTS),
                     Layer::Cgroup if cgroups.has_memory() || cgroups.v2.is_some() => {
@@ -156,7 +163,7 @@ impl Probe {
                     },
                     Layer::Seccomp => seccomp_availability(),
                     Layer::AppArmor => apparmor_availability(),
-                    Layer::RootFs | Layer::NoExec => Availability::No(NOT_BUILT.into()),
+                    Layer::NoExec => Availability::No(NOT_BUILT.into()),
                 };
                 (layer, a)
             })
@@ -167,6 +174,7 @@ impl Probe {
             landlock_abi,
             layers,
             cgroups,
+            procfs,
         }
     }
 
@@ -263,6 +271,17 @@ impl Probe {
                 set.remove(l);
             }
         }
+        // The private root is built in the run's mount namespace.
+        if set.contains(Layer::RootFs) && !set.contains(Layer::MountNs) {
+            if required.contains(Layer::RootFs) {
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::RootFs,
+                    reason: "it is built in the run's mount namespace, which the policy leaves out"
+                        .into(),
+                });
+            }
+            set.remove(Layer::RootFs);
+        }
         // A root caller never runs the program as uid 0.
         if self.euid == 0 && set.contains(Layer::UserNs) && self.can_setuid {
             set.insert(Layer::Identity);
@@ -282,6 +301,10 @@ impl fmt::Display for Probe {
         for (layer, a) in &self.layers {
             let detail = match layer {
                 Layer::Landlock => self.landlock_abi.map(|v| format!(" (ABI {v})")),
+                Layer::RootFs => Some(match &self.procfs {
+                    Availability::Yes => " (with a procfs of the run's own)".to_owned(),
+                    Availability::No(why) => format!(" (without /proc: {why})"),
+                }),
                 Layer::Cgroup => Some(format!(
                     " ({}; memory: {}, pids: {})",
                     self.cgroups.version(),
@@ -298,6 +321,38 @@ impl fmt::Display for Probe {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a private root can be built here (a trial in new namespaces,
+/// as the runs would have them), and whether it gets a procfs.
+fn root_availability(mount_ns: &Availability, with_userns: bool) -> (Availability, Availability) {
+    if let Availability::No(why) = mount_ns {
+        let no = Availability::No(format!("it needs a mount namespace: {why}"));
+        return (no.clone(), no);
+    }
+    let errno = |e: i32| std::io::Error::from_raw_os_error(e);
+    match child::try_root(with_userns) {
+        Err(e) => {
+            let no = Availability::No(format!("the trial could not run: {e}"));
+            (no.clone(), no)
+        }
+        Ok(trial) => {
+            let root = match trial.root {
+                Ok(()) => Availability::Yes,
+                Err((what, e)) => {
+                    Availability::No(format!("the trial could not {what}: {}", errno(e)))
+                }
+            };
+            let procfs = match trial.proc {
+                Ok(()) => Availability::Yes,
+                Err(e) => Availability::No(format!(
+                    "mounting a procfs of a new pid namespace failed: {} (a container that masks /proc refuses it)",
+                    errno(e)
+                )),
+            };
+            (root, procfs)
+        }
     }
 }
 

@@ -1289,3 +1289,193 @@ fn stdin_can_be_a_descriptor_read_under_the_deadline() {
     let out = run(&spawn);
     assert_eq!(out.killed_by, Some(KillReason::Wall));
 }
+
+// ---------------------------------------------------------------------------
+// The private root (`rootfs`).
+
+/// The layers of a private root alone: the mount namespace it is built in,
+/// the pid namespace its procfs shows, and (without privilege) the user
+/// namespace they hang off.
+fn root_only() -> Policy {
+    let mut layers = vec![Layer::MountNs, Layer::RootFs, Layer::PidNs];
+    if !rustix::process::geteuid().is_root() {
+        layers.push(Layer::UserNs);
+    }
+    only(&layers)
+}
+
+const REACH_THE_HOST: &str = r#"
+import os, sys
+for path in sys.argv[1:]:
+    try:
+        st = os.lstat(path)
+        print(path, "there", st.st_size)
+    except OSError as e:
+        print(path, e.strerror)
+"#;
+
+#[test]
+fn deny_host_paths_are_not_in_the_private_root() {
+    if !have(&[Layer::MountNs, Layer::RootFs, Layer::PidNs]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("caller-secret");
+    std::fs::write(&secret, "secret").unwrap();
+    let socket_path = dir.path().join("host.sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket_path).unwrap();
+    let run_with = |policy: Policy| {
+        let mut spawn = python(REACH_THE_HOST);
+        spawn
+            .arg(&secret)
+            .arg(&socket_path)
+            .arg(dir.path())
+            .policy(policy);
+        text(&run(&spawn).stdout).to_owned()
+    };
+    let out = run_with(root_only());
+    let gone = |p: &std::path::Path| format!("{} No such file or directory\n", p.display());
+    assert_eq!(
+        out,
+        format!(
+            "{}{}{}",
+            gone(&secret),
+            gone(&socket_path),
+            gone(dir.path())
+        )
+    );
+    // The attack is real: without the layer the caller's file, its socket
+    // and its directory are there to stat (and to chmod, connect to).
+    let open = run_with(only(&ns(Layer::MountNs)));
+    assert!(
+        open.contains(&format!("{} there 6\n", secret.display())),
+        "{open}"
+    );
+}
+
+#[test]
+fn deny_the_private_proc_shows_only_the_run() {
+    if !have(&[Layer::MountNs, Layer::RootFs, Layer::PidNs]) {
+        return;
+    }
+    let code = r#"
+import os
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print(pids, os.getpid(), os.readlink("/proc/self"))
+for name in ["sys", "kcore", "sysrq-trigger", "mounts"]:
+    print(name, os.path.exists("/proc/" + name))
+"#;
+    let out = confined(code, root_only());
+    // The holder is pid 1, the program 2: nothing of the host.
+    assert_eq!(
+        text(&out.stdout),
+        "[1, 2] 2 2\nsys False\nkcore False\nsysrq-trigger False\nmounts False\n",
+        "{}",
+        text(&out.stderr)
+    );
+    // Without the layer, the pid namespace alone leaves the host's procfs.
+    let open = confined(code, only(&ns(Layer::PidNs)));
+    assert!(
+        text(&open.stdout).contains("sys True"),
+        "{}",
+        text(&open.stdout)
+    );
+}
+
+#[test]
+fn deny_names_of_the_host_are_refused_not_read() {
+    if !have(&[Layer::MountNs, Layer::RootFs, Layer::PidNs]) {
+        return;
+    }
+    // The host's top-level names and /etc/passwd are there, without their
+    // contents: whiteouts on a nodev tmpfs, refused whoever opens them.
+    let code = r#"
+import os, stat
+for path in ["/etc/passwd", "/etc/shadow"]:
+    st = os.lstat(path)
+    print(path, stat.S_ISCHR(st.st_mode), st.st_rdev, st.st_size)
+    try:
+        open(path).read()
+    except OSError as e:
+        print(path, e.strerror)
+print(os.listdir("/var"), os.listdir("/home"))
+"#;
+    let out = confined(code, root_only());
+    assert_eq!(
+        text(&out.stdout),
+        "/etc/passwd True 0 0\n/etc/passwd Permission denied\n\
+         /etc/shadow True 0 0\n/etc/shadow Permission denied\n[] []\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn support_the_interpreter_devices_and_links_are_there() {
+    if !have(&[Layer::MountNs, Layer::RootFs, Layer::PidNs]) {
+        return;
+    }
+    let code = r#"
+import os
+print(sorted(os.listdir("/dev")))
+print(os.readlink("/bin"), os.path.exists("/usr/bin/python3"))
+open("/dev/null", "w").write("x")
+print(len(os.urandom(8)), open("/dev/zero", "rb").read(3))
+try:
+    os.write(os.open("/dev/full", os.O_WRONLY), b"x")
+except OSError as e:
+    print("full:", e.strerror)
+"#;
+    let out = confined(code, root_only());
+    let bin = std::fs::read_link("/bin")
+        .map_or_else(|_| "not a link".to_owned(), |t| t.display().to_string());
+    assert_eq!(
+        text(&out.stdout),
+        format!(
+            "['fd', 'full', 'null', 'random', 'stderr', 'stdin', 'stdout', 'urandom', 'zero']\n\
+             {bin} True\n8 b'\\x00\\x00\\x00'\nfull: No space left on device\n"
+        ),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn deny_a_program_outside_every_rule_is_an_error_before_anything_starts() {
+    if !have(&[Layer::MountNs, Layer::RootFs]) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("true");
+    std::fs::copy("/bin/true", &program).unwrap();
+    let err = Spawn::new(&program).policy(root_only()).run().unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SpawnError::Root(codejail_proc::root::RootError::Outside {
+                what: "program",
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("FsRules::read_exec"), "{err}");
+}
+
+#[test]
+fn deny_rootfs_without_its_mount_namespace_is_an_error_naming_it() {
+    let err = Spawn::new("/bin/true")
+        .policy(only(&[Layer::RootFs]))
+        .run()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            SpawnError::LayerUnavailable {
+                layer: Layer::RootFs,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}

@@ -449,7 +449,7 @@ mod tests {
         // As `planned_for` plans them, with the cgroup that the memory
         // attack's limit brings (and every other layer there is).
         let planned = layers(
-            "identity,userns,pidns,netns,mountns,ipcns,utsns,rootfs,cgroup,no_new_privs,seccomp,noexec",
+            "identity,userns,pidns,netns,mountns,rootfs,ipcns,utsns,cgroup,no_new_privs,seccomp,noexec",
         );
         let mut report = Report::default();
         for a in crate::corpus() {

@@ -194,9 +194,9 @@ pub fn full_jobs(attacks: &[Attack]) -> Vec<Job> {
         .collect()
 }
 
-/// The layers a policy of only `layers` needs from this caller: a private
-/// root is made in a mount namespace, and without privilege a namespace
-/// hangs off a user namespace.
+/// The layers a policy of only `layers` needs from this caller: the
+/// private root is built in a mount namespace; without privilege, a
+/// namespace hangs off a user namespace.
 pub fn with_userns_if_needed(mut layers: LayerSet) -> LayerSet {
     if layers.contains(Layer::RootFs) {
         layers.insert(Layer::MountNs);
@@ -391,8 +391,8 @@ pub fn sabotage_off(stoppers: LayerSet) -> LayerSet {
             off.insert(l);
         }
     }
-    // A private root is made in the mount namespace.
     if off.contains(Layer::MountNs) {
+        // The private root is built in the mount namespace.
         off.insert(Layer::RootFs);
     }
     off
@@ -570,6 +570,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
                 limits: quota_for(
                     vec![(LimitName::Realtime, 10), (LimitName::Fsize, 1000)],
                     layers,
+                    jail,
                 ),
                 layers,
                 ..CallOptions::default()
@@ -748,12 +749,20 @@ pub fn context(bait: &Bait, victim_token: &str, victim_home: Option<&Path>) -> V
     ctx.to_string().into_bytes()
 }
 
-/// A run's limits, for a run narrowed to `layers`: without a mount
-/// namespace `tmp/` can have no quota, and a jail then writes nowhere
-/// unless the quota is off too (DISK and FILES 0), which the attacks and
-/// victims that write there need.
-fn quota_for(mut limits: Vec<(LimitName, u64)>, layers: Option<LayerSet>) -> Vec<(LimitName, u64)> {
-    if layers.is_some_and(|set| !set.contains(Layer::MountNs)) {
+/// A run's limits, for a run narrowed to `layers` (or of an unsafe
+/// jail): without a mount namespace `tmp/` can have no quota, and a jail
+/// then writes nowhere unless the quota is off too (DISK and FILES 0),
+/// which the attacks and victims that write there need.
+fn quota_for(
+    mut limits: Vec<(LimitName, u64)>,
+    layers: Option<LayerSet>,
+    jail: &Jail,
+) -> Vec<(LimitName, u64)> {
+    let no_mount_ns = match layers {
+        Some(set) => !set.contains(Layer::MountNs),
+        None => jail.is_unsafe(),
+    };
+    if no_mount_ns {
         for name in [LimitName::Disk, LimitName::Files] {
             if !limits.iter().any(|(n, _)| *n == name) {
                 limits.push((name, 0));
@@ -771,14 +780,8 @@ fn run_in(
     token: &str,
     context: Vec<u8>,
 ) -> Result<Ran, JailError> {
-    // An unsafe jail has no mount namespace either.
-    let quota_layers = if jail.is_unsafe() {
-        Some(LayerSet::empty())
-    } else {
-        layers
-    };
     let call = CallOptions {
-        limits: quota_for(attack.run_limits(), quota_layers),
+        limits: quota_for(attack.run_limits(), layers, jail),
         layers,
         slug: Some(format!("selftest/{}", attack.name())),
         ..CallOptions::default()

@@ -196,14 +196,17 @@ fn private_dir(jail: &Jail, owner: Option<(u32, u32)>) -> Result<PathBuf, WarmEr
         .tempdir_in(&base)
         .map_err(io("create the warm pool's directory"))?
         .keep();
-    if let Some((_, gid)) = owner {
-        use std::os::unix::fs::PermissionsExt;
-        let chown = std::os::unix::fs::chown(&dir, None, Some(gid))
-            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710)));
-        if let Err(e) = chown {
-            remove_dir(&dir);
-            return Err(io("give the warm pool's directory to the sandbox group")(e));
-        }
+    use std::os::unix::fs::PermissionsExt;
+    // Whatever the umask made of it (tempfile's directories are 0777 less
+    // the umask).
+    let made_private = match owner {
+        Some((_, gid)) => std::os::unix::fs::chown(&dir, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710))),
+        None => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)),
+    };
+    if let Err(e) = made_private {
+        remove_dir(&dir);
+        return Err(io("make the warm pool's directory private")(e));
     }
     Ok(dir)
 }
@@ -434,8 +437,10 @@ impl Warm {
         };
         contents.validate()?;
         let tmp = zygote.tmp().join(format!("call-{id}"));
+        // In the zygote's home: its private root holds that directory
+        // (live), and no other zygote's holds it.
         let dir = JailDir::create(&JailOptions {
-            parent: Some(self.dir.clone()),
+            parent: Some(zygote.home().to_owned()),
             owner: self.owner,
             tmp: Tmp::Link(tmp.clone()),
             prefix: Some(crate::leftovers::jail_prefix()),

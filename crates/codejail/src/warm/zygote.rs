@@ -161,12 +161,17 @@ impl Zygote {
     pub(crate) fn tmp(&self) -> &Path {
         self.home.tmp()
     }
+
+    /// The zygote's home, where its calls' directories are made.
+    pub(crate) fn home(&self) -> &Path {
+        self.home.path()
+    }
 }
 
 /// The zygote's run: the jail's interpreter, policy and identity; its
-/// channel as stdin; Landlock letting it read the pool (its home and the
-/// calls' directories) and write its own `tmp/`; no limit of its own (each
-/// worker sets the call's); cancelled through `cancel`.
+/// channel as stdin; Landlock letting it read its home (where its calls'
+/// directories are made) and write its own `tmp/`; no limit of its own
+/// (each worker sets the call's); cancelled through `cancel`.
 fn spawn_of(
     jail: &Jail,
     recipe: &Recipe,
@@ -178,12 +183,12 @@ fn spawn_of(
     rules
         .read_exec
         .extend(jail.read_exec_paths().iter().cloned());
-    rules.read.push(recipe.pool.clone());
+    rules.read.push(home.path().to_owned());
     let mut spawn = Spawn::new(&jail.config().bin);
     spawn
         .args(jail.lang().args())
         .arg(codejail_fs::CODE_FILE)
-        .arg(&recipe.pool)
+        .arg(home.path())
         .arg(recipe.max_calls.to_string())
         .cwd(home.path())
         .env("TMPDIR", home.tmp())

@@ -60,10 +60,31 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     let mut slots = Slots::remap(fds);
     let confine = &prep.confine;
     join_namespaces(confine, &slots);
-    if !confine.mounts.is_empty() {
+    if confine.mount_ns {
+        // SAFETY: rustix marks unshare unsafe for CLONE_FILES and
+        // CLONE_FS, which change what other threads of the process share
+        // with it; NEWNS alone (it implies CLONE_FS, and this process has
+        // a single thread) changes nothing another thread relies on.
+        let unshared =
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) };
+        or_fail(Step::MountNs, rx(unshared));
+    }
+    if !confine.mounts.is_empty() || confine.root.is_some() {
         mount_tmpfs(confine);
     }
     join_v1_cgroups(&mut slots);
+    // Without a pid namespace, the end of the run walks /proc for this
+    // process's children: opened now, since the program's pivot_root into
+    // a private root moves this process's root too.
+    let proc_dir = if confine.pid_ns {
+        None
+    } else {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Some(or_fail(
+            Step::Descriptors,
+            rx(rustix::fs::open(c"/proc", flags, Mode::empty())),
+        ))
+    };
     let (program, signals) = start_program(prep);
     // The program holds the run's stdio and the error pipe now; the
     // supervisor lets go so that end-of-file means what the caller thinks.
@@ -72,7 +93,13 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     }
     let mut status = None;
     let kill_requested = wait_for_end(program, &signals, &slots, &mut status);
-    reap::kill_all_and_reap(program, &mut status, confine.pid_ns, slots.get(FD_HOLDER));
+    reap::kill_all_and_reap(
+        program,
+        &mut status,
+        confine.pid_ns,
+        slots.get(FD_HOLDER),
+        proc_dir.as_ref(),
+    );
     let report = report(confine, status, kill_requested);
     if let Some(fd) = slots.get(FD_REPORT) {
         // One write shorter than PIPE_BUF: atomic. A failure only loses the
@@ -211,8 +238,9 @@ fn join_namespaces(confine: &Confine, slots: &Slots) {
     }
 }
 
-/// Makes every mount private (nothing propagates back to the host), then
-/// mounts each tmpfs and, under Landlock, grants it the read-write rights:
+/// Makes every mount private (nothing propagates back to the host, and
+/// the program's `pivot_root` needs it), then mounts each tmpfs and,
+/// under Landlock, grants it the read-write rights:
 /// a rule on the covered directory does not reach into a mount over it.
 ///
 /// # References

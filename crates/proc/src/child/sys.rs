@@ -66,7 +66,17 @@ pub(super) fn fail(step: Step, err: Errno) -> ! {
 /// [`fail`] on a given descriptor: the caller's number for the error pipe,
 /// before the supervisor has moved it to [`FD_ERROR`].
 pub(super) fn fail_on(error_fd: RawFd, step: Step, err: Errno) -> ! {
-    let msg = wire::encode_error(step, err);
+    fail_detail_on(error_fd, step, 0, err)
+}
+
+/// [`fail`] with a detail: which part of the step failed (see
+/// `wire::encode_error`).
+pub(super) fn fail_detail(step: Step, detail: u32, err: Errno) -> ! {
+    fail_detail_on(FD_ERROR, step, detail, err)
+}
+
+fn fail_detail_on(error_fd: RawFd, step: Step, detail: u32, err: Errno) -> ! {
+    let msg = wire::encode_error(step, detail, err);
     // SAFETY: write(2) reads `msg.len()` bytes from a live stack array. The
     // descriptor is only a number to the kernel: were it not open, the call
     // would fail with EBADF, and the caller would then see no message, only
@@ -81,6 +91,27 @@ pub(super) fn or_fail<T>(step: Step, r: Result<T, Errno>) -> T {
         Ok(v) => v,
         Err(e) => fail(step, e),
     }
+}
+
+/// `setfsgid(gid)`, then `setfsuid(uid)`: the ids file system calls are
+/// checked against, for this thread only. Raw system calls: they return
+/// the previous id and never an error, so each is checked by asking again
+/// with `-1`, which changes nothing and returns the current id.
+///
+/// # References
+/// - [`setfsuid(2)`](https://man7.org/linux/man-pages/man2/setfsuid.2.html)
+pub(super) fn set_fs_ids(uid: libc::uid_t, gid: libc::gid_t) -> Result<(), Errno> {
+    for (nr, id) in [(libc::SYS_setfsgid, gid), (libc::SYS_setfsuid, uid)] {
+        // SAFETY: setfsuid/setfsgid take one integer and touch no memory.
+        let now = unsafe {
+            libc::syscall(nr, id);
+            libc::syscall(nr, libc::uid_t::MAX)
+        };
+        if now != c_long::from(id) {
+            return Err(libc::EPERM);
+        }
+    }
+    Ok(())
 }
 
 /// `_exit(code)`: ends the process at once, running no `atexit` handler,

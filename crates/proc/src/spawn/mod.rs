@@ -307,13 +307,19 @@ impl Spawn {
         tracing::debug!(program = %plan.program.display(), "started");
         drop(pipes.child_ends);
         drop((plan.ruleset, cgroup_v2, cgroup_procs, stdin_fd));
-        if let Some((step, errno)) = read_setup_error(&pipes.error_r) {
+        if let Some((step, detail, errno)) = read_setup_error(&pipes.error_r) {
             // Dropping `sup` kills and reaps the supervisor, then the holder.
             let source = std::io::Error::from_raw_os_error(errno);
             return Err(match step {
                 Step::Execve if errno == libc::ENOENT => SpawnError::NotFound {
                     program: plan.program,
                 },
+                Step::Root => {
+                    let what = plan.prep.root().map_or_else(String::new, |root| {
+                        crate::root::describe(root, child::RootDetail::decode(detail))
+                    });
+                    SpawnError::Root(crate::root::RootError::Build { what, source })
+                }
                 _ => SpawnError::Setup {
                     step: step.name(),
                     source,
@@ -461,8 +467,9 @@ impl Pipes {
     }
 }
 
-/// Waits for the end of the error pipe: `None` once `execve` succeeded.
-fn read_setup_error(fd: &OwnedFd) -> Option<(Step, i32)> {
+/// Waits for the end of the error pipe: `None` once `execve` succeeded,
+/// else the step, its detail and the errno.
+fn read_setup_error(fd: &OwnedFd) -> Option<(Step, u32, i32)> {
     let mut msg = [0u8; child::ERROR_LEN];
     let mut got = 0;
     while got < msg.len() {
@@ -476,8 +483,8 @@ fn read_setup_error(fd: &OwnedFd) -> Option<(Step, i32)> {
     if got < msg.len() {
         return None;
     }
-    let (step, errno) = child::decode_error(&msg);
-    Some((step.unwrap_or(Step::Execve), errno))
+    let (step, detail, errno) = child::decode_error(&msg);
+    Some((step.unwrap_or(Step::Execve), detail, errno))
 }
 
 #[cfg(test)]

@@ -10,10 +10,11 @@ use std::path::{Path, PathBuf};
 use super::holder;
 use super::{DEFAULT_PATH, Spawn};
 use crate::SpawnError;
-use crate::child::{Confine, Prepared};
+use crate::child::{Confine, Prepared, Root};
 use crate::fsrules;
 use crate::layers::{Layer, LayerSet};
 use crate::probe::{Needs, Probe};
+use crate::root;
 
 /// A run's input, checked, and what its children need, built; nothing
 /// exists yet that would have to be undone.
@@ -48,6 +49,9 @@ impl Spawn {
         };
         let mut confine = self.confine(probe, layers)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
+        if layers.contains(Layer::RootFs) {
+            confine.root = Some(self.root(probe, layers, &program)?);
+        }
         let namespaces = confine.namespaces;
         let prep = self.prepare(&program, confine, super::nproc_overhead(layers))?;
         Ok(Plan {
@@ -98,10 +102,13 @@ impl Spawn {
                 0
             }
         };
+        // The mount namespace is the supervisor's own (`unshare`), not the
+        // holder's: the program's pivot_root into a private root moves
+        // every process of its mount namespace, and the holder must keep
+        // the root it exec'd `cat` from.
         let namespaces = flag(Layer::UserNs, libc::CLONE_NEWUSER)
             | flag(Layer::PidNs, libc::CLONE_NEWPID)
             | flag(Layer::NetNs, libc::CLONE_NEWNET)
-            | flag(Layer::MountNs, libc::CLONE_NEWNS)
             | flag(Layer::IpcNs, libc::CLONE_NEWIPC)
             | flag(Layer::UtsNs, libc::CLONE_NEWUTS);
         let seccomp = if layers.contains(Layer::Seccomp) {
@@ -111,6 +118,7 @@ impl Spawn {
         };
         Ok(Confine {
             namespaces,
+            mount_ns: layers.contains(Layer::MountNs),
             pid_ns: layers.contains(Layer::PidNs),
             hostname: layers.contains(Layer::UtsNs),
             identity: layers.contains(Layer::Identity).then_some(self.identity),
@@ -138,6 +146,7 @@ impl Spawn {
                 })
                 .collect::<Result<_, _>>()?,
             mount_access: 0,
+            root: None,
             apparmor_exec: match (&self.apparmor, layers.contains(Layer::AppArmor)) {
                 (Some(name), true) => {
                     Some(
@@ -149,6 +158,31 @@ impl Spawn {
                 _ => None,
             },
         })
+    }
+
+    /// The plan of the run's private root (the `rootfs` layer).
+    fn root(&self, probe: &Probe, layers: LayerSet, program: &Path) -> Result<Root, SpawnError> {
+        let switches = layers.contains(Layer::Identity);
+        let program_ids = if switches {
+            self.identity
+        } else {
+            (probe.euid, rustix::process::getegid().as_raw())
+        };
+        let in_userns = layers.contains(Layer::UserNs);
+        Ok(root::plan(&root::Input {
+            fs: &self.fs,
+            tmpfs: &self.tmpfs,
+            program,
+            cwd: self.cwd.as_deref().unwrap_or(Path::new("/")),
+            program_ids,
+            caller_ids: !switches,
+            // A root caller's own ids are not mapped in the user namespace.
+            fs_ids: (probe.euid == 0 && in_userns).then_some(program_ids),
+            landlock: layers.contains(Layer::Landlock),
+            // Only a pid namespace of the run's own: a procfs of the
+            // caller's would show every process of the host.
+            proc: probe.procfs.is_yes() && layers.contains(Layer::PidNs),
+        })?)
     }
 
     /// The ids of the run's user namespace: the sandbox ids (root caller)
