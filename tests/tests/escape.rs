@@ -435,9 +435,10 @@ def attempt(what, f, *expected):
             print("CONTAINED:", what, errno.errorcode[e.errno])
         else:
             raise
-# In another mount namespace: not even there.
-attempt("read the other call's secret", lambda: open(t["secret"]).read(), errno.ENOENT)
-attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close(), errno.ENOENT)
+# In another mount namespace, and not in this zygote's private root: not
+# even there (without a private root, its zygote's own uid refuses it).
+attempt("read the other call's secret", lambda: open(t["secret"]).read(), errno.ENOENT, errno.EACCES)
+attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close(), errno.ENOENT, errno.EACCES)
 # Not in this zygote's private root (another zygote's home); Landlock
 # (only this call's own directory) where there is no private root.
 attempt("read the other call's code", lambda: open(os.path.join(t["home"], "jailed_code")).read(), errno.ENOENT, errno.EACCES)
@@ -572,11 +573,12 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
     ) {
         return;
     }
-    // Without Landlock, and without the mount namespace that hides each
-    // run's tmp/ from the others (and the private root built in it, which
-    // hides the other runs), the attack plants its file: the victim's
-    // tmp/ changes, and that alone says NOT CONTAINED even if the attack
-    // were quiet about it.
+    // Without Landlock, without the mount namespace that hides each run's
+    // tmp/ from the others (and the private root built in it, which hides
+    // the other runs), and without a uid of its own per run (for a root
+    // caller: neither identity nor the user namespace that brings it
+    // back), the attack plants its file: the victim's tmp/ changes, and
+    // that alone says NOT CONTAINED even if the attack were quiet about it.
     let mut quiet = attack.clone();
     quiet.code = quiet.code.replace("escaped(", "len(");
     let report = selftest::run_jobs(
@@ -587,7 +589,9 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
                 planned
                     .without(Layer::Landlock)
                     .without(Layer::MountNs)
-                    .without(Layer::RootFs),
+                    .without(Layer::RootFs)
+                    .without(Layer::Identity)
+                    .without(Layer::UserNs),
             )),
         }],
         1,

@@ -809,7 +809,7 @@ fn an_interpreter_the_sandbox_user_cannot_run_is_named_with_the_uid() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     let err = text(&out.stderr);
     assert!(
-        err.contains(&python.display().to_string()) && err.contains("uid 65534"),
+        err.contains(&python.display().to_string()) && err.contains("does not run as uid 20000"),
         "{err}"
     );
 }
@@ -858,7 +858,7 @@ fn doctor_exits_one_and_names_what_is_wrong() {
     } else if root {
         assert!(
             t.contains(&format!(
-                "uid 65534 cannot enter the jail directories made in {}",
+                "a uid of 2000000000-2000065535 with gid 65534 cannot enter the jail directories made in {}",
                 parent.display()
             )),
             "{t}"
@@ -1118,4 +1118,36 @@ fn stdin_from_a_fifo_never_hangs() {
         b"olleh",
     );
     assert_eq!(text(&out.stdout), "hello\n");
+}
+
+/// doctor says whether user namespaces can be made, read from the host;
+/// on a host where they cannot, why and what to do (the cases are the
+/// process layer's unit tests, on a fake /proc).
+#[test]
+fn doctor_reports_user_namespaces_from_the_host() {
+    let out = codejail(&["doctor", "--json"]);
+    let v: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", text(&out.stdout)));
+    let userns = &v["userns"];
+    let available = userns["available"].as_bool().unwrap();
+    let layers = v["layers"].as_array().unwrap();
+    let layer = |name: &str| {
+        layers
+            .iter()
+            .find(|l| l["name"] == name)
+            .unwrap_or_else(|| panic!("no layer {name}: {v}"))["available"]
+            .as_bool()
+            .unwrap()
+    };
+    if !rustix::process::geteuid().is_root() {
+        assert_eq!(available, layer("userns") && layer("mountns"), "{v}");
+    }
+    if available {
+        assert_eq!(userns["cause"], "Available", "{v}");
+        assert!(userns["fix"].is_null(), "{v}");
+    } else {
+        assert!(userns["fix"].as_str().is_some_and(|f| !f.is_empty()), "{v}");
+        let t = text(&codejail(&["doctor"]).stdout);
+        assert!(t.contains("user namespaces: missing: "), "{t}");
+    }
 }

@@ -526,7 +526,14 @@ fn limit_memory(path: &dyn Runner) {
                 ..code("print(1)")
             })
             .unwrap_err();
-        assert!(err.to_string().contains("cgroup"), "{err}");
+        // Nothing was required: the limit needs the layer, and the
+        // message says what to do.
+        let text = err.to_string();
+        assert!(
+            text.starts_with("the memory limit needs the `cgroup` layer")
+                && text.contains("set the memory limit to 0"),
+            "{text}"
+        );
         return;
     }
     let c = "x = bytearray(300 * 1024 * 1024)\nprint('ok')";
@@ -884,4 +891,104 @@ fn a_root_sandbox_user_is_refused_unless_allowed() {
         config.allow_root_user = true;
         assert!(codejail::Jail::new("as-root", config).is_ok());
     }
+}
+
+/// What jailed code sees when it reaches for the host, as CodeJail's
+/// users see it under AppArmor and codejail-service's API tests check it:
+/// `PermissionError: [Errno 13] Permission denied: '<path>'`, never
+/// `FileNotFoundError` or `EROFS`, with or without a private root.
+fn deny_host_paths_as_codejail_does(path: &dyn Runner) {
+    let probe = r#"
+import os
+def tell(what, f):
+    try:
+        f()
+        print(what, "allowed")
+    except Exception as e:
+        print(what, "%s: %s" % (type(e).__name__, e))
+for d in ["/", "/tmp", "/sys", "/proc", "../"]:
+    tell("list " + d, lambda: os.listdir(d))
+for f in ["/etc/hosts", "/proc/1/cmdline"]:
+    tell("read " + f, lambda: open(f).read())
+for f in ["/tmp/x", "../x"]:
+    tell("write " + f, lambda: open(f, "w"))
+"#;
+    let r = path.jail_code(&code(probe)).unwrap();
+    // One exception: a warm call's `..` is its zygote's home, which an
+    // unprivileged caller's program owns (one uid), so the private root
+    // binds it read-only (CodeJail has no unprivileged mode to compare).
+    let unprivileged_warm =
+        r.warm && r.layers.contains(Layer::RootFs) && !rustix::process::geteuid().is_root();
+    let expected = [
+        ("list /", "'/'"),
+        ("list /tmp", "'/tmp'"),
+        ("list /sys", "'/sys'"),
+        ("list /proc", "'/proc'"),
+        ("list ../", "'../'"),
+        ("read /etc/hosts", "'/etc/hosts'"),
+        ("read /proc/1/cmdline", "'/proc/1/cmdline'"),
+        ("write /tmp/x", "'/tmp/x'"),
+        ("write ../x", "'../x'"),
+    ]
+    .map(|(what, name)| {
+        if unprivileged_warm && what == "write ../x" {
+            format!("{what} OSError: [Errno 30] Read-only file system: {name}\n")
+        } else {
+            format!("{what} PermissionError: [Errno 13] Permission denied: {name}\n")
+        }
+    })
+    .concat();
+    assert_eq!(text(&r.stdout), expected, "{}", text(&r.stderr));
+}
+both_paths!(deny_host_paths_as_codejail_does);
+
+/// A jail's `read_paths`: its code reads them (bound read-only in the
+/// private root), cold and warm; another jail's code does not see them;
+/// a path that does not exist is refused when the jail is made.
+#[test]
+fn allow_read_paths_for_the_jails_code_only() {
+    let data = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.path().join("answers.txt"), "42").unwrap();
+    std::fs::set_permissions(
+        data.path().join("answers.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.read_paths = vec![data.path().to_owned()];
+    let jail = Arc::new(codejail::Jail::new("with-data", config).unwrap());
+    let read = format!(
+        "print(open({:?}).read())\ntry:\n    open({:?}, 'w')\nexcept OSError as e:\n    print(e.errno)",
+        data.path().join("answers.txt"),
+        data.path().join("new.txt"),
+    );
+    // Refused: by ownership and Landlock (EACCES) where the program is not
+    // the directory's owner; an unprivileged caller's program owns it, and
+    // its bind is read-only (EROFS).
+    let refused = |r: &codejail::JailResult| {
+        if !rustix::process::geteuid().is_root() && r.layers.contains(Layer::RootFs) {
+            "42\n30\n"
+        } else {
+            "42\n13\n"
+        }
+    };
+    let cold = jail.jail_code(&code(&read)).unwrap();
+    assert_eq!(text(&cold.stdout), refused(&cold), "{}", text(&cold.stderr));
+    let warm = jail.warm(1).unwrap();
+    let r = warm.jail_code(&code(&read)).unwrap();
+    assert!(r.warm);
+    assert_eq!(text(&r.stdout), refused(&r), "{}", text(&r.stderr));
+    // Without the setting the same code cannot read it.
+    let other = python().jail_code(&code(&read)).unwrap();
+    assert_ne!(other.status, 0, "{}", text(&other.stdout));
+    // A path that does not exist: refused when the jail is made.
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.read_paths = vec![data.path().join("missing")];
+    let err = codejail::Jail::new("bad-data", config).unwrap_err();
+    assert!(
+        matches!(err, codejail::ConfigError::ReadPath(_)) && err.to_string().contains("missing"),
+        "{err}"
+    );
 }

@@ -73,9 +73,10 @@ pub enum FsRulesError {
 impl Default for FsRules {
     /// The system's programs and libraries (`/usr`, `/bin`, `/lib*`), the
     /// dynamic loader's index `/etc/ld.so.cache` (without it every library
-    /// is looked for in a dozen directories, on every start), `/dev/null`
-    /// read-write and the random devices read-only. Nothing else of `/etc`,
-    /// not `/proc`, not `/tmp`, not any home directory.
+    /// is looked for in a dozen directories, on every start), the local
+    /// time zone `/etc/localtime`, `/dev/null` and `/dev/full` read-write
+    /// and the random devices read-only. Nothing else of `/etc`, not
+    /// `/proc`, not `/tmp`, not any home directory.
     fn default() -> FsRules {
         FsRules {
             read_exec: [
@@ -85,16 +86,18 @@ impl Default for FsRules {
             .to_vec(),
             read: [
                 "/etc/ld.so.cache",
+                "/etc/localtime",
                 "/dev/urandom",
                 "/dev/random",
                 "/dev/zero",
             ]
             .map(PathBuf::from)
             .to_vec(),
-            read_write: vec![PathBuf::from("/dev/null")],
+            read_write: vec![PathBuf::from("/dev/null"), PathBuf::from("/dev/full")],
             read_write_exec: Vec::new(),
             // Not on every host: merged-/usr systems without the links,
-            // other architectures, musl (no loader cache).
+            // other architectures, musl (no loader cache), a host with no
+            // time zone set, a minimal container's /dev.
             optional: [
                 "/bin",
                 "/sbin",
@@ -103,6 +106,8 @@ impl Default for FsRules {
                 "/lib64",
                 "/libx32",
                 "/etc/ld.so.cache",
+                "/etc/localtime",
+                "/dev/full",
             ]
             .map(PathBuf::from)
             .to_vec(),
@@ -181,6 +186,18 @@ impl Enforcement {
 }
 
 impl FsRules {
+    /// No path at all (every list empty): a start for rules that must not
+    /// include the system's ([`FsRules::default`]).
+    pub fn empty() -> FsRules {
+        FsRules {
+            read_exec: Vec::new(),
+            read: Vec::new(),
+            read_write: Vec::new(),
+            read_write_exec: Vec::new(),
+            optional: Vec::new(),
+        }
+    }
+
     /// Builds the Landlock ruleset for these rules: every filesystem right
     /// of ABI `abi` handled, TCP bind and connect denied, signals and
     /// abstract unix sockets scoped. A process confines itself with

@@ -54,6 +54,7 @@ mod probe;
 pub mod root;
 pub mod seccomp;
 mod spawn;
+mod userns;
 mod users;
 
 pub use cgroup::CgroupError;
@@ -64,4 +65,5 @@ pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
 pub use probe::{Availability, Cgroups, Needs, Probe};
 pub use spawn::{DEFAULT_PATH, NOBODY, Spawn, nproc_overhead, pump};
+pub use userns::{Sysctls, UsernsCause, UsernsDiagnosis, UsernsHost, this_program};
 pub use users::{lookup_group, lookup_user};

@@ -210,6 +210,21 @@ impl Probe {
         SpawnError::LayerUnavailable { layer, reason }
     }
 
+    /// `by` needs `layer`, which is not in the plan: unavailable here, or
+    /// left out by the policy.
+    fn needed(&self, layer: Layer, by: &'static str, fix: &'static str) -> SpawnError {
+        let reason = match self.availability(layer) {
+            Availability::No(why) => why.clone(),
+            Availability::Yes => "the policy leaves it out".into(),
+        };
+        SpawnError::LayerNeeded {
+            layer,
+            by,
+            reason,
+            fix,
+        }
+    }
+
     /// The layers a run gets under `policy`, or the first required layer
     /// that is missing and why ([`SpawnError::LayerUnavailable`]).
     ///
@@ -247,7 +262,11 @@ impl Probe {
             set.remove(Layer::Cgroup);
         }
         if needs.cgroup && !set.contains(Layer::Cgroup) {
-            return Err(self.missing(Layer::Cgroup, "a memory limit needs it"));
+            return Err(self.needed(
+                Layer::Cgroup,
+                "the memory limit",
+                "set the memory limit to 0 (the vmem limit still bounds each process), or give this caller a cgroup it can write (codejail doctor says what is missing)",
+            ));
         }
         if !needs.apparmor_profile && set.contains(Layer::AppArmor) {
             if required.contains(Layer::AppArmor) {
@@ -287,7 +306,11 @@ impl Probe {
             set.insert(Layer::Identity);
         }
         if needs.mount_ns && !set.contains(Layer::MountNs) {
-            return Err(self.missing(Layer::MountNs, "a tmpfs quota needs it"));
+            return Err(self.needed(
+                Layer::MountNs,
+                "the disk quota of tmp/",
+                "set the disk and files limits to 0, or allow this caller mount namespaces (codejail doctor says what is missing)",
+            ));
         }
         if set.contains(Layer::Landlock) || set.contains(Layer::Seccomp) {
             set.insert(Layer::NoNewPrivs);

@@ -253,11 +253,18 @@ pub(crate) fn plan(input: &Input<'_>) -> Result<Root, RootError> {
     }
 
     let mut builder = Builder::default();
-    let bound: Vec<PathBuf> = binds.keys().cloned().collect();
-    let inside_bind = |path: &Path| bound.iter().any(|b| path != b && path.starts_with(b));
+    // Parents come before their children (paths sort by component).
+    let mut bound: Vec<PathBuf> = Vec::new();
     for (path, want) in &binds {
+        let inside = bound.iter().any(|b| path.starts_with(b));
+        // Read-only beneath a bind of the same host tree: already there,
+        // and Landlock, not the mount, decides what may run.
+        if inside && !want.write && !want.tmpfs && !want.device {
+            continue;
+        }
+        bound.push(path.clone());
         let is_dir = !want.tmpfs && is_dir(path)?;
-        if !inside_bind(path) {
+        if !inside {
             builder.parents(path)?;
             let node = if want.tmpfs || is_dir {
                 Node::Dir
@@ -273,6 +280,7 @@ pub(crate) fn plan(input: &Input<'_>) -> Result<Root, RootError> {
         };
         builder.bind(path, remount)?;
     }
+    let inside_bind = |path: &Path| bound.iter().any(|b| path != b && path.starts_with(b));
     for (path, target) in &links {
         if !inside_bind(path) {
             builder.parents(path)?;

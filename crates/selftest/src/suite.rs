@@ -477,9 +477,10 @@ fn run_all(
 /// Whether a jail error means a layer is missing, and which.
 fn missing_layer(e: &JailError) -> Option<(Layer, String)> {
     match e {
-        JailError::Spawn(SpawnError::LayerUnavailable { layer, reason }) => {
-            Some((*layer, format!("{layer} missing: {reason}")))
-        }
+        JailError::Spawn(
+            SpawnError::LayerUnavailable { layer, reason }
+            | SpawnError::LayerNeeded { layer, reason, .. },
+        ) => Some((*layer, format!("{layer} missing: {reason}"))),
         JailError::LayersNotNarrowed { asked, planned } => {
             let layer = asked.iter().find(|l| !planned.contains(*l))?;
             Some((layer, format!("{layer} missing: {}", why(layer))))

@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, Tmp};
 use codejail_proc::pump::{Pump, State, deadline_after};
-use codejail_proc::{Enforcement, FsRules, KillReason, Layer, LayerSet, Probe, Truncated};
+use codejail_proc::{Enforcement, KillReason, Layer, LayerSet, Probe, Truncated};
 use serde_json::{Map, Value, json};
 
 use self::pool::Pool;
@@ -88,7 +88,6 @@ pub struct Warm {
     pool: Arc<Pool>,
     keeper: Option<JoinHandle<()>>,
     dir: PathBuf,
-    owner: Option<(u32, u32)>,
     quota: Option<codejail_fs::TmpQuota>,
     layers: LayerSet,
     abi: i32,
@@ -169,7 +168,6 @@ impl Jail {
             pool,
             keeper: Some(keeper),
             dir,
-            owner,
             quota,
             layers,
             abi,
@@ -441,16 +439,13 @@ impl Warm {
         // (live), and no other zygote's holds it.
         let dir = JailDir::create(&JailOptions {
             parent: Some(zygote.home().to_owned()),
-            owner: self.owner,
+            owner: zygote.owner(),
             tmp: Tmp::Link(tmp.clone()),
             prefix: Some(crate::leftovers::jail_prefix()),
             ..JailOptions::default()
         })?;
         dir.stage(&contents)?;
-        let mut rules = FsRules::default();
-        rules
-            .read_exec
-            .extend(self.jail.read_exec_paths().iter().cloned());
+        let mut rules = self.jail.base_rules();
         rules.read.push(dir.path().to_owned());
         let ruleset = rules
             .ruleset(self.abi)
