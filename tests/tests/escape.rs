@@ -608,32 +608,28 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
 
 /// The host's side of the attacks on what Landlock does not mediate:
 /// each one quietened (its `escaped(` calls taken out), run where it gets
-/// through (every layer of the plan but the private root, as its sabotage
-/// run), is still judged NOT CONTAINED, on what the bait saw change: the
-/// mode, times, owner or attributes of a host file, the jail parent, the
-/// other run's `tmp/`, a message on the caller's socket. What an attack
-/// printed is not the only evidence.
+/// through (its sabotage run: the private root switched off, and the
+/// sandbox uid where it stops the attack too), is still judged NOT
+/// CONTAINED, on what the bait saw change: the mode, times, owner or
+/// attributes of a host file, the jail parent, the other run's `tmp/`, a
+/// message on the caller's socket. What an attack printed is not the only
+/// evidence.
 #[test]
 fn a_quiet_escape_is_seen_on_the_hosts_side() {
     let _serial = one_at_a_time();
     let suite = Suite::new("escape-quiet");
     let planned = suite.jail.planned_layers().unwrap();
-    let root = codejail::Probe::get().euid == 0;
     // (attack, what the bait reports). The jail parent is the caller's own
     // directory only for an unprivileged caller: a root caller's jail uid
-    // cannot change it, even without the private root.
+    // cannot change it, even without the private root, and its sabotage
+    // run (as root) is not a quiet one to check.
     let mut cases = vec![
         ("fs_chmod_host_owned", "was changed: mode"),
         ("fs_utime_host_owned", "was changed: mtime"),
         ("fs_setxattr_host_owned", "was changed: extended attributes"),
-        (
-            "fs_chown_host_owned",
-            if root {
-                "was changed: owner"
-            } else {
-                "was changed: changed (its ctime moved)"
-            },
-        ),
+        // Its own group: for an unprivileged caller (and root without a
+        // uid switch) the same group, so only the change time says it.
+        ("fs_chown_host_owned", "was changed: "),
         (
             "ipc_unix_socket_host_stream",
             "the caller's unix socket received a connection",
@@ -644,7 +640,7 @@ fn a_quiet_escape_is_seen_on_the_hosts_side() {
         ),
         ("conc_chmod_other_tmp", "the other run's tmp/"),
     ];
-    if !root {
+    if codejail::Probe::get().euid != 0 {
         cases.push(("fs_chmod_jail_parent", "the jail parent"));
     }
     let corpus = selftest::corpus();
@@ -654,16 +650,15 @@ fn a_quiet_escape_is_seen_on_the_hosts_side() {
         assert!(attack.layers().contains(Layer::RootFs), "{name}");
         let mut quiet = attack.clone();
         quiet.code = quiet.code.replace("escaped(", "len(");
+        let job = match selftest::sabotage_job(&quiet, planned) {
+            Ok(job) => job,
+            Err((requirement, why)) => {
+                codejail_tests::not_tested(&requirement, &format!("{name}: {why}"));
+                continue;
+            }
+        };
         // Its own bait: what one run changed is not laid at another's door.
-        let report = selftest::run_jobs(
-            &suite.target(None),
-            &[Job {
-                attack: quiet,
-                how: How::Only(planned.without(Layer::RootFs)),
-            }],
-            1,
-        )
-        .unwrap();
+        let report = selftest::run_jobs(&suite.target(None), &[job], 1).unwrap();
         let v = &report.verdicts[0];
         if v.kind != Kind::NotContained || !v.detail.contains(seen) {
             bad.push(format!(

@@ -22,9 +22,9 @@ const CALLER_DATA: &str = "the caller's data\n";
 
 /// What the owned file and directory are, in the damage they report.
 const OWNED_FILE: &str =
-    "a host file of the jail's uid (the caller's own, for an unprivileged caller)";
+    "a host file of the jail's sandbox user (the caller's own, for an unprivileged caller)";
 const OWNED_DIR: &str =
-    "a host directory of the jail's uid (the caller's own, for an unprivileged caller)";
+    "a host directory of the jail's sandbox user (the caller's own, for an unprivileged caller)";
 
 /// A name no other run of this process uses, and no prefix of another
 /// (tokens are looked for as substrings of command lines).
@@ -216,11 +216,12 @@ impl Sockets {
     }
 }
 
-/// A host file and a directory beside it that the jail's uid owns (chowned
-/// to it for a root caller, group the caller's: a `chown` to its own group
-/// changes something), or the caller's own for an unprivileged caller,
-/// whose jail has its uid: what `chmod`, `chown`, `utimes` and
-/// `setxattr`, which Landlock does not mediate, may reach.
+/// A host file and a directory beside it that the jail's sandbox user
+/// owns (chowned to it for a root caller, group the caller's: a `chown` to
+/// its own group changes something; a root caller's runs that take a uid
+/// of their own from a range are not that user), or the caller's own for
+/// an unprivileged caller, whose jail has its uid: what `chmod`, `chown`,
+/// `utimes` and `setxattr`, which Landlock does not mediate, may reach.
 #[derive(Debug)]
 struct Owned {
     /// The caller's directory they are in.
@@ -249,7 +250,10 @@ impl Owned {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        std::fs::write(&file, "a file of the jail's uid, outside the jail\n")?;
+        std::fs::write(
+            &file,
+            "a file of the jail's sandbox user, outside the jail\n",
+        )?;
         std::fs::create_dir(&dir)?;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
