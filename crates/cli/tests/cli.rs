@@ -513,9 +513,34 @@ fn the_default_configuration_needs_only_python() {
     assert_eq!(json_of(&out), json!({"x": 21, "y": 42}));
 }
 
+/// The layers this host lacks, each through the gate (said, or a failure
+/// where CI declares it), as `--accept-missing` takes them; `None` when it
+/// has every one.
+fn lacking_layers() -> Option<String> {
+    let probe = codejail::Probe::get();
+    let lacking: Vec<&str> = codejail::Layer::ALL
+        .iter()
+        .filter_map(|l| match probe.availability(*l) {
+            codejail::Availability::Yes => None,
+            codejail::Availability::No(why) => {
+                codejail_tests::not_tested(l.name(), &format!("codejail selftest: {why}"));
+                Some(l.name())
+            }
+        })
+        .collect();
+    (!lacking.is_empty()).then(|| lacking.join(","))
+}
+
 #[test]
 fn selftest_judges_every_attack_on_evidence_and_names_the_layers() {
-    let out = codejail(&["selftest"]);
+    // What this host lacks is accepted (the attacks only it stops are
+    // then not tested, and said so); nothing else is.
+    let mut args = vec!["selftest"];
+    let lacking = lacking_layers();
+    if let Some(list) = &lacking {
+        args.extend(["--accept-missing", list]);
+    }
+    let out = codejail(&args);
     let t = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{t}\n{}", text(&out.stderr));
     assert!(t.starts_with("class"), "{t}");
@@ -529,21 +554,30 @@ fn selftest_judges_every_attack_on_evidence_and_names_the_layers() {
         "{row}"
     );
     assert!(
-        t.contains(" contained, 0 NOT CONTAINED, 0 inconclusive, 0 not tested"),
+        t.contains(" contained, 0 NOT CONTAINED, 0 inconclusive, "),
         "{t}"
     );
     assert!(t.contains("\nverdicts rest on: identity, userns,"), "{t}");
     assert!(t.contains("host: clean"), "{t}");
-    let v = json_of(&codejail(&["selftest", "--json"]));
+    args.push("--json");
+    let v = json_of(&codejail(&args));
     assert_eq!(v["passed"], true);
     let attacks = v["attacks"].as_array().unwrap();
     assert!(attacks.len() >= 80, "{}", attacks.len());
+    let mut contained = 0;
     for a in attacks {
+        if a["verdict"] == "not tested" {
+            // Only where this host lacks what stops it, or what it goes for.
+            assert_eq!(a["accepted"], true, "{a}");
+            continue;
+        }
         assert_eq!(a["verdict"], "contained", "{a}");
         assert!(!a["evidence_from"].as_array().unwrap().is_empty(), "{a}");
         assert!(!a["layers"].as_array().unwrap().is_empty(), "{a}");
+        contained += 1;
     }
-    assert_eq!(v["counts"]["contained"], attacks.len());
+    assert!(contained >= 80, "{contained}");
+    assert_eq!(v["counts"]["contained"], contained);
     assert!(
         v["planned_layers"]
             .as_array()
