@@ -176,7 +176,11 @@ fn a_call_cannot_change_its_zygote_for_the_next_one() {
         "{}",
         text(&check.stderr)
     );
-    assert!(text(&expected.stdout).starts_with("True "), "{}", text(&expected.stderr));
+    assert!(
+        text(&expected.stdout).starts_with("True "),
+        "{}",
+        text(&expected.stderr)
+    );
     assert_eq!(warm.health().restarts, 0);
 
     // Without the filter: a child of a parent of its own uid does it. (Not

@@ -9,7 +9,6 @@ use crate::child;
 use crate::fsrules::{self, Enforcement};
 use crate::layers::{Layer, LayerSet, Policy};
 
-
 /// Whether a layer can be used, and if not, why.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Availability {
