@@ -65,6 +65,18 @@ pub const FEATURES: &[(&str, &str)] = &[
         "Landlock ABI 4 or later: TCP bind and connect",
     ),
     (
+        "listmount",
+        "a kernel with listmount and statmount (Linux 6.8 or later): the attack that lists the mounts",
+    ),
+    (
+        "proc_kcore",
+        "a host with /proc/kcore (CONFIG_PROC_KCORE): the attack that opens it",
+    ),
+    (
+        "proc_sysrq",
+        "a host with /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ): the attack that opens it",
+    ),
+    (
         "sandbox_venv",
         "the sandbox virtualenv, named by CODEJAIL_SANDBOX_PYTHON (cargo xtask setup-sandbox makes it)",
     ),

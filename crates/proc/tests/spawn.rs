@@ -1119,11 +1119,15 @@ fn a_required_layer_that_is_missing_is_an_error_naming_it() {
         ..Limits::default()
     });
     match spawn.run() {
-        Err(SpawnError::LayerUnavailable {
-            layer: Layer::Cgroup,
-            reason,
-        }) => {
-            assert!(reason.contains("memory limit"), "{reason}");
+        Err(
+            e @ SpawnError::LayerNeeded {
+                layer: Layer::Cgroup,
+                by: "the memory limit",
+                ..
+            },
+        ) => {
+            let message = e.to_string();
+            assert!(message.contains("set the memory limit to 0"), "{message}");
         }
         other => panic!("expected a missing cgroup layer, got {other:?}"),
     }
