@@ -277,7 +277,12 @@ fn inner_delegation_in_a_scratch_cgroup() {
     assert_eq!(d.base, scratch);
     assert_eq!(d.by, DelegatedBy::Configured);
     assert_eq!(d.leaf.as_ref(), Some(&leaf));
-    assert_eq!(d.controllers, [controller.clone()], "{:?}", d.missing);
+    assert_eq!(
+        d.controllers,
+        std::slice::from_ref(&controller),
+        "{:?}",
+        d.missing
+    );
     assert!(probe.availability(Layer::Cgroup).is_yes());
     // The leaf move: this process is in the leaf, the scratch cgroup holds
     // none, and its children get the controller.
