@@ -44,8 +44,8 @@ mod warm;
 pub use cancel::Cancel;
 pub use codejail_fs::{NameError, StageError, validate_name as validate_file_name};
 pub use codejail_proc::{
-    Availability, Enforcement, KillReason, Layer, LayerSet, Policy, Probe, SpawnError, Truncated,
-    UnknownLayer,
+    Availability, CGROUP_ENV, CgroupMode, Cgroups, Enforcement, KillReason, Layer, LayerSet,
+    Policy, Probe, SpawnError, Truncated, UnknownLayer,
 };
 pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};

@@ -53,8 +53,14 @@ pub struct Needs {
 pub struct Probe {
     /// The caller's effective uid.
     pub euid: u32,
-    /// The caller can switch uid and gid (root, or `CAP_SETUID` and `CAP_SETGID`).
+    /// The caller can switch uid and gid (`CAP_SETUID` and `CAP_SETGID`:
+    /// root, unless a container runtime dropped them).
     pub can_setuid: bool,
+    /// The caller has `CAP_SYS_ADMIN` (root on a host; not root in a
+    /// container with the runtime's defaults): it makes namespaces without
+    /// a user namespace. Without it they hang off a user namespace of its
+    /// own, as for an unprivileged caller.
+    pub cap_sys_admin: bool,
     /// The kernel's Landlock ABI version, if Landlock is enabled.
     pub landlock_abi: Option<i32>,
     /// Per-layer availability, in [`Layer::ALL`] order.
@@ -112,15 +118,18 @@ impl Probe {
     /// [`CgroupOptions`]) and tried with a trial cgroup.
     pub fn detect_with(options: &CgroupOptions) -> Probe {
         let euid = rustix::process::geteuid().as_raw();
-        let can_setuid = euid == 0 || caps_allow_setuid();
+        let can_setuid = has_caps(&[CAP_SETUID, CAP_SETGID]);
+        let cap_sys_admin = has_caps(&[CAP_SYS_ADMIN]);
         let landlock_abi = child::landlock_abi().ok();
         let cgroups = host::detect(options);
 
         let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
-        let needs_userns = euid != 0;
+        let needs_userns = !cap_sys_admin;
         let ns = |flag: libc::c_int| {
-            if needs_userns && !userns.is_yes() {
-                return Availability::No("needs a user namespace, which is unavailable".into());
+            if let (true, Availability::No(why)) = (needs_userns, &userns) {
+                return Availability::No(format!(
+                    "needs a user namespace (this process has no CAP_SYS_ADMIN), which is unavailable: {why}"
+                ));
             }
             Availability::from_result(try_ns(flag, needs_userns))
         };
@@ -130,7 +139,7 @@ impl Probe {
                 let a = match layer {
                     Layer::Identity if can_setuid => Availability::Yes,
                     Layer::Identity => Availability::No(
-                        "the caller cannot change uid (not root, no CAP_SETUID); a user namespace maps its own uid instead".into(),
+                        "the caller cannot change uid (no CAP_SETUID and CAP_SETGID: not root, or a container runtime dropped them); a user namespace maps its own uid instead".into(),
                     ),
                     Layer::UserNs => userns.clone(),
                     Layer::PidNs => ns(libc::CLONE_NEWPID),
@@ -142,7 +151,13 @@ impl Probe {
                         None => Availability::Yes,
                         Some(why) => Availability::No(why),
                     },
-                    Layer::NoNewPrivs => Availability::Yes,
+                    Layer::NoNewPrivs => match rustix::thread::no_new_privs() {
+                        Ok(_) => Availability::Yes,
+                        Err(e) => Availability::No(format!(
+                            "prctl(PR_GET_NO_NEW_PRIVS) failed: {}",
+                            std::io::Error::from(e)
+                        )),
+                    },
                     Layer::Landlock => match landlock_abi {
                         Some(_) => Availability::Yes,
                         None => Availability::No(
@@ -158,6 +173,7 @@ impl Probe {
         Probe {
             euid,
             can_setuid,
+            cap_sys_admin,
             landlock_abi,
             layers,
             cgroups,
@@ -264,7 +280,10 @@ impl Probe {
         }
         // Without privilege, the other namespaces hang off a user namespace.
         let ns = Layer::OTHER_NAMESPACES;
-        if self.euid != 0 && ns.iter().any(|l| set.contains(*l)) && !set.contains(Layer::UserNs) {
+        if !self.cap_sys_admin
+            && ns.iter().any(|l| set.contains(*l))
+            && !set.contains(Layer::UserNs)
+        {
             if matches!(policy, Policy::Only(_)) {
                 return Err(SpawnError::LayerUnavailable {
                     layer: Layer::UserNs,
@@ -324,7 +343,36 @@ fn try_ns(flag: libc::c_int, with_userns: bool) -> Result<(), String> {
         } else {
             0
         };
-    child::try_clone(flags).map_err(|e| format!("creating it failed: {e}"))
+    child::try_clone(flags)
+        .map_err(|e| format!("creating it failed: {e}{}", refusal_hint(&e, flags)))
+}
+
+/// What likely refused a namespace, and what gives it back.
+fn refusal_hint(e: &std::io::Error, flags: u64) -> String {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let userns = flags & libc::CLONE_NEWUSER as u64 != 0;
+    match e.raw_os_error() {
+        Some(libc::EPERM | libc::EACCES) => {
+            if status_field("Seccomp").as_deref() == Some("2") {
+                return " (this process runs under a seccomp filter that refuses it, as a container runtime's default profile does: allow clone and unshare of user namespaces in the container's seccomp profile; README, \"Hosts\")".into();
+            }
+            if userns && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
+                return " (kernel.apparmor_restrict_unprivileged_userns=1 refuses unprivileged user namespaces: load an AppArmor profile for this program that allows `userns,`, or set the sysctl to 0; README, \"Hosts\")".into();
+            }
+            if userns && read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
+                return " (kernel.unprivileged_userns_clone=0 refuses unprivileged user namespaces: set it to 1)".into();
+            }
+            String::new()
+        }
+        Some(libc::ENOSPC) if userns => {
+            " (user.max_user_namespaces is 0 or reached: raise it)".into()
+        }
+        _ => String::new(),
+    }
 }
 
 fn status_field(name: &str) -> Option<String> {
@@ -336,15 +384,17 @@ fn status_field(name: &str) -> Option<String> {
     })
 }
 
-fn caps_allow_setuid() -> bool {
+const CAP_SETGID: u32 = 6;
+const CAP_SETUID: u32 = 7;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether every one of `caps` is in this process's effective set.
+fn has_caps(caps: &[u32]) -> bool {
     let Some(hex) = status_field("CapEff") else {
         return false;
     };
-    let caps = u64::from_str_radix(&hex, 16).unwrap_or(0);
-    const CAP_SETGID: u32 = 6;
-    const CAP_SETUID: u32 = 7;
-    let need = (1u64 << CAP_SETUID) | (1u64 << CAP_SETGID);
-    caps & need == need
+    let effective = u64::from_str_radix(&hex, 16).unwrap_or(0);
+    caps.iter().all(|c| effective & (1u64 << c) != 0)
 }
 
 fn apparmor_availability() -> Availability {

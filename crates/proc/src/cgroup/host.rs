@@ -362,7 +362,12 @@ fn under_mount(mount: &Mount, path: &str) -> Option<PathBuf> {
     if !(rest.is_empty() || rest.starts_with('/')) {
         return None;
     }
-    Some(mount.point.join(rest.trim_start_matches('/')))
+    let rest = rest.trim_start_matches('/');
+    Some(if rest.is_empty() {
+        mount.point.clone()
+    } else {
+        mount.point.join(rest)
+    })
 }
 
 /// Finds the hierarchies, and sets the delegated v2 subtree up (see the
@@ -659,7 +664,7 @@ fn enable(base: &Path, wanted: &[String]) -> (Vec<String>, Vec<(String, String)>
             missing.push((
                 c.clone(),
                 format!(
-                    "the `{c}` controller is not delegated to {} (it is offered: {list}); with systemd, `Delegate=yes` (or `Delegate={c}`) on the unit hands it over; on a hybrid host, `{c}` may be a v1 controller",
+                    "the `{c}` controller is not delegated to {} (its cgroup.controllers: {list}); with systemd, `Delegate=yes` (or `Delegate={c}`) on the unit hands it over; on a hybrid host, `{c}` may be a v1 controller",
                     base.display()
                 ),
             ));
