@@ -690,7 +690,10 @@ fn enable(base: &Path, wanted: &[String]) -> (Vec<String>, Vec<(String, String)>
 
 /// Makes a cgroup in `base`, clones a child into it, removes it.
 fn trial(base: &Path) -> Result<(), String> {
-    let dir = base.join(format!("codejail-{}-probe", std::process::id()));
+    // Unique per call: the probe may be made on two threads at once.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = base.join(format!("codejail-{}-probe-{n}", std::process::id()));
     match fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
