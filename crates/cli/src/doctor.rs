@@ -122,6 +122,29 @@ fn check(name: &str, config: &JailConfig) -> Checked {
             ));
         }
     }
+    let unavailable: Vec<&str> = {
+        use codejail::Layer;
+        let probe = codejail::Probe::get();
+        [
+            Layer::UserNs,
+            Layer::PidNs,
+            Layer::NetNs,
+            Layer::MountNs,
+            Layer::IpcNs,
+            Layer::UtsNs,
+            Layer::Cgroup,
+        ]
+        .into_iter()
+        .filter(|l| !probe.availability(*l).is_yes())
+        .map(Layer::name)
+        .collect()
+    };
+    if !unavailable.is_empty() && config.confinement != codejail::Confinement::Unsafe {
+        checked.warnings.push(format!(
+            "unavailable here: {} (why, and what gives them back: the lines above)",
+            unavailable.join(", ")
+        ));
+    }
     let jail = match Jail::new(name, config.clone()) {
         Ok(jail) => jail,
         Err(e) => {

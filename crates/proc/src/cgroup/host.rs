@@ -407,11 +407,29 @@ pub(crate) fn detect(options: &CgroupOptions) -> Cgroups {
     out
 }
 
+/// The v1 controllers a `cgroup` mount carries (its options also hold
+/// `rw`, `name=systemd`, `xattr`, `clone_children`, ...).
 fn v1_controllers(mount: &Mount) -> Vec<&str> {
+    const CONTROLLERS: [&str; 14] = [
+        "blkio",
+        "cpu",
+        "cpuacct",
+        "cpuset",
+        "devices",
+        "freezer",
+        "hugetlb",
+        "memory",
+        "misc",
+        "net_cls",
+        "net_prio",
+        "perf_event",
+        "pids",
+        "rdma",
+    ];
     mount
         .super_opts
         .split(',')
-        .filter(|o| !matches!(*o, "rw" | "ro") && !o.starts_with("name=") && !o.contains('='))
+        .filter(|o| CONTROLLERS.contains(o))
         .collect()
 }
 
@@ -743,7 +761,7 @@ mod tests {
     fn mountinfo_lines_give_root_point_type_and_options() {
         let info = "41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n\
                     35 31 0:32 /x /sys/fs/cgroup/mem\\040ory rw,relatime - cgroup cgroup rw,memory\n\
-                    40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd\n";
+                    40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,xattr,name=systemd\n";
         let m = mounts(info);
         assert_eq!(m.len(), 3);
         assert_eq!(m[0].fstype, "cgroup2");

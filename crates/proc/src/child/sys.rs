@@ -438,4 +438,26 @@ mod tests {
     fn closing_a_number_that_is_not_open_is_harmless() {
         super::close(i32::MAX);
     }
+
+    /// Only what `clone(2)` can say falls back to it: never a clone into a
+    /// cgroup, which would then start outside it.
+    #[test]
+    fn the_clone_fallback_takes_only_what_clone_can_say() {
+        use super::{CLONE_INTO_CGROUP, clone_can_do, empty_clone_args, pidfd_clone_args};
+        let mut pidfd = -1;
+        let mut args = pidfd_clone_args(&mut pidfd);
+        args.flags |= (libc::CLONE_NEWUSER | libc::CLONE_NEWPID) as u64;
+        assert!(clone_can_do(&args));
+        let mut program = empty_clone_args();
+        program.exit_signal = libc::SIGCHLD as u64;
+        assert!(clone_can_do(&program));
+        program.flags |= CLONE_INTO_CGROUP;
+        program.cgroup = 3;
+        assert!(!clone_can_do(&program));
+        program.flags &= !CLONE_INTO_CGROUP;
+        assert!(!clone_can_do(&program), "a cgroup without the flag");
+        let mut big_signal = empty_clone_args();
+        big_signal.exit_signal = 0x100;
+        assert!(!clone_can_do(&big_signal));
+    }
 }
