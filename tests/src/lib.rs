@@ -26,6 +26,7 @@ pub const LAYERS: &[&str] = &[
     "pidns",
     "netns",
     "mountns",
+    "rootfs",
     "ipcns",
     "utsns",
     "cgroup",
@@ -33,11 +34,20 @@ pub const LAYERS: &[&str] = &[
     "apparmor",
     "landlock",
     "seccomp",
+    "no_exec",
 ];
 
 /// The machine features a test may need besides layers, with what each
 /// means.
 pub const FEATURES: &[(&str, &str)] = &[
+    (
+        "apparmor_parser",
+        "apparmor_parser, which compiles profiles without AppArmor in the kernel (-Q -K; the `apparmor` package)",
+    ),
+    (
+        "apparmor_userns",
+        "an apparmor_parser that knows the userns rule (AppArmor 4.0 or later)",
+    ),
     (
         "cap_sys_resource",
         "a caller with CAP_SYS_RESOURCE (one the escape of a raised hard limit needs)",

@@ -38,6 +38,9 @@ pub(crate) fn doctor(config: Option<PathBuf>, as_json: bool) -> Result<u8, Fail>
         .map(|(name, config)| check(name, config))
         .collect();
     let healthy = checked.iter().all(Checked::healthy);
+    // Why user namespaces are missing, read from the host (the errno of a
+    // trial clone and the sysctls that decide it).
+    let userns = codejail::UsernsHost::detect().diagnose(&codejail::this_program());
     if as_json {
         let layers: Vec<Value> = probe
             .layers
@@ -69,14 +72,30 @@ pub(crate) fn doctor(config: Option<PathBuf>, as_json: bool) -> Result<u8, Fail>
             "healthy": healthy,
             "layers": layers,
             "landlock_abi": probe.landlock_abi,
+            "landlock": probe.landlock_abi.map(|abi| json!({
+                "abi": abi,
+                "pinned_abi": codejail::LANDLOCK_ABI,
+                "enforcement": probe.landlock_status.map(|e| e.as_str()),
+                "unenforced": codejail::unenforced(abi),
+            })),
             "cgroup": probe.cgroups.version(),
             "cgroups": cgroups_json(&probe.cgroups),
             "container": container_json(probe),
+            "userns": {
+                "available": userns.available(),
+                "cause": format!("{:?}", userns.cause),
+                "why": userns.why,
+                "fix": (!userns.available()).then_some(&userns.fix),
+            },
             "jails": jails,
         });
         say!("{out}");
     } else {
         say_part!("{probe}");
+        if !userns.available() {
+            say!("user namespaces: missing: {}", userns.why);
+            say!("  to fix: {}", userns.fix);
+        }
         say!();
         say_part!("{}", cgroups_text(&probe.cgroups));
         say_part!("{}", container_text(probe));
@@ -130,6 +149,7 @@ fn check(name: &str, config: &JailConfig) -> Checked {
             Layer::PidNs,
             Layer::NetNs,
             Layer::MountNs,
+            Layer::RootFs,
             Layer::IpcNs,
             Layer::UtsNs,
             Layer::Cgroup,
@@ -144,6 +164,12 @@ fn check(name: &str, config: &JailConfig) -> Checked {
             "unavailable here: {} (why, and what gives them back: the lines above)",
             unavailable.join(", ")
         ));
+    }
+    if config.allow_exec {
+        checked.warnings.push(
+            "allow_exec = true: the code may start other programs (the no_exec layer is off)"
+                .into(),
+        );
     }
     let jail = match Jail::new(name, config.clone()) {
         Ok(jail) => jail,
@@ -177,9 +203,15 @@ fn check(name: &str, config: &JailConfig) -> Checked {
 /// policy and identity. Python prints a word; another language is only
 /// started (its program may want arguments; it must not fail to start).
 fn trial(jail: &Jail) -> Result<(), String> {
-    let user = match &jail.config().user {
-        Some(user) => format!("user {user} (uid {})", jail.identity().0),
-        None => format!("uid {}", jail.identity().0),
+    let (uid, gid) = jail.identity();
+    let switches = codejail::Probe::get().can_setuid;
+    let user = match (jail.uid_range().filter(|_| switches), &jail.config().user) {
+        (Some(range), Some(user)) => {
+            format!("a uid of {range} with the group of user {user} (gid {gid})")
+        }
+        (Some(range), None) => format!("a uid of {range} with gid {gid}"),
+        (None, Some(user)) => format!("user {user} (uid {uid})"),
+        (None, None) => format!("uid {uid}"),
     };
     let parent = jail
         .config()

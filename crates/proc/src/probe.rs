@@ -6,6 +6,7 @@ use std::sync::{LazyLock, OnceLock};
 use crate::SpawnError;
 use crate::cgroup::{CgroupOptions, Cgroups, host};
 use crate::child;
+use crate::fsrules::{self, Enforcement};
 use crate::layers::{Layer, LayerSet, Policy};
 
 /// Whether a layer can be used, and if not, why.
@@ -46,6 +47,10 @@ pub struct Needs {
     pub mount_ns: bool,
     /// An AppArmor profile was given; without one that layer cannot apply.
     pub apparmor_profile: bool,
+    /// The run may start other programs
+    /// ([`Spawn::allow_exec`](crate::Spawn::allow_exec)): the `no_exec`
+    /// layer is left out.
+    pub exec: bool,
 }
 
 /// The confinement this machine offers this caller.
@@ -63,10 +68,18 @@ pub struct Probe {
     pub cap_sys_admin: bool,
     /// The kernel's Landlock ABI version, if Landlock is enabled.
     pub landlock_abi: Option<i32>,
+    /// How much of what runs ask of Landlock (the rights of
+    /// [`LANDLOCK_ABI`](crate::LANDLOCK_ABI)) this kernel enforces, from a
+    /// real restriction; `None` where Landlock cannot be used.
+    pub landlock_status: Option<Enforcement>,
     /// Per-layer availability, in [`Layer::ALL`] order.
     pub layers: Vec<(Layer, Availability)>,
     /// The cgroups runs can have, and why not where they cannot.
     pub cgroups: Cgroups,
+    /// Whether the private root ([`Layer::RootFs`]) gets a procfs of the
+    /// run's pid namespace (a container's masked `/proc` refuses a new
+    /// one; the root then has an empty `/proc`).
+    pub procfs: Availability,
 }
 
 /// [`Probe::init`] came after the probe was made: it keeps the options it
@@ -121,6 +134,7 @@ impl Probe {
         let can_setuid = has_caps(&[CAP_SETUID, CAP_SETGID]);
         let cap_sys_admin = has_caps(&[CAP_SYS_ADMIN]);
         let landlock_abi = child::landlock_abi().ok();
+        let landlock_status = landlock_abi.map(|_| fsrules::enforcement_trial());
         let cgroups = host::detect(options);
 
         let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
@@ -133,6 +147,8 @@ impl Probe {
             }
             Availability::from_result(try_ns(flag, needs_userns))
         };
+        let mount_ns = ns(libc::CLONE_NEWNS);
+        let (rootfs, procfs) = root_availability(&mount_ns, userns.is_yes());
         let layers = Layer::ALL
             .into_iter()
             .map(|layer| {
@@ -144,7 +160,8 @@ impl Probe {
                     Layer::UserNs => userns.clone(),
                     Layer::PidNs => ns(libc::CLONE_NEWPID),
                     Layer::NetNs => ns(libc::CLONE_NEWNET),
-                    Layer::MountNs => ns(libc::CLONE_NEWNS),
+                    Layer::MountNs => mount_ns.clone(),
+                    Layer::RootFs => rootfs.clone(),
                     Layer::IpcNs => ns(libc::CLONE_NEWIPC),
                     Layer::UtsNs => ns(libc::CLONE_NEWUTS),
                     Layer::Cgroup => match cgroups.why_unavailable() {
@@ -158,13 +175,15 @@ impl Probe {
                             std::io::Error::from(e)
                         )),
                     },
-                    Layer::Landlock => match landlock_abi {
-                        Some(_) => Availability::Yes,
+                    Layer::Landlock => match &landlock_status {
+                        Some(Ok(_)) => Availability::Yes,
+                        Some(Err(why)) => Availability::No(why.clone()),
                         None => Availability::No(
                             "the kernel has no Landlock, or it is not enabled (lsm=)".into(),
                         ),
                     },
                     Layer::Seccomp => seccomp_availability(),
+                    Layer::NoExec => exec_guard_availability(),
                     Layer::AppArmor => apparmor_availability(),
                 };
                 (layer, a)
@@ -175,8 +194,10 @@ impl Probe {
             can_setuid,
             cap_sys_admin,
             landlock_abi,
+            landlock_status: landlock_status.and_then(Result::ok),
             layers,
             cgroups,
+            procfs,
         }
     }
 
@@ -210,6 +231,21 @@ impl Probe {
             format!("{because}: {why}")
         };
         SpawnError::LayerUnavailable { layer, reason }
+    }
+
+    /// `by` needs `layer`, which is not in the plan: unavailable here, or
+    /// left out by the policy.
+    fn needed(&self, layer: Layer, by: &'static str, fix: &'static str) -> SpawnError {
+        let reason = match self.availability(layer) {
+            Availability::No(why) => why.clone(),
+            Availability::Yes => "the policy leaves it out".into(),
+        };
+        SpawnError::LayerNeeded {
+            layer,
+            by,
+            reason,
+            fix,
+        }
     }
 
     /// The layers a run gets under `policy`, or the first required layer
@@ -250,7 +286,11 @@ impl Probe {
             set.remove(Layer::Cgroup);
         }
         if needs.cgroup && !set.contains(Layer::Cgroup) {
-            return Err(self.missing(Layer::Cgroup, "a memory limit needs it"));
+            return Err(self.needed(
+                Layer::Cgroup,
+                "the memory limit",
+                "set the memory limit to 0 (the vmem limit still bounds each process), or give this caller a cgroup it can write (codejail doctor says what is missing)",
+            ));
         }
         if let (true, Some(why)) = (needs.cgroup, self.cgroups.why_no_memory()) {
             return Err(SpawnError::LayerUnavailable {
@@ -294,14 +334,43 @@ impl Probe {
                 set.remove(l);
             }
         }
+        // The private root is built in the run's mount namespace.
+        if set.contains(Layer::RootFs) && !set.contains(Layer::MountNs) {
+            if required.contains(Layer::RootFs) {
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::RootFs,
+                    reason: "it is built in the run's mount namespace, which the policy leaves out"
+                        .into(),
+                });
+            }
+            set.remove(Layer::RootFs);
+        }
         // A root caller never runs the program as uid 0.
         if self.euid == 0 && set.contains(Layer::UserNs) && self.can_setuid {
             set.insert(Layer::Identity);
         }
         if needs.mount_ns && !set.contains(Layer::MountNs) {
-            return Err(self.missing(Layer::MountNs, "a tmpfs quota needs it"));
+            return Err(self.needed(
+                Layer::MountNs,
+                "the disk quota of tmp/",
+                "set the disk and files limits to 0, or allow this caller mount namespaces (codejail doctor says what is missing)",
+            ));
         }
-        if set.contains(Layer::Landlock) || set.contains(Layer::Seccomp) {
+        if needs.exec && set.contains(Layer::NoExec) {
+            if required.contains(Layer::NoExec) {
+                return Err(SpawnError::LayerUnavailable {
+                    layer: Layer::NoExec,
+                    reason: "the run allows starting other programs (allow_exec)".into(),
+                });
+            }
+            set.remove(Layer::NoExec);
+        }
+        // The supervisor sets no_new_privs to install the exec guard, and
+        // the program inherits it.
+        if set.contains(Layer::Landlock)
+            || set.contains(Layer::Seccomp)
+            || set.contains(Layer::NoExec)
+        {
             set.insert(Layer::NoNewPrivs);
         }
         Ok(set)
@@ -312,7 +381,24 @@ impl fmt::Display for Probe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for (layer, a) in &self.layers {
             let detail = match layer {
-                Layer::Landlock => self.landlock_abi.map(|v| format!(" (ABI {v})")),
+                Layer::Landlock => self.landlock_abi.map(|v| {
+                    let status = self.landlock_status.map(|s| match s {
+                        Enforcement::Full => "fully enforced".to_owned(),
+                        _ => format!(
+                            "partially enforced: not {}",
+                            fsrules::unenforced(v).join(", ")
+                        ),
+                    });
+                    format!(
+                        " (ABI {v}, codejail's {}{})",
+                        fsrules::LANDLOCK_ABI,
+                        status.map(|s| format!("; {s}")).unwrap_or_default()
+                    )
+                }),
+                Layer::RootFs => Some(match &self.procfs {
+                    Availability::Yes => " (with a procfs of the run's own)".to_owned(),
+                    Availability::No(why) => format!(" (without /proc: {why})"),
+                }),
                 Layer::Cgroup => Some(format!(
                     " ({}; memory: {}, pids: {})",
                     self.cgroups.version(),
@@ -329,6 +415,38 @@ impl fmt::Display for Probe {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a private root can be built here (a trial in new namespaces,
+/// as the runs would have them), and whether it gets a procfs.
+fn root_availability(mount_ns: &Availability, with_userns: bool) -> (Availability, Availability) {
+    if let Availability::No(why) = mount_ns {
+        let no = Availability::No(format!("it needs a mount namespace: {why}"));
+        return (no.clone(), no);
+    }
+    let errno = |e: i32| std::io::Error::from_raw_os_error(e);
+    match child::try_root(with_userns) {
+        Err(e) => {
+            let no = Availability::No(format!("the trial could not run: {e}"));
+            (no.clone(), no)
+        }
+        Ok(trial) => {
+            let root = match trial.root {
+                Ok(()) => Availability::Yes,
+                Err((what, e)) => {
+                    Availability::No(format!("the trial could not {what}: {}", errno(e)))
+                }
+            };
+            let procfs = match trial.proc {
+                Ok(()) => Availability::Yes,
+                Err(e) => Availability::No(format!(
+                    "mounting a procfs of a new pid namespace failed: {} (a container that masks /proc refuses it)",
+                    errno(e)
+                )),
+            };
+            (root, procfs)
+        }
     }
 }
 
@@ -403,6 +521,35 @@ fn apparmor_availability() -> Availability {
         Ok(_) => Availability::No("AppArmor is built into this kernel but disabled".into()),
         Err(_) => Availability::No("AppArmor is not enabled in this kernel".into()),
     }
+}
+
+/// The `no_exec` layer: seccomp with user notification and its
+/// `CONTINUE` answer (Linux 5.5), and a trial of the supervisor's step.
+fn exec_guard_availability() -> Availability {
+    if let Availability::No(why) = seccomp_availability() {
+        return Availability::No(why);
+    }
+    if !kernel_at_least(5, 5) {
+        return Availability::No(
+            "the kernel is older than 5.5 (no SECCOMP_USER_NOTIF_FLAG_CONTINUE)".into(),
+        );
+    }
+    let guard = match crate::spawn::exec_guard_filter() {
+        Ok(guard) => guard,
+        Err(e) => return Availability::No(e.to_string()),
+    };
+    Availability::from_result(child::try_exec_guard(guard))
+}
+
+/// Whether the running kernel's release is at least `major.minor`.
+fn kernel_at_least(major: u32, minor: u32) -> bool {
+    let uname = rustix::system::uname();
+    let release = uname.release().to_string_lossy();
+    let mut parts = release
+        .split(|c: char| !c.is_ascii_digit())
+        .map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    found >= (major, minor)
 }
 
 fn seccomp_availability() -> Availability {

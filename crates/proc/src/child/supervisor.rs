@@ -1,11 +1,12 @@
 //! The supervisor, child side: cloned by the caller, it never execs. It
 //! detaches (session, death signal, subreaper), moves its descriptors to
-//! fixed slots, joins the run's namespaces, mounts, clones the program
-//! into the run's cgroups (the supervisor itself stays out of them, so a
-//! limit the program hits cannot kill it), waits for its end or the
-//! caller's kill request, kills and reaps every process of the run
-//! (`super::reap`), and writes the [`Report`]. The caller's handle on it
-//! is `crate::spawn::supervisor`.
+//! fixed slots, joins the run's namespaces, mounts, installs the exec
+//! guard (`no_exec`), clones the program into the run's cgroups (the
+//! supervisor itself stays out of them, so a limit the program hits cannot
+//! kill it), waits for its end or the caller's kill request while
+//! answering the guard's notifications, kills and reaps every process of
+//! the run (`super::reap`), and writes the [`Report`]. The caller's handle
+//! on it is `crate::spawn::supervisor`.
 
 use std::ffi::c_int;
 use std::io;
@@ -19,7 +20,7 @@ use rustix::thread::ThreadNameSpaceType;
 
 use super::program::exec_program;
 use super::reap;
-use super::sys::{self, fail, fail_on, or_fail, rx};
+use super::sys::{self, NotifAnswer, NotifBuf, fail, fail_on, or_fail, rx};
 use super::wire::{Report, Step};
 use super::{
     ChildFds, Confine, FD_CGROUP_PROCS, FD_CGROUP_V2, FD_CONTROL, FD_ERROR, FD_FIRST_FREE,
@@ -55,9 +56,31 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     let mut slots = Slots::remap(fds);
     let confine = &prep.confine;
     join_namespaces(confine, &slots);
-    if !confine.mounts.is_empty() {
+    if confine.mount_ns {
+        // SAFETY: rustix marks unshare unsafe for CLONE_FILES and
+        // CLONE_FS, which change what other threads of the process share
+        // with it; NEWNS alone (it implies CLONE_FS, and this process has
+        // a single thread) changes nothing another thread relies on.
+        let unshared =
+            unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) };
+        or_fail(Step::MountNs, rx(unshared));
+    }
+    if !confine.mounts.is_empty() || confine.root.is_some() {
         mount_tmpfs(confine);
     }
+    // Without a pid namespace, the end of the run walks /proc for this
+    // process's children: opened now, since the program's pivot_root into
+    // a private root moves this process's root too.
+    let proc_dir = if confine.pid_ns {
+        None
+    } else {
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        Some(or_fail(
+            Step::Descriptors,
+            rx(rustix::fs::open(c"/proc", flags, Mode::empty())),
+        ))
+    };
+    let listener = confine.exec_guard.as_deref().map(install_exec_guard);
     let (program, signals) = start_program(prep, &slots);
     // The program holds the run's stdio, the error pipe and the cgroups
     // now; the supervisor lets go so that end-of-file means what the
@@ -66,9 +89,21 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     for fd in [0, 1, 2, FD_ERROR, procs_a, procs_b, FD_CGROUP_V2] {
         slots.close(fd);
     }
+    let mut guard = listener.map(|listener| ExecGuard {
+        listener: Some(listener),
+        program,
+        continued: false,
+        buf: NotifBuf::zeroed(),
+    });
     let mut status = None;
-    let kill_requested = wait_for_end(program, &signals, &slots, &mut status);
-    reap::kill_all_and_reap(program, &mut status, confine.pid_ns, slots.get(FD_HOLDER));
+    let kill_requested = wait_for_end(program, &signals, guard.as_mut(), &slots, &mut status);
+    reap::kill_all_and_reap(
+        program,
+        &mut status,
+        confine.pid_ns,
+        slots.get(FD_HOLDER),
+        proc_dir.as_ref(),
+    );
     let report = report(confine, status, kill_requested);
     if let Some(fd) = slots.get(FD_REPORT) {
         // One write shorter than PIPE_BUF: atomic. A failure only loses the
@@ -208,8 +243,9 @@ fn join_namespaces(confine: &Confine, slots: &Slots) {
     }
 }
 
-/// Makes every mount private (nothing propagates back to the host), then
-/// mounts each tmpfs and, under Landlock, grants it the read-write rights:
+/// Makes every mount private (nothing propagates back to the host, and
+/// the program's `pivot_root` needs it), then mounts each tmpfs and,
+/// under Landlock, grants it the read-write rights:
 /// a rule on the covered directory does not reach into a mount over it.
 ///
 /// # References
@@ -300,12 +336,84 @@ fn start_program(prep: &Prepared, slots: &Slots) -> (libc::pid_t, OwnedFd) {
     (program, signals)
 }
 
-/// Polls the signalfd and the control pipe until the program has ended
-/// (its status is then in `status`) or the caller asks for the kill by
-/// closing the control pipe (returns true).
+/// The exec guard (`no_exec`): no_new_privs (which a process needs to
+/// install a filter without `CAP_SYS_ADMIN` in its user namespace, and
+/// harmless in one that never execs; the program sets it anyway), then
+/// [`crate::seccomp::Filter::ExecGuard`] on this process with a listener,
+/// before the program is cloned, so that the program and everything it
+/// starts inherit it. The supervisor never calls `execve`, so the filter
+/// never waits on itself.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+fn install_exec_guard(filter: &[libc::sock_filter]) -> OwnedFd {
+    or_fail(Step::NoNewPrivs, rx(rustix::thread::set_no_new_privs(true)));
+    or_fail(Step::ExecGuard, sys::seccomp_set_filter_listener(filter))
+}
+
+/// The supervisor's side of the exec guard: the listener, the one
+/// `execve` it lets through (the program's, before it has exec'd), and a
+/// buffer on this stack for the notifications.
+struct ExecGuard {
+    /// `None` once given up (see [`ExecGuard::answer`]): every notifying
+    /// call then fails with `ENOSYS`.
+    listener: Option<OwnedFd>,
+    program: libc::pid_t,
+    /// The program's own `execve` was let through.
+    continued: bool,
+    buf: NotifBuf,
+}
+
+impl ExecGuard {
+    /// Answers one notification: `CONTINUE` for the program's first
+    /// `execve` (the only one it makes before it runs: it is this
+    /// process's unreaped child, single-threaded, with no child of its
+    /// own, running code prepared here), `EACCES` for every other — any
+    /// later call of the program, any thread or process it starts. An
+    /// error answer is sound whatever the caller's memory says (the kernel
+    /// never runs the call), and `CONTINUE` is given once, on the pid
+    /// alone, before any code of the program's runs: nothing of what
+    /// seccomp_unotify(2) warns about (a decision on memory another thread
+    /// may change) applies, and no target memory is read, which is what
+    /// `SECCOMP_IOCTL_NOTIF_ID_VALID` guards.
+    ///
+    /// A call interrupted before its answer (`ENOENT` here) notifies
+    /// again when it restarts, so the program's pass is spent only once
+    /// the kernel took it. A listener that cannot be read is closed: the
+    /// kernel then fails every notifying call with `ENOSYS`, still a
+    /// refusal, and the supervisor never spins on it.
+    fn answer(&mut self) {
+        let Some(fd) = self.listener.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        let (id, pid) = match sys::notif_recv(fd, &mut self.buf) {
+            Ok(notification) => notification,
+            Err(libc::ENOENT | libc::EINTR) => return,
+            Err(_) => {
+                self.listener = None;
+                return;
+            }
+        };
+        let first = !self.continued && i64::from(pid) == i64::from(self.program);
+        let answer = if first {
+            NotifAnswer::Continue
+        } else {
+            NotifAnswer::Fail(libc::EACCES)
+        };
+        if sys::notif_send(fd, id, answer, &mut self.buf).is_ok() && first {
+            self.continued = true;
+        }
+    }
+}
+
+/// Polls the signalfd, the control pipe and the exec guard's listener
+/// until the program has ended (its status is then in `status`) or the
+/// caller asks for the kill by closing the control pipe (returns true),
+/// answering each notification of the guard as it comes.
 fn wait_for_end(
     program: libc::pid_t,
     signals: &OwnedFd,
+    mut guard: Option<&mut ExecGuard>,
     slots: &Slots,
     status: &mut Option<c_int>,
 ) -> bool {
@@ -313,22 +421,37 @@ fn wait_for_end(
         return true;
     };
     loop {
+        let listener = guard.as_ref().and_then(|g| g.listener.as_ref());
+        // Without a listener the third entry asks for nothing.
+        let (exec_fd, exec_events) = match listener {
+            Some(fd) => (fd, PollFlags::IN),
+            None => (signals, PollFlags::empty()),
+        };
         let mut fds = [
             PollFd::new(signals, PollFlags::IN),
             PollFd::from_borrowed_fd(control, PollFlags::IN),
+            PollFd::new(exec_fd, exec_events),
         ];
         if poll(&mut fds, None).is_err() {
             continue; // EINTR
         }
-        let [chld, kill] = fds.map(|f| !f.revents().is_empty());
-        if chld {
+        let [chld, kill, exec] = fds.map(|f| f.revents());
+        if let Some(g) = guard.as_deref_mut().filter(|_| !exec.is_empty()) {
+            if exec.contains(PollFlags::IN) {
+                g.answer();
+            } else {
+                // Hung up or failed, with nothing to read: given up.
+                g.listener = None;
+            }
+        }
+        if !chld.is_empty() {
             reap::drain(signals);
             reap::reap(program, status, true);
             if status.is_some() {
                 return false;
             }
         }
-        if kill {
+        if !kill.is_empty() {
             return true;
         }
     }

@@ -14,7 +14,8 @@
 //!   place; any other path type may be copied into a heap buffer.
 //! - The libc wrappers below, where rustix has no wrapper (`clone3`,
 //!   `signalfd`, `sigaction`, `close_range`, `setrlimit`, `getrusage`,
-//!   Landlock, seccomp) or where its wrapper does not fit: `dup3` onto a
+//!   Landlock, seccomp and its notification `ioctl`s, which read and write
+//!   a buffer on the caller's stack) or where its wrapper does not fit: `dup3` onto a
 //!   slot that may not be open (rustix wants an `OwnedFd` for the target,
 //!   which must name an open descriptor), `close` of a slot that may not
 //!   be open (rustix's asserts success in debug builds, and a panic in a
@@ -66,7 +67,17 @@ pub(super) fn fail(step: Step, err: Errno) -> ! {
 /// [`fail`] on a given descriptor: the caller's number for the error pipe,
 /// before the supervisor has moved it to [`FD_ERROR`].
 pub(super) fn fail_on(error_fd: RawFd, step: Step, err: Errno) -> ! {
-    let msg = wire::encode_error(step, err);
+    fail_detail_on(error_fd, step, 0, err)
+}
+
+/// [`fail`] with a detail: which part of the step failed (see
+/// `wire::encode_error`).
+pub(super) fn fail_detail(step: Step, detail: u32, err: Errno) -> ! {
+    fail_detail_on(FD_ERROR, step, detail, err)
+}
+
+fn fail_detail_on(error_fd: RawFd, step: Step, detail: u32, err: Errno) -> ! {
+    let msg = wire::encode_error(step, detail, err);
     // SAFETY: write(2) reads `msg.len()` bytes from a live stack array. The
     // descriptor is only a number to the kernel: were it not open, the call
     // would fail with EBADF, and the caller would then see no message, only
@@ -81,6 +92,27 @@ pub(super) fn or_fail<T>(step: Step, r: Result<T, Errno>) -> T {
         Ok(v) => v,
         Err(e) => fail(step, e),
     }
+}
+
+/// `setfsgid(gid)`, then `setfsuid(uid)`: the ids file system calls are
+/// checked against, for this thread only. Raw system calls: they return
+/// the previous id and never an error, so each is checked by asking again
+/// with `-1`, which changes nothing and returns the current id.
+///
+/// # References
+/// - [`setfsuid(2)`](https://man7.org/linux/man-pages/man2/setfsuid.2.html)
+pub(super) fn set_fs_ids(uid: libc::uid_t, gid: libc::gid_t) -> Result<(), Errno> {
+    for (nr, id) in [(libc::SYS_setfsgid, gid), (libc::SYS_setfsuid, uid)] {
+        // SAFETY: setfsuid/setfsgid take one integer and touch no memory.
+        let now = unsafe {
+            libc::syscall(nr, id);
+            libc::syscall(nr, libc::uid_t::MAX)
+        };
+        if now != c_long::from(id) {
+            return Err(libc::EPERM);
+        }
+    }
+    Ok(())
 }
 
 /// `_exit(code)`: ends the process at once, running no `atexit` handler,
@@ -413,6 +445,27 @@ pub(super) fn landlock_add_path_rule(
 /// # References
 /// - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)
 pub(super) fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
+    seccomp_filter(filter, 0).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+/// {len, filter})`: the filter installed on this thread, and a new
+/// close-on-exec descriptor that receives its `SECCOMP_RET_USER_NOTIF`
+/// notifications. Needs no_new_privs or `CAP_SYS_ADMIN` in the process's
+/// user namespace; at most one such filter per thread (`EBUSY`).
+///
+/// # References
+/// - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(super) fn seccomp_set_filter_listener(filter: &[libc::sock_filter]) -> Result<OwnedFd, Errno> {
+    let fd = seccomp_filter(filter, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    let fd = RawFd::try_from(fd).map_err(|_| libc::EBADF)?;
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER, a successful call
+    // returns a new descriptor of this process that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn seccomp_filter(filter: &[libc::sock_filter], flags: libc::c_ulong) -> Result<c_long, Errno> {
     let prog = libc::sock_fprog {
         len: u16::try_from(filter.len()).map_err(|_| libc::EINVAL)?,
         filter: filter.as_ptr().cast_mut(),
@@ -423,11 +476,117 @@ pub(super) fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Err
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             std::ptr::addr_of!(prog),
         )
     })
-    .map(drop)
+}
+
+/// `seccomp(SECCOMP_GET_NOTIF_SIZES)`: the sizes of the kernel's
+/// notification structures, which may be larger than this program's (a
+/// newer kernel); a buffer must be at least that large.
+///
+/// # References
+/// - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)
+pub(super) fn seccomp_notif_sizes() -> Result<libc::seccomp_notif_sizes, Errno> {
+    let mut sizes = libc::seccomp_notif_sizes {
+        seccomp_notif: 0,
+        seccomp_notif_resp: 0,
+        seccomp_data: 0,
+    };
+    // SAFETY: the kernel writes one seccomp_notif_sizes to the live struct
+    // it is given.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_NOTIF_SIZES,
+            0,
+            std::ptr::addr_of_mut!(sizes),
+        )
+    })?;
+    Ok(sizes)
+}
+
+/// The room of a [`NotifBuf`]: a kernel whose notification structures are
+/// larger (`SECCOMP_GET_NOTIF_SIZES`) is refused before any clone.
+pub(crate) const NOTIF_ROOM: usize = 256;
+
+/// A stack buffer for one `struct seccomp_notif` or `struct
+/// seccomp_notif_resp`, of whatever size the kernel's are up to
+/// [`NOTIF_ROOM`]: the kernel copies its own structure's size in or out.
+#[repr(C, align(8))]
+pub(super) struct NotifBuf([u8; NOTIF_ROOM]);
+
+impl NotifBuf {
+    pub(super) fn zeroed() -> NotifBuf {
+        NotifBuf([0; NOTIF_ROOM])
+    }
+}
+
+/// `ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV)`: the next notification's
+/// id, and the thread id (in this process's pid namespace) of the caller
+/// of the notifying system call. Call it only when the listener polls
+/// readable: it blocks while no notification is pending. `ENOENT`: the
+/// caller was interrupted (or killed) meanwhile.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(super) fn notif_recv(listener: RawFd, buf: &mut NotifBuf) -> Result<(u64, u32), Errno> {
+    // The kernel refuses a buffer that is not zeroed (EINVAL).
+    buf.0 = [0; NOTIF_ROOM];
+    // SAFETY: the kernel writes one seccomp_notif (at most NOTIF_ROOM
+    // bytes, checked before the clone) to the live, aligned buffer.
+    check(unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, buf.0.as_mut_ptr()) })?;
+    // struct seccomp_notif { __u64 id; __u32 pid; __u32 flags; ... }
+    let [i0, i1, i2, i3, i4, i5, i6, i7, p0, p1, p2, p3, ..] = buf.0;
+    Ok((
+        u64::from_ne_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
+        u32::from_ne_bytes([p0, p1, p2, p3]),
+    ))
+}
+
+/// The supervisor's answer to a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NotifAnswer {
+    /// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the kernel runs the system call
+    /// as if no filter had asked.
+    Continue,
+    /// The system call fails with this errno; the kernel never runs it.
+    Fail(Errno),
+}
+
+/// `ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND)`: answers notification `id`.
+/// `ENOENT`: its caller was interrupted (a restarted call notifies again,
+/// with a new id) or killed.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(super) fn notif_send(
+    listener: RawFd,
+    id: u64,
+    answer: NotifAnswer,
+    buf: &mut NotifBuf,
+) -> Result<(), Errno> {
+    // struct seccomp_notif_resp { __u64 id; __s64 val; __s32 error;
+    // __u32 flags; }, the rest of the kernel's size zero.
+    let (error, flags) = match answer {
+        NotifAnswer::Continue => (0i32, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+        NotifAnswer::Fail(errno) => (-errno, 0),
+    };
+    buf.0 = [0; NOTIF_ROOM];
+    let fields = id
+        .to_ne_bytes()
+        .into_iter()
+        .chain(0i64.to_ne_bytes())
+        .chain(error.to_ne_bytes())
+        .chain(flags.to_ne_bytes());
+    for (byte, value) in buf.0.iter_mut().zip(fields) {
+        *byte = value;
+    }
+    // SAFETY: the kernel reads one seccomp_notif_resp (at most NOTIF_ROOM
+    // bytes, checked before the clone) from the live, aligned buffer.
+    check(unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, buf.0.as_ptr()) })
+        .map(drop)
 }
 
 #[cfg(test)]

@@ -16,6 +16,8 @@ mod prepare;
 pub mod pump;
 mod supervisor;
 
+pub(crate) use prepare::exec_guard_filter;
+
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -29,7 +31,7 @@ use self::pump::{Pump, Pumped};
 use self::supervisor::Supervisor;
 use crate::cgroup::{self, Need, RunCgroup, Setting};
 use crate::child::{self, ChildFds, Report, Step};
-use crate::fsrules::{Enforcement, FsRules, Tmpfs};
+use crate::fsrules::{FsRules, Tmpfs};
 use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
 use crate::probe::Probe;
@@ -68,6 +70,7 @@ pub struct Spawn {
     cgroup_settings: Vec<Setting>,
     apparmor: Option<String>,
     cancel: Option<std::sync::Arc<OwnedFd>>,
+    allow_exec: bool,
     slug: String,
 }
 
@@ -91,6 +94,7 @@ impl Spawn {
             cgroup_settings: Vec::new(),
             apparmor: None,
             cancel: None,
+            allow_exec: false,
             slug: String::new(),
         }
     }
@@ -231,6 +235,21 @@ impl Spawn {
         self
     }
 
+    /// Whether the program may start other programs (default: no).
+    ///
+    /// By default the program's own `execve` is the only one of the run:
+    /// every later `execve` or `execveat`, by the program or anything it
+    /// starts, fails with `EACCES` (the [`Layer::NoExec`] layer), as under
+    /// CodeJail's AppArmor profile. With `true` that layer is left out and
+    /// a program may start what the other layers let it reach (under
+    /// Landlock, what its rules give the execute right: [`FsRules`]); a
+    /// shell script that runs commands needs it. A policy that requires
+    /// `no_exec` then fails ([`SpawnError::LayerUnavailable`]).
+    pub fn allow_exec(&mut self, allow: bool) -> &mut Spawn {
+        self.allow_exec = allow;
+        self
+    }
+
     /// A label for the caller's logs (CodeJail's `slug`).
     pub fn slug(&mut self, slug: impl Into<String>) -> &mut Spawn {
         self.slug = slug.into();
@@ -339,13 +358,19 @@ impl Spawn {
         tracing::debug!(program = %plan.program.display(), "started");
         drop(pipes.child_ends);
         drop((plan.ruleset, cgroup_v2, cgroup_procs, stdin_fd));
-        if let Some((step, errno)) = read_setup_error(&pipes.error_r) {
+        if let Some((step, detail, errno)) = read_setup_error(&pipes.error_r) {
             // Dropping `sup` kills and reaps the supervisor, then the holder.
             let source = std::io::Error::from_raw_os_error(errno);
             return Err(match step {
                 Step::Execve if errno == libc::ENOENT => SpawnError::NotFound {
                     program: plan.program,
                 },
+                Step::Root => {
+                    let what = plan.prep.root().map_or_else(String::new, |root| {
+                        crate::root::describe(root, child::RootDetail::decode(detail))
+                    });
+                    SpawnError::Root(crate::root::RootError::Build { what, source })
+                }
                 _ => SpawnError::Setup {
                     step: step.name(),
                     source,
@@ -405,7 +430,7 @@ impl Spawn {
             cpu,
             max_rss_kib: report.max_rss_kib,
             layers: run.layers,
-            landlock: run.landlock_abi.map(Enforcement::for_abi),
+            landlock: run.landlock_abi.and_then(|_| Probe::get().landlock_status),
         }
     }
 }
@@ -493,8 +518,9 @@ impl Pipes {
     }
 }
 
-/// Waits for the end of the error pipe: `None` once `execve` succeeded.
-fn read_setup_error(fd: &OwnedFd) -> Option<(Step, i32)> {
+/// Waits for the end of the error pipe: `None` once `execve` succeeded,
+/// else the step, its detail and the errno.
+fn read_setup_error(fd: &OwnedFd) -> Option<(Step, u32, i32)> {
     let mut msg = [0u8; child::ERROR_LEN];
     let mut got = 0;
     while got < msg.len() {
@@ -508,8 +534,8 @@ fn read_setup_error(fd: &OwnedFd) -> Option<(Step, i32)> {
     if got < msg.len() {
         return None;
     }
-    let (step, errno) = child::decode_error(&msg);
-    Some((step.unwrap_or(Step::Execve), errno))
+    let (step, detail, errno) = child::decode_error(&msg);
+    Some((step.unwrap_or(Step::Execve), detail, errno))
 }
 
 #[cfg(test)]
