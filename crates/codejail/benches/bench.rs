@@ -199,10 +199,8 @@ fn held(parent: &Path, pool: Option<&Path>) -> Held {
     let prefix = format!("codejail-{me}-");
     let cg = &codejail::Probe::get().cgroups;
     let cgroups = cg
-        .v2
-        .iter()
-        .chain(&cg.v1_memory)
-        .chain(&cg.v1_pids)
+        .run_parents()
+        .into_iter()
         .map(|dir| {
             std::fs::read_dir(dir)
                 .into_iter()

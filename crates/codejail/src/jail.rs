@@ -285,6 +285,7 @@ impl Jail {
     fn plan(&self, policy: Policy, limits: &LimitSet) -> Result<LayerSet, JailError> {
         let needs = Needs {
             cgroup: limits.get(LimitName::Memory) > 0,
+            cgroup_settings: false,
             mount_ns: false,
             apparmor_profile: self.config.apparmor_profile.is_some(),
             exec: self.config.allow_exec,

@@ -1074,6 +1074,65 @@ fn cgroup_memory_bomb_is_reported_as_a_memory_kill() {
     );
 }
 
+/// The memory limit holds the program only: a tiny one (1 MiB, or one
+/// byte) kills the program, reported as a memory kill, and never the
+/// supervisor (which would end the run with `SupervisorLost`).
+#[test]
+fn a_tiny_memory_limit_kills_the_program_not_the_supervisor() {
+    let no_memory = Probe::get().cgroups.why_no_memory();
+    if !have(&[Layer::Cgroup]) || !codejail_tests::require("cgroup_memory", no_memory.as_deref()) {
+        return;
+    }
+    for bytes in [1, 1 << 20] {
+        let mut spawn = python("print('started')");
+        spawn.limits(Limits {
+            memory_bytes: Some(bytes),
+            wall: Some(Duration::from_secs(30)),
+            ..Limits::default()
+        });
+        let out = spawn
+            .run()
+            .unwrap_or_else(|e| panic!("memory {bytes}: the run failed: {e}"));
+        assert_eq!(
+            out.killed_by,
+            Some(KillReason::Memory),
+            "memory {bytes}: status {} stderr {}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert_eq!(out.status, -libc::SIGKILL);
+        assert_eq!(out.stdout, b"");
+    }
+}
+
+/// The program is in the run's cgroups and its supervisor (its parent,
+/// without a pid namespace) in none of them.
+#[test]
+fn the_supervisor_stays_out_of_the_run_cgroup() {
+    let no_memory = Probe::get().cgroups.why_no_memory();
+    if !have(&[Layer::Cgroup]) || !codejail_tests::require("cgroup_memory", no_memory.as_deref()) {
+        return;
+    }
+    let mut spawn = Spawn::new("/bin/sh");
+    spawn
+        .args([
+            "-c",
+            "cat /proc/self/cgroup; echo --; cat /proc/$PPID/cgroup",
+        ])
+        .policy(only(&[Layer::Cgroup]))
+        .limits(Limits {
+            memory_bytes: Some(256 << 20),
+            wall: Some(Duration::from_secs(30)),
+            ..Limits::default()
+        });
+    let out = run(&spawn);
+    let t = text(&out.stdout);
+    let (program, supervisor) = t.split_once("--\n").unwrap();
+    let run_cgroup = format!("/codejail-{}-", std::process::id());
+    assert!(program.contains(&run_cgroup), "{t}");
+    assert!(!supervisor.contains(&run_cgroup), "{t}");
+}
+
 #[test]
 fn cgroup_fork_bomb_fails_with_eagain_and_leaves_nothing() {
     if !have(&[Layer::Cgroup]) {

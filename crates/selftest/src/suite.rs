@@ -146,9 +146,13 @@ pub fn planned_for(jail: &Jail, attack: &Attack) -> Result<LayerSet, (Vec<Layer>
     let limit = |name| attack.limits.iter().any(|(n, v)| *n == name && *v > 0);
     let probe = Probe::get();
     if limit(LimitName::Memory) && !jail.is_unsafe() {
-        match probe.availability(Layer::Cgroup) {
-            Availability::Yes => planned.insert(Layer::Cgroup),
-            Availability::No(why) => {
+        let why = match probe.availability(Layer::Cgroup) {
+            Availability::Yes => probe.cgroups.why_no_memory(),
+            Availability::No(why) => Some(why.clone()),
+        };
+        match why {
+            None => planned.insert(Layer::Cgroup),
+            Some(why) => {
                 return Err((
                     vec![Layer::Cgroup],
                     format!("cgroup missing: {why} (its memory limit needs it)"),

@@ -1,10 +1,12 @@
 //! The supervisor, child side: cloned by the caller, it never execs. It
 //! detaches (session, death signal, subreaper), moves its descriptors to
-//! fixed slots, joins the run's namespaces, mounts, cgroups, installs the
-//! exec guard (`no_exec`), clones the program, waits for its end or the
-//! caller's kill request while answering the guard's notifications, kills
-//! and reaps every process of the run (`super::reap`), and writes the
-//! [`Report`]. The caller's handle on it is `crate::spawn::supervisor`.
+//! fixed slots, joins the run's namespaces, mounts, installs the exec
+//! guard (`no_exec`), clones the program into the run's cgroups (the
+//! supervisor itself stays out of them, so a limit the program hits cannot
+//! kill it), waits for its end or the caller's kill request while
+//! answering the guard's notifications, kills and reaps every process of
+//! the run (`super::reap`), and writes the [`Report`]. The caller's handle
+//! on it is `crate::spawn::supervisor`.
 
 use std::ffi::c_int;
 use std::io;
@@ -21,15 +23,12 @@ use super::reap;
 use super::sys::{self, NotifAnswer, NotifBuf, fail, fail_on, or_fail, rx};
 use super::wire::{Report, Step};
 use super::{
-    ChildFds, Confine, FD_CGROUP_PROCS, FD_CONTROL, FD_ERROR, FD_FIRST_FREE, FD_HOLDER,
-    FD_LANDLOCK, FD_REPORT, Prepared,
+    ChildFds, Confine, FD_CGROUP_PROCS, FD_CGROUP_V2, FD_CONTROL, FD_ERROR, FD_FIRST_FREE,
+    FD_HOLDER, FD_LANDLOCK, FD_REPORT, Prepared,
 };
 
-/// `libc::CLONE_INTO_CGROUP` overflows its `c_int` type.
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// Starts the supervisor with `clone3(CLONE_PIDFD [| CLONE_INTO_CGROUP])`
-/// and returns its pid and pidfd.
+/// Starts the supervisor with `clone3(CLONE_PIDFD)` and returns its pid
+/// and pidfd.
 ///
 /// `exit_signal` is 0, so the caller's process gets no `SIGCHLD` for it and a
 /// host application that reaps with `waitpid(-1, ..)` cannot steal its
@@ -40,10 +39,6 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i32, OwnedFd)> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    if let Some(dir) = fds.cgroup_v2 {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = dir as u64;
-    }
     // SAFETY: `pidfd` outlives the call; the child branch holds a panic
     // barrier and runs `supervise`, which makes only async-signal-safe
     // calls and ends in _exit.
@@ -73,7 +68,6 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     if !confine.mounts.is_empty() || confine.root.is_some() {
         mount_tmpfs(confine);
     }
-    join_v1_cgroups(&mut slots);
     // Without a pid namespace, the end of the run walks /proc for this
     // process's children: opened now, since the program's pivot_root into
     // a private root moves this process's root too.
@@ -87,10 +81,12 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         ))
     };
     let listener = confine.exec_guard.as_deref().map(install_exec_guard);
-    let (program, signals) = start_program(prep);
-    // The program holds the run's stdio and the error pipe now; the
-    // supervisor lets go so that end-of-file means what the caller thinks.
-    for fd in [0, 1, 2, FD_ERROR] {
+    let (program, signals) = start_program(prep, &slots);
+    // The program holds the run's stdio, the error pipe and the cgroups
+    // now; the supervisor lets go so that end-of-file means what the
+    // caller thinks.
+    let [procs_a, procs_b] = FD_CGROUP_PROCS;
+    for fd in [0, 1, 2, FD_ERROR, procs_a, procs_b, FD_CGROUP_V2] {
         slots.close(fd);
     }
     let mut guard = listener.map(|listener| ExecGuard {
@@ -137,7 +133,7 @@ fn detach(error_fd: c_int) {
 }
 
 /// The supervisor's descriptor table once [`Slots::remap`] has moved the
-/// run's descriptors to their slots (0..=9, in the order of `ChildFds`)
+/// run's descriptors to their slots (0..=10, in the order of `ChildFds`)
 /// and closed every other one.
 ///
 /// A slot is lent out ([`Slots::get`]) only while this table says it is
@@ -167,6 +163,7 @@ impl Slots {
             fds.landlock,
             fds.cgroup_procs[0],
             fds.cgroup_procs[1],
+            fds.cgroup_v2,
         ];
         // First a copy of each above every slot, so that no slot is
         // overwritten while it is still needed as a source.
@@ -291,9 +288,11 @@ fn mount_tmpfs(confine: &Confine) {
     }
 }
 
-/// Joins the v1 cgroups by writing `0` (this process) to each
-/// `cgroup.procs` — before the program exists, so it is born inside.
-fn join_v1_cgroups(slots: &mut Slots) {
+/// In the program, before anything else: joins the v1 cgroups by writing
+/// `0` (this process) to each `cgroup.procs`, so that everything it starts
+/// is born inside. The slots stay open here (close-on-exec); the
+/// supervisor closes its own copies.
+fn join_v1_cgroups(slots: &Slots) {
     for slot in FD_CGROUP_PROCS {
         if let Some(procs) = slots.get(slot) {
             match rx(rustix::io::write(procs, b"0")) {
@@ -302,15 +301,16 @@ fn join_v1_cgroups(slots: &mut Slots) {
                 Err(e) => fail(Step::JoinCgroup, e),
             }
         }
-        slots.close(slot);
     }
 }
 
 /// Default `SIGCHLD` (the caller may ignore it, which would auto-reap and
 /// hide the program's status), blocked into a signalfd; then the program's
-/// clone. It lands in the joined pid namespace, if any (`setns` applies to
-/// children), as pid 2 there: the holder is init.
-fn start_program(prep: &Prepared) -> (libc::pid_t, OwnedFd) {
+/// clone: into the run's v2 cgroup when there is one (`CLONE_INTO_CGROUP`),
+/// then into its v1 cgroups by the program itself. It lands in the joined
+/// pid namespace, if any (`setns` applies to children), as pid 2 there:
+/// the holder is init.
+fn start_program(prep: &Prepared, slots: &Slots) -> (libc::pid_t, OwnedFd) {
     let chld = sys::sigset(&[libc::SIGCHLD]);
     or_fail(
         Step::Signals,
@@ -321,11 +321,16 @@ fn start_program(prep: &Prepared) -> (libc::pid_t, OwnedFd) {
     // exit_signal SIGCHLD, so that the program's end wakes the signalfd.
     let mut args = sys::empty_clone_args();
     args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(dir) = slots.get(FD_CGROUP_V2) {
+        args.flags |= sys::CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
     // SAFETY: the child gets a private copy of this single-threaded process;
     // its branch holds a panic barrier and ends in execve or _exit.
     let program = or_fail(Step::Clone, unsafe { sys::clone3(&mut args) });
     if program == 0 {
         let _barrier = sys::PanicBarrier::new();
+        join_v1_cgroups(slots);
         exec_program(prep);
     }
     (program, signals)

@@ -6,7 +6,7 @@
 use std::ffi::c_int;
 use std::io;
 use std::mem::size_of;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::process::{WaitId, WaitIdOptions};
 
@@ -43,9 +43,26 @@ pub(crate) fn landlock_abi() -> io::Result<i32> {
 /// # References
 /// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
 pub(crate) fn try_clone(namespaces: u64) -> io::Result<()> {
+    trial_clone(namespaces, None)
+}
+
+/// Clones a child into the cgroup v2 directory `dir` with
+/// `clone3(CLONE_INTO_CGROUP)`, which exits at once, and reaps it: whether
+/// a run's program can be cloned into a cgroup made there (the kernel's
+/// migration permissions, and a seccomp profile that may refuse clone3).
+pub(crate) fn try_clone_into_cgroup(dir: &impl AsFd) -> io::Result<()> {
+    trial_clone(sys::CLONE_INTO_CGROUP, Some(dir.as_fd().as_raw_fd()))
+}
+
+/// A child cloned with these extra flags (and into this cgroup directory)
+/// that exits at once, reaped.
+fn trial_clone(flags: u64, cgroup: Option<c_int>) -> io::Result<()> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    args.flags |= namespaces;
+    args.flags |= flags;
+    if let Some(dir) = cgroup {
+        args.cgroup = dir as u64;
+    }
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier
     // and only calls _exit.
     let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;

@@ -29,7 +29,7 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use self::holder::Holder;
 use self::pump::{Pump, Pumped};
 use self::supervisor::Supervisor;
-use crate::cgroup::RunCgroup;
+use crate::cgroup::{self, Need, RunCgroup, Setting};
 use crate::child::{self, ChildFds, Report, Step};
 use crate::fsrules::{FsRules, Tmpfs};
 use crate::layers::{Layer, LayerSet, Policy};
@@ -67,6 +67,7 @@ pub struct Spawn {
     policy: Policy,
     fs: FsRules,
     tmpfs: Vec<Tmpfs>,
+    cgroup_settings: Vec<Setting>,
     apparmor: Option<String>,
     cancel: Option<std::sync::Arc<OwnedFd>>,
     allow_exec: bool,
@@ -90,6 +91,7 @@ impl Spawn {
             policy: Policy::Auto,
             fs: FsRules::default(),
             tmpfs: Vec::new(),
+            cgroup_settings: Vec::new(),
             apparmor: None,
             cancel: None,
             allow_exec: false,
@@ -196,6 +198,27 @@ impl Spawn {
         self
     }
 
+    /// Writes `value` to the file `file` of the run's own cgroup v2 before
+    /// its program starts, e.g. `cpu.max` = `"50000 100000"` (half a CPU).
+    /// The file's controller (the name up to its first dot) must be
+    /// delegated to this process (see
+    /// [`CgroupOptions::controllers`](crate::CgroupOptions::controllers));
+    /// the run needs the cgroup layer, and fails with
+    /// [`SpawnError::LayerUnavailable`] when it cannot have either. Given
+    /// twice, both are written, in order. A name that is not one plain
+    /// controller file (`cgroup.*`, a `/`) is refused
+    /// ([`SpawnError::Cgroup`], `InvalidInput`).
+    pub fn cgroup_setting(
+        &mut self,
+        file: impl Into<String>,
+        value: impl Into<String>,
+    ) -> &mut Spawn {
+        let value: String = value.into();
+        self.cgroup_settings
+            .push(Setting::new(file, value, Need::Required));
+        self
+    }
+
     /// The AppArmor profile the program switches to at exec (the
     /// [`Layer::AppArmor`] layer, where the kernel has AppArmor). The
     /// profile must be loaded; see the `codejail-apparmor` crate.
@@ -278,17 +301,26 @@ impl Spawn {
 
     /// Everything up to a running program: checks the input and builds
     /// what the children need ([`Spawn::plan`]), makes the cgroup, the
-    /// holder and the pipes, clones the supervisor, and waits on the error
-    /// pipe until `execve` succeeded.
+    /// holder and the pipes, clones the supervisor (which clones the
+    /// program into the cgroup), and waits on the error pipe until
+    /// `execve` succeeded.
     fn start(&self) -> Result<Started, SpawnError> {
         let plan = self.plan()?;
+        let probe = Probe::get();
+        cgroup::check_settings(&probe.cgroups, &self.cgroup_settings)?;
         // Bad input has been refused by now: the first process or cgroup
         // comes here.
-        let probe = Probe::get();
         let cgroup = plan
             .layers
             .contains(Layer::Cgroup)
-            .then(|| RunCgroup::create(&probe.cgroups, self.limits.memory(), self.limits.nproc()))
+            .then(|| {
+                RunCgroup::create(
+                    &probe.cgroups,
+                    self.limits.memory(),
+                    self.limits.nproc(),
+                    &self.cgroup_settings,
+                )
+            })
             .transpose()?;
         let cgroup_v2 = cgroup
             .as_ref()

@@ -89,6 +89,7 @@ impl Spawn {
     pub(super) fn needs(&self) -> Needs {
         Needs {
             cgroup: self.limits.memory().is_some(),
+            cgroup_settings: !self.cgroup_settings.is_empty(),
             mount_ns: !self.tmpfs.is_empty(),
             apparmor_profile: self.apparmor.is_some(),
             exec: self.allow_exec,
