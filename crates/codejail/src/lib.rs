@@ -61,5 +61,5 @@ pub use registry::{
 };
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions};
 pub use runner::Runner;
-pub use settings::{Settings, SettingsError};
+pub use settings::{ServiceSettings, Settings, SettingsError};
 pub use warm::{Health, Warm};
