@@ -31,6 +31,7 @@ mod exec;
 mod log;
 mod run;
 mod selftest;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -74,6 +75,9 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Serve openedx/codejail-service's v0 API (POST /api/v0/code-exec,
+    /// GET /health/, GET /metrics) from a warm pool, per `[service]`.
+    Serve(serve::ServeArgs),
     /// Run the built-in escape corpus against this host and configuration;
     /// exits 1 if any attack was not contained.
     Selftest {
@@ -180,11 +184,17 @@ fn main() -> ExitCode {
         Command::Doctor { json } => doctor::doctor(config, json),
         Command::Gc { dry_run } => gc(config, dry_run),
         Command::Selftest { json, jail } => selftest::selftest(config, json, &jail),
+        // A stop by SIGTERM is how a service ends: not an error.
+        Command::Serve(args) => return exit(serve::serve(config, args)),
     };
     if let Some(signal) = stop.signal() {
         eprintln!("codejail: stopped by signal {signal}; the run was ended and its jail removed");
         return ExitCode::from(128 + signal as u8);
     }
+    exit(result)
+}
+
+fn exit(result: Result<u8, Fail>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {

@@ -494,6 +494,24 @@ pub fn top_level(text: &str) -> Result<(Raw<'_>, Vec<Member<'_>>), LoadsError> {
     Ok((top, members))
 }
 
+/// The items of a top-level array, as their text (checked as
+/// [`loads_check`] does); empty for any other value.
+///
+/// # Errors
+/// [`LoadsError`] as [`loads_check`].
+pub fn array_items(text: &str) -> Result<Vec<Raw<'_>>, LoadsError> {
+    let mut items = Vec::new();
+    let top = PyScanner::new(text).run(|depth, slot, raw| {
+        if depth == 1 && slot == Slot::Value {
+            items.push(raw);
+        }
+    })?;
+    if top.kind != Kind::Array {
+        items.clear();
+    }
+    Ok(items)
+}
+
 /// The characters of a string value's text (quotes included), decoded as
 /// `json.loads` decodes them. The text must be a valid string.
 pub fn decode_string(text: &str) -> PyStr {
@@ -1044,7 +1062,7 @@ pub fn repr_str(s: &PyStr) -> String {
 fn is_printable(cp: u32) -> bool {
     let table = crate::printable::NOT_PRINTABLE;
     let at = table.partition_point(|&(_, hi)| hi < cp);
-    !table.get(at).is_some_and(|&(lo, _)| lo <= cp)
+    table.get(at).is_none_or(|&(lo, _)| lo > cp)
 }
 
 /// Python's `repr()` of a float: the shortest digits that read back the
