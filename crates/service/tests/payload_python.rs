@@ -10,7 +10,10 @@ use std::process::{Command, Stdio};
 fn python() -> Option<String> {
     let bin = std::env::var("CODEJAIL_TEST_PYTHON").ok()?;
     let ok = Command::new(&bin)
-        .args(["-c", "import jsonschema, sys; assert sys.version_info[:2] == (3, 11)"])
+        .args([
+            "-c",
+            "import jsonschema, sys; assert sys.version_info[:2] == (3, 11)",
+        ])
         .status()
         .is_ok_and(|s| s.success());
     ok.then_some(bin)
@@ -109,12 +112,50 @@ fn corpus() -> Vec<String> {
     .collect();
     // Every field with valid and invalid values, present or not, at random.
     let values: [(&str, &[&str]); 6] = [
-        ("code", &["\"x = 1\"", "3", "null", "[]", "{}", "true", "1.5", "NaN", "\"é\""]),
-        ("globals_dict", &["{}", "{\"a\": [1, 2]}", "[]", "\"g\"", "null", "0", "false"]),
-        ("python_path", &["null", "[]", "[\"python_lib.zip\"]", "3", "\"p\"", "[1]", "[\"a\", {}]", "{}", "[null, 2]"]),
-        ("limit_overrides_context", &["null", "\"big\"", "3", "[]", "{}", "true"]),
-        ("slug", &["null", "\"hw5\"", "-1", "[\"s\"]", "{\"s\": 1}", "false"]),
-        ("unsafely", &["true", "false", "null", "0", "\"true\"", "[]"]),
+        (
+            "code",
+            &[
+                "\"x = 1\"",
+                "3",
+                "null",
+                "[]",
+                "{}",
+                "true",
+                "1.5",
+                "NaN",
+                "\"é\"",
+            ],
+        ),
+        (
+            "globals_dict",
+            &["{}", "{\"a\": [1, 2]}", "[]", "\"g\"", "null", "0", "false"],
+        ),
+        (
+            "python_path",
+            &[
+                "null",
+                "[]",
+                "[\"python_lib.zip\"]",
+                "3",
+                "\"p\"",
+                "[1]",
+                "[\"a\", {}]",
+                "{}",
+                "[null, 2]",
+            ],
+        ),
+        (
+            "limit_overrides_context",
+            &["null", "\"big\"", "3", "[]", "{}", "true"],
+        ),
+        (
+            "slug",
+            &["null", "\"hw5\"", "-1", "[\"s\"]", "{\"s\": 1}", "false"],
+        ),
+        (
+            "unsafely",
+            &["true", "false", "null", "0", "\"true\"", "[]"],
+        ),
     ];
     let mut rng = Rng(0x2545_f491_4f6c_dd1d);
     for _ in 0..600 {
@@ -142,7 +183,9 @@ fn refusals_match_json_loads_and_jsonschema() {
             std::env::var_os("CI").is_none(),
             "CI needs CODEJAIL_TEST_PYTHON: Python 3.11 with jsonschema"
         );
-        eprintln!("NOT TESTED on this machine: set CODEJAIL_TEST_PYTHON to a Python 3.11 with jsonschema");
+        eprintln!(
+            "NOT TESTED on this machine: set CODEJAIL_TEST_PYTHON to a Python 3.11 with jsonschema"
+        );
         return;
     };
     let payloads = corpus();
@@ -161,7 +204,10 @@ fn refusals_match_json_loads_and_jsonschema() {
         payloads.len(),
         wrong[..wrong.len().min(15)].join("\n")
     );
-    let refused = theirs.iter().filter(|v| v.contains("did not match schema")).count();
+    let refused = theirs
+        .iter()
+        .filter(|v| v.contains("did not match schema"))
+        .count();
     assert!(refused > 300, "only {refused} schema refusals exercised");
     assert!(theirs.iter().filter(|v| *v == "ok").count() >= 3);
 }

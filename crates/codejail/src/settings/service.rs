@@ -158,12 +158,16 @@ impl RawService {
         s.jail = self.jail.unwrap_or(s.jail);
         s.pool_size = count(self.pool_size, "pool_size", 1)?.unwrap_or(s.pool_size);
         s.queue_length = count(self.queue_length, "queue_length", 0)?.unwrap_or(s.queue_length);
-        s.max_form_bytes = bytes(self.max_form_bytes, "max_form_bytes")?.unwrap_or(s.max_form_bytes);
-        s.max_file_bytes = bytes(self.max_file_bytes, "max_file_bytes")?.unwrap_or(s.max_file_bytes);
-        s.max_body_bytes = bytes(self.max_body_bytes, "max_body_bytes")?.unwrap_or(s.max_body_bytes);
+        s.max_form_bytes =
+            bytes(self.max_form_bytes, "max_form_bytes")?.unwrap_or(s.max_form_bytes);
+        s.max_file_bytes =
+            bytes(self.max_file_bytes, "max_file_bytes")?.unwrap_or(s.max_file_bytes);
+        s.max_body_bytes =
+            bytes(self.max_body_bytes, "max_body_bytes")?.unwrap_or(s.max_body_bytes);
         s.request_deadline =
             seconds(self.request_deadline, "request_deadline")?.unwrap_or(s.request_deadline);
-        s.shutdown_grace = seconds(self.shutdown_grace, "shutdown_grace")?.unwrap_or(s.shutdown_grace);
+        s.shutdown_grace =
+            seconds(self.shutdown_grace, "shutdown_grace")?.unwrap_or(s.shutdown_grace);
         if let Some(token) = self.token {
             let t = token.get_ref();
             if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_graphic()) {
