@@ -1193,6 +1193,9 @@ fn get_ok(addr: SocketAddr) -> Option<()> {
 /// The systemd unit in deploy/ passes `systemd-analyze verify`.
 #[test]
 fn the_systemd_unit_verifies() {
+    if !can_run("the_systemd_unit_verifies") {
+        return;
+    }
     let analyze = ["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]
         .into_iter()
         .find(|p| Path::new(p).exists());
