@@ -170,8 +170,14 @@ fn prerequisites() -> Result<Vec<(String, String)>, String> {
     let has = |paths: &[&str]| paths.iter().any(|p| Path::new(p).exists());
     for (package, paths) in [
         ("haproxy", &["/usr/sbin/haproxy", "/usr/bin/haproxy"][..]),
-        ("systemd", &["/usr/bin/systemd-analyze", "/bin/systemd-analyze"]),
-        ("iproute2", &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]),
+        (
+            "systemd",
+            &["/usr/bin/systemd-analyze", "/bin/systemd-analyze"],
+        ),
+        (
+            "iproute2",
+            &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"],
+        ),
         ("util-linux", &["/usr/bin/unshare", "/bin/unshare"]),
     ] {
         if !has(paths) {
@@ -266,9 +272,17 @@ fn bench_service(args: &[String]) -> Result<(), String> {
     run(build)?;
     let rest: Vec<&String> = args.iter().filter(|a| *a != "--service").collect();
     let mut cmd = cargo();
-    cmd.args(["bench", "-q", "-p", "codejail-service", "--bench", "service", "--"])
-        .args(rest)
-        .env("CODEJAIL_BIN", root().join("target/release/codejail"));
+    cmd.args([
+        "bench",
+        "-q",
+        "-p",
+        "codejail-service",
+        "--bench",
+        "service",
+        "--",
+    ])
+    .args(rest)
+    .env("CODEJAIL_BIN", root().join("target/release/codejail"));
     if env::var_os("CODEJAIL_SANDBOX_PYTHON").is_none() {
         let venv = format!("{}/bin/python", codejail_apparmor::DEFAULT_VENV);
         if Path::new(&venv).is_file() {

@@ -18,6 +18,9 @@ use std::os::fd::AsFd;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The bare interpreter, as the facade's bench spawns it.
+const PYTHON: &str = "/usr/bin/python3";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -36,12 +39,14 @@ fn main() {
     let user = std::env::var("CODEJAIL_SANDBOX_USER").ok();
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
-    let _ns = enter_netns();
+    let mut netns = enter_netns();
     let dir = tempfile::tempdir().unwrap();
     let jails = dir.path().join("jails");
     std::fs::create_dir(&jails).unwrap();
     let interpreter = python.clone().unwrap_or_else(|| "/usr/bin/python3".into());
-    let user_line = user.map(|u| format!("user = \"{u}\"\n")).unwrap_or_default();
+    let user_line = user
+        .map(|u| format!("user = \"{u}\"\n"))
+        .unwrap_or_default();
     let config = dir.path().join("codejail.toml");
     std::fs::write(
         &config,
@@ -72,7 +77,10 @@ fn main() {
     let health = Client::connect(addr).get("/health/");
     if health.0 != 200 {
         let _ = server.kill();
-        eprintln!("bench: the service is not healthy ({}): its start-up checks failed (see above)", health.1);
+        eprintln!(
+            "bench: the service is not healthy ({}): its start-up checks failed (see above)",
+            health.1
+        );
         std::process::exit(1);
     }
 
@@ -111,16 +119,20 @@ fn main() {
         rustix::process::Signal::TERM,
     );
     let _ = server.wait();
+    // The namespace's holder ends when its stdin closes.
+    drop(netns.stdin.take());
+    let _ = netns.wait();
 }
 
-/// Spawns per second of `python3 -E -B -c pass` with `callers` threads.
+/// Spawns per second of `/usr/bin/python3 -E -B -c pass` with `callers`
+/// threads.
 fn bare_spawn_rate(callers: usize, per_caller: usize) -> f64 {
     let start = Instant::now();
     let threads: Vec<_> = (0..callers)
         .map(|_| {
             std::thread::spawn(move || {
                 for _ in 0..per_caller {
-                    let ok = Command::new("python3")
+                    let ok = Command::new(PYTHON)
                         .args(["-E", "-B", "-c", "pass"])
                         .status()
                         .is_ok_and(|s| s.success());
@@ -161,7 +173,10 @@ fn load(addr: SocketAddr, payload: &str, callers: usize, requests: usize) -> (f6
                 })
             })
             .collect();
-        let mut times: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+        let mut times: Vec<Duration> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
         let wall = start.elapsed();
         times.sort();
         (times, wall)
@@ -193,11 +208,19 @@ impl Client {
     }
 
     fn send(&mut self, head: &str, body: &str) -> (u16, String) {
-        let msg = format!("{head}Host: {}\r\nContent-Length: {}\r\n\r\n{body}", self.addr, body.len());
+        let msg = format!(
+            "{head}Host: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        );
         self.reader.get_mut().write_all(msg.as_bytes()).unwrap();
         let mut status_line = String::new();
         self.reader.read_line(&mut status_line).unwrap();
-        let status = status_line.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
         let mut length = 0;
         loop {
             let mut h = String::new();
@@ -231,7 +254,9 @@ impl Client {
 fn urlencode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
             b => format!("%{b:02X}"),
         })
         .collect()
@@ -255,7 +280,13 @@ fn json_string(s: &str) -> String {
 /// ends with the returned handle).
 fn enter_netns() -> Child {
     let mut holder = Command::new("unshare")
-        .args(["--net", "--", "sh", "-c", "ip link set lo up && echo up && exec cat"])
+        .args([
+            "--net",
+            "--",
+            "sh",
+            "-c",
+            "ip link set lo up && echo up && exec cat",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -266,7 +297,10 @@ fn enter_netns() -> Child {
         .unwrap();
     assert_eq!(line.trim(), "up");
     let ns = std::fs::File::open(format!("/proc/{}/ns/net", holder.id())).unwrap();
-    rustix::thread::move_into_link_name_space(ns.as_fd(), Some(rustix::thread::LinkNameSpaceType::Network))
-        .unwrap();
+    rustix::thread::move_into_link_name_space(
+        ns.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::Network),
+    )
+    .unwrap();
     holder
 }
