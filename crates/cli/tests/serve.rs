@@ -682,7 +682,7 @@ fn globals_round_trip_and_errors_echo_the_input() {
         return;
     }
     let _ns = Netns::enter();
-    let s = Server::start("", "");
+    let s = Server::start("", "[limit_overrides.big-course]\nrealtime = 4\ncpu = 4\n");
     s.require_healthy();
     let r = exec(
         s.addr,
@@ -745,6 +745,18 @@ fn globals_round_trip_and_errors_echo_the_input() {
             r#"{"globals_dict":{},"emsg":"[Errno 2] No such file or directory: 'python_lib.zip'"}"#
                 .into()
         )
+    );
+    // A limit context's overrides apply; one that has none is accepted,
+    // with the global limits.
+    let slow = r#"import time\ntime.sleep(1.5)\nout = 1"#;
+    assert_eq!(
+        exec(s.addr, &format!(r#"{{"code": "{slow}", "globals_dict": {{}}, "limit_overrides_context": "big-course"}}"#), &[]).text(),
+        r#"{"globals_dict":{"out": 1}}"#
+    );
+    assert!(
+        exec(s.addr, &format!(r#"{{"code": "{slow}", "globals_dict": {{}}, "limit_overrides_context": "small-course"}}"#), &[])
+            .text()
+            .ends_with("with status code: -9\"}"),
     );
     // A limit context that has no overrides is accepted.
     assert_eq!(

@@ -31,13 +31,20 @@ pub struct App {
     pub settings: ServiceSettings,
     /// Counters and histograms.
     pub metrics: Metrics,
+    /// The limit contexts the settings give overrides for.
+    contexts: std::collections::HashSet<String>,
     next_id: AtomicU64,
     id_prefix: String,
 }
 
 impl App {
-    /// The shared state of a service.
-    pub fn new(pool: Arc<Pool>, settings: ServiceSettings) -> Arc<App> {
+    /// The shared state of a service; `contexts`: the limit contexts that
+    /// have overrides.
+    pub fn new(
+        pool: Arc<Pool>,
+        settings: ServiceSettings,
+        contexts: std::collections::HashSet<String>,
+    ) -> Arc<App> {
         let metrics = Metrics::new(pool.clone());
         let start = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -46,6 +53,7 @@ impl App {
             pool,
             settings,
             metrics,
+            contexts,
             next_id: AtomicU64::new(1),
             id_prefix: format!("{:x}-{:x}", std::process::id(), start & 0xff_ffff),
         })
@@ -470,7 +478,11 @@ async fn serve_code_exec(app: &Arc<App>, request: Request, started: Instant) -> 
                 .into_iter()
                 .map(|(name, data)| (name, data.to_vec()))
                 .collect(),
-            limits_context: context.clone(),
+            // A context without overrides means the global limits, as
+            // for CodeJail: it is not handed on, so that a client's
+            // stream of made-up names cannot grow what the facade
+            // remembers of unknown contexts.
+            limits_context: context.clone().filter(|c| app.contexts.contains(c)),
             slug: slug.clone(),
             cancel: Some(app.pool.cancel.clone()),
             ..CallOptions::default()

@@ -68,7 +68,11 @@ impl Service {
             tracing::error!("start-up checks failed: health is 503 and code-exec refused");
         }
         Ok(Service {
-            app: App::new(pool, s.clone()),
+            app: App::new(
+                pool,
+                s.clone(),
+                settings.overrides.keys().cloned().collect(),
+            ),
         })
     }
 
