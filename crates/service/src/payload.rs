@@ -329,4 +329,46 @@ mod tests {
         assert!(p.python_path.is_empty());
         assert!(p.unsafely);
     }
+
+    #[test]
+    fn no_input_panics() {
+        // Random texts from JSON's alphabet, and byte soup as text.
+        let alphabet: Vec<char> = "{}[]\":,.-+eE019 \n\\uNaIfty'\u{1}é\u{2028}"
+            .chars()
+            .collect();
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..20_000 {
+            let len = next(40);
+            let text: String = (0..len).map(|_| alphabet[next(alphabet.len())]).collect();
+            let _ = parse(&text);
+            let wrapped =
+                format!("{{\"code\": \"x\", \"globals_dict\": {{}}, \"python_path\": {text}}}");
+            let _ = parse(&wrapped);
+        }
+        // As deep as the facade takes (the payload's object is one level),
+        // and one deeper.
+        let deep = |n: usize| {
+            format!(
+                "{{\"globals_dict\": {{}}, \"code\": {}{}}}",
+                "[".repeat(n),
+                "]".repeat(n)
+            )
+        };
+        let e = parse(&deep(1999)).unwrap_err().to_string();
+        assert!(
+            e.starts_with("Payload JSON did not match schema at path $.code: [[[["),
+            "{}",
+            &e[..80]
+        );
+        assert_eq!(
+            parse(&deep(2000)).unwrap_err().to_string(),
+            "Unable to parse payload JSON: maximum recursion depth exceeded while decoding a JSON array from a unicode string"
+        );
+    }
 }
