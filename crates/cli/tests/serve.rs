@@ -101,6 +101,8 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         let jails = dir.path().join("jails");
         std::fs::create_dir(&jails).unwrap();
+        // What a dead codejail left: gone once the server has started.
+        std::fs::create_dir_all(jails.join("codejail-999999999.1-leftov/tmp")).unwrap();
         let (bin, user) = sandbox_python();
         let user = user
             .map(|u| format!("user = \"{u}\"\n"))
@@ -153,6 +155,10 @@ impl Server {
             })
             .parse()
             .unwrap();
+        assert!(
+            !jails.join("codejail-999999999.1-leftov").exists(),
+            "the server did not collect a dead owner's jail directory"
+        );
         Server {
             child: Some(child),
             addr,
