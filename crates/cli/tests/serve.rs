@@ -205,8 +205,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// A graceful stop, so that nothing of the test is left; a kill after
+    /// ten seconds.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = rustix::process::kill_process(
+                rustix::process::Pid::from_child(&child),
+                rustix::process::Signal::TERM,
+            );
+            let end = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < end && matches!(child.try_wait(), Ok(None)) {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
