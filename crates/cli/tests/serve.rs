@@ -1262,3 +1262,40 @@ fn the_systemd_unit_verifies() {
         .collect();
     assert!(out.status.success() && complaints.is_empty(), "{err}");
 }
+
+/// Healthy: a client that sends its body slowly holds a place in the
+/// queue, never the interpreter; at the deadline it gets 408.
+#[test]
+fn a_slow_client_holds_no_interpreter() {
+    if !can_run("a_slow_client_holds_no_interpreter") {
+        return;
+    }
+    let _ns = Netns::enter();
+    let s = Server::start("pool_size = 1\nqueue_length = 1\nrequest_deadline = 2", "");
+    s.require_healthy();
+    let mut slow = TcpStream::connect(s.addr).unwrap();
+    slow.write_all(
+        format!(
+            "POST /api/v0/code-exec HTTP/1.1\r\nHost: {}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 100\r\nConnection: close\r\n\r\npayload=",
+            s.addr
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    assert_eq!(
+        exec(s.addr, r#"{"code": "x = 1", "globals_dict": {}}"#, &[]).all(),
+        (200, JSON.into(), r#"{"globals_dict":{"x": 1}}"#.into())
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+    slow.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut raw = Vec::new();
+    let _ = slow.read_to_end(&mut raw);
+    let r = parse_response(&raw);
+    assert_eq!(
+        (r.status, r.text()),
+        (408, error_body("Request body not received in time"))
+    );
+}
