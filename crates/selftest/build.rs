@@ -9,6 +9,11 @@ fn main() {
         .expect("fixtures/attacks exists")
         .map(|e| e.expect("readable entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "py"))
+        // `_prelude.py` and the like are not attacks.
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+        })
         .collect();
     files.sort();
     let mut out = String::from("pub(crate) static CORPUS: &[(&str, &str)] = &[\n");

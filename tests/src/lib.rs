@@ -1,1 +1,187 @@
-//! End-to-end tests across the codejail crates; see `tests/`.
+//! End-to-end tests across the codejail crates (see `tests/`), and the one
+//! gate every test of the workspace goes through when it needs something of
+//! the machine: a confinement layer, or a feature such as a memory
+//! controller or the sandbox virtualenv.
+//!
+//! CI declares what this kind of machine must offer in
+//! `CODEJAIL_EXPECT_LAYERS` (comma separated; `.ci/run` sets it, and
+//! `CODEJAIL_EXPECT_LAYERS_UNPRIVILEGED` for the pass as `nobody`). A test
+//! whose requirement is missing fails when it is declared there, and
+//! otherwise says `NOT TESTED ...` on stderr: no test skips silently.
+//!
+//! This crate's library depends on nothing of the workspace, so that every
+//! crate's tests can use it without a cycle.
+#![deny(missing_docs)]
+
+use std::io::Write;
+
+/// The variable CI declares its requirements in.
+pub const EXPECT: &str = "CODEJAIL_EXPECT_LAYERS";
+
+/// The confinement layers, by their names in `codejail_proc::Layer` (a test
+/// checks the two lists agree).
+pub const LAYERS: &[&str] = &[
+    "identity",
+    "userns",
+    "pidns",
+    "netns",
+    "mountns",
+    "ipcns",
+    "utsns",
+    "cgroup",
+    "no_new_privs",
+    "apparmor",
+    "landlock",
+    "seccomp",
+];
+
+/// The machine features a test may need besides layers, with what each
+/// means.
+pub const FEATURES: &[(&str, &str)] = &[
+    (
+        "cap_sys_resource",
+        "a caller with CAP_SYS_RESOURCE (one the escape of a raised hard limit needs)",
+    ),
+    (
+        "cgroup_memory",
+        "a cgroup memory controller this caller can write (a run's memory limit)",
+    ),
+    (
+        "landlock_scopes",
+        "Landlock ABI 6 or later: signals and abstract sockets scoped to the run",
+    ),
+    (
+        "landlock_net",
+        "Landlock ABI 4 or later: TCP bind and connect",
+    ),
+    (
+        "sandbox_venv",
+        "the sandbox virtualenv, named by CODEJAIL_SANDBOX_PYTHON (cargo xtask setup-sandbox makes it)",
+    ),
+    ("x32", "a kernel with the x32 ABI"),
+];
+
+fn known(name: &str) -> bool {
+    LAYERS.contains(&name) || FEATURES.iter().any(|(f, _)| *f == name)
+}
+
+fn known_names() -> String {
+    LAYERS
+        .iter()
+        .copied()
+        .chain(FEATURES.iter().map(|(f, _)| *f))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// What CI declares this machine must offer this caller.
+///
+/// # Panics
+/// When the variable names something unknown (a typo there would make a
+/// declared requirement silently undeclared).
+pub fn expected() -> Vec<String> {
+    let value = std::env::var(EXPECT).unwrap_or_default();
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            assert!(
+                known(s),
+                "{EXPECT} names `{s}`, which is neither a layer nor a feature; known: {}",
+                known_names()
+            );
+            s.to_owned()
+        })
+        .collect()
+}
+
+/// Whether CI declares `requirement`.
+pub fn is_expected(requirement: &str) -> bool {
+    expected().iter().any(|e| e == requirement)
+}
+
+/// The gate: a test needs `requirement` (a layer name or one of
+/// [`FEATURES`]), and `missing` says why it is missing here (`None`: it is
+/// there). Returns whether the test can go on.
+///
+/// # Panics
+/// When the requirement is missing and CI declares it, or the name is
+/// unknown.
+#[track_caller]
+pub fn require(requirement: &str, missing: Option<&str>) -> bool {
+    assert!(
+        known(requirement),
+        "unknown requirement `{requirement}`; known: {}",
+        known_names()
+    );
+    match missing {
+        None => true,
+        Some(why) => {
+            not_tested(requirement, why);
+            false
+        }
+    }
+}
+
+/// Says that the calling test cannot run here because `requirement` is
+/// missing (why), past the harness's capture; fails instead when CI
+/// declares the requirement.
+///
+/// # Panics
+/// When CI declares the requirement, or the name is unknown.
+#[track_caller]
+pub fn not_tested(requirement: &str, why: &str) {
+    assert!(
+        known(requirement),
+        "unknown requirement `{requirement}`; known: {}",
+        known_names()
+    );
+    let test = std::thread::current().name().unwrap_or("a test").to_owned();
+    assert!(
+        !is_expected(requirement),
+        "{test}: {requirement} is declared in {EXPECT} but missing here: {why}"
+    );
+    let note = format!("NOT TESTED ({test}): {requirement} is missing here: {why}\n");
+    // Straight to the descriptor: the harness hides what print! says.
+    let _ = std::io::stderr().write_all(note.as_bytes());
+}
+
+/// The sandbox virtualenv's interpreter (`CODEJAIL_SANDBOX_PYTHON`), through
+/// the gate: `None` (said, or failed when declared) when it is not set or
+/// not executable.
+#[track_caller]
+pub fn sandbox_python() -> Option<String> {
+    let missing = match std::env::var("CODEJAIL_SANDBOX_PYTHON") {
+        Err(_) => Some("CODEJAIL_SANDBOX_PYTHON is not set".to_owned()),
+        Ok(bin) => match std::fs::metadata(&bin) {
+            Ok(m) if std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0 => {
+                return Some(bin);
+            }
+            Ok(_) => Some(format!("{bin} is not executable")),
+            Err(e) => Some(format!("{bin}: {e}")),
+        },
+    };
+    require("sandbox_venv", missing.as_deref());
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_is_known_once() {
+        let mut all: Vec<&str> = LAYERS
+            .iter()
+            .copied()
+            .chain(FEATURES.iter().map(|(f, _)| *f))
+            .collect();
+        let n = all.len();
+        all.sort_unstable();
+        all.dedup();
+        assert_eq!(all.len(), n);
+        assert!(known("landlock") && known("cgroup_memory"));
+        assert!(!known("landlok"));
+    }
+}

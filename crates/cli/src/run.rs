@@ -1,6 +1,7 @@
 //! `codejail run`: run code and pass its output and exit status through.
 
-use std::io::{Read, Write};
+use std::io::Write;
+use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 use base64::Engine;
@@ -33,21 +34,15 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs, stop: &crate::Stop) ->
             "give --code, --code-file, or the file to run after `--`",
         ));
     }
-    let stdin = match &args.stdin_file {
-        None => Vec::new(),
-        Some(f) if f.as_os_str() == "-" => {
-            let mut buf = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut buf)
-                .map_err(|e| usage(format!("cannot read stdin: {e}")))?;
-            buf
-        }
-        Some(f) => crate::read_bounded(f, crate::MAX_INPUT, "--stdin-file")?,
-    };
+    let realtime = codejail::effective_limits(p.call.limits_context.as_deref(), &p.call.limits)
+        .map_err(usage)?
+        .realtime();
+    let (stdin, stdin_fd) = stdin_of(args.stdin_file.as_deref(), realtime)?;
     let request = JailCode {
         code: p.code,
         argv: args.args,
         stdin,
+        stdin_fd,
         call: p.call,
     };
     let r = if args.common.unconfined {
@@ -112,4 +107,58 @@ fn killed_by(reason: codejail::KillReason, call: &codejail::CallOptions) -> Stri
         })
     });
     format!("{reason} limit{}", value.unwrap_or_default())
+}
+
+/// The program's stdin: a regular file's bytes (bounded), or the
+/// descriptor itself for anything else — this command's own stdin (`-`), a
+/// FIFO, a pipe, a terminal — which the program reads under the run's
+/// deadline (reading it here first could wait forever).
+///
+/// A FIFO is opened without waiting for its writer, then, as `cat` would,
+/// given until the run's wall-clock limit for a writer to come (a reader
+/// that finds no writer reads end of file at once).
+fn stdin_of(
+    file: Option<&std::path::Path>,
+    realtime: Option<std::time::Duration>,
+) -> Result<(Vec<u8>, Option<codejail::StdinFd>), Fail> {
+    use std::os::fd::AsFd;
+    let Some(file) = file else {
+        return Ok((Vec::new(), None));
+    };
+    if file.as_os_str() == "-" {
+        let fd = std::io::stdin()
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| usage(format!("cannot use stdin: {e}")))?;
+        return Ok((Vec::new(), Some(codejail::StdinFd::new(fd))));
+    }
+    let meta = std::fs::metadata(file)
+        .map_err(|e| usage(format!("cannot read --stdin-file {}: {e}", file.display())))?;
+    if meta.is_file() {
+        return Ok((
+            crate::read_bounded(file, crate::MAX_INPUT, "--stdin-file")?,
+            None,
+        ));
+    }
+    // O_NONBLOCK: opening a FIFO that has no writer yet must not wait here.
+    let fd = rustix::fs::open(
+        file,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::NONBLOCK | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| usage(format!("cannot read --stdin-file {}: {e}", file.display())))?;
+    if meta.file_type().is_fifo() {
+        use rustix::event::{PollFd, PollFlags, Timespec, poll};
+        let wait = realtime.map(|d| Timespec {
+            tv_sec: d.as_secs().try_into().unwrap_or(i64::MAX),
+            tv_nsec: d.subsec_nanos().into(),
+        });
+        let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+        // Linux does not report a hang-up to a reader that has seen no
+        // writer yet: this waits for data, or a writer that came and went.
+        while let Err(rustix::io::Errno::INTR) = poll(&mut fds, wait.as_ref()) {}
+    }
+    rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::empty())
+        .map_err(|e| usage(format!("cannot read --stdin-file {}: {e}", file.display())))?;
+    Ok((Vec::new(), Some(codejail::StdinFd::new(fd))))
 }

@@ -514,20 +514,105 @@ fn the_default_configuration_needs_only_python() {
 }
 
 #[test]
-fn selftest_runs_the_corpus_and_prints_the_table() {
+fn selftest_judges_every_attack_on_evidence_and_names_the_layers() {
     let out = codejail(&["selftest"]);
     let t = text(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{t}\n{}", text(&out.stderr));
     assert!(t.starts_with("class"), "{t}");
+    let row = t
+        .lines()
+        .find(|l| l.contains("fs_read_etc_passwd"))
+        .unwrap_or_else(|| panic!("{t}"));
     assert!(
-        t.contains("fs_read_etc_passwd") && t.contains("contained"),
+        row.contains(" contained ") && row.ends_with("CONTAINED: open: EACCES (landlock)"),
+        "{row}"
+    );
+    assert!(
+        t.contains(" contained, 0 NOT CONTAINED, 0 inconclusive, 0 not tested"),
         "{t}"
     );
-    assert!(t.contains(" contained, 0 NOT CONTAINED, "), "{t}");
+    assert!(t.contains("\nverdicts rest on: identity, userns,"), "{t}");
     assert!(t.contains("host: clean"), "{t}");
     let v = json_of(&codejail(&["selftest", "--json"]));
-    assert_eq!(v["contained"], true);
-    assert!(v["attacks"].as_array().unwrap().len() >= 50);
+    assert_eq!(v["passed"], true);
+    let attacks = v["attacks"].as_array().unwrap();
+    assert!(attacks.len() >= 80, "{}", attacks.len());
+    for a in attacks {
+        assert_eq!(a["verdict"], "contained", "{a}");
+        assert!(!a["evidence_from"].as_array().unwrap().is_empty(), "{a}");
+        assert!(!a["layers"].as_array().unwrap().is_empty(), "{a}");
+    }
+    assert_eq!(v["counts"]["contained"], attacks.len());
+    assert!(
+        v["planned_layers"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("landlock"))
+    );
+    assert!(v["layers"].as_array().unwrap().contains(&json!("seccomp")));
+}
+
+/// Names of `codejail-*` entries where an attack run for real would leave
+/// them, and the mounts with codejail in their path.
+fn traces() -> Vec<String> {
+    let mut out: Vec<String> = ["/tmp", "/var/tmp", "/dev/shm"]
+        .iter()
+        .flat_map(|d| {
+            std::fs::read_dir(d)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(move |e| format!("{d}/{}", e.file_name().to_string_lossy()))
+        })
+        .filter(|n| n.contains("codejail") || n.contains("escape"))
+        .collect();
+    out.extend(
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains("codejail"))
+            .map(|l| format!("mount: {l}")),
+    );
+    out.sort();
+    out
+}
+
+#[test]
+fn selftest_refuses_an_unsafe_jail_and_runs_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("codejail.toml");
+    std::fs::write(
+        &config,
+        "[jails.python]\nbin = \"/usr/bin/python3\"\npolicy = \"unsafe\"\n",
+    )
+    .unwrap();
+    let before = traces();
+    let out = codejail(&["selftest", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stdout));
+    let err = text(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+    assert!(
+        err.contains("refusing to attack jail `python`: it is configured unsafe"),
+        "{err}"
+    );
+    assert_eq!(text(&out.stdout), "");
+    // Others may make codejail directories meanwhile: only new ones with
+    // this selftest's pid, or escape files, would be its.
+    let after: Vec<String> = traces()
+        .into_iter()
+        .filter(|t| !before.contains(t))
+        .filter(|t| t.contains("escape") || t.contains("selftest") || t.starts_with("mount: "))
+        .collect();
+    assert_eq!(after, Vec::<String>::new());
+}
+
+#[test]
+fn selftest_accept_missing_takes_layer_names() {
+    let err = usage_error(&["selftest", "--accept-missing", "apparmor,landlok"]);
+    assert!(
+        err.contains("--accept-missing") && err.contains("landlok"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -924,4 +1009,71 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
     alive.wait_with_output().unwrap();
     assert_eq!(count(), 0);
+}
+
+/// stdin from a FIFO: a writer that comes later is waited for; one that
+/// never comes costs at most the wall-clock limit, never a hang; `-` is
+/// this command's own stdin, read by the program itself.
+#[test]
+fn stdin_from_a_fifo_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("late");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        c.as_c_str(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let path = fifo.clone();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        std::fs::write(path, "late data\n").unwrap();
+    });
+    let out = codejail(&[
+        "run",
+        "--stdin-file",
+        fifo.to_str().unwrap(),
+        "--limit",
+        "realtime=10",
+        "--code",
+        "import sys; print(sys.stdin.read().upper(), end='')",
+    ]);
+    writer.join().unwrap();
+    assert_eq!(
+        (out.status.code(), text(&out.stdout)),
+        (Some(0), "LATE DATA\n".into())
+    );
+
+    let never = dir.path().join("never");
+    let c = std::ffi::CString::new(never.as_os_str().as_encoded_bytes()).unwrap();
+    rustix::fs::mkfifoat(
+        rustix::fs::CWD,
+        c.as_c_str(),
+        rustix::fs::Mode::from_raw_mode(0o600),
+    )
+    .unwrap();
+    let out = codejail(&[
+        "run",
+        "--stdin-file",
+        never.to_str().unwrap(),
+        "--limit",
+        "realtime=1",
+        "--code",
+        "import sys; print(repr(sys.stdin.read()))",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "''\n");
+
+    let out = codejail_with_stdin(
+        &[
+            "run",
+            "--stdin-file",
+            "-",
+            "--code",
+            "import sys; print(sys.stdin.read()[::-1])",
+        ],
+        b"olleh",
+    );
+    assert_eq!(text(&out.stdout), "hello\n");
 }

@@ -6,20 +6,24 @@
 //! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`, `safe_exec("x = 1 + 1")` with empty
 //! and with 100 KB globals, and the warm path. Each row: median, p90, p99,
 //! calls/s with one caller and with one caller per core, and the median's
-//! ratio to the bare interpreter spawn. Then the parent's RSS and open
-//! descriptors before and after many runs. Timings are printed, never
-//! asserted: CI runs `--quick` and fails only on errors.
+//! ratio to the bare interpreter spawn. Then a soak: many more calls on
+//! the cold and on the warm path, with what the bench holds (its RSS and
+//! descriptors, its children, the warm pool's processes, jail directories,
+//! cgroups) measured before and after with the same objects alive, and
+//! once more when the pool is gone. Timings are printed, never asserted:
+//! CI runs `--quick` and fails only on errors.
 //!
 //! `--only TEXT`: the rows whose name has TEXT (and the bare spawn), no
 //! soak. `--shuffle`: a new row order every round. `--settle MS`: a pause
 //! before each sample (so that one row's after-effects, a namespace's
 //! teardown, do not land on the next).
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codejail::{Jail, JailCode, SafeExecOptions, Warm};
+use codejail::{CallOptions, Jail, JailCode, LimitName, SafeExecOptions, Warm};
 use serde_json::{Map, Value, json};
 
 const PYTHON: &str = "/usr/bin/python3";
@@ -128,6 +132,119 @@ fn fds() -> usize {
         .unwrap_or(0)
 }
 
+/// `(pid, ppid, command line)` of every process.
+fn processes() -> Vec<(u32, u32, String)> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_string_lossy().parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let ppid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            Some((pid, ppid, String::from_utf8_lossy(&cmdline).into_owned()))
+        })
+        .collect()
+}
+
+/// What the bench holds of the machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Held {
+    rss_kib: u64,
+    descriptors: usize,
+    /// Children of this process, zombies included.
+    children: usize,
+    /// Processes with the warm pool's directory in their command line.
+    pool_processes: usize,
+    /// Entries in the jail parent, and in the pool's directory.
+    jail_directories: usize,
+    /// This process's run cgroups (`codejail-<pid>-*`).
+    cgroups: usize,
+}
+
+fn held(parent: &Path, pool: Option<&Path>) -> Held {
+    let me = std::process::id();
+    let procs = processes();
+    let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
+    let prefix = format!("codejail-{me}-");
+    let cg = &codejail::Probe::get().cgroups;
+    let cgroups = cg
+        .v2
+        .iter()
+        .chain(&cg.v1_memory)
+        .chain(&cg.v1_pids)
+        .map(|dir| {
+            std::fs::read_dir(dir)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .count()
+        })
+        .sum();
+    Held {
+        rss_kib: rss_kib(),
+        descriptors: fds(),
+        children: procs.iter().filter(|(_, ppid, _)| *ppid == me).count(),
+        pool_processes: pool.map_or(0, |p| {
+            let p = p.to_string_lossy();
+            procs
+                .iter()
+                .filter(|(_, _, c)| c.contains(p.as_ref()))
+                .count()
+        }),
+        jail_directories: count(parent) + pool.map_or(0, count),
+        cgroups,
+    }
+}
+
+/// The warm pool's directory under the jail parent.
+fn pool_dir(parent: &Path) -> Option<PathBuf> {
+    std::fs::read_dir(parent)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().contains("codejail-warm-"))
+}
+
+fn warm_jail_code(warm: Arc<Warm>) -> Call {
+    Arc::new(move || {
+        let r = warm
+            .jail_code(&JailCode::code("print(1)"))
+            .expect("warm jail_code");
+        assert_eq!(r.stdout, b"1\n", "{}", String::from_utf8_lossy(&r.stderr));
+        assert!(r.warm, "the warm pool ran it cold");
+    })
+}
+
+/// A cold run with a memory limit (a cgroup of its own), where the caller
+/// may have one.
+fn cold_with_cgroup(jail: Arc<Jail>) -> Option<Call> {
+    let probe = codejail::Probe::get();
+    if !probe.availability(codejail::Layer::Cgroup).is_yes() || !probe.cgroups.has_memory() {
+        return None;
+    }
+    Some(Arc::new(move || {
+        let r = jail
+            .jail_code(&JailCode {
+                call: CallOptions {
+                    limits: vec![(LimitName::Memory, 256 << 20)],
+                    ..CallOptions::default()
+                },
+                ..JailCode::code("print(1)")
+            })
+            .expect("jail_code with a memory limit");
+        assert_eq!(r.stdout, b"1\n", "{}", String::from_utf8_lossy(&r.stderr));
+    }))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
@@ -144,7 +261,15 @@ fn main() {
     };
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
 
-    let jail = codejail::configure("python", PYTHON, None).expect("configure");
+    // A jail parent of the bench's own, so that the soak counts only its
+    // jail directories.
+    let parent = std::env::temp_dir().join(format!("codejail-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&parent).expect("the bench's jail parent");
+    std::fs::set_permissions(&parent, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod the bench's jail parent");
+    let mut config = codejail::JailConfig::new(PYTHON);
+    config.jail_parent = Some(parent.clone());
+    let jail = codejail::configure_with("python", config).expect("configure");
     let big: Map<String, Value> = (0..1000)
         .map(|i| (format!("k{i}"), json!("v".repeat(90))))
         .collect();
@@ -287,19 +412,75 @@ fn main() {
             warm_rate / bare_rate
         );
     }
-    if only.is_some() {
-        return;
+    if only.is_none() {
+        // The rows hold the pool too: only the soak's handle is left.
+        drop(rows);
+        soak_test(&jail, warm, &parent, soak);
     }
+    let _ = std::fs::remove_dir(&parent);
+}
 
-    let (rss0, fds0) = (rss_kib(), fds());
-    let cold = jail_code(jail.clone());
-    for _ in 0..soak {
-        cold();
+/// Many more calls on both paths, with the same objects alive when what
+/// the bench holds is measured before and after; then the pool dropped.
+fn soak_test(jail: &Arc<Jail>, warm: Arc<Warm>, parent: &Path, soak: usize) {
+    let pool = pool_dir(parent);
+    let calls: Vec<(&str, Call)> = vec![
+        ("cold jail_code", jail_code(jail.clone())),
+        ("cold safe_exec", safe_exec(jail.clone(), Map::new())),
+        ("warm safe_exec", warm_safe_exec(warm.clone())),
+        ("warm jail_code", warm_jail_code(warm.clone())),
+    ];
+    let cgroup_call = cold_with_cgroup(jail.clone());
+    let before = held(parent, pool.as_deref());
+    let start = Instant::now();
+    for i in 0..soak {
+        for (_, call) in &calls {
+            call();
+        }
+        if let Some(call) = cgroup_call.as_ref().filter(|_| i % 25 == 0) {
+            call();
+        }
     }
-    drop(warm);
+    let elapsed = start.elapsed();
+    let after = held(parent, pool.as_deref());
+    let names: Vec<&str> = calls.iter().map(|(n, _)| *n).collect();
     println!(
-        "\nafter {soak} more runs: RSS {rss0} -> {} KiB, open descriptors {fds0} -> {}",
-        rss_kib(),
-        fds()
+        "\nsoak: {soak} rounds of {}{} in {:.1} s; the pool alive at both measures",
+        names.join(", "),
+        if cgroup_call.is_some() {
+            ", and every 25th round a cold run with a memory limit (a cgroup)"
+        } else {
+            " (no cgroup for this caller: no run with a memory limit)"
+        },
+        elapsed.as_secs_f64()
     );
+    let fallbacks = warm.cold_fallbacks();
+    drop(calls);
+    drop(warm);
+    let gone = held(parent, pool.as_deref());
+    println!(
+        "{:<34} {:>10} {:>10} {:>16}",
+        "", "before", "after", "pool dropped"
+    );
+    type Measure = fn(&Held) -> u64;
+    let rows: [(&str, Measure); 6] = [
+        ("RSS (KiB)", |h| h.rss_kib),
+        ("open descriptors", |h| h.descriptors as u64),
+        ("children of the bench", |h| h.children as u64),
+        ("processes of the warm pool", |h| h.pool_processes as u64),
+        ("jail directories (and the pool's)", |h| {
+            h.jail_directories as u64
+        }),
+        ("run cgroups", |h| h.cgroups as u64),
+    ];
+    for (name, value) in rows {
+        let (b, a) = (value(&before), value(&after));
+        let note = if a > b && name != "RSS (KiB)" {
+            "  GREW"
+        } else {
+            ""
+        };
+        println!("{name:<34} {b:>10} {a:>10} {:>16}{note}", value(&gone));
+    }
+    println!("warm calls sent down the cold path: {fallbacks}");
 }

@@ -10,7 +10,7 @@ use crate::config::{Confinement, JailConfig, Lang};
 use crate::error::{ConfigError, JailError, SafeExecError, excerpt};
 use crate::limits::{LimitName, LimitSet, effective_limits};
 use crate::python::{Asking, PythonFacts, python_facts, resolve_bin};
-use crate::request::{CallOptions, JailCode, JailResult, SafeExecOptions};
+use crate::request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 
 /// The most bytes of the jail's output a [`SafeExecError`] message
 /// carries.
@@ -244,6 +244,9 @@ impl Jail {
         if let Some(profile) = &self.config.apparmor_profile {
             spawn.apparmor_profile(profile);
         }
+        if let Some(fd) = request.stdin_fd.as_ref().and_then(StdinFd::take) {
+            spawn.stdin_fd(fd);
+        }
         if let Some(cancel) = &call.cancel {
             if cancel.is_cancelled() {
                 return Err(JailError::Cancelled);
@@ -398,6 +401,7 @@ impl Jail {
             code: Some(codejail_pyexec::program().to_owned()),
             argv: Vec::new(),
             stdin: codejail_pyexec::payload(code, globals_json, &path_entries, merge),
+            stdin_fd: None,
             call,
         };
         let result = self.run(&request, unsafe_run, &own)?;

@@ -59,7 +59,7 @@ pub use limits::{
 pub use registry::{
     configure, configure_with, get_codejail, is_configured, jail_code, not_safe_exec, safe_exec,
 };
-pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions};
+pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 pub use runner::Runner;
 pub use settings::{ServiceSettings, Settings, SettingsError};
 pub use warm::{Health, Warm};

@@ -28,6 +28,33 @@ pub struct CallOptions {
     pub cancel: Option<crate::Cancel>,
 }
 
+/// A descriptor a program reads as its stdin, instead of bytes: a FIFO,
+/// a pipe, a terminal, a file. The program reads it under the run's
+/// deadline, and nothing is buffered in the caller. It goes to one run:
+/// the first that uses it (a clone of the request shares it).
+#[derive(Clone, Debug)]
+pub struct StdinFd(std::sync::Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>);
+
+impl StdinFd {
+    /// Wraps `fd`.
+    pub fn new(fd: std::os::fd::OwnedFd) -> StdinFd {
+        StdinFd(std::sync::Arc::new(std::sync::Mutex::new(Some(fd))))
+    }
+
+    /// The descriptor, for the run that takes it.
+    pub(crate) fn take(&self) -> Option<std::os::fd::OwnedFd> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+impl PartialEq for StdinFd {
+    fn eq(&self, other: &StdinFd) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for StdinFd {}
+
 /// One `jail_code` request (CodeJail's arguments).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct JailCode {
@@ -38,6 +65,8 @@ pub struct JailCode {
     pub argv: Vec<String>,
     /// Bytes on stdin.
     pub stdin: Vec<u8>,
+    /// A descriptor to read as stdin instead of [`JailCode::stdin`].
+    pub stdin_fd: Option<StdinFd>,
     /// Files, limits, label.
     pub call: CallOptions,
 }

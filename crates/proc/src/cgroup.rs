@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustix::fs::{Mode, OFlags};
+use rustix::process::{Pid, PidfdFlags, Signal};
 
 use crate::probe::Cgroups;
 
@@ -174,6 +175,12 @@ impl RunCgroup {
     }
 
     /// Kills every process left in the run's cgroups.
+    ///
+    /// On v2, `cgroup.kill`: the kernel kills every member at once.
+    /// Elsewhere (v1, or a kernel without `cgroup.kill`), each member is
+    /// killed through a pidfd, never by number: a pid read from
+    /// `cgroup.procs` may be reaped and reused by an unrelated process
+    /// before the kill. See [`kill_members`].
     pub(crate) fn kill_all(&self) {
         if let Some(dir) = &self.v2 {
             if fs::write(dir.join("cgroup.kill"), "1").is_ok() {
@@ -181,24 +188,51 @@ impl RunCgroup {
             }
         }
         for dir in self.v2.iter().chain(&self.v1) {
+            let procs = dir.join("cgroup.procs");
             for _ in 0..100 {
-                let procs = fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-                let pids: Vec<i32> = procs
-                    .lines()
-                    .filter_map(|p| p.trim().parse().ok())
-                    .collect();
-                if pids.is_empty() {
+                if kill_members(&procs) == 0 {
                     break;
-                }
-                for pid in pids {
-                    if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                        let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-                    }
                 }
                 std::thread::yield_now();
             }
         }
     }
+}
+
+/// The pids listed in a `cgroup.procs` file (none if it cannot be read).
+fn members(procs: &Path) -> Vec<i32> {
+    fs::read_to_string(procs)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|p| p.trim().parse().ok())
+        .collect()
+}
+
+/// Sends `SIGKILL` to each process listed in `procs`, through a pidfd;
+/// returns how many were listed.
+///
+/// For each listed pid a pidfd is opened, then the file is read again, and
+/// only a pid still listed is signalled, through its pidfd. If the process
+/// the pidfd names was reaped before that second read, the signal fails
+/// (`ESRCH`: a pidfd never names another process); if it was not, its pid
+/// could not have been reused, so the second read saw that very process as
+/// a member.
+fn kill_members(procs: &Path) -> usize {
+    let listed = members(procs);
+    let opened: Vec<(i32, OwnedFd)> = listed
+        .iter()
+        .filter_map(|&pid| {
+            let fd = rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty());
+            Some((pid, fd.ok()?))
+        })
+        .collect();
+    let still = members(procs);
+    for (pid, pidfd) in &opened {
+        if still.contains(pid) {
+            let _ = rustix::process::pidfd_send_signal(pidfd, Signal::KILL);
+        }
+    }
+    listed.len()
 }
 
 impl Drop for RunCgroup {
@@ -236,15 +270,11 @@ mod tests {
     #[test]
     fn a_run_cgroup_is_created_with_its_limits_and_removed_on_drop() {
         let cgroups = &Probe::get().cgroups;
-        if cgroups.v2.is_none() && !cgroups.has_memory() {
-            let note = "NOT TESTED on this machine: no writable cgroup for this caller\n";
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-            assert!(
-                !std::env::var("CODEJAIL_EXPECT_LAYERS")
-                    .unwrap_or_default()
-                    .contains("cgroup"),
-                "the cgroup layer is expected but no cgroup is writable"
-            );
+        let none = cgroups.v2.is_none() && !cgroups.has_memory();
+        if !codejail_tests::require(
+            "cgroup",
+            none.then_some("no writable cgroup for this caller"),
+        ) {
             return;
         }
         let run = RunCgroup::create(cgroups, Some(64 << 20), Some(7)).unwrap();
@@ -269,5 +299,36 @@ mod tests {
         for dir in &dirs {
             assert!(!dir.exists(), "{} was left behind", dir.display());
         }
+    }
+
+    /// The v1 kill (no `cgroup.kill`) gets a member, through its pidfd,
+    /// and leaves a process outside the cgroup alone.
+    #[test]
+    fn a_v1_kill_gets_the_members_and_no_one_else() {
+        use std::os::unix::process::ExitStatusExt;
+        let mut v1_only = Probe::get().cgroups.clone();
+        v1_only.v2 = None;
+        if v1_only.v1_memory.is_none() {
+            let note = "NOT TESTED on this machine: no writable v1 memory cgroup\n";
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+            return;
+        }
+        let run = RunCgroup::create(&v1_only, Some(64 << 20), None).unwrap();
+        let sleep = || {
+            std::process::Command::new("/bin/sleep")
+                .arg("60")
+                .spawn()
+                .unwrap()
+        };
+        let (mut member, mut outsider) = (sleep(), sleep());
+        fs::write(run.v1[0].join("cgroup.procs"), member.id().to_string()).unwrap();
+        run.kill_all();
+        assert_eq!(member.wait().unwrap().signal(), Some(libc::SIGKILL));
+        assert!(
+            outsider.try_wait().unwrap().is_none(),
+            "an outsider was killed"
+        );
+        outsider.kill().unwrap();
+        outsider.wait().unwrap();
     }
 }

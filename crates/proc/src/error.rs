@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use crate::Layer;
 use crate::cgroup::CgroupError;
+use crate::fsrules::FsRulesError;
 
 /// Why a run could not be started or finished.
 ///
@@ -54,6 +55,10 @@ pub enum SpawnError {
     /// The Landlock ruleset could not be built.
     #[error("could not build the Landlock ruleset: {0}")]
     Landlock(#[from] landlock::RulesetError),
+    /// A path of the [`FsRules`](crate::FsRules) is relative, missing (and
+    /// not optional) or cannot be opened.
+    #[error(transparent)]
+    FsRules(FsRulesError),
     /// The seccomp filter could not be compiled.
     #[error("could not compile the seccomp filter: {0}")]
     Seccomp(String),
@@ -76,6 +81,17 @@ pub enum SpawnError {
         /// The supervisor's raw wait status.
         wait_status: i32,
     },
+}
+
+impl From<FsRulesError> for SpawnError {
+    /// The kernel's refusal stays [`SpawnError::Landlock`]; a bad path is
+    /// [`SpawnError::FsRules`].
+    fn from(e: FsRulesError) -> SpawnError {
+        match e {
+            FsRulesError::Ruleset(e) => SpawnError::Landlock(e),
+            other => SpawnError::FsRules(other),
+        }
+    }
 }
 
 impl SpawnError {

@@ -13,7 +13,9 @@ pub enum Layer {
     /// A user namespace of its own, with a one-id mapping; it also makes
     /// `RLIMIT_NPROC` count this run's processes only (Linux ≥ 5.14).
     UserNs,
-    /// A pid namespace whose init is the run's supervisor.
+    /// A pid namespace whose init is the run's holder (a process that only
+    /// keeps the run's namespaces): killing it ends every process of the
+    /// run. The supervisor stays outside, out of the run's sight and reach.
     PidNs,
     /// A network namespace with no interface up: no network at all.
     NetNs,

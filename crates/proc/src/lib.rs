@@ -26,16 +26,27 @@
 //! signal) that joins them and clones the *program*. When the program ends
 //! or the caller asks, the supervisor kills whatever is left (in a pid
 //! namespace by killing its init, the holder), so grandchildren that called
-//! `setsid()` or double-forked are killed too. The caller meanwhile feeds stdin and drains
-//! stdout and stderr in one `poll` loop that also waits on the supervisor's
-//! pidfd with the deadline as its timeout. See `ARCHITECTURE.md`.
+//! `setsid()` or double-forked are killed too. The caller meanwhile runs
+//! the [`pump`]: one `poll` loop that feeds stdin, drains stdout and stderr
+//! under the output cap, and waits on the supervisor's pidfd with the
+//! deadline as its timeout. See `ARCHITECTURE.md`.
+//!
+//! # Layout
+//!
+//! - `child/`: the cloned processes (holder, supervisor, program) and the
+//!   raw system calls they make; the only module with `unsafe`, and the
+//!   only one that forks.
+//! - `spawn/`: [`Spawn`] and the caller's side of a run: what the children
+//!   need, built before the clone; the caller's handles on the holder and
+//!   the supervisor, which kill and reap them; the [`pump`].
+//! - The rest is policy and plumbing: layers and the probe, Landlock rules,
+//!   the seccomp table, cgroups, limits, the outcome and errors.
 #![deny(missing_docs)]
 
 mod cgroup;
 mod child;
 mod error;
 mod fsrules;
-mod holder;
 mod layers;
 mod limits;
 mod outcome;
@@ -46,10 +57,10 @@ mod users;
 
 pub use cgroup::CgroupError;
 pub use error::SpawnError;
-pub use fsrules::{Enforcement, FsRules, Tmpfs};
+pub use fsrules::{Enforcement, FsRules, FsRulesError, Tmpfs};
 pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
 pub use probe::{Availability, Cgroups, Needs, Probe};
-pub use spawn::{NOBODY, Spawn, nproc_overhead};
+pub use spawn::{DEFAULT_PATH, NOBODY, Spawn, nproc_overhead, pump};
 pub use users::{lookup_group, lookup_user};

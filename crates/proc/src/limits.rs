@@ -5,7 +5,7 @@ use std::time::Duration;
 /// Resource limits of one run. `None` means "no limit".
 ///
 /// As in CodeJail, a value of zero also disables a limit, except
-/// [`fsize`](Limits::fsize), where `Some(0)` means that no file may be
+/// [`fsize_bytes`](Limits::fsize_bytes), where `Some(0)` means that no file may be
 /// written. `RLIMIT_CORE` is always 0: a jailed program never dumps core.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -13,7 +13,8 @@ pub struct Limits {
     /// `SIGXCPU`, status -24.
     pub cpu_secs: Option<u64>,
     /// Wall-clock time from the start of the run (CodeJail's `REALTIME`):
-    /// every process of the run gets `SIGKILL`.
+    /// every process of the run gets `SIGKILL`. A duration too long to be
+    /// an instant (such as `u64::MAX` seconds) is no deadline.
     pub wall: Option<Duration>,
     /// Address-space bytes (`RLIMIT_AS`, CodeJail's `VMEM`): allocations fail.
     pub vmem_bytes: Option<u64>,

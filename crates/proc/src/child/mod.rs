@@ -1,0 +1,161 @@
+//! The cloned processes of a run: the only module that forks, and the only
+//! one allowed `unsafe`.
+//!
+//! A run is two processes, and, with namespaces, a third that holds them:
+//!
+//! * the **holder** ([`holder`]: `clone3(CLONE_NEW*)` from the caller,
+//!   execs `/bin/cat`), which keeps the run's namespaces;
+//! * the **supervisor** ([`supervisor`]: `clone3` from the caller, never
+//!   execs): new session, child subreaper, parent-death signal, the
+//!   holder's namespaces joined. It starts the program, reaps every orphan
+//!   of the run, and when the program ends — or the caller asks by closing
+//!   the control pipe — kills every process left in the run and reaps them
+//!   ([`reap`]), and writes a fixed-size [`Report`] to the caller;
+//! * the **program** ([`program`]: `clone3` from the supervisor): signal
+//!   mask and dispositions reset, descriptors above 2 closed on exec,
+//!   rlimits, identity, working directory, no_new_privs, Landlock,
+//!   seccomp, then `execve`.
+//!
+//! [`trial`] holds the probe's two system calls (the Landlock ABI, a trial
+//! clone). [`sys`] wraps the raw system calls the children make, and
+//! [`wire`] is what they say to the caller: `(step, errno)` on the
+//! close-on-exec error pipe (end of file without a message means `execve`
+//! succeeded) and the supervisor's [`Report`]. The caller's side of each
+//! process — handles that wait, kill and reap — is in `crate::spawn`.
+//!
+//! Every child is a copy of one thread of a possibly multi-threaded caller,
+//! so after `clone3` it makes only async-signal-safe calls (see [`sys`]):
+//! nothing allocates, locks or logs, and every byte it needs lives in
+//! [`Prepared`], built by the caller before the clone. Each child branch
+//! starts with a [`sys::PanicBarrier`]. glibc's `fork()` is not used: it
+//! runs `atfork` handlers and takes locks that another thread of the caller
+//! may hold.
+#![allow(unsafe_code)]
+
+mod holder;
+mod program;
+mod reap;
+mod supervisor;
+mod sys;
+mod trial;
+mod wire;
+
+use std::ffi::{CString, c_char, c_int};
+use std::os::fd::RawFd;
+
+pub(crate) use holder::spawn_holder;
+pub(crate) use supervisor::spawn_supervisor;
+pub(crate) use trial::{landlock_abi, try_clone};
+pub(crate) use wire::{ERROR_LEN, Report, Step, decode_error};
+
+/// Everything the two child processes need, built before the clone.
+///
+/// Holds raw pointers into its own `CString`s, so it must not be moved out of
+/// the thread that built it (it is neither `Send` nor `Sync`).
+pub(crate) struct Prepared {
+    program: CString,
+    _argv: Vec<CString>,
+    argv_ptrs: Vec<*const c_char>,
+    _envp: Vec<CString>,
+    envp_ptrs: Vec<*const c_char>,
+    cwd: CString,
+    rlimits: Vec<(c_int, libc::rlimit)>,
+    confine: Confine,
+}
+
+/// The confinement steps of a run, decided by the caller before the clone.
+#[derive(Debug, Default)]
+pub(crate) struct Confine {
+    /// `CLONE_NEW*` flags of the namespaces the supervisor joins: those of
+    /// the holder passed in `ChildFds` (see `spawn_holder`).
+    pub namespaces: u64,
+    /// The holder is init of the run's pid namespace: killing it ends every
+    /// process of the run.
+    pub pid_ns: bool,
+    /// Set the host name (UTS namespace).
+    pub hostname: bool,
+    /// The program switches to this uid/gid.
+    pub identity: Option<(libc::uid_t, libc::gid_t)>,
+    /// The program may call setgroups (not in an unprivileged user namespace).
+    pub setgroups: bool,
+    pub no_new_privs: bool,
+    /// Restrict the program with the Landlock ruleset passed in `ChildFds`.
+    pub landlock: bool,
+    /// The compiled seccomp filter, installed last.
+    pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// tmpfs mounts: (target, mount data).
+    pub mounts: Vec<(CString, CString)>,
+    /// Landlock rights granted beneath each mount (0: no Landlock).
+    pub mount_access: u64,
+    /// `exec <profile>`, written to the AppArmor exec attribute.
+    pub apparmor_exec: Option<CString>,
+}
+
+impl Prepared {
+    /// `argv` and `envp` become the null-terminated pointer arrays
+    /// `execve` takes; `cwd` is where the program starts.
+    pub(crate) fn new(
+        program: CString,
+        argv: Vec<CString>,
+        envp: Vec<CString>,
+        cwd: CString,
+        rlimits: Vec<(c_int, libc::rlimit)>,
+        confine: Confine,
+    ) -> Prepared {
+        let argv_ptrs = null_terminated(&argv);
+        let envp_ptrs = null_terminated(&envp);
+        Prepared {
+            program,
+            _argv: argv,
+            argv_ptrs,
+            _envp: envp,
+            envp_ptrs,
+            cwd,
+            rlimits,
+            confine,
+        }
+    }
+}
+
+fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
+/// The child's ends of the run's pipes and the other descriptors the
+/// supervisor takes, as the caller's numbers: valid in the caller until
+/// the clone returns, and in the supervisor (a copy of the caller's table)
+/// until it moves them to their slots.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ChildFds {
+    pub stdin: RawFd,
+    pub stdout: RawFd,
+    pub stderr: RawFd,
+    /// Write end of the error pipe (close-on-exec).
+    pub error: RawFd,
+    /// Write end of the report pipe.
+    pub report: RawFd,
+    /// Read end of the control pipe: readable or hung up means "kill now".
+    pub control: RawFd,
+    /// pidfd of the holder whose namespaces the supervisor joins.
+    pub holder: Option<RawFd>,
+    /// The Landlock ruleset.
+    pub landlock: Option<RawFd>,
+    /// v1 `cgroup.procs` files the supervisor writes itself into.
+    pub cgroup_procs: [Option<RawFd>; 2],
+    /// The v2 cgroup directory for `CLONE_INTO_CGROUP`.
+    pub cgroup_v2: Option<RawFd>,
+}
+
+// The slots the supervisor moves its descriptors to (0..=9, in the order
+// of `ChildFds`); the program keeps 0..=2 only.
+const FD_ERROR: c_int = 3;
+const FD_REPORT: c_int = 4;
+const FD_CONTROL: c_int = 5;
+const FD_HOLDER: c_int = 6;
+const FD_LANDLOCK: c_int = 7;
+const FD_CGROUP_PROCS: [c_int; 2] = [8, 9];
+const FD_FIRST_FREE: c_int = 10;

@@ -1,0 +1,120 @@
+//! The run's namespaces, kept by a process of their own: the caller's
+//! handle on the *holder*. (The process itself, cloned into the new
+//! namespaces to exec `/bin/cat`, is `crate::child::holder`: as for the
+//! supervisor, `child::X` is what runs in process X, `spawn::X` the
+//! caller's handle on it.)
+//!
+//! The holder is created with the run's namespaces and does nothing but
+//! keep them; the supervisor joins them with `setns` and its program is
+//! born in them. In a pid namespace the holder is init: killing it ends
+//! every process of the namespace, and the supervisor, outside it, can
+//! neither be seen nor signalled from it.
+//!
+//! A holder serves exactly one run. Dropping a [`Holder`] kills it (through
+//! its pidfd) and reaps it.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
+
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::io::Errno;
+use rustix::pipe::{PipeFlags, pipe_with};
+use rustix::process::{Signal, WaitId, WaitIdOptions};
+
+use crate::SpawnError;
+use crate::child;
+
+/// One id mapped to itself, each way, in the holder's user namespace (and
+/// whether `setgroups` is denied there, as it must be for an unprivileged
+/// caller).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct IdMaps {
+    pub uid: u32,
+    pub gid: u32,
+    pub deny_setgroups: bool,
+}
+
+/// A process holding one run's namespaces.
+#[derive(Debug)]
+pub(crate) struct Holder {
+    pidfd: OwnedFd,
+    /// Its stdin's other end: closing it ends the holder.
+    _keepalive: OwnedFd,
+}
+
+impl Holder {
+    /// Makes the namespaces `namespaces` (`CLONE_NEW*` flags) and, with a
+    /// user namespace, writes its id maps.
+    pub(crate) fn create(namespaces: u64, maps: Option<IdMaps>) -> Result<Holder, SpawnError> {
+        // Checked here, once: a holder that cannot exec would die at once,
+        // and the run would fail later with a less helpful `setns` error.
+        static CAT: std::sync::OnceLock<Result<(), Errno>> = std::sync::OnceLock::new();
+        CAT.get_or_init(|| rustix::fs::access("/bin/cat", rustix::fs::Access::EXEC_OK))
+            .map_err(SpawnError::parent(
+                "run /bin/cat, which holds a run's namespaces (install coreutils)",
+            ))?;
+        let (keep_r, keep_w) =
+            pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"))?;
+        let (pid, pidfd) =
+            child::spawn_holder(namespaces, keep_r.as_raw_fd()).map_err(|source| {
+                SpawnError::Parent {
+                    step: "clone the namespace holder",
+                    source,
+                }
+            })?;
+        drop(keep_r);
+        let holder = Holder {
+            pidfd,
+            _keepalive: keep_w,
+        };
+        if let Some(maps) = maps {
+            write_id_maps(pid, maps)?;
+        }
+        Ok(holder)
+    }
+
+    /// The holder's pidfd, for `setns`.
+    pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
+        self.pidfd.as_fd()
+    }
+}
+
+impl Drop for Holder {
+    /// Kills and reaps the holder. In a pid namespace its exit waits for
+    /// every other process in the namespace to be gone; after a normal run
+    /// the supervisor has seen to that already. The wait is bounded so that
+    /// a zombie of the run that somebody else must reap cannot hang us.
+    fn drop(&mut self) {
+        let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
+        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        let grace = Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        while let Err(Errno::INTR) = poll(&mut fds, Some(&grace)) {}
+        let options = WaitIdOptions::EXITED
+            | WaitIdOptions::NOHANG
+            | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
+        while let Err(Errno::INTR) =
+            rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), options)
+        {}
+    }
+}
+
+/// Maps one uid and one gid into the holder's new user namespace.
+///
+/// # References
+/// - [`user_namespaces(7)`](https://man7.org/linux/man-pages/man7/user_namespaces.7.html),
+///   "User and group ID mappings"
+fn write_id_maps(pid: i32, maps: IdMaps) -> Result<(), SpawnError> {
+    let dir = PathBuf::from(format!("/proc/{pid}"));
+    let write = |name: &str, text: String| {
+        let file = dir.join(name);
+        std::fs::write(&file, text).map_err(|source| SpawnError::IdMap { file, source })
+    };
+    if maps.deny_setgroups {
+        write("setgroups", "deny".into())?;
+    }
+    write("gid_map", format!("{0} {0} 1", maps.gid))?;
+    write("uid_map", format!("{0} {0} 1", maps.uid))
+}
