@@ -790,7 +790,7 @@ fn denials_look_like_codejails() {
     let _ns = Netns::enter();
     let s = Server::start_with_env(
         "",
-        "[limits]\nvmem = \"1G\"\nrealtime = 2\n",
+        "[limits]\nvmem = \"1G\"\nrealtime = 4\ncpu = 4\n",
         &[
             ("CJS_TEST_ENV_LEAKAGE", "1"),
             ("DJANGO_SETTINGS_MODULE", "x"),
@@ -808,7 +808,7 @@ fn denials_look_like_codejails() {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         v["emsg"]
             .as_str()
-            .unwrap_or_else(|| panic!("no emsg: {}", r.text()))
+            .unwrap_or_else(|| panic!("no emsg for {code:?}: {}", r.text()))
             .to_owned()
     };
     for code in [
@@ -822,7 +822,8 @@ fn denials_look_like_codejails() {
             "{code}"
         );
     }
-    assert!(emsg("arr = [bytearray(1024 * 32) for _ in range(32 * 1024)]").contains("MemoryError"));
+    let e = emsg("arr = [bytearray(1024 * 32) for _ in range(32 * 1024)]");
+    assert!(e.contains("MemoryError"), "{e}");
     let started = Instant::now();
     assert_eq!(
         emsg(
@@ -831,7 +832,7 @@ fn denials_look_like_codejails() {
         "Couldn't execute jailed code: stdout: b'', stderr: b'' with status code: -9"
     );
     assert!(
-        started.elapsed() < Duration::from_secs(6),
+        started.elapsed() < Duration::from_secs(10),
         "{:?}",
         started.elapsed()
     );
