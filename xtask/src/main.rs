@@ -234,7 +234,7 @@ fn test_venv() -> Result<String, String> {
     let ready = Command::new(&python)
         .args([
             "-c",
-            "import jsonschema, requests, sys; sys.exit(jsonschema.__version__ != '4.23.0')",
+            "import importlib.metadata as m, jsonschema, requests, sys; sys.exit(m.version('jsonschema') != '4.23.0')",
         ])
         .output()
         .is_ok_and(|o| o.status.success());
