@@ -1300,3 +1300,33 @@ fn a_slow_client_holds_no_interpreter() {
         (408, error_body("Request body not received in time"))
     );
 }
+
+/// Settings that cannot serve are refused before anything starts, with
+/// one line naming the file, the line and the key, or the jail.
+#[test]
+fn serve_refuses_bad_settings_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |settings: &str| {
+        let config = dir.path().join("codejail.toml");
+        std::fs::write(&config, settings).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_codejail"))
+            .arg("--config")
+            .arg(&config)
+            .arg("serve")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        (out.status.code(), err)
+    };
+    let (code, err) = run("[service]\nlisten = \"localhost:80\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(
+        err.contains("codejail.toml:2: service.listen: `localhost:80` is not an address"),
+        "{err}"
+    );
+    let (code, err) =
+        run("[jails.python]\nbin = \"/usr/bin/python3\"\n[service]\njail = \"ruby\"\n");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("no jail `ruby` is configured"), "{err}");
+}
