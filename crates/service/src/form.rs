@@ -262,4 +262,38 @@ mod tests {
         .unwrap_err();
         assert!(matches!(err, FormError::Multipart(_)), "{err}");
     }
+
+    #[test]
+    fn no_body_panics() {
+        let pieces: [&[u8]; 10] = [
+            b"--B",
+            b"\r\n",
+            b"Content-Disposition: form-data; name=\"payload\"",
+            b"; filename=\"f\"",
+            b"\r\n\r\n",
+            b"{}",
+            b"--B--",
+            b"\xff\xfe",
+            b"%zz&=",
+            b"name*=utf-8''x",
+        ];
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = |n: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let body: Vec<u8> = (0..next(12))
+                .flat_map(|_| pieces[next(pieces.len())].to_vec())
+                .collect();
+            for ct in [
+                "multipart/form-data; boundary=B",
+                "application/x-www-form-urlencoded",
+            ] {
+                let _ = run(parse(ct, Bytes::from(body.clone()), 64, 64));
+            }
+        }
+    }
 }
