@@ -344,12 +344,13 @@ fn every_attack_gets_through_with_what_stops_it_switched_off() {
     }
 }
 
-/// A warm call's own Landlock domain: the zygote's domain lets it read and
-/// write the whole pool directory, so only the call's nested domain keeps
-/// it from another call going on at the same time, from its zygote's home
-/// and from the pool itself (where a file would outlive the call). Checked
-/// by taking the worker's `landlock_restrict_self` out: this test then
-/// fails on every target.
+/// A warm call's own Landlock domain and its zygote's private `tmp/`: a
+/// call cannot reach another call going on at the same time (its code in
+/// its directory; its `tmp/`, which lives on the other zygote's tmpfs, in
+/// another mount namespace), its zygote's home, or the pool itself (where
+/// a file would outlive the call). Checked by taking the worker's
+/// `landlock_restrict_self` out: this test then fails on the directory
+/// targets.
 #[test]
 fn warm_calls_cannot_reach_each_other_or_the_pool() {
     let _serial = one_at_a_time();
@@ -371,7 +372,7 @@ fn warm_calls_cannot_reach_each_other_or_the_pool() {
                 code: Some(
                     "import os, time\n\
                      open(os.path.join(os.environ['TMPDIR'], 'secret'), 'w').write('call-secret')\n\
-                     time.sleep(2)\n\
+                     time.sleep(3)\n\
                      print(sorted(os.listdir(os.environ['TMPDIR'])))\n"
                         .into(),
                 ),
@@ -387,23 +388,29 @@ fn warm_calls_cannot_reach_each_other_or_the_pool() {
             })
         })
     };
+    // Its directory: the one whose tmp/ is a link (into its zygote's tmpfs).
     let started = std::time::Instant::now();
-    let secret = loop {
+    let home = loop {
         let found = std::fs::read_dir(&pool)
             .unwrap()
             .flatten()
-            .map(|e| e.path().join("tmp/secret"))
-            .find(|p| p.exists());
+            .map(|e| e.path())
+            .find(|p| p.join("tmp").is_symlink());
         if let Some(found) = found {
             break found;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(20),
-            "the victim call never wrote its secret"
+            "the victim call never started"
         );
         std::thread::sleep(std::time::Duration::from_millis(20));
     };
-    let targets = serde_json::json!({ "pool": pool, "secret": secret });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let targets = serde_json::json!({
+        "pool": pool,
+        "home": home,
+        "secret": home.join("tmp/secret"),
+    });
     let attacker = warm
         .jail_code(&codejail::JailCode {
             code: Some(
@@ -411,19 +418,24 @@ fn warm_calls_cannot_reach_each_other_or_the_pool() {
 import errno, json, os, sys
 t = json.load(sys.stdin)
 home = os.getcwd()
-def attempt(what, f):
+def attempt(what, f, *expected):
     try:
         f()
         print("ESCAPED", what)
-    except PermissionError as e:
-        if e.errno == errno.EACCES:
-            print("CONTAINED:", what)
-attempt("read the other call's secret", lambda: open(t["secret"]).read())
-attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close())
-attempt("list the pool", lambda: os.listdir(t["pool"]))
-attempt("leave a file in the pool", lambda: open(os.path.join(t["pool"], "left-behind"), "w").close())
+    except OSError as e:
+        if e.errno in expected:
+            print("CONTAINED:", what, errno.errorcode[e.errno])
+        else:
+            raise
+# In another mount namespace: not even there.
+attempt("read the other call's secret", lambda: open(t["secret"]).read(), errno.ENOENT)
+attempt("plant a file in the other call's tmp/", lambda: open(os.path.join(os.path.dirname(t["secret"]), "planted"), "w").close(), errno.ENOENT)
+# Landlock: only this call's own directory.
+attempt("read the other call's code", lambda: open(os.path.join(t["home"], "jailed_code")).read(), errno.EACCES)
+attempt("list the pool", lambda: os.listdir(t["pool"]), errno.EACCES)
+attempt("leave a file in the pool", lambda: open(os.path.join(t["pool"], "left-behind"), "w").close(), errno.EACCES)
 for name in ("..", "../.."):
-    attempt("list " + name, lambda: os.listdir(os.path.join(home, name)))
+    attempt("list " + name, lambda: os.listdir(os.path.join(home, name)), errno.EACCES)
 "#
                 .into(),
             ),
@@ -441,8 +453,8 @@ for name in ("..", "../.."):
     );
     assert_eq!(
         (attacker.status, out.matches("CONTAINED:").count()),
-        (0, 6),
-        "every attempt must be refused with EACCES: {out}\n{}",
+        (0, 7),
+        "every attempt must be refused: {out}\n{}",
         String::from_utf8_lossy(&attacker.stderr)
     );
     assert!(!out.contains("ESCAPED"), "{out}");
@@ -549,16 +561,19 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
     ) {
         return;
     }
-    // Without Landlock the attack plants its file: the victim's tmp/
-    // changes, and that alone says NOT CONTAINED even if the attack were
-    // quiet about it.
+    // Without Landlock, and without the mount namespace that hides each
+    // run's tmp/ from the others, the attack plants its file: the victim's
+    // tmp/ changes, and that alone says NOT CONTAINED even if the attack
+    // were quiet about it.
     let mut quiet = attack.clone();
     quiet.code = quiet.code.replace("escaped(", "len(");
     let report = selftest::run_jobs(
         &suite.target(None),
         &[Job {
             attack: quiet,
-            how: How::Only(planned.without(Layer::Landlock)),
+            how: How::Only(selftest::with_userns_if_needed(
+                planned.without(Layer::Landlock).without(Layer::MountNs),
+            )),
         }],
         1,
     )

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod profile;
+mod python;
 mod sandbox;
 
 const USAGE: &str = "\
@@ -17,7 +18,8 @@ usage: cargo xtask <command>
 
 commands:
   ci               fmt --check, clippy -D warnings, test (as root, then again
-                   as an unprivileged user), bench --quick, the AppArmor profile for
+                   as an unprivileged user), the Python package (pip install
+                   ./python into a fresh virtualenv, pytest), bench --quick, the AppArmor profile for
                    /usr/bin/python3 through apparmor_parser, deny (licenses
                    bans sources)
   install-profile  --python PATH [--name NAME] [--extra-read DIR]...
@@ -28,7 +30,8 @@ commands:
   gen-profile      regenerate apparmor/ (the default layout's profile)
   bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
                    codejail against the bare interpreter (see
-                   crates/codejail/benches/bench.rs); --quick fits in a minute
+                   crates/codejail/benches/bench.rs), then the Python
+                   package (python/bench/bench.py); --quick fits in a minute
   bench --service  [--quick] [--requests N]
                    codejail serve over HTTP on loopback, 1/2/4/8 callers,
                    against the bare interpreter (crates/service/benches)
@@ -114,6 +117,7 @@ fn ci() -> Result<(), String> {
     test.args(["test", "--workspace"]).envs(test_env.clone());
     run(test)?;
     unprivileged_tests(&test_env)?;
+    python::tests(&test_env)?;
 
     // Timings are printed, never judged: this fails only on errors.
     bench(&["--quick".to_owned()])?;
@@ -183,6 +187,10 @@ fn prerequisites() -> Result<Vec<(String, String)>, String> {
         if !has(paths) {
             missing.push(package);
         }
+    }
+    // The Python package's test of a 2 GB caller's spawn path reads strace.
+    if !Path::new("/usr/bin/strace").is_file() {
+        missing.push("strace");
     }
     if !missing.is_empty() {
         if !is_root() {
@@ -258,7 +266,8 @@ fn bench(args: &[String]) -> Result<(), String> {
     let mut cmd = cargo();
     cmd.args(["bench", "-q", "-p", "codejail", "--bench", "bench", "--"])
         .args(args);
-    run(cmd)
+    run(cmd)?;
+    python::bench(args)
 }
 
 /// `codejail serve` under load: the release binary, then the bench that

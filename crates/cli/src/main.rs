@@ -26,6 +26,7 @@ macro_rules! say_part {
 }
 use codejail::{LimitName, Settings, SettingsError};
 
+mod api;
 mod doctor;
 mod exec;
 mod log;
@@ -75,6 +76,11 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// For programs: one JSON request on stdin, one JSON response on
+    /// stdout (protocol v1, see `codejail api --help` and the Python
+    /// package's README); exits 2 for a malformed request, 3 when the jail
+    /// cannot be set up.
+    Api,
     /// Serve openedx/codejail-service's v0 API (POST /api/v0/code-exec,
     /// GET /health/, GET /metrics) from a warm pool, per `[service]`.
     Serve(serve::ServeArgs),
@@ -196,6 +202,7 @@ fn main() -> ExitCode {
         Command::Exec(args) => exec::exec(config, args, &stop),
         Command::Doctor { json } => doctor::doctor(config, json),
         Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Api => Ok(api::api(&stop)),
         Command::Selftest {
             json,
             jail,

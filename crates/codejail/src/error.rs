@@ -182,6 +182,12 @@ pub enum WarmError {
         /// The jail.
         jail: String,
     },
+    /// No interpreter is alive, and starting one fails.
+    #[error("no warm interpreter is running, and starting one fails: {why}")]
+    Unavailable {
+        /// Why the last start failed.
+        why: String,
+    },
     /// No interpreter became free in time.
     #[error("no warm interpreter was free within {waited:?}; the pool is saturated or failing")]
     Busy {

@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use codejail_fs::{Contents, JailDir, JailOptions};
+use codejail_fs::{Contents, JailDir, JailOptions, Tmp};
 use codejail_proc::{FsRules, Layer, LayerSet, Needs, Policy, Probe, Spawn, Tmpfs};
 use serde_json::{Map, Value};
 
@@ -165,11 +165,13 @@ impl Jail {
     }
 
     /// The layers a run under `policy` with `limits` gets: the same plan
-    /// the process layer makes when it starts the run.
+    /// the process layer makes when it starts the run. A tmp quota never
+    /// makes a run fail for want of a mount namespace: `tmp/` is then not
+    /// writable at all ([`tmp_of`]).
     fn plan(&self, policy: Policy, limits: &LimitSet) -> Result<LayerSet, JailError> {
         let needs = Needs {
             cgroup: limits.get(LimitName::Memory) > 0,
-            mount_ns: limits.tmp_quota().is_some(),
+            mount_ns: false,
             apparmor_profile: self.config.apparmor_profile.is_some(),
         };
         Ok(Probe::get().plan(policy, needs)?)
@@ -190,7 +192,6 @@ impl Jail {
     /// # Errors
     /// As [`Jail::jail_code`].
     pub fn not_safe_jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
-        tracing::warn!(jail = %self.name, "running code WITHOUT confinement");
         self.run(request, true, &[])
     }
 
@@ -208,9 +209,14 @@ impl Jail {
         let _entered = span.enter();
         let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
         let policy = self.call_policy(call, unsafe_run, &limits)?;
+        if policy == Policy::None {
+            // Every unconfined run says so, whichever way it was asked for.
+            tracing::warn!("running code WITHOUT confinement");
+        }
         // The sandbox uid owns tmp/ when the run will switch to it.
         let layers = self.plan(policy, &limits)?;
         let owner = layers.contains(Layer::Identity).then_some(self.identity);
+        let (tmp, tmp_quota) = tmp_of(&limits, layers);
         let contents = Contents {
             code: request.code.as_deref().map(str::as_bytes),
             files: &call.files,
@@ -221,7 +227,8 @@ impl Jail {
         let jail = JailDir::create(&JailOptions {
             parent: self.config.jail_parent.clone(),
             owner,
-            tmp_quota: limits.tmp_quota(),
+            tmp_quota,
+            tmp: tmp.clone(),
             prefix: Some(crate::leftovers::jail_prefix()),
         })?;
         jail.stage(&contents)?;
@@ -239,7 +246,7 @@ impl Jail {
             .limits(limits.to_proc())
             .policy(policy)
             .identity(self.identity.0, self.identity.1)
-            .fs_rules(self.fs_rules(&jail))
+            .fs_rules(self.fs_rules(&jail, &tmp))
             .slug(call.slug.clone().unwrap_or_default());
         if let Some(profile) = &self.config.apparmor_profile {
             spawn.apparmor_profile(profile);
@@ -281,12 +288,14 @@ impl Jail {
     }
 
     /// The filesystem rules of a run in `jail`: the interpreter's paths,
-    /// the jail home read-only, its `tmp/` read-write.
-    pub(crate) fn fs_rules(&self, jail: &JailDir) -> FsRules {
+    /// the jail home read-only, its `tmp/` read-write when it is writable.
+    pub(crate) fn fs_rules(&self, jail: &JailDir, tmp: &Tmp) -> FsRules {
         let mut rules = FsRules::default();
         rules.read_exec.extend(self.facts.read_exec.iter().cloned());
         rules.read.push(jail.path().to_owned());
-        rules.read_write.push(jail.tmp().to_owned());
+        if *tmp == Tmp::Writable {
+            rules.read_write.push(jail.tmp().to_owned());
+        }
         rules
     }
 
@@ -386,9 +395,6 @@ impl Jail {
         unsafe_run: bool,
         merge: bool,
     ) -> Result<String, SafeExecError> {
-        if unsafe_run {
-            tracing::warn!(jail = %self.name, "running code WITHOUT confinement (not_safe_exec)");
-        }
         self.check_safe_exec()?;
         check_globals(globals_json)?;
         let (call, path_entries) = python_path_files(options)?;
@@ -436,6 +442,27 @@ fn note_user_not_honoured(config: &JailConfig) {
             "the configured sandbox user `{user}` cannot be used: this process cannot change uid (run as root, or with CAP_SETUID and CAP_SETGID); the code runs as this process's own uid"
         );
     });
+}
+
+/// What a run's `tmp/` is: writable under the quota of `limits` (a tmpfs
+/// in the run's mount namespace), writable without a quota when DISK and
+/// FILES are both 0, or, when the quota cannot be mounted (no mount
+/// namespace here), not writable at all: the disk is never bounded by
+/// `fsize` alone. Said once per process.
+fn tmp_of(limits: &LimitSet, layers: LayerSet) -> (Tmp, Option<codejail_fs::TmpQuota>) {
+    match limits.tmp_quota() {
+        None => (Tmp::Writable, None),
+        Some(quota) if layers.contains(Layer::MountNs) => (Tmp::Writable, Some(quota)),
+        Some(_) => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "tmp/ is read-only in every jail: its disk quota needs a mount namespace, which this host does not give (set disk = 0 and files = 0 to write without a quota)"
+                );
+            });
+            (Tmp::ReadOnly, None)
+        }
+    }
 }
 
 /// The policy the interpreter is asked its facts under: the jail's (where

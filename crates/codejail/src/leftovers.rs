@@ -108,6 +108,36 @@ pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
     report
 }
 
+/// [`gc`] of one jail parent (the system temp dir when none is given),
+/// logged: what a warm pool does when it starts.
+pub(crate) fn gc_own_kind(parent: Option<&Path>) {
+    let parents = parents_of(std::iter::once(parent));
+    let report = gc(&parents, false);
+    for (path, why) in &report.failed {
+        tracing::warn!(path = %path.display(), "could not remove a leftover: {why}");
+    }
+}
+
+/// Host pids of live processes whose command line contains `token`.
+pub(crate) fn processes_with(token: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            (!zombie && String::from_utf8_lossy(&cmdline).contains(token)).then_some(pid)
+        })
+        .collect()
+}
+
 /// The places jails of these settings are made in.
 pub(crate) fn parents_of<'a>(parents: impl Iterator<Item = Option<&'a Path>>) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = parents

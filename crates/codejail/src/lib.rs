@@ -62,4 +62,4 @@ pub use registry::{
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 pub use runner::Runner;
 pub use settings::{ServiceSettings, Settings, SettingsError};
-pub use warm::{Health, Warm};
+pub use warm::{Health, Warm, WarmOptions};

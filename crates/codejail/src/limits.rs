@@ -28,11 +28,13 @@ pub enum LimitName {
     Nproc,
     /// Memory of the whole run, bytes (a cgroup); 0 = off (default).
     Memory,
-    /// Bytes in the jail's `tmp/` (a tmpfs quota); 0 = no quota (default).
+    /// Bytes in the jail's `tmp/` (a tmpfs quota; default 64 MiB); with
+    /// FILES 0 too, no quota.
     Disk,
-    /// Files in the jail's `tmp/` (a tmpfs inode quota); 0 = no quota.
+    /// Files in the jail's `tmp/` (a tmpfs inode quota; default 1024);
+    /// with DISK 0 too, no quota.
     Files,
-    /// Bytes kept per output stream (default 1 MiB).
+    /// Bytes kept per output stream (default 4 MiB).
     Output,
     /// Accepted for compatibility with CodeJail's settings and ignored:
     /// CodeJail used it to run jails through a long-lived proxy process.
@@ -97,7 +99,12 @@ impl LimitName {
         match self {
             LimitName::Cpu | LimitName::Realtime => 1,
             LimitName::Nproc => 15,
-            LimitName::Output => 1 << 20,
+            // CodeJail's own tests write 3.84 MB to stdout and to stderr.
+            LimitName::Output => 4 << 20,
+            // A writable tmp/ always has a quota: FSIZE bounds one file,
+            // not how many.
+            LimitName::Disk => 64 << 20,
+            LimitName::Files => 1024,
             _ => 0,
         }
     }
@@ -271,7 +278,8 @@ pub struct LimitSet(HashMap<LimitName, u64>);
 
 impl Default for LimitSet {
     /// CodeJail's defaults (CPU 1, REALTIME 1, VMEM 0, FSIZE 0, NPROC 15)
-    /// and this project's (MEMORY, DISK, FILES off; OUTPUT 1 MiB).
+    /// and this project's (MEMORY off, DISK 64 MiB, FILES 1024, OUTPUT
+    /// 4 MiB).
     fn default() -> LimitSet {
         LimitSet(
             LimitName::ALL
@@ -531,7 +539,13 @@ mod tests {
         .map(|n| l.get(n))
         .collect();
         assert_eq!(values, [1, 1, 0, 0, 15]);
-        assert_eq!(l.get(LimitName::Output), 1 << 20);
-        assert_eq!(l.tmp_quota(), None);
+        assert_eq!(l.get(LimitName::Output), 4 << 20);
+        assert_eq!(
+            l.tmp_quota(),
+            Some(codejail_fs::TmpQuota {
+                bytes: 64 << 20,
+                inodes: 1024
+            })
+        );
     }
 }

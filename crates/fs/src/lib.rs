@@ -47,10 +47,28 @@ pub struct JailOptions {
     pub owner: Option<(u32, u32)>,
     /// A size and inode limit for `tmp/`.
     pub tmp_quota: Option<TmpQuota>,
+    /// What `tmp/` is (default: a directory the sandbox may write to).
+    pub tmp: Tmp,
     /// The start of the jail directory's name (default `codejail-`); six
     /// random characters follow. A caller records in it whatever it needs
     /// to find its leftovers again (the facade: its pid and start time).
     pub prefix: Option<String>,
+}
+
+/// What a jail's `tmp/` is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Tmp {
+    /// A directory the sandbox identity may write to (chowned to it,
+    /// 0700; without an identity, 01777).
+    #[default]
+    Writable,
+    /// A directory nobody may write to (0555, the caller's): where no
+    /// quota can bound it, the jail gets no writable place at all.
+    ReadOnly,
+    /// A symbolic link to this path, which the program sees in its own
+    /// mount namespace (a warm pool's call: its `tmp/` lives on the
+    /// zygote's quota-limited tmpfs).
+    Link(PathBuf),
 }
 
 /// A size and inode limit for a jail's `tmp/`: a `tmpfs` mounted over it in
@@ -149,16 +167,22 @@ impl JailDir {
     fn set_up_tmp(&self) -> Result<(), CreateError> {
         rustix::fs::fchmod(&self.dir, Mode::from_raw_mode(0o755))
             .map_err(|e| create_err("chmod", &self.home)(e.into()))?;
+        if let Tmp::Link(target) = &self.options.tmp {
+            return rustix::fs::symlinkat(target, &self.dir, "tmp")
+                .map_err(|e| create_err("link", &self.tmp)(e.into()));
+        }
         rustix::fs::mkdirat(&self.dir, "tmp", Mode::from_raw_mode(0o700))
             .map_err(|e| create_err("create", &self.tmp)(e.into()))?;
         let tmp = stage::open_dir_at(self.dir.as_fd(), OsStr::new("tmp"))
             .map_err(create_err("open", &self.tmp))?;
-        match self.options.owner {
-            Some((uid, gid)) => {
+        match (&self.options.tmp, self.options.owner) {
+            (Tmp::ReadOnly, _) => rustix::fs::fchmod(&tmp, Mode::from_raw_mode(0o555))
+                .map_err(|e| create_err("chmod", &self.tmp)(e.into()))?,
+            (_, Some((uid, gid))) => {
                 rustix::fs::fchown(&tmp, Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)))
                     .map_err(|e| create_err("chown", &self.tmp)(e.into()))?;
             }
-            None => rustix::fs::fchmod(&tmp, Mode::from_raw_mode(0o1777))
+            (_, None) => rustix::fs::fchmod(&tmp, Mode::from_raw_mode(0o1777))
                 .map_err(|e| create_err("chmod", &self.tmp)(e.into()))?,
         }
         Ok(())
@@ -176,7 +200,10 @@ impl JailDir {
 
     /// The tmpfs that enforces the quota, if one was asked for.
     pub fn tmp_mount(&self) -> Option<TmpMount> {
-        let quota = self.options.tmp_quota?;
+        let quota = self
+            .options
+            .tmp_quota
+            .filter(|_| self.options.tmp == Tmp::Writable)?;
         let (uid, gid, mode) = match self.options.owner {
             Some((uid, gid)) => (uid, gid, 0o700),
             None => (

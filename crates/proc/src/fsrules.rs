@@ -132,24 +132,32 @@ pub struct Tmpfs {
 }
 
 impl Tmpfs {
-    /// The `mount(2)` data string.
+    /// The `mount(2)` data string. A dimension of 0 is left to tmpfs's
+    /// default (half the memory, half its pages in inodes) rather than
+    /// passed as `0`, which tmpfs reads as "unlimited" and reports as full.
     pub(crate) fn data(&self) -> String {
-        format!(
-            "size={},nr_inodes={},mode={:o},uid={},gid={}",
-            self.bytes, self.inodes, self.mode, self.uid, self.gid
-        )
+        let mut data = format!("mode={:o},uid={},gid={}", self.mode, self.uid, self.gid);
+        if self.bytes > 0 {
+            data.push_str(&format!(",size={}", self.bytes));
+        }
+        if self.inodes > 0 {
+            data.push_str(&format!(",nr_inodes={}", self.inodes));
+        }
+        data
     }
 }
 
 /// The Landlock rights of [`FsRules::read_write`]: every right of the ABI
-/// but `Execute`.
+/// but `Execute`, and but making character and block devices (no jailed
+/// code needs a device node; only a missing `CAP_MKNOD` refused them).
 fn read_write(abi: ABI) -> BitFlags<AccessFs> {
-    AccessFs::from_all(abi) & !AccessFs::Execute
+    AccessFs::from_all(abi) & !(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock)
 }
 
 /// The Landlock rights a read-write path gets, as the kernel's bits (for
-/// the rule the supervisor adds to each tmpfs it mounts).
-pub(crate) fn read_write_access(abi: i32) -> u64 {
+/// the rule the supervisor adds to each tmpfs it mounts, and a warm
+/// pool's zygote adds to each call's ruleset for the call's `tmp/`).
+pub fn read_write_access(abi: i32) -> u64 {
     read_write(ABI::from(abi)).bits()
 }
 
@@ -307,10 +315,11 @@ mod tests {
     }
 
     #[test]
-    fn read_write_is_everything_but_execute() {
+    fn read_write_is_everything_but_execute_and_devices() {
         let abi = ABI::from(7);
-        assert!(!read_write(abi).contains(AccessFs::Execute));
-        assert_eq!(read_write(abi) | AccessFs::Execute, AccessFs::from_all(abi));
+        let missing = AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock;
+        assert!(!read_write(abi).intersects(missing));
+        assert_eq!(read_write(abi) | missing, AccessFs::from_all(abi));
         assert_eq!(read_write_access(7), read_write(abi).bits());
     }
 

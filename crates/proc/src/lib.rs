@@ -57,7 +57,7 @@ mod users;
 
 pub use cgroup::CgroupError;
 pub use error::SpawnError;
-pub use fsrules::{Enforcement, FsRules, FsRulesError, Tmpfs};
+pub use fsrules::{Enforcement, FsRules, FsRulesError, Tmpfs, read_write_access};
 pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};

@@ -1,7 +1,8 @@
 //! The seccomp-bpf filter: one documented table of what the jailed program
 //! may not ask of the kernel, and the classic BPF program made from it.
 //!
-//! Everything in [`DENIED`] fails with `EPERM`; `clone3` fails with `ENOSYS`
+//! Everything in [`DENIED`] fails with `EPERM`, except the syscalls of
+//! [`ANSWERED_EACCES`], which fail with `EACCES`; `clone3` fails with `ENOSYS`
 //! (its flags live in memory a filter cannot read, and `ENOSYS` makes libc
 //! fall back to `clone`, whose flags are checked); a syscall of a foreign
 //! ABI (i386 through `int 0x80`, x32) kills the process. Everything else is
@@ -65,6 +66,50 @@ const CLONE_NS_FLAGS: u32 = (libc::CLONE_NEWNS
 pub const DENIED: &[(&str, libc::c_long, When)] = &[
     // Reading or changing other processes.
     ("ptrace", libc::SYS_ptrace, When::Always),
+    // Acting on another process by pid: a warm pool's worker shares its
+    // zygote's uid and namespaces, so without these it could lower the
+    // zygote's limits or priority, or pin it to a CPU, and every worker
+    // forked afterwards would inherit that. The same calls on the caller
+    // itself (pid 0) keep working. (Threads are named by their tid, not 0:
+    // a library that pins its own threads gets EPERM and goes on.)
+    ("prlimit64", libc::SYS_prlimit64, When::ArgNe(0, 0)),
+    // setpriority(which, who): PRIO_PGRP or PRIO_USER with who 0 reach
+    // the caller's group or every process of its uid.
+    ("setpriority", libc::SYS_setpriority, When::ArgNe(0, 0)),
+    ("setpriority", libc::SYS_setpriority, When::ArgNe(1, 0)),
+    // ioprio_set(which, who): only IOPRIO_WHO_PROCESS (1) of itself (0).
+    ("ioprio_set", libc::SYS_ioprio_set, When::ArgNe(0, 1)),
+    ("ioprio_set", libc::SYS_ioprio_set, When::ArgNe(1, 0)),
+    (
+        "sched_setscheduler",
+        libc::SYS_sched_setscheduler,
+        When::ArgNe(0, 0),
+    ),
+    (
+        "sched_setparam",
+        libc::SYS_sched_setparam,
+        When::ArgNe(0, 0),
+    ),
+    ("sched_setattr", libc::SYS_sched_setattr, When::ArgNe(0, 0)),
+    (
+        "sched_setaffinity",
+        libc::SYS_sched_setaffinity,
+        When::ArgNe(0, 0),
+    ),
+    ("migrate_pages", libc::SYS_migrate_pages, When::ArgNe(0, 0)),
+    ("move_pages", libc::SYS_move_pages, When::ArgNe(0, 0)),
+    (
+        "get_robust_list",
+        libc::SYS_get_robust_list,
+        When::ArgNe(0, 0),
+    ),
+    // Comparing kernel objects of two processes; pidfds, which name a
+    // process for process_madvise, process_mrelease, setns and
+    // pidfd_getfd (signals through them are Landlock's scope).
+    ("kcmp", libc::SYS_kcmp, When::Always),
+    ("pidfd_open", libc::SYS_pidfd_open, When::Always),
+    ("process_madvise", libc::SYS_process_madvise, When::Always),
+    ("process_mrelease", libc::SYS_process_mrelease, When::Always),
     ("process_vm_readv", libc::SYS_process_vm_readv, When::Always),
     (
         "process_vm_writev",
@@ -177,6 +222,13 @@ const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const DENY: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
+const DENY_ACCES: u32 = SECCOMP_RET_ERRNO | libc::EACCES as u32;
+
+/// The syscalls of [`DENIED`] refused with `EACCES` instead of `EPERM`:
+/// `socket` of a family other than `AF_UNIX`, because that is what
+/// AppArmor answers, what CodeJail's users see (`PermissionError: [Errno
+/// 13]`) and what codejail-service's start-up check requires.
+pub const ANSWERED_EACCES: &[libc::c_long] = &[libc::SYS_socket];
 /// x32 syscall numbers have this bit set on x86_64.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
@@ -204,12 +256,15 @@ fn stmt(code: u16, k: u32) -> libc::sock_filter {
 }
 
 /// Where a jump of the search goes: the next instruction, a few further,
-/// or one of the two returns shared by the whole search.
-#[derive(Clone, Copy, Debug)]
+/// or one of the three returns shared by the whole search.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum To {
     Skip(usize),
     Allow,
+    /// `EPERM`.
     Deny,
+    /// `EACCES` ([`ANSWERED_EACCES`]).
+    DenyAccess,
 }
 
 /// A search instruction before its jumps are resolved.
@@ -234,11 +289,11 @@ fn branch(code: u16, k: u32, jt: To, jf: To) -> Op {
     Op { code, k, jt, jf }
 }
 
-/// One syscall's leaf: refuse it when any of `whens` holds, else allow.
-/// The accumulator holds the syscall number on entry.
-fn leaf(nr: u32, whens: &[When]) -> Vec<Op> {
+/// One syscall's leaf: refuse it when any of `whens` holds (going to
+/// `deny`), else allow. The accumulator holds the syscall number on entry.
+fn leaf(nr: u32, whens: &[When], deny: To) -> Vec<Op> {
     if whens.contains(&When::Always) {
-        return vec![branch(JEQ, nr, To::Deny, To::Allow)];
+        return vec![branch(JEQ, nr, deny, To::Allow)];
     }
     // Each test ends in a jump to Deny when it holds, and falls through to
     // the next test (the last one to Allow) when it does not.
@@ -246,14 +301,14 @@ fn leaf(nr: u32, whens: &[When]) -> Vec<Op> {
         .iter()
         .map(|&when| match when {
             When::Always => unreachable!("handled above"),
-            When::ArgEq(a, v) => (a, vec![branch(JEQ, v, To::Deny, To::Skip(0))]),
-            When::ArgNe(a, v) => (a, vec![branch(JEQ, v, To::Skip(0), To::Deny)]),
-            When::ArgHasBits(a, mask) => (a, vec![branch(JSET, mask, To::Deny, To::Skip(0))]),
+            When::ArgEq(a, v) => (a, vec![branch(JEQ, v, deny, To::Skip(0))]),
+            When::ArgNe(a, v) => (a, vec![branch(JEQ, v, To::Skip(0), deny)]),
+            When::ArgHasBits(a, mask) => (a, vec![branch(JSET, mask, deny, To::Skip(0))]),
             When::ArgNeither(a, x, y) => (
                 a,
                 vec![
                     branch(JEQ, x, To::Skip(1), To::Skip(0)),
-                    branch(JEQ, y, To::Skip(0), To::Deny),
+                    branch(JEQ, y, To::Skip(0), deny),
                 ],
             ),
         })
@@ -273,7 +328,12 @@ fn leaf(nr: u32, whens: &[When]) -> Vec<Op> {
 /// jumps over the lower half.
 fn search(leaves: &[(u32, Vec<When>)]) -> Vec<Op> {
     if let [(nr, whens)] = leaves {
-        return leaf(*nr, whens);
+        let deny = if ANSWERED_EACCES.iter().any(|&n| n as u32 == *nr) {
+            To::DenyAccess
+        } else {
+            To::Deny
+        };
+        return leaf(*nr, whens, deny);
     }
     let (low, high) = leaves.split_at(leaves.len() / 2);
     let pivot = high[0].0;
@@ -297,7 +357,7 @@ pub(crate) fn compile() -> Result<Vec<libc::sock_filter>, String> {
     }
     let leaves: Vec<(u32, Vec<When>)> = table.into_iter().collect();
     let search = search(&leaves);
-    let (allow, deny) = (search.len(), search.len() + 1);
+    let (allow, deny, deny_access) = (search.len(), search.len() + 1, search.len() + 2);
     let mut prog = vec![
         stmt(LD_W_ABS, OFFSET_ARCH),
         libc::sock_filter {
@@ -328,6 +388,7 @@ pub(crate) fn compile() -> Result<Vec<libc::sock_filter>, String> {
                 To::Skip(n) => n,
                 To::Allow => allow - at - 1,
                 To::Deny => deny - at - 1,
+                To::DenyAccess => deny_access - at - 1,
             };
             u8::try_from(offset).map_err(|_| format!("a jump of {offset} instructions"))
         };
@@ -340,6 +401,7 @@ pub(crate) fn compile() -> Result<Vec<libc::sock_filter>, String> {
     }
     prog.push(stmt(RET, SECCOMP_RET_ALLOW));
     prog.push(stmt(RET, DENY));
+    prog.push(stmt(RET, DENY_ACCES));
     Ok(prog)
 }
 
@@ -398,7 +460,12 @@ mod tests {
         let refused = DENIED
             .iter()
             .any(|&(_, n, when)| n as u32 == nr && when.refuses(args));
-        if refused { DENY } else { SECCOMP_RET_ALLOW }
+        let access = ANSWERED_EACCES.iter().any(|&n| n as u32 == nr);
+        match (refused, access) {
+            (false, _) => SECCOMP_RET_ALLOW,
+            (true, false) => DENY,
+            (true, true) => DENY_ACCES,
+        }
     }
 
     #[test]
@@ -448,7 +515,10 @@ mod tests {
             verdict(libc::SYS_socket, 0, unix | 1 << 32),
             SECCOMP_RET_ALLOW
         );
-        assert_eq!(verdict(libc::SYS_socket, 0, libc::AF_INET as u64), DENY);
+        assert_eq!(
+            verdict(libc::SYS_socket, 0, libc::AF_INET as u64),
+            DENY_ACCES
+        );
         assert_eq!(
             verdict(libc::SYS_clone, 0, libc::SIGCHLD as u64),
             SECCOMP_RET_ALLOW

@@ -1,39 +1,59 @@
-
 # ---------------------------------------------------------------------------
 # codejail warm path: the zygote. Appended to driver.py (with ZYGOTE = True
-# before it) and run inside a fully confined jail, every layer on.
+# before it) and run inside a fully confined jail, every layer on, as the
+# jail's code: `jailed_code POOL MAX_CALLS`.
 #
-# It connects to the unix socket named in argv[1] and serves one call at a
-# time. A request is one line, {"home", "tmp", "mode", "limits"}, sent with
-# five descriptors (SCM_RIGHTS): the worker's stdin, stdout, stderr and
-# result pipes, whose other ends the caller reads, and the call's Landlock
-# ruleset, built by the caller. The
-# zygote never reads a call's code, data or output: code and data are files
-# in the call's own jail directory, read by the worker; output goes straight
-# to the caller. So nothing of one call is ever in the zygote's memory for a
-# later call (forked from it) to find.
+# Its channel to the pool is its stdin: one end of a socketpair the pool
+# made and kept the other end of, so no other process can talk to it. When
+# it is ready it says "ready\n"; then it serves one call at a time. A
+# request is one JSON line, {"home", "tmp", "tmpdir", "mode", "limits",
+# "tmp_access"},
+# sent with five descriptors (SCM_RIGHTS): the worker's stdin, stdout,
+# stderr and result pipes, whose other ends the caller reads, and the
+# call's Landlock ruleset, built by the caller. The zygote never reads a
+# call's code, data or output: code and data are files in the call's own
+# directory, read by the worker; output goes straight to the caller. So
+# nothing of one call is ever in the zygote's memory for a later call
+# (forked from it) to find.
 #
-# Per call:   zygote --fork--> worker: new session, rlimits, a nested
-#             Landlock domain (its own jail directory only; it cannot signal
-#             the zygote), cwd, clean environment, stdio on the pipes; runs
-#             the code.
-#   zygote:   waits for the worker, the deadline, or a "k" from the caller
-#             (output cap), then kill(-1, SIGKILL): Landlock's signal scope
-#             confines that to the zygote's domain, in which only this call's
-#             processes live (the zygote is a child subreaper, so orphans of
-#             the call are its children); reaps them all; answers with one
-#             JSON line.
+# Per call:   zygote: makes the call's tmp/ (a directory of its own tmp/,
+#             the tmpfs with the pool's quota where there is one) and adds
+#             it to the call's ruleset, read-write without execute;
+#             zygote --fork--> worker: new session, the nested Landlock
+#             domain (its own directory and tmp/ only; it cannot signal the
+#             zygote), rlimits, cwd, TMPDIR, stdio on the pipes; runs the
+#             code.
+#   zygote:   waits for the worker to end, or for "k" from the caller (a
+#             cap, the deadline, a cancel: the caller enforces them all),
+#             then kill(-1, SIGKILL): Landlock's signal scope confines that
+#             to the zygote's domain, where only this call's processes live
+#             (the zygote is a child subreaper, so orphans of the call are
+#             its children); reaps them all; removes the call's tmp/;
+#             checks that nothing of its own was changed; answers one JSON
+#             line.
+# A worker cannot act on its zygote by pid (seccomp refuses prlimit,
+# setpriority, sched_set*, ioprio_set and pidfd_open aimed at another
+# process), but the zygote checks anyway, and retires (answers "retire",
+# then exits) when anything of its own changed, or after MAX_CALLS calls.
 # ---------------------------------------------------------------------------
 import ctypes
 import resource
 import select
 import signal
 import socket
+import stat
 import time
 
 _libc = ctypes.CDLL(None, use_errno=True)
+SYS_LANDLOCK_ADD_RULE = 445
 SYS_LANDLOCK_RESTRICT_SELF = 446
+LANDLOCK_RULE_PATH_BENEATH = 1
 PR_SET_CHILD_SUBREAPER = 36
+
+
+class _PathBeneath(ctypes.Structure):
+    _pack_ = 1
+    _fields_ = [("allowed_access", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
 
 
 def _check(ret, what):
@@ -43,18 +63,20 @@ def _check(ret, what):
     return ret
 
 
-def worker(req, fds):
+def worker(req, fds, chld):
     """The call's code. Never returns."""
     status = 1
     try:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[4], 0), "landlock_restrict_self")
         # Out of the way of the targets first, then onto 0..3.
         moved = [os.dup(fd) for fd in fds[:4]]
         for target, fd in enumerate(moved):
             os.dup2(fd, target)
-        os.closerange(4, 65536)
-        home = req["home"]
+        # jail_code's program starts with 0..2 only, as on the cold path.
+        os.closerange(3 if req["mode"] == "run" else 4, 65536)
         limits = req["limits"]
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         if limits["cpu"]:
@@ -67,11 +89,11 @@ def worker(req, fds):
             # this uid in this user namespace.
             n = limits["nproc"]
             resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
-        os.chdir(home)
+        os.chdir(req["home"])
         # The zygote's environment is a cold run's; its sys.std* objects
         # wrap descriptors 0..2 with nothing buffered: both serve as they
         # are, now on this call's directory and pipes.
-        os.environ["TMPDIR"] = req["tmp"]
+        os.environ["TMPDIR"] = req["tmpdir"]
         if req["mode"] == "exec":
             payload = loads(sys.stdin.buffer.read().decode("utf-8"))
             safe_exec(payload, 3)
@@ -82,7 +104,7 @@ def worker(req, fds):
             sys.argv = ["jailed_code"] + argv
             with open("jailed_code") as f:
                 code = compile(f.read(), "jailed_code", "exec")
-            sys.path[0] = home
+            sys.path[0] = req["home"]
             exec(code, {"__name__": "__main__", "__file__": "jailed_code", "__builtins__": __builtins__})
             status = 0
     except SystemExit as e:
@@ -104,7 +126,8 @@ def worker(req, fds):
 
 def receive(sock, pending):
     """One request line and its five descriptors; stray "k" bytes (a kill
-    that came after its call had ended) are dropped."""
+    that came after its call had ended) are dropped. End of file: the
+    pool is gone, and so is the zygote."""
     fds = []
     while b"\n" not in pending or len(fds) < 5:
         data, more, _, _ = socket.recv_fds(sock, 65536, 5)
@@ -117,61 +140,128 @@ def receive(sock, pending):
     return loads(line.decode("utf-8")), fds, rest
 
 
-def serve(sock, req, fds):
-    """Runs one call; returns the answer."""
-    answer = {"status": -9, "killed_by": None, "cpu_us": 0, "max_rss_kib": 0}
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    pid = os.fork()
-    if pid == 0:
-        sock.close()
-        worker(req, fds)
-    for fd in fds:
-        os.close(fd)
-    pidfd = os.pidfd_open(pid)
+def call_tmp(req):
+    """The call's tmp/: a new directory in the zygote's own tmp/ (the
+    tmpfs with the pool's quota, where there is one), and a descriptor of
+    it for the call's ruleset (built outside the zygote's mount namespace,
+    where that tmpfs is not)."""
+    path = req["tmp"]
+    os.mkdir(path, 0o700)
+    return path, os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+
+
+def wait_for(sock, pid, chld):
+    """Until the worker ends (its status), or the caller asks for the
+    kill (None). The caller's end closing ends the zygote."""
     poller = select.poll()
-    poller.register(pidfd, select.POLLIN)
     poller.register(sock.fileno(), select.POLLIN)
-    deadline = time.monotonic() + (req["limits"]["realtime"] or 1e9)
+    poller.register(chld, select.POLLIN)
     while True:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            answer["killed_by"] = "realtime"
-            break
-        events = dict(poller.poll(left * 1000))
-        if pidfd in events:
-            break
+        events = dict(poller.poll())
+        if chld in events:
+            try:
+                while os.read(chld, 512):
+                    pass
+            except BlockingIOError:
+                pass
+            done = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if done is not None:
+                return done
         if sock.fileno() in events:
             if not sock.recv(1, socket.MSG_DONTWAIT):
                 os.kill(-1, signal.SIGKILL)
                 os._exit(0)
-            answer["killed_by"] = "output"
-            break
-    os.close(pidfd)
-    # Every process of this call, and nothing else (Landlock scope).
+            return None
+
+
+def reap_all(pid):
+    """Kills every process of the call (and nothing else: Landlock's
+    scope) and reaps them; the worker's status and peak RSS."""
     try:
         os.kill(-1, signal.SIGKILL)
     except OSError:
         pass
-    status = signal.SIGKILL
+    status, rss = signal.SIGKILL, 0
     while True:
         try:
             p, st, ru = os.wait4(-1, 0)
         except ChildProcessError:
-            break
+            return status, rss
+        except InterruptedError:
+            continue
         if p == pid:
-            status = st
-            answer["max_rss_kib"] = ru.ru_maxrss
+            status, rss = st, ru.ru_maxrss
+
+
+def remove_tree(path):
+    """Removes what the call left in its tmp/, never following a link, and
+    giving back the permissions the call took away (same owner)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        os.chmod(path, 0o700)
+        with os.scandir(path) as entries:
+            names = [e.name for e in entries]
+        for name in names:
+            remove_tree(os.path.join(path, name))
+        os.rmdir(path)
+    else:
+        os.unlink(path)
+
+
+def full(path, limits):
+    """Whether the zygote's tmpfs, limited by the pool's quota, is full."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return False
+    return bool((limits["disk"] and st.f_bavail == 0) or (limits["files"] and st.f_ffree == 0))
+
+
+def own_state():
+    """What of the zygote a worker could try to change: its limits, its
+    priority and scheduling, its CPUs."""
+    limits = tuple(resource.getrlimit(r) for r in (
+        resource.RLIMIT_NOFILE, resource.RLIMIT_NPROC, resource.RLIMIT_AS,
+        resource.RLIMIT_CPU, resource.RLIMIT_FSIZE, resource.RLIMIT_STACK,
+    ))
+    return (limits, os.getpriority(os.PRIO_PROCESS, 0), os.sched_getscheduler(0),
+            tuple(sorted(os.sched_getaffinity(0))))
+
+
+def serve(sock, req, fds, chld):
+    """Runs one call; returns the answer."""
+    answer = {"status": -9, "cpu_us": 0, "max_rss_kib": 0, "disk_full": False}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    tmp, tmp_fd = call_tmp(req)
+    try:
+        rule = _PathBeneath(req["tmp_access"], tmp_fd)
+        _check(_libc.syscall(SYS_LANDLOCK_ADD_RULE, fds[4], LANDLOCK_RULE_PATH_BENEATH,
+                             ctypes.byref(rule), 0), "landlock_add_rule")
+    finally:
+        os.close(tmp_fd)
+    pid = os.fork()
+    if pid == 0:
+        sock.close()
+        worker(req, fds, chld)
+    for fd in fds:
+        os.close(fd)
+    wait_for(sock, pid, chld)
+    status, rss = reap_all(pid)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     answer["cpu_us"] = int((after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime) * 1e6)
+    answer["max_rss_kib"] = rss
     answer["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-    if answer["killed_by"] is None and answer["status"] == -signal.SIGXCPU:
-        answer["killed_by"] = "cpu"
+    answer["disk_full"] = full(tmp, req["limits"])
+    remove_tree(tmp)
     return answer
 
 
 def rehearse():
     """Runs once what every worker runs (the compiler, exec, the JSON
-    codec, text files over pipes, a foreign call), with made-up data, so
+    codec, text I/O over pipes, a foreign call), with made-up data, so
     that what CPython builds on first use is built here, before the fork:
     in a worker it would cost copied pages, every call (about 1.5 ms for
     the first compile() alone)."""
@@ -179,7 +269,7 @@ def rehearse():
     try:
         namespace = loads('{"a": [1, 2.5, "t", null, true, {"b": "c"}]}')
         exec(compile("x = 1 + 1\ny = [a, x, str(x)]\n", "<rehearsal>", "exec"), namespace)
-        dumps(json_safe(namespace)).encode("utf-8")
+        dumps(json_safe(namespace)).encode("ascii")
         with open(w, "w", closefd=False) as out:
             out.write("rehearsal\n")
         with open(r, "r", closefd=False) as back:
@@ -190,22 +280,33 @@ def rehearse():
         os.close(w)
 
 
-def zygote(path):
+def zygote(max_calls):
     import gc
 
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
+    sock = socket.socket(fileno=os.dup(0))
+    # The worker's SIGCHLD wakes the poll through this pipe.
+    chld, chld_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    signal.set_wakeup_fd(chld_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     rehearse()
     # Everything imported so far lives on in every worker: keep the garbage
     # collector off those pages so that forked workers share them.
     gc.freeze()
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.connect(path)
+    state = own_state()
+    sock.sendall(b"ready\n")
     pending = b""
+    served = 0
     while True:
         req, fds, pending = receive(sock, pending)
-        answer = serve(sock, req, fds)
+        answer = serve(sock, req, fds, chld)
         del req, fds
-        sock.sendall(dumps(answer).encode("utf-8") + b"\n")
+        served += 1
+        retire = served >= max_calls or own_state() != state
+        answer["retire"] = retire
+        sock.sendall(dumps(answer).encode("ascii") + b"\n")
+        if retire:
+            os._exit(0)
 
 
-zygote(sys.argv[1])
+zygote(int(sys.argv[2]))

@@ -444,12 +444,19 @@ struct Ran {
 
 /// The second run of a concurrency attack: it keeps a secret in its tmp/
 /// for a while, then says what its tmp/ holds.
+/// The victim run of a concurrency attack: a secret in its tmp/, marked
+/// with its token (its first argument), so that an attack counts only its
+/// own victim, not another job's running at the same time.
 const VICTIM_CODE: &str = "import os, sys, time\n\
 tmp = os.environ['TMPDIR']\n\
-open(os.path.join(tmp, 'secret'), 'w').write('other-run-secret')\n\
+open(os.path.join(tmp, 'secret'), 'w').write('other-run-secret ' + sys.argv[1])\n\
 time.sleep(3)\n\
 print(sorted(os.listdir(tmp)), open(os.path.join(tmp, 'secret')).read())\n";
-const VICTIM_OUTPUT: &str = "['secret'] other-run-secret\n";
+
+/// What the victim prints when nothing touched its tmp/.
+fn victim_output(token: &str) -> String {
+    format!("['secret'] other-run-secret {token}\n")
+}
 
 fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<Verdict, String> {
     let attack = &job.attack;
@@ -493,7 +500,10 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
             code: Some(VICTIM_CODE.to_owned()),
             argv: vec![victim_token.clone()],
             call: CallOptions {
-                limits: vec![(LimitName::Realtime, 10), (LimitName::Fsize, 1000)],
+                limits: quota_for(
+                    vec![(LimitName::Realtime, 10), (LimitName::Fsize, 1000)],
+                    layers,
+                ),
                 layers,
                 ..CallOptions::default()
             },
@@ -501,7 +511,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
         };
         std::thread::scope(|s| {
             let h = s.spawn(|| jail.jail_code(&victim_request));
-            wait_for_victim(target.jail_parent);
+            wait_for_victim(&victim_token);
             let ran = run();
             let victim = h.join().unwrap_or_else(|_| {
                 Err(JailError::Warm(codejail::WarmError::Io {
@@ -550,25 +560,19 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
     };
     let mut verdict = judge(attack, &seen);
     if let Some(victim) = victim {
-        check_victim(&mut verdict, victim);
+        check_victim(&mut verdict, victim, &victim_token);
     }
     Ok(verdict)
 }
 
 /// Waits (bounded) for the victim run's secret to exist.
-fn wait_for_victim(parent: &Path) {
+fn wait_for_victim(token: &str) {
+    // Its tmp/ is in its own mount namespace (the quota's tmpfs): wait for
+    // its process, then give it the moment it takes to write its secret
+    // (it then sleeps for seconds).
     for _ in 0..250 {
-        let ready = std::fs::read_dir(parent)
-            .into_iter()
-            .flatten()
-            .flatten()
-            .any(|e| {
-                let n = e.file_name().to_string_lossy().into_owned();
-                n.starts_with("codejail-")
-                    && !n.starts_with("codejail-bait-")
-                    && e.path().join("tmp/secret").exists()
-            });
-        if ready {
+        if !processes_with(token).is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
             return;
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -577,19 +581,24 @@ fn wait_for_victim(parent: &Path) {
 
 /// The victim run of a concurrency attack must have run undisturbed:
 /// status 0 and its own tmp/ as it left it.
-fn check_victim(verdict: &mut Verdict, victim: Result<codejail::JailResult, JailError>) {
+fn check_victim(
+    verdict: &mut Verdict,
+    victim: Result<codejail::JailResult, JailError>,
+    token: &str,
+) {
+    let expected = victim_output(token);
     let problem = match victim {
         Err(e) => Some((Kind::Inconclusive, format!("the victim run failed: {e}"))),
         Ok(r) => {
             let out = String::from_utf8_lossy(&r.stdout).into_owned();
-            if r.status == 0 && r.killed_by.is_none() && out == VICTIM_OUTPUT {
+            if r.status == 0 && r.killed_by.is_none() && out == expected {
                 None
             } else if r.status < 0 && r.killed_by.is_none() {
                 Some((
                     Kind::NotContained,
                     format!("the victim run was killed by signal {}", -r.status),
                 ))
-            } else if out.contains("planted") || (r.status == 0 && out != VICTIM_OUTPUT) {
+            } else if out.contains("planted") || (r.status == 0 && out != expected) {
                 Some((
                     Kind::NotContained,
                     format!("the victim run's tmp/ was changed: {}", out.trim()),
@@ -633,6 +642,21 @@ fn context(bait: &Bait, victim_token: &str) -> Vec<u8> {
     ctx.to_string().into_bytes()
 }
 
+/// A run's limits, for a run narrowed to `layers`: without a mount
+/// namespace `tmp/` can have no quota, and a jail then writes nowhere
+/// unless the quota is off too (DISK and FILES 0), which the attacks and
+/// victims that write there need.
+fn quota_for(mut limits: Vec<(LimitName, u64)>, layers: Option<LayerSet>) -> Vec<(LimitName, u64)> {
+    if layers.is_some_and(|set| !set.contains(Layer::MountNs)) {
+        for name in [LimitName::Disk, LimitName::Files] {
+            if !limits.iter().any(|(n, _)| *n == name) {
+                limits.push((name, 0));
+            }
+        }
+    }
+    limits
+}
+
 fn run_in(
     jail: &Jail,
     warm: Option<&Warm>,
@@ -643,7 +667,7 @@ fn run_in(
     victim_token: &str,
 ) -> Result<Ran, JailError> {
     let call = CallOptions {
-        limits: attack.run_limits(),
+        limits: quota_for(attack.run_limits(), layers),
         layers,
         slug: Some(format!("selftest/{}", attack.name())),
         ..CallOptions::default()

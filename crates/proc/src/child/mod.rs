@@ -83,12 +83,25 @@ pub(crate) struct Confine {
     pub landlock: bool,
     /// The compiled seccomp filter, installed last.
     pub seccomp: Option<Vec<libc::sock_filter>>,
-    /// tmpfs mounts: (target, mount data).
-    pub mounts: Vec<(CString, CString)>,
+    /// tmpfs mounts.
+    pub mounts: Vec<Mount>,
     /// Landlock rights granted beneath each mount (0: no Landlock).
     pub mount_access: u64,
     /// `exec <profile>`, written to the AppArmor exec attribute.
     pub apparmor_exec: Option<CString>,
+}
+
+/// One size- and inode-limited tmpfs the supervisor mounts.
+#[derive(Debug)]
+pub(crate) struct Mount {
+    /// Where.
+    pub target: CString,
+    /// The `mount(2)` data string.
+    pub data: CString,
+    /// Whether the size is limited (a full one then means `ENOSPC`).
+    pub limits_bytes: bool,
+    /// Whether the inode count is limited.
+    pub limits_inodes: bool,
 }
 
 impl Prepared {

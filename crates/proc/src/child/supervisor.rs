@@ -226,15 +226,18 @@ fn mount_tmpfs(confine: &Confine) {
             MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
         )),
     );
-    for (target, data) in &confine.mounts {
+    for mount in &confine.mounts {
+        let target = &mount.target;
+        // No set-uid files, no devices, and no programs: what the jailed
+        // code writes there, it cannot execute (CodeJail's posture).
         or_fail(
             Step::Mount,
             rx(rustix::mount::mount(
                 c"tmpfs",
                 target.as_c_str(),
                 c"tmpfs",
-                MountFlags::NOSUID | MountFlags::NODEV,
-                data.as_c_str(),
+                MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                mount.data.as_c_str(),
             )),
         );
         if confine.mount_access == 0 {
@@ -329,8 +332,12 @@ fn wait_for_end(
 /// The run's [`Report`]: the program's status, whether the kill was asked
 /// for, the resources of every reaped process, and whether a tmpfs filled.
 fn report(confine: &Confine, status: Option<c_int>, kill_requested: bool) -> Report {
-    let disk_full = confine.mounts.iter().any(|(target, _)| {
-        rustix::fs::statfs(target.as_c_str()).is_ok_and(|st| st.f_bavail == 0 || st.f_ffree == 0)
+    // Only a limited dimension can be full: tmpfs reports an unlimited one
+    // as zero blocks (or inodes) of zero.
+    let disk_full = confine.mounts.iter().any(|m| {
+        rustix::fs::statfs(m.target.as_c_str()).is_ok_and(|st| {
+            (m.limits_bytes && st.f_bavail == 0) || (m.limits_inodes && st.f_ffree == 0)
+        })
     });
     let usage = sys::children_usage();
     let micros = |tv: libc::timeval| {

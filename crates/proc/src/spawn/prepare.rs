@@ -125,7 +125,12 @@ impl Spawn {
                 .map(|m| {
                     let target = CString::new(m.target.as_os_str().as_bytes());
                     match (target, CString::new(m.data())) {
-                        (Ok(t), Ok(d)) => Ok((t, d)),
+                        (Ok(target), Ok(data)) => Ok(crate::child::Mount {
+                            target,
+                            data,
+                            limits_bytes: m.bytes > 0,
+                            limits_inodes: m.inodes > 0,
+                        }),
                         _ => Err(SpawnError::Nul {
                             what: "tmpfs target",
                         }),

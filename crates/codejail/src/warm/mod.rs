@@ -1,0 +1,704 @@
+//! The warm path: a pool of zygotes, so that a call does not pay for an
+//! interpreter start.
+//!
+//! A zygote (`zygote.rs`) is an ordinary cold run, every layer on, of
+//! `codejail_pyexec::ZYGOTE`, which forks one worker per call. Its channel
+//! is its stdin, one end of a socketpair whose other end the pool keeps:
+//! no other process can reach it. Each call gets a fresh directory in the
+//! pool's private directory (only the caller and the sandbox uid may enter
+//! it), a `tmp/` on the zygote's quota-limited tmpfs, its own rlimits and
+//! session, a Landlock domain of its own nested in the zygote's (its
+//! directory and `tmp/` only; signals and abstract sockets scoped to the
+//! call), and every process of the call is killed and reaped before the
+//! answer comes back. The call's code and data are files in its directory,
+//! read by its worker only; its output goes to the caller's pipes through
+//! the process layer's pump, which also enforces the output cap, the
+//! wall-clock deadline and cancellation (by asking the zygote to kill). A
+//! zygote serves one call at a time, so calls running at once are in
+//! different zygotes, hence different namespaces.
+//!
+//! The pool (`pool.rs`) replaces a zygote that failed, retired (it found
+//! something of its own changed, or served its share of calls) or died,
+//! with backoff; a call waits a bounded time for a free one.
+//!
+//! A call goes down the cold path instead when it needs what only a cold
+//! run gives: a cgroup (a MEMORY limit), a quota other than the pool's
+//! (DISK, FILES), fewer layers, or no code to run.
+
+mod pool;
+mod zygote;
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use codejail_fs::{Contents, JailDir, JailOptions, Tmp};
+use codejail_proc::pump::{Pump, State, deadline_after};
+use codejail_proc::{Enforcement, FsRules, KillReason, Layer, LayerSet, Probe, Truncated};
+use serde_json::{Map, Value, json};
+
+use self::pool::Pool;
+use self::zygote::{Answering, Recipe, Zygote};
+use crate::error::WarmError;
+use crate::jail::{check_globals, finish_safe_exec, python_path_files, update};
+use crate::limits::{LimitName, LimitSet};
+use crate::{
+    Jail, JailCode, JailError, JailResult, SafeExecError, SafeExecOptions, effective_limits,
+};
+
+/// A warm `jail_code` call's argv, staged for the worker.
+const ARGV_FILE: &str = ".codejail-argv.json";
+/// How long the zygote gets to kill a call after being asked (and then,
+/// once it was ended by force, to be gone).
+const KILL_GRACE: Duration = Duration::from_secs(2);
+
+/// How a warm pool is made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WarmOptions {
+    /// Interpreters the pool keeps (at least one).
+    pub size: usize,
+    /// How long a call waits for a free interpreter before
+    /// [`WarmError::Busy`].
+    pub take_timeout: Duration,
+    /// After this many calls an interpreter retires and is replaced (it
+    /// bounds what a slow leak in the interpreter could grow to).
+    pub max_calls: u64,
+}
+
+impl WarmOptions {
+    /// `size` interpreters, waiting up to 30 s for one, 1,000 calls each.
+    pub fn new(size: usize) -> WarmOptions {
+        WarmOptions {
+            size,
+            take_timeout: Duration::from_secs(30),
+            max_calls: 1000,
+        }
+    }
+}
+
+/// A pool of warm interpreters for one jail; see the module's text.
+/// Dropping it ends every zygote and removes its directory.
+#[derive(Debug)]
+pub struct Warm {
+    jail: Arc<Jail>,
+    pool: Arc<Pool>,
+    keeper: Option<JoinHandle<()>>,
+    dir: PathBuf,
+    owner: Option<(u32, u32)>,
+    quota: Option<codejail_fs::TmpQuota>,
+    layers: LayerSet,
+    abi: i32,
+    options: WarmOptions,
+    calls: AtomicU64,
+    cold_fallbacks: AtomicU64,
+}
+
+/// What a warm pool is doing ([`Warm::health`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Health {
+    /// Interpreters the pool keeps.
+    pub size: usize,
+    /// Interpreters idle now, ready for a call.
+    pub idle: usize,
+    /// Calls a warm interpreter served.
+    pub served: u64,
+    /// Calls sent down the cold path instead.
+    pub cold_fallbacks: u64,
+    /// Interpreters replaced (retired, failed or gone).
+    pub restarts: u64,
+    /// Calls that failed because an interpreter failed.
+    pub failures: u64,
+}
+
+impl Jail {
+    /// Starts a pool of `size` warm interpreters for this jail
+    /// ([`WarmOptions::new`]).
+    ///
+    /// # Errors
+    /// As [`Jail::warm_with`].
+    pub fn warm(self: &Arc<Jail>, size: usize) -> Result<Warm, JailError> {
+        self.warm_with(WarmOptions::new(size))
+    }
+
+    /// Starts a pool of warm interpreters for this jail.
+    ///
+    /// # Errors
+    /// [`JailError::Warm`] where the warm path cannot keep the cold path's
+    /// guarantees (it needs Landlock with signal scoping, ABI 6, and a
+    /// confined jail), or a first interpreter does not start.
+    pub fn warm_with(self: &Arc<Jail>, options: WarmOptions) -> Result<Warm, JailError> {
+        if options.size == 0 {
+            return Err(WarmError::EmptyPool.into());
+        }
+        if self.is_unsafe() {
+            return Err(WarmError::Unsafe {
+                jail: self.name().to_owned(),
+            }
+            .into());
+        }
+        self.check_safe_exec()?;
+        let layers = self.planned_layers()?;
+        let abi = Probe::get().landlock_abi.unwrap_or(0);
+        if !layers.contains(Layer::Landlock) || abi < 6 {
+            return Err(WarmError::NeedsLandlockScopes { layers }.into());
+        }
+        crate::leftovers::gc_own_kind(self.config().jail_parent.as_deref());
+        let owner = layers.contains(Layer::Identity).then_some(self.identity());
+        let dir = private_dir(self, owner)?;
+        let quota = effective_limits(None, &[])?.tmp_quota();
+        let recipe = Recipe {
+            pool: dir.clone(),
+            owner,
+            quota,
+            max_calls: options.max_calls,
+        };
+        let (pool, keeper) = match Pool::start(self.clone(), recipe, options.size) {
+            Ok(started) => started,
+            Err(e) => {
+                remove_dir(&dir);
+                return Err(e.into());
+            }
+        };
+        Ok(Warm {
+            jail: self.clone(),
+            pool,
+            keeper: Some(keeper),
+            dir,
+            owner,
+            quota,
+            layers,
+            abi,
+            options,
+            calls: AtomicU64::new(0),
+            cold_fallbacks: AtomicU64::new(0),
+        })
+    }
+}
+
+/// The pool's directory, `codejail-warm-<owner>-XXXXXX` in the jail
+/// parent: the caller's, 0700; for a root caller whose code runs as the
+/// sandbox uid, 0710 with the sandbox group, which may pass through it to
+/// the homes and call directories and list nothing.
+fn private_dir(jail: &Jail, owner: Option<(u32, u32)>) -> Result<PathBuf, WarmError> {
+    let io = |step| move |source| WarmError::Io { step, source };
+    let base = jail
+        .config()
+        .jail_parent
+        .clone()
+        .unwrap_or_else(std::env::temp_dir);
+    let dir = tempfile::Builder::new()
+        .prefix(&crate::leftovers::pool_prefix())
+        .tempdir_in(&base)
+        .map_err(io("create the warm pool's directory"))?
+        .keep();
+    if let Some((_, gid)) = owner {
+        use std::os::unix::fs::PermissionsExt;
+        let chown = std::os::unix::fs::chown(&dir, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710)));
+        if let Err(e) = chown {
+            remove_dir(&dir);
+            return Err(io("give the warm pool's directory to the sandbox group")(e));
+        }
+    }
+    Ok(dir)
+}
+
+/// Removes the pool's directory and whatever is left in it.
+fn remove_dir(dir: &std::path::Path) {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return;
+    };
+    if let Ok(parent) = std::fs::File::open(parent) {
+        if let Err(e) = codejail_fs::remove_tree_at(parent.as_fd(), name) {
+            tracing::warn!(dir = %dir.display(), "could not remove the warm pool's directory: {e}");
+        }
+    }
+}
+
+/// What a call runs.
+enum Mode<'a> {
+    /// `safe_exec`: the driver's payload.
+    Exec(Vec<u8>),
+    /// `jail_code`: the code as `__main__`, with argv and stdin.
+    Run(&'a JailCode),
+}
+
+impl Warm {
+    /// The layers every call gets (the zygote's, plus its own Landlock
+    /// domain).
+    pub fn layers(&self) -> LayerSet {
+        self.layers
+    }
+
+    /// How many calls went down the cold path instead (see the module's
+    /// text).
+    pub fn cold_fallbacks(&self) -> u64 {
+        self.cold_fallbacks.load(Ordering::Relaxed)
+    }
+
+    /// What the pool is doing: for health checks and metrics.
+    pub fn health(&self) -> Health {
+        Health {
+            size: self.options.size,
+            idle: self.pool.idle(),
+            served: self.pool.served.load(Ordering::Relaxed),
+            cold_fallbacks: self.cold_fallbacks.load(Ordering::Relaxed),
+            restarts: self.pool.restarts.load(Ordering::Relaxed),
+            failures: self.pool.failures.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Processes of the pool beyond its idle zygotes, found on the host by
+    /// the pool's directory in their command line: after a call returns
+    /// (with no other call going on), there must be none.
+    pub fn stray_processes(&self) -> usize {
+        let zygotes = self.pool.idle();
+        let dir = self.dir.to_string_lossy();
+        crate::leftovers::processes_with(&dir)
+            .len()
+            .saturating_sub(zygotes)
+    }
+
+    /// Python's `exec` in a warm interpreter: the contract of
+    /// [`Jail::safe_exec`].
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec`].
+    pub fn safe_exec(
+        &self,
+        code: &str,
+        globals: &mut Map<String, Value>,
+        options: &SafeExecOptions,
+    ) -> Result<(), SafeExecError> {
+        let text = serde_json::to_string(globals).expect("a map always serializes");
+        let result = self.safe_exec_json(code, &text, options)?;
+        update(globals, &result)
+    }
+
+    /// [`Jail::safe_exec_json`] in a warm interpreter.
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec_json`].
+    pub fn safe_exec_json(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        self.exec_json(code, globals_json, options, false)
+    }
+
+    /// [`Jail::safe_exec_json_updated`] in a warm interpreter.
+    ///
+    /// # Errors
+    /// As [`Jail::safe_exec_json`].
+    pub fn safe_exec_json_updated(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+    ) -> Result<String, SafeExecError> {
+        self.exec_json(code, globals_json, options, true)
+    }
+
+    fn exec_json(
+        &self,
+        code: &str,
+        globals_json: &str,
+        options: &SafeExecOptions,
+        merge: bool,
+    ) -> Result<String, SafeExecError> {
+        let call = &options.call;
+        let limits = effective_limits(call.limits_context.as_deref(), &call.limits)
+            .map_err(JailError::from)?;
+        if self.needs_cold(&limits, call) {
+            self.cold_fallbacks.fetch_add(1, Ordering::Relaxed);
+            return if merge {
+                self.jail
+                    .safe_exec_json_updated(code, globals_json, options)
+            } else {
+                self.jail.safe_exec_json(code, globals_json, options)
+            };
+        }
+        self.jail.check_safe_exec()?;
+        check_globals(globals_json)?;
+        let (call, path_entries) = python_path_files(options)?;
+        let request = JailCode {
+            call,
+            ..JailCode::default()
+        };
+        let payload = codejail_pyexec::payload(code, globals_json, &path_entries, merge);
+        let result = self.call(&request, &limits, Mode::Exec(payload))?;
+        finish_safe_exec(result)
+    }
+
+    /// `jail_code` in a warm interpreter: the code runs as `__main__` with
+    /// the argv and stdin of the request.
+    ///
+    /// # Errors
+    /// As [`Jail::jail_code`].
+    pub fn jail_code(&self, request: &JailCode) -> Result<JailResult, JailError> {
+        let call = &request.call;
+        let limits = effective_limits(call.limits_context.as_deref(), &call.limits)?;
+        if self.needs_cold(&limits, call) || request.code.is_none() {
+            self.cold_fallbacks.fetch_add(1, Ordering::Relaxed);
+            return self.jail.jail_code(request);
+        }
+        self.call(request, &limits, Mode::Run(request))
+    }
+
+    /// What only a cold run gives: a cgroup, a quota other than the
+    /// pool's, fewer layers.
+    fn needs_cold(&self, limits: &LimitSet, call: &crate::CallOptions) -> bool {
+        limits.get(LimitName::Memory) > 0
+            || limits.tmp_quota() != self.quota
+            || call.layers.is_some()
+    }
+
+    fn call(
+        &self,
+        request: &JailCode,
+        limits: &LimitSet,
+        mode: Mode<'_>,
+    ) -> Result<JailResult, JailError> {
+        let start = Instant::now();
+        let call = &request.call;
+        let span = tracing::error_span!("run", jail = %self.jail.name(), slug = %call.slug.as_deref().unwrap_or(""), warm = true);
+        let _entered = span.enter();
+        if call
+            .cancel
+            .as_ref()
+            .is_some_and(crate::Cancel::is_cancelled)
+        {
+            return Err(JailError::Cancelled);
+        }
+        let zygote = self.pool.take(self.options.take_timeout)?;
+        let id = self.calls.fetch_add(1, Ordering::Relaxed);
+        let answered = self.ask(&zygote, id, request, limits, &mode, start);
+        match &answered {
+            Ok(a) if !a.retire => {
+                self.pool.served.fetch_add(1, Ordering::Relaxed);
+                self.pool.give_back(zygote);
+            }
+            Ok(_) => {
+                self.pool.served.fetch_add(1, Ordering::Relaxed);
+                self.pool.lose(zygote);
+            }
+            Err(_) => {
+                self.pool.failures.fetch_add(1, Ordering::Relaxed);
+                self.pool.lose(zygote);
+            }
+        }
+        let answered = answered?;
+        let result = self.result(answered, limits, &mode, start);
+        tracing::info!(
+            status = result.status,
+            killed_by = result.killed_by.map(|k| k.as_str()),
+            wall_ms = result.wall.as_millis() as u64,
+            "ran jailed code"
+        );
+        Ok(result)
+    }
+
+    /// One call on `zygote`: its directory, the request, the pump.
+    fn ask(
+        &self,
+        zygote: &Zygote,
+        id: u64,
+        request: &JailCode,
+        limits: &LimitSet,
+        mode: &Mode<'_>,
+        start: Instant,
+    ) -> Result<Answered, JailError> {
+        let call = &request.call;
+        let argv_json;
+        let mut own: Vec<(&str, &[u8])> = Vec::new();
+        let (mode_name, code) = match mode {
+            Mode::Exec(_) => ("exec", None),
+            Mode::Run(r) => {
+                argv_json = serde_json::to_vec(&r.argv).unwrap_or_default();
+                own.push((ARGV_FILE, &argv_json));
+                ("run", r.code.as_deref())
+            }
+        };
+        let contents = Contents {
+            code: code.map(str::as_bytes),
+            files: &call.files,
+            extra: &call.extra_files,
+            own: &own,
+        };
+        contents.validate()?;
+        let tmp = zygote.tmp().join(format!("call-{id}"));
+        let dir = JailDir::create(&JailOptions {
+            parent: Some(self.dir.clone()),
+            owner: self.owner,
+            tmp: Tmp::Link(tmp.clone()),
+            prefix: Some(crate::leftovers::jail_prefix()),
+            ..JailOptions::default()
+        })?;
+        dir.stage(&contents)?;
+        let mut rules = FsRules::default();
+        rules
+            .read_exec
+            .extend(self.jail.read_exec_paths().iter().cloned());
+        rules.read.push(dir.path().to_owned());
+        let ruleset = rules
+            .ruleset(self.abi)
+            .map_err(|e| WarmError::Landlock(Box::new(e)))?;
+        let line = json!({
+            "home": dir.path(),
+            "tmp": tmp,
+            "tmpdir": dir.tmp(),
+            "mode": mode_name,
+            "tmp_access": codejail_proc::read_write_access(self.abi),
+            "limits": {
+                "cpu": limits.get(LimitName::Cpu),
+                "vmem": limits.get(LimitName::Vmem),
+                "fsize": limits.get(LimitName::Fsize),
+                "nproc": nproc(limits, self.layers),
+                "disk": limits.get(LimitName::Disk),
+                "files": limits.get(LimitName::Files),
+            },
+        });
+        let stdin = match mode {
+            Mode::Exec(payload) => Stdin::Bytes(payload),
+            Mode::Run(r) => match r.stdin_fd.as_ref().and_then(crate::StdinFd::take) {
+                Some(fd) => Stdin::Fd(fd),
+                None => Stdin::Bytes(&r.stdin),
+            },
+        };
+        let answered = exchange(zygote, &line, ruleset, stdin, limits, call, start);
+        dir.remove()?;
+        answered
+    }
+
+    /// The call's result from the zygote's answer and what the pump saw.
+    fn result(
+        &self,
+        answered: Answered,
+        limits: &LimitSet,
+        mode: &Mode<'_>,
+        start: Instant,
+    ) -> JailResult {
+        let Answered {
+            answer,
+            mut outputs,
+            killed,
+            ..
+        } = answered;
+        let status = answer["status"]
+            .as_i64()
+            .map_or(-libc::SIGKILL, |s| s as i32);
+        let cpu = Duration::from_micros(answer["cpu_us"].as_u64().unwrap_or(0));
+        let cpu_limit = limits.get(LimitName::Cpu);
+        let by_cpu = status == -libc::SIGXCPU
+            || (status == -libc::SIGKILL && cpu_limit > 0 && cpu.as_secs() >= cpu_limit);
+        let killed_by = killed
+            .or(by_cpu.then_some(KillReason::Cpu))
+            .or((answer["disk_full"] == true).then_some(KillReason::Disk));
+        let result = outputs.pop().unwrap_or_default();
+        let stderr = outputs.pop().unwrap_or_default();
+        let stdout = outputs.pop().unwrap_or_default();
+        JailResult {
+            status,
+            // safe_exec's result is its stdout, as on the cold path.
+            stdout: match mode {
+                Mode::Exec(_) => result.bytes,
+                Mode::Run(_) => stdout.bytes,
+            },
+            stderr: stderr.bytes,
+            truncated: Truncated {
+                stdout: stdout.truncated || result.truncated,
+                stderr: stderr.truncated,
+            },
+            killed_by,
+            wall: start.elapsed(),
+            cpu,
+            max_rss_kib: answer["max_rss_kib"].as_u64().unwrap_or(0),
+            layers: self.layers,
+            landlock: Some(Enforcement::Full),
+            warm: true,
+        }
+    }
+}
+
+/// `RLIMIT_NPROC` for a worker: the call's, plus the zygote and whatever
+/// else of the zygote's run has its uid in the namespace.
+fn nproc(limits: &LimitSet, layers: LayerSet) -> u64 {
+    match limits.get(LimitName::Nproc) {
+        0 => 0,
+        n => n + 1 + codejail_proc::nproc_overhead(layers),
+    }
+}
+
+/// A call's stdin: bytes fed through a pipe, or the caller's descriptor.
+enum Stdin<'a> {
+    Bytes(&'a [u8]),
+    Fd(OwnedFd),
+}
+
+/// What came back from a zygote.
+struct Answered {
+    answer: Value,
+    /// stdout, stderr, result.
+    outputs: Vec<codejail_proc::pump::Captured>,
+    killed: Option<KillReason>,
+    /// The zygote asks to be replaced.
+    retire: bool,
+}
+
+/// Sends the request with the call's descriptors, then pumps: stdin in,
+/// the three outputs out under the output cap, the deadline and the
+/// cancel handle enforced by asking the zygote to kill the call.
+fn exchange(
+    zygote: &Zygote,
+    line: &Value,
+    ruleset: OwnedFd,
+    stdin: Stdin<'_>,
+    limits: &LimitSet,
+    call: &crate::CallOptions,
+    start: Instant,
+) -> Result<Answered, JailError> {
+    let lost = |why: String| JailError::from(WarmError::Lost(why));
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| lost(e.to_string()))
+    };
+    let (stdin_r, stdin_w, stdin_bytes): (OwnedFd, Option<OwnedFd>, &[u8]) = match stdin {
+        Stdin::Bytes(bytes) => {
+            let (r, w) = pipe()?;
+            (r, Some(w).filter(|_| !bytes.is_empty()), bytes)
+        }
+        Stdin::Fd(fd) => (fd, None, &[]),
+    };
+    let [(out_r, out_w), (err_r, err_w), (res_r, res_w)] = [pipe()?, pipe()?, pipe()?];
+    let mut text = line.to_string();
+    text.push('\n');
+    send(
+        zygote.socket(),
+        text.as_bytes(),
+        &[
+            stdin_r.as_fd(),
+            out_w.as_fd(),
+            err_w.as_fd(),
+            res_w.as_fd(),
+            ruleset.as_fd(),
+        ],
+    )
+    .map_err(|e| lost(format!("could not send the call: {e}")))?;
+    drop((stdin_r, out_w, err_w, res_w, ruleset));
+    let cap = usize::try_from(limits.get(LimitName::Output))
+        .ok()
+        .filter(|&c| c > 0);
+    let deadline = limits
+        .realtime()
+        .and_then(|wall| deadline_after(start, wall));
+    let cancel = call.cancel.as_ref().map(crate::Cancel::watch).transpose();
+    let cancel = cancel.map_err(|e| lost(format!("could not watch the cancel handle: {e}")))?;
+    let mut pump = Pump::new(deadline).kill_grace(KILL_GRACE);
+    if let Some(w) = stdin_w {
+        pump = pump.stdin(w, stdin_bytes);
+    }
+    pump = pump
+        .output(out_r, cap)
+        .output(err_r, cap)
+        .output(res_r, cap);
+    if let Some(fd) = &cancel {
+        pump = pump.cancel_on(fd.as_fd());
+    }
+    let mut target = Answering {
+        zygote,
+        answer: Vec::new(),
+        forced: false,
+    };
+    let pumped = pump
+        .run(&mut target)
+        .map_err(|e| lost(format!("could not {}: {}", e.step, e.source)))?;
+    if pumped.target != State::Finished || target.forced {
+        // The zygote did not answer, even asked to kill: it is ended by the
+        // pool, with every process of the call. A call that was being
+        // killed anyway says so; any other is the pool's failure.
+        return match pumped.killed {
+            Some(killed) => Ok(Answered {
+                answer: json!({"status": -libc::SIGKILL}),
+                outputs: pumped.outputs,
+                killed: Some(killed),
+                retire: true,
+            }),
+            None => Err(lost("it stopped answering".into())),
+        };
+    }
+    let answer: Value = serde_json::from_slice(&target.answer)
+        .map_err(|e| lost(format!("it answered garbage: {e}")))?;
+    Ok(Answered {
+        retire: answer["retire"] == true,
+        answer,
+        outputs: pumped.outputs,
+        killed: pumped.killed,
+    })
+}
+
+/// `sendmsg` of `bytes` with `fds` (SCM_RIGHTS) on the non-blocking
+/// channel, waiting for room when it is full.
+fn send(
+    socket: &std::os::unix::net::UnixStream,
+    bytes: &[u8],
+    fds: &[std::os::fd::BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags, sendmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(5))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(fds));
+    let mut sent = 0;
+    let mut first = true;
+    while sent < bytes.len() {
+        let iov = [std::io::IoSlice::new(&bytes[sent..])];
+        let r = if first {
+            sendmsg(socket, &iov, &mut control, SendFlags::empty())
+        } else {
+            rustix::net::send(socket, &bytes[sent..], SendFlags::empty())
+        };
+        match r {
+            Ok(n) => {
+                sent += n;
+                first = false;
+            }
+            Err(rustix::io::Errno::AGAIN) => {
+                let mut fds = [rustix::event::PollFd::new(
+                    socket,
+                    rustix::event::PollFlags::OUT,
+                )];
+                let _ = rustix::event::poll(&mut fds, None);
+            }
+            Err(rustix::io::Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+impl Drop for Warm {
+    fn drop(&mut self) {
+        self.pool.shut_down();
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.join();
+        }
+        remove_dir(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nproc_counts_the_zygote() {
+        let mut limits = crate::LimitSet::default();
+        limits.set(crate::LimitName::Nproc, 5).unwrap();
+        assert!(super::nproc(&limits, crate::LayerSet::empty()) >= 6);
+        limits.set(crate::LimitName::Nproc, 0).unwrap();
+        assert_eq!(super::nproc(&limits, crate::LayerSet::empty()), 0);
+    }
+}

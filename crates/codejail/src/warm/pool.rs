@@ -1,0 +1,182 @@
+//! The zygotes of a warm pool: the idle ones, taking one with a bound,
+//! and a keeper thread that starts replacements, with backoff.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::zygote::{Recipe, Zygote};
+use crate::error::WarmError;
+use crate::jail::Jail;
+
+/// The first wait after a failed start; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// What the pool's threads share.
+#[derive(Debug)]
+pub(crate) struct Pool {
+    state: Mutex<State>,
+    /// Signalled when a zygote becomes idle, or a start fails.
+    changed: Condvar,
+    /// Signalled when the keeper has work (a zygote to start) or must stop.
+    keeper_wake: Condvar,
+    shutdown: AtomicBool,
+    /// Zygotes that exist: idle, serving a call, or being started.
+    alive: AtomicUsize,
+    pub(crate) served: AtomicU64,
+    pub(crate) restarts: AtomicU64,
+    pub(crate) failures: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    idle: Vec<Zygote>,
+    /// Zygotes the keeper must start.
+    missing: usize,
+    /// Why the last start failed, while no start has worked since.
+    last_failure: Option<String>,
+}
+
+impl Pool {
+    /// A pool of `size` zygotes, started here (a first start that fails is
+    /// the pool's error), then kept by a thread of their own.
+    pub(crate) fn start(
+        jail: Arc<Jail>,
+        recipe: Recipe,
+        size: usize,
+    ) -> Result<(Arc<Pool>, JoinHandle<()>), WarmError> {
+        let pool = Arc::new(Pool {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            keeper_wake: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+            alive: AtomicUsize::new(0),
+            served: AtomicU64::new(0),
+            restarts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
+        });
+        for _ in 0..size {
+            let zygote = Zygote::start(&jail, &recipe)?;
+            pool.alive.fetch_add(1, Ordering::SeqCst);
+            pool.lock().idle.push(zygote);
+        }
+        let keeper = {
+            let pool = pool.clone();
+            std::thread::spawn(move || pool.keep(&jail, &recipe))
+        };
+        Ok((pool, keeper))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle zygote, waiting at most `timeout`; one found gone (it
+    /// retired or was killed while idle) is replaced. When no zygote is
+    /// alive and starting one fails, the answer is that failure, at once.
+    pub(crate) fn take(&self, timeout: Duration) -> Result<Zygote, WarmError> {
+        let start = Instant::now();
+        let mut state = self.lock();
+        loop {
+            while let Some(zygote) = state.idle.pop() {
+                if !zygote.is_gone() {
+                    return Ok(zygote);
+                }
+                drop(state);
+                self.lose(zygote);
+                state = self.lock();
+            }
+            if self.alive.load(Ordering::SeqCst) == 0 {
+                if let Some(why) = &state.last_failure {
+                    return Err(WarmError::Unavailable { why: why.clone() });
+                }
+            }
+            let left = timeout.saturating_sub(start.elapsed());
+            if left.is_zero() {
+                return Err(WarmError::Busy {
+                    waited: start.elapsed(),
+                });
+            }
+            state = self
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+    }
+
+    /// A zygote back from a call, ready for the next.
+    pub(crate) fn give_back(&self, zygote: Zygote) {
+        self.lock().idle.push(zygote);
+        self.changed.notify_one();
+    }
+
+    /// A zygote that failed, retired or is gone: it is ended (its drop
+    /// kills every process of it and removes its home) and replaced.
+    pub(crate) fn lose(&self, zygote: Zygote) {
+        drop(zygote);
+        self.alive.fetch_sub(1, Ordering::SeqCst);
+        self.restarts.fetch_add(1, Ordering::Relaxed);
+        self.lock().missing += 1;
+        self.keeper_wake.notify_one();
+    }
+
+    /// Idle zygotes now.
+    pub(crate) fn idle(&self) -> usize {
+        self.lock().idle.len()
+    }
+
+    /// The keeper: starts the missing zygotes, waiting longer after each
+    /// failed start, until the pool is dropped.
+    fn keep(&self, jail: &Jail, recipe: &Recipe) {
+        let mut backoff = FIRST_BACKOFF;
+        loop {
+            let mut state = self.lock();
+            while state.missing == 0 && !self.shutdown.load(Ordering::SeqCst) {
+                state = self
+                    .keeper_wake
+                    .wait(state)
+                    .unwrap_or_else(|e| e.into_inner());
+            }
+            if self.shutdown.load(Ordering::SeqCst) {
+                return;
+            }
+            drop(state);
+            self.alive.fetch_add(1, Ordering::SeqCst);
+            match Zygote::start(jail, recipe) {
+                Ok(zygote) => {
+                    backoff = FIRST_BACKOFF;
+                    let mut state = self.lock();
+                    state.missing -= 1;
+                    state.last_failure = None;
+                    state.idle.push(zygote);
+                    drop(state);
+                    self.changed.notify_all();
+                }
+                Err(e) => {
+                    self.alive.fetch_sub(1, Ordering::SeqCst);
+                    tracing::warn!(
+                        "a warm interpreter did not start; trying again in {backoff:?}: {e}"
+                    );
+                    self.lock().last_failure = Some(e.to_string());
+                    self.changed.notify_all();
+                    let state = self.lock();
+                    let _ = self.keeper_wake.wait_timeout_while(state, backoff, |_| {
+                        !self.shutdown.load(Ordering::SeqCst)
+                    });
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Stops the keeper and ends every idle zygote.
+    pub(crate) fn shut_down(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        self.keeper_wake.notify_all();
+        let idle = std::mem::take(&mut self.lock().idle);
+        drop(idle);
+    }
+}

@@ -1,0 +1,270 @@
+//! One zygote: a confined interpreter that forks one worker per call, and
+//! the caller's side of its channel (a socketpair: its stdin).
+
+use std::io::{self, Read};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use codejail_fs::{Contents, JailDir, JailOptions, TmpQuota};
+use codejail_proc::pump::{State, Target};
+use codejail_proc::{FsRules, KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
+
+use crate::error::WarmError;
+use crate::jail::Jail;
+
+/// How long a new zygote may take to say it is ready.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// What a pool tells each zygote it starts.
+#[derive(Clone, Debug)]
+pub(crate) struct Recipe {
+    /// The pool's directory: zygote homes and call directories.
+    pub pool: PathBuf,
+    /// The sandbox uid and gid, when the run switches to them.
+    pub owner: Option<(u32, u32)>,
+    /// The quota of the zygote's `tmp/`, where each call's `tmp/` lives.
+    pub quota: Option<TmpQuota>,
+    /// After this many calls a zygote retires.
+    pub max_calls: u64,
+}
+
+/// A running zygote. Dropping it ends it (its run is cancelled: every
+/// process of it is killed) and removes its home.
+#[derive(Debug)]
+pub(crate) struct Zygote {
+    /// The caller's end of the channel (non-blocking).
+    socket: UnixStream,
+    /// Dropping the write end cancels the zygote's run.
+    cancel: Option<OwnedFd>,
+    run: Option<JoinHandle<Result<Outcome, SpawnError>>>,
+    home: JailDir,
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        self.cancel = None;
+        let _ = self.socket.shutdown(std::net::Shutdown::Both);
+        if let Some(run) = self.run.take() {
+            let _ = run.join();
+        }
+    }
+}
+
+fn io_err(step: &'static str) -> impl FnOnce(io::Error) -> WarmError {
+    move |source| WarmError::Io { step, source }
+}
+
+impl Zygote {
+    /// Starts a zygote of `jail` and waits (bounded) until it is ready.
+    /// A zygote that fails to start leaves nothing: its run is cancelled
+    /// and its home removed.
+    pub(crate) fn start(jail: &Jail, recipe: &Recipe) -> Result<Zygote, WarmError> {
+        let home = JailDir::create(&JailOptions {
+            parent: Some(recipe.pool.clone()),
+            owner: recipe.owner,
+            tmp_quota: recipe.quota,
+            ..JailOptions::default()
+        })
+        .map_err(|e| WarmError::Start(e.to_string()))?;
+        home.stage(&Contents {
+            code: Some(codejail_pyexec::ZYGOTE.as_bytes()),
+            ..Contents::default()
+        })
+        .map_err(|e| WarmError::Start(e.to_string()))?;
+        let (ours, theirs) = UnixStream::pair().map_err(io_err("make the zygote's channel"))?;
+        let (cancel_r, cancel_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| io_err("create a pipe")(e.into()))?;
+        let spawn = spawn_of(jail, recipe, &home, theirs.into(), cancel_r)?;
+        let run = std::thread::spawn(move || spawn.run());
+        ours.set_nonblocking(true)
+            .map_err(io_err("configure the zygote's channel"))?;
+        let mut zygote = Zygote {
+            socket: ours,
+            cancel: Some(cancel_w),
+            run: Some(run),
+            home,
+        };
+        match zygote.wait_ready() {
+            Ok(()) => Ok(zygote),
+            Err(why) => {
+                // Cancel it, then say what it printed, if it ended.
+                zygote.cancel = None;
+                let out = zygote.run.take().map(JoinHandle::join);
+                let said = match out {
+                    Some(Ok(Ok(out))) => format!(
+                        " (status {}: {})",
+                        out.status,
+                        crate::error::excerpt(&out.stderr, 300).trim()
+                    ),
+                    Some(Ok(Err(e))) => format!(" ({e})"),
+                    _ => String::new(),
+                };
+                Err(WarmError::Start(format!("{why}{said}")))
+            }
+        }
+    }
+
+    /// Waits for the zygote's `ready` line.
+    fn wait_ready(&mut self) -> Result<(), String> {
+        let started = Instant::now();
+        let mut said = Vec::new();
+        loop {
+            let left = START_TIMEOUT.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Err(format!(
+                    "it did not say it was ready within {START_TIMEOUT:?}"
+                ));
+            }
+            let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+            let wait = Timespec {
+                tv_sec: left.as_secs().try_into().unwrap_or(i64::MAX),
+                tv_nsec: left.subsec_nanos().into(),
+            };
+            match poll(&mut fds, Some(&wait)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(format!("could not wait for it: {e}")),
+            }
+            let mut buf = [0u8; 64];
+            match self.socket.read(&mut buf) {
+                Ok(0) => return Err("it ended before it was ready".into()),
+                Ok(n) => said.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(format!("its channel failed: {e}")),
+            }
+            if said == b"ready\n" {
+                return Ok(());
+            }
+            if said.len() >= 6 {
+                return Err("it said something other than that it was ready".into());
+            }
+        }
+    }
+
+    /// Whether the zygote's run has ended (it retired, crashed or was
+    /// killed): it can serve nothing more.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.run.as_ref().is_none_or(JoinHandle::is_finished)
+    }
+
+    /// The caller's end of the channel.
+    pub(crate) fn socket(&self) -> &UnixStream {
+        &self.socket
+    }
+
+    /// The zygote's `tmp/`, where its calls' `tmp/` directories live (in
+    /// its mount namespace).
+    pub(crate) fn tmp(&self) -> &Path {
+        self.home.tmp()
+    }
+}
+
+/// The zygote's run: the jail's interpreter, policy and identity; its
+/// channel as stdin; Landlock letting it read the pool (its home and the
+/// calls' directories) and write its own `tmp/`; no limit of its own (each
+/// worker sets the call's); cancelled through `cancel`.
+fn spawn_of(
+    jail: &Jail,
+    recipe: &Recipe,
+    home: &JailDir,
+    channel: OwnedFd,
+    cancel: OwnedFd,
+) -> Result<Spawn, WarmError> {
+    let mut rules = FsRules::default();
+    rules
+        .read_exec
+        .extend(jail.read_exec_paths().iter().cloned());
+    rules.read.push(recipe.pool.clone());
+    let mut spawn = Spawn::new(&jail.config().bin);
+    spawn
+        .args(jail.lang().args())
+        .arg(codejail_fs::CODE_FILE)
+        .arg(&recipe.pool)
+        .arg(recipe.max_calls.to_string())
+        .cwd(home.path())
+        .env("TMPDIR", home.tmp())
+        .policy(
+            jail.policy(false)
+                .map_err(|e| WarmError::Start(e.to_string()))?,
+        )
+        .identity(jail.identity().0, jail.identity().1)
+        .limits(Limits {
+            output_bytes: Some(64 << 10),
+            ..Limits::none()
+        })
+        .stdin_fd(channel)
+        .slug("warm zygote")
+        .cancel_on(cancel);
+    match home.tmp_mount() {
+        Some(m) => {
+            spawn.tmpfs(Tmpfs {
+                target: m.target,
+                bytes: m.bytes,
+                inodes: m.inodes,
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+            });
+        }
+        // Without a quota the calls' tmp/ directories are on the disk.
+        None => rules.read_write.push(home.tmp().to_owned()),
+    }
+    if let Some(profile) = &jail.config().apparmor_profile {
+        spawn.apparmor_profile(profile);
+    }
+    spawn.fs_rules(rules);
+    Ok(spawn)
+}
+
+/// The pump's view of a zygote during one call: its channel polls
+/// readable when the answer comes; a kill request is `k`.
+#[derive(Debug)]
+pub(crate) struct Answering<'z> {
+    pub zygote: &'z Zygote,
+    /// The answer line, as it arrives.
+    pub answer: Vec<u8>,
+    /// The grace period after the kill request passed: the zygote is lost.
+    pub forced: bool,
+}
+
+impl Target for Answering<'_> {
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.zygote.socket.as_fd()
+    }
+
+    fn ready(&mut self) -> io::Result<State> {
+        let mut buf = [0u8; 4096];
+        loop {
+            match (&self.zygote.socket).read(&mut buf) {
+                // A retiring zygote answers, then exits: its end of file
+                // may come in the same turn as its answer.
+                Ok(0) if self.answer.ends_with(b"\n") => break,
+                Ok(0) => return Err(io::Error::other("the zygote closed its channel")),
+                Ok(n) => self.answer.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(if self.answer.ends_with(b"\n") {
+            State::Finished
+        } else {
+            State::Running
+        })
+    }
+
+    fn kill(&mut self, _reason: KillReason) {
+        // The reason is the pump's to report; the zygote only kills.
+        let _ = io::Write::write_all(&mut &self.zygote.socket, b"k");
+    }
+
+    fn force_kill(&mut self) {
+        // The zygote did not answer the kill: the pool ends it (dropping
+        // it cancels its run, which kills every process of it).
+        self.forced = true;
+    }
+}
