@@ -1050,7 +1050,7 @@ fn a_full_queue_answers_503_and_metrics_and_logs_tell() {
     let log = s.log();
     let line = log
         .lines()
-        .find(|l| l.contains("slow-one"))
+        .find(|l| l.contains("slow-one") && l.contains("\"message\":\"code-exec\""))
         .unwrap_or_else(|| panic!("no log line for the slow request:\n{log}"));
     let v: serde_json::Value = serde_json::from_str(line).unwrap();
     assert_eq!(v["outcome"], "success");
@@ -1058,8 +1058,12 @@ fn a_full_queue_answers_503_and_metrics_and_logs_tell() {
         v["request_id"].is_string() && v["duration_ms"].is_number(),
         "{v}"
     );
-    let spin: serde_json::Value =
-        serde_json::from_str(log.lines().find(|l| l.contains("\"spin\"")).unwrap()).unwrap();
+    let spin: serde_json::Value = serde_json::from_str(
+        log.lines()
+            .find(|l| l.contains("\"spin\"") && l.contains("\"message\":\"code-exec\""))
+            .unwrap(),
+    )
+    .unwrap();
     assert!(spin["killed_by"].is_string(), "{spin}");
     assert!(!log.contains("time.sleep"), "the code was logged");
 }
