@@ -26,6 +26,7 @@ pub const LAYERS: &[&str] = &[
     "pidns",
     "netns",
     "mountns",
+    "rootfs",
     "ipcns",
     "utsns",
     "cgroup",
@@ -33,11 +34,20 @@ pub const LAYERS: &[&str] = &[
     "apparmor",
     "landlock",
     "seccomp",
+    "no_exec",
 ];
 
 /// The machine features a test may need besides layers, with what each
 /// means.
 pub const FEATURES: &[(&str, &str)] = &[
+    (
+        "apparmor_parser",
+        "apparmor_parser, which compiles profiles without AppArmor in the kernel (-Q -K; the `apparmor` package)",
+    ),
+    (
+        "apparmor_userns",
+        "an apparmor_parser that knows the userns rule (AppArmor 4.0 or later)",
+    ),
     (
         "cap_sys_resource",
         "a caller with CAP_SYS_RESOURCE (one the escape of a raised hard limit needs)",
@@ -53,6 +63,18 @@ pub const FEATURES: &[(&str, &str)] = &[
     (
         "landlock_net",
         "Landlock ABI 4 or later: TCP bind and connect",
+    ),
+    (
+        "listmount",
+        "a kernel with listmount and statmount (Linux 6.8 or later): the attack that lists the mounts",
+    ),
+    (
+        "proc_kcore",
+        "a host with /proc/kcore (CONFIG_PROC_KCORE): the attack that opens it",
+    ),
+    (
+        "proc_sysrq",
+        "a host with /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ): the attack that opens it",
     ),
     (
         "sandbox_venv",

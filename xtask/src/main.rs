@@ -25,7 +25,11 @@ commands:
   install-profile  --python PATH [--name NAME] [--extra-read DIR]...
                    [--jail-parent DIR] [--complain] [--dry-run]
                    render, validate, write /etc/apparmor.d/<dotted path>, load
-  remove-profile   --python PATH        unload and delete the profile
+                   --codejail PATH [--dry-run]: the profile granting user
+                   namespaces to the codejail program (Ubuntu's
+                   kernel.apparmor_restrict_unprivileged_userns = 1)
+  remove-profile   --python PATH | --codejail PATH
+                                       unload and delete the profile
   profile-mode     enforce|complain --python PATH [--name NAME] ...
   gen-profile      regenerate apparmor/ (the default layout's profile)
   bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
@@ -129,7 +133,13 @@ fn ci() -> Result<(), String> {
         "--dry-run",
         "--python",
         "/usr/bin/python3",
+        "--codejail",
     ]);
+    // The user-namespace profile of the codejail program just built.
+    // (`cargo test --workspace` built it above).
+    let target =
+        env::var_os("CARGO_TARGET_DIR").map_or_else(|| root().join("target"), |d| root().join(d));
+    dry_run.arg(target.join("debug/codejail"));
     run(dry_run)?;
 
     ensure_cargo_deny()?;

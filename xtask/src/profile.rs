@@ -2,13 +2,14 @@
 
 use std::path::{Path, PathBuf};
 
-use codejail_apparmor::{AdminError, Mode, Profile};
+use codejail_apparmor::{AdminError, Mode, Profile, UsernsCheck, UsernsProfile};
 
 /// The committed profile of the default sandbox layout.
 const REFERENCE: &str = "apparmor/opt.codejail.sandbox-venv.bin.python";
 
 struct Args {
     python: Option<PathBuf>,
+    codejail: Option<PathBuf>,
     name: Option<String>,
     extra_read: Vec<PathBuf>,
     jail_parent: Option<PathBuf>,
@@ -20,6 +21,7 @@ struct Args {
 fn parse(args: &[String]) -> Result<Args, String> {
     let mut out = Args {
         python: None,
+        codejail: None,
         name: None,
         extra_read: Vec::new(),
         jail_parent: None,
@@ -36,6 +38,7 @@ fn parse(args: &[String]) -> Result<Args, String> {
         };
         match arg.as_str() {
             "--python" => out.python = Some(value("--python")?.into()),
+            "--codejail" => out.codejail = Some(value("--codejail")?.into()),
             "--name" => out.name = Some(value("--name")?),
             "--extra-read" => out.extra_read.push(value("--extra-read")?.into()),
             "--jail-parent" => out.jail_parent = Some(value("--jail-parent")?.into()),
@@ -76,8 +79,82 @@ fn render_checked(p: &Profile) -> Result<String, String> {
     Ok(text)
 }
 
+/// The user-namespace profile for `--codejail`, its symbolic links
+/// resolved (AppArmor attaches to the real path).
+fn userns_profile(path: &Path) -> Result<UsernsProfile, String> {
+    let real = std::fs::canonicalize(path).map_err(|e| {
+        format!(
+            "{}: {e}; give the installed codejail program's path",
+            path.display()
+        )
+    })?;
+    Ok(UsernsProfile::for_program(&real))
+}
+
+/// `--codejail PATH`: the profile granting `userns` to the program where
+/// `kernel.apparmor_restrict_unprivileged_userns = 1`, validated, written
+/// and loaded. A parser older than the `userns` rule (AppArmor 4.0)
+/// cannot load it, and its AppArmor restricts nothing: nothing is
+/// written then.
+fn install_userns(path: &Path, dry_run: bool) -> Result<(), String> {
+    let p = userns_profile(path)?;
+    let text = p.render().map_err(|e| e.to_string())?;
+    let check = codejail_apparmor::validate_userns(&text).map_err(|e| e.to_string())?;
+    let file = p.file_name();
+    let old_parser = "this apparmor_parser predates the userns rule (AppArmor 4.0); it accepts everything else of the profile";
+    if dry_run {
+        match check {
+            UsernsCheck::Full => println!(
+                "# would write {} and load it (apparmor_parser -Q -K accepts it)",
+                file.display()
+            ),
+            UsernsCheck::WithoutUsernsRule => println!(
+                "# would write {} and load it on a host with AppArmor 4.0 or later ({old_parser})",
+                file.display()
+            ),
+        }
+        print!("{text}");
+        return Ok(());
+    }
+    if check == UsernsCheck::WithoutUsernsRule {
+        return Err(format!(
+            "{old_parser}, but cannot load it: this host's AppArmor cannot restrict user namespaces, so codejail needs no profile for them; nothing was written"
+        ));
+    }
+    std::fs::write(&file, &text).map_err(|e| format!("could not write {}: {e}", file.display()))?;
+    eprintln!("wrote {} (validated by apparmor_parser)", file.display());
+    load_written(&file, &p.name)
+}
+
+fn load_written(file: &Path, name: &str) -> Result<(), String> {
+    match codejail_apparmor::load(file) {
+        Ok(()) => {
+            eprintln!("loaded profile `{name}`");
+            Ok(())
+        }
+        Err(AdminError::NotEnabled(why)) => {
+            eprintln!(
+                "NOT LOADED: {why}: this kernel cannot enforce the profile; codejail's other layers still apply"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 pub(crate) fn install(args: &[String]) -> Result<(), String> {
     let args = parse(args)?;
+    if args.python.is_none() && args.codejail.is_none() {
+        return Err(
+            "give --python PATH (the sandbox interpreter's profile) or --codejail PATH (user namespaces for the codejail program), or both".into(),
+        );
+    }
+    if let Some(path) = &args.codejail {
+        install_userns(path, args.dry_run)?;
+    }
+    if args.python.is_none() {
+        return Ok(());
+    }
     let p = profile(&args)?;
     let text = render_checked(&p)?;
     let file = p.file_name();
@@ -91,25 +168,15 @@ pub(crate) fn install(args: &[String]) -> Result<(), String> {
     }
     std::fs::write(&file, &text).map_err(|e| format!("could not write {}: {e}", file.display()))?;
     eprintln!("wrote {} (validated by apparmor_parser)", file.display());
-    match codejail_apparmor::load(&file) {
-        Ok(()) => {
-            eprintln!("loaded profile `{}`", p.name);
-            Ok(())
-        }
-        Err(AdminError::NotEnabled(why)) => {
-            eprintln!(
-                "NOT LOADED: {why}: this kernel cannot enforce the profile; codejail's other layers still apply"
-            );
-            Ok(())
-        }
-        Err(e) => Err(e.to_string()),
-    }
+    load_written(&file, &p.name)
 }
 
 pub(crate) fn remove(args: &[String]) -> Result<(), String> {
     let args = parse(args)?;
-    let p = profile(&args)?;
-    let file = p.file_name();
+    let file = match &args.codejail {
+        Some(path) => userns_profile(path)?.file_name(),
+        None => profile(&args)?.file_name(),
+    };
     codejail_apparmor::remove(&file).map_err(|e| e.to_string())?;
     std::fs::remove_file(&file).map_err(|e| format!("could not delete {}: {e}", file.display()))?;
     eprintln!("unloaded and deleted {}", file.display());

@@ -109,14 +109,7 @@ impl Profile {
     /// # Errors
     /// [`ProfileError`] for a bad name or a path AppArmor would misread.
     pub fn render(&self) -> Result<String, ProfileError> {
-        if self.name.is_empty()
-            || !self
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(ProfileError::BadName(self.name.clone()));
-        }
+        check_name(&self.name)?;
         let attach = path_token("the interpreter", &self.attach, "")?;
         let mut out = String::new();
         let mut line = |s: &str| {
@@ -174,6 +167,18 @@ impl Profile {
     }
 }
 
+/// A profile name must be a plain identifier.
+pub(crate) fn check_name(name: &str) -> Result<(), ProfileError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
+        return Err(ProfileError::BadName(name.to_owned()));
+    }
+    Ok(())
+}
+
 /// Where the profile for `attach` goes: `/etc/apparmor.d/` and the path
 /// without its leading `/`, with every `/` replaced by `.`.
 pub fn file_name_for(attach: &Path) -> PathBuf {
@@ -187,7 +192,11 @@ pub fn file_name_for(attach: &Path) -> PathBuf {
 /// A path as an AppArmor path token, with `suffix` (a glob of ours)
 /// appended; quoted when it has spaces or separators, refused when it has
 /// characters no quoting makes literal.
-fn path_token(what: &'static str, path: &Path, suffix: &str) -> Result<String, ProfileError> {
+pub(crate) fn path_token(
+    what: &'static str,
+    path: &Path,
+    suffix: &str,
+) -> Result<String, ProfileError> {
     let text = path.to_str().ok_or_else(|| ProfileError::NotUtf8 {
         what,
         path: path.to_owned(),

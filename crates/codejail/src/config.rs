@@ -7,6 +7,8 @@ use std::str::FromStr;
 
 use codejail_proc::LayerSet;
 
+use crate::uids::Uids;
+
 /// How a jail confines, as configured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -133,17 +135,43 @@ pub struct JailConfig {
     /// Its language (default Python 3).
     pub lang: Lang,
     /// The sandbox user (name or uid) for a caller that can switch uid;
-    /// default `nobody`.
+    /// default `nobody`. Its primary group is the group of every run
+    /// (what may read the sandbox's virtualenv); its uid is the uid of
+    /// every run only when [`JailConfig::uids`] is [`Uids::Off`].
     pub user: Option<String>,
+    /// Where each run's uid comes from when the caller can switch uid:
+    /// a range, one uid of its own per run at the same time (default
+    /// [`UidRange::DEFAULT`](crate::UidRange::DEFAULT)), or
+    /// [`Uids::Off`]: every run as `user`. A `user` that is root (with
+    /// `allow_root_user`) runs as root, and the range does not apply.
+    pub uids: Uids,
+    /// The root-only directory of the uid lock files (default
+    /// [`DEFAULT_UID_LOCK_DIR`](crate::DEFAULT_UID_LOCK_DIR)); every
+    /// process that shares a range must use the same one.
+    pub uid_lock_dir: Option<PathBuf>,
     /// Lets `user` be root (uid 0). Off by default: a jail whose code runs
     /// as root is refused ([`ConfigError::RootUser`](crate::ConfigError::RootUser)).
     pub allow_root_user: bool,
+    /// Lets the code start other programs (settings key `allow_exec`).
+    /// Off by default, as under CodeJail's AppArmor profile: the jail's
+    /// program is the only one a run starts, and `subprocess.run(...)`,
+    /// `os.execv(...)` and the like fail with `PermissionError: [Errno
+    /// 13]` (the `no_exec` layer). On, the code may start what it can
+    /// read and the filesystem rules let it execute (the interpreter's
+    /// directories and the system's programs; never what it writes in
+    /// `tmp/`), on the cold and the warm path alike.
+    pub allow_exec: bool,
     /// The confinement policy.
     pub confinement: Confinement,
     /// An AppArmor profile to switch to, where the kernel has AppArmor.
     pub apparmor_profile: Option<String>,
     /// Where jail directories are made (default: the system temp dir).
     pub jail_parent: Option<PathBuf>,
+    /// What the jail's code may read besides its own directory and the
+    /// interpreter's (a course's data, a shared library of problems):
+    /// absolute paths that exist, read under Landlock and bound read-only
+    /// at their own paths in the private root.
+    pub read_paths: Vec<PathBuf>,
 }
 
 impl JailConfig {
@@ -153,10 +181,14 @@ impl JailConfig {
             bin: bin.into(),
             lang: Lang::python3(),
             user: None,
+            uids: Uids::default(),
+            uid_lock_dir: None,
             allow_root_user: false,
+            allow_exec: false,
             confinement: Confinement::Auto,
             apparmor_profile: None,
             jail_parent: None,
+            read_paths: Vec::new(),
         }
     }
 }

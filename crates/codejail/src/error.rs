@@ -33,6 +33,10 @@ pub enum ConfigError {
         #[source]
         source: ProbeError,
     },
+    /// A path of [`JailConfig::read_paths`](crate::JailConfig::read_paths)
+    /// is relative or does not exist.
+    #[error("read_paths: {0}")]
+    ReadPath(codejail_proc::FsRulesError),
     /// The sandbox user is root.
     #[error(
         "sandbox user `{user}` is root (uid 0): jailed code would run as root; choose an unprivileged user, or set allow_root_user = true if you mean it"
@@ -49,6 +53,38 @@ pub enum ConfigError {
         /// The name given.
         user: String,
     },
+    /// An account has a uid in the jail's sandbox uid range: a run would
+    /// act as that account.
+    #[error(
+        "the sandbox uid range {range} holds uid {uid} of account `{user}`; choose a range no account uses (`uids` in the jail's settings)"
+    )]
+    UidRangeTaken {
+        /// The range.
+        range: crate::UidRange,
+        /// The account.
+        user: String,
+        /// Its uid.
+        uid: u32,
+    },
+    /// A subordinate uid range (`/etc/subuid`) overlaps the jail's: that
+    /// user's containers would share uids with runs.
+    #[error(
+        "the sandbox uid range {range} overlaps the subordinate uids {first}+{count} of `{user}` (/etc/subuid); choose a range nobody is delegated (`uids` in the jail's settings)"
+    )]
+    UidRangeDelegated {
+        /// The range.
+        range: crate::UidRange,
+        /// Whose subordinate range.
+        user: String,
+        /// Its first uid.
+        first: u32,
+        /// How many.
+        count: u64,
+    },
+    /// The interpreter could not be asked its facts: no uid of the range
+    /// could be had for that run.
+    #[error(transparent)]
+    Uid(#[from] crate::UidError),
 }
 
 /// Why the interpreter could not tell a jail its facts (its prefixes, the
@@ -143,6 +179,9 @@ pub enum JailError {
     /// The process layer could not start or supervise the run.
     #[error(transparent)]
     Spawn(#[from] codejail_proc::SpawnError),
+    /// No uid of the jail's range could be had for the run.
+    #[error(transparent)]
+    Uid(#[from] crate::UidError),
 }
 
 impl JailError {
@@ -206,6 +245,9 @@ pub enum WarmError {
     /// An interpreter could not be started.
     #[error("a warm interpreter did not start: {0}")]
     Start(String),
+    /// No uid of the jail's range could be had for a new interpreter.
+    #[error("a warm interpreter did not start: {0}")]
+    Uid(#[source] crate::UidError),
     /// An interpreter stopped answering; it was ended and is replaced.
     #[error("the warm interpreter did not answer: {0}")]
     Lost(String),

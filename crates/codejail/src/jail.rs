@@ -11,6 +11,7 @@ use crate::error::{ConfigError, JailError, SafeExecError, excerpt};
 use crate::limits::{LimitName, LimitSet, effective_limits};
 use crate::python::{Asking, PythonFacts, python_facts, resolve_bin};
 use crate::request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
+use crate::uids::{self, DEFAULT_UID_LOCK_DIR, Taken, UidError, UidLease, UidRange, Uids};
 
 /// The most bytes of the jail's output a [`SafeExecError`] message
 /// carries.
@@ -26,7 +27,51 @@ pub struct Jail {
     name: String,
     config: JailConfig,
     identity: (u32, u32),
+    /// Where each run's uid comes from, when not the user's.
+    uids: Option<UidRange>,
+    uid_lock_dir: PathBuf,
     facts: PythonFacts,
+}
+
+/// The uid and gid of one run, and the lease on the uid when it comes
+/// from the jail's range: held until the run is over (every process of
+/// it reaped, its directory removed), then dropped.
+#[derive(Debug)]
+pub(crate) struct RunIdentity {
+    pub uid: u32,
+    pub gid: u32,
+    _lease: Option<UidLease>,
+}
+
+impl RunIdentity {
+    /// Its uid and gid.
+    pub(crate) fn ids(&self) -> (u32, u32) {
+        (self.uid, self.gid)
+    }
+}
+
+/// The identity of a run that switches uid: a uid of `range` taken for
+/// it, or `user`'s uid; `user`'s group.
+fn switched_identity(
+    user: (u32, u32),
+    range: Option<UidRange>,
+    lock_dir: &std::path::Path,
+) -> Result<RunIdentity, UidError> {
+    match range {
+        None => Ok(RunIdentity {
+            uid: user.0,
+            gid: user.1,
+            _lease: None,
+        }),
+        Some(range) => {
+            let lease = uids::lease(range, lock_dir)?;
+            Ok(RunIdentity {
+                uid: lease.uid(),
+                gid: user.1,
+                _lease: Some(lease),
+            })
+        }
+    }
 }
 
 impl Jail {
@@ -50,10 +95,51 @@ impl Jail {
             });
         }
         note_user_not_honoured(&config);
+        // A misspelled read path fails when the jail is made, not at its
+        // first run.
+        FsRules {
+            read: config.read_paths.clone(),
+            ..FsRules::empty()
+        }
+        .check()
+        .map_err(ConfigError::ReadPath)?;
+        // A root user (allowed) is root: nothing to share.
+        let uids = match config.uids {
+            Uids::Range(range) if identity.0 != 0 => Some(range),
+            _ => None,
+        };
+        if let Some(range) = uids {
+            check_range(range)?;
+        }
+        let uid_lock_dir = config
+            .uid_lock_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_UID_LOCK_DIR));
         let mut facts = if config.lang.has_safe_exec() {
+            let policy = asking_policy(&config);
+            // The probe is a run like any other: with a uid of its own
+            // when runs get one.
+            let switches = Probe::get()
+                .plan(policy, Needs::default())
+                .is_ok_and(|layers| layers.contains(Layer::Identity));
+            let who = if switches {
+                switched_identity(identity, uids, &uid_lock_dir)?
+            } else {
+                switched_identity(identity, None, &uid_lock_dir)?
+            };
+            // What the interpreter may read depends on the group and on
+            // the uid only through the files that uid owns: no file is
+            // owned by a uid of the range (no account has one), so one
+            // answer holds for all of them.
+            let cache_as = match (switches, uids) {
+                (false, _) => "the caller".to_owned(),
+                (true, Some(_)) => format!("any uid of a range, gid {}", identity.1),
+                (true, None) => format!("uid {}, gid {}", identity.0, identity.1),
+            };
             let asking = Asking {
-                policy: asking_policy(&config),
-                identity,
+                policy,
+                identity: who.ids(),
+                cache_as: &cache_as,
                 apparmor_profile: config.apparmor_profile.as_deref(),
             };
             python_facts(&bin, asking)?
@@ -72,6 +158,8 @@ impl Jail {
             name: name.into(),
             config: JailConfig { bin, ..config },
             identity,
+            uids,
+            uid_lock_dir,
             facts,
         })
     }
@@ -91,9 +179,35 @@ impl Jail {
         &self.config.lang
     }
 
-    /// The uid and gid the program runs as, when the caller can switch.
+    /// The configured user's uid and gid (default `nobody`). When the
+    /// caller can switch uid, every run's group is this gid, and its uid
+    /// is this uid only without a range ([`Jail::uid_range`]).
     pub fn identity(&self) -> (u32, u32) {
         self.identity
+    }
+
+    /// The range each run's uid is taken from, when the caller can
+    /// switch uid; `None` when every run is the user's uid (`uids =
+    /// "off"`, or a root user).
+    pub fn uid_range(&self) -> Option<UidRange> {
+        self.uids
+    }
+
+    /// The identity of one run with `layers`: when it switches uid, a uid
+    /// of its own (held until the returned value is dropped) or the
+    /// user's; otherwise the user's ids, which nothing uses.
+    pub(crate) fn run_identity(&self, layers: LayerSet) -> Result<RunIdentity, UidError> {
+        if layers.contains(Layer::Identity) {
+            self.switched_identity()
+        } else {
+            switched_identity(self.identity, None, &self.uid_lock_dir)
+        }
+    }
+
+    /// The identity of a run that switches uid (a warm zygote's, for its
+    /// whole life).
+    pub(crate) fn switched_identity(&self) -> Result<RunIdentity, UidError> {
+        switched_identity(self.identity, self.uids, &self.uid_lock_dir)
     }
 
     /// Whether `safe_exec` runs unconfined (CodeJail's unsafe mode).
@@ -171,8 +285,10 @@ impl Jail {
     fn plan(&self, policy: Policy, limits: &LimitSet) -> Result<LayerSet, JailError> {
         let needs = Needs {
             cgroup: limits.get(LimitName::Memory) > 0,
+            cgroup_settings: false,
             mount_ns: false,
             apparmor_profile: self.config.apparmor_profile.is_some(),
+            exec: self.config.allow_exec,
         };
         Ok(Probe::get().plan(policy, needs)?)
     }
@@ -213,9 +329,8 @@ impl Jail {
             // Every unconfined run says so, whichever way it was asked for.
             tracing::warn!("running code WITHOUT confinement");
         }
-        // The sandbox uid owns tmp/ when the run will switch to it.
+        // The run's uid owns tmp/ when the run will switch to it.
         let layers = self.plan(policy, &limits)?;
-        let owner = layers.contains(Layer::Identity).then_some(self.identity);
         let (tmp, tmp_quota) = tmp_of(&limits, layers);
         let contents = Contents {
             code: request.code.as_deref().map(str::as_bytes),
@@ -224,6 +339,10 @@ impl Jail {
             own,
         };
         contents.validate()?;
+        // Held until every process of the run is reaped and its directory
+        // removed (dropped at the end of this function).
+        let who = self.run_identity(layers)?;
+        let owner = layers.contains(Layer::Identity).then_some(who.ids());
         let jail = JailDir::create(&JailOptions {
             parent: self.config.jail_parent.clone(),
             owner,
@@ -245,7 +364,8 @@ impl Jail {
             .stdin(request.stdin.clone())
             .limits(limits.to_proc())
             .policy(policy)
-            .identity(self.identity.0, self.identity.1)
+            .allow_exec(self.config.allow_exec)
+            .identity(who.uid, who.gid)
             .fs_rules(self.fs_rules(&jail, &tmp))
             .slug(call.slug.clone().unwrap_or_default());
         if let Some(profile) = &self.config.apparmor_profile {
@@ -278,6 +398,7 @@ impl Jail {
         }
         let outcome = spawn.run()?;
         jail.remove()?;
+        drop(who);
         tracing::info!(
             status = outcome.status,
             killed_by = outcome.killed_by.map(|k| k.as_str()),
@@ -287,11 +408,20 @@ impl Jail {
         Ok(JailResult::cold(outcome))
     }
 
+    /// The rules every run of this jail has, wherever it runs (cold, a
+    /// zygote, a warm call): the system's, the interpreter's paths, and
+    /// the jail's `read_paths`.
+    pub(crate) fn base_rules(&self) -> FsRules {
+        let mut rules = FsRules::default();
+        rules.read_exec.extend(self.facts.read_exec.iter().cloned());
+        rules.read.extend(self.config.read_paths.iter().cloned());
+        rules
+    }
+
     /// The filesystem rules of a run in `jail`: the interpreter's paths,
     /// the jail home read-only, its `tmp/` read-write when it is writable.
     pub(crate) fn fs_rules(&self, jail: &JailDir, tmp: &Tmp) -> FsRules {
-        let mut rules = FsRules::default();
-        rules.read_exec.extend(self.facts.read_exec.iter().cloned());
+        let mut rules = self.base_rules();
         rules.read.push(jail.path().to_owned());
         if *tmp == Tmp::Writable {
             rules.read_write.push(jail.tmp().to_owned());
@@ -424,6 +554,23 @@ impl Jail {
                 lang: self.config.lang.name().to_owned(),
             })
         }
+    }
+}
+
+/// A range in which an account has its uid, or a subordinate range lies,
+/// is refused: a run would act as that account or share uids with that
+/// user's containers.
+fn check_range(range: UidRange) -> Result<(), ConfigError> {
+    use std::path::Path;
+    match uids::taken_in(range, Path::new("/etc/passwd"), Path::new("/etc/subuid")) {
+        None => Ok(()),
+        Some(Taken::Account { user, uid }) => Err(ConfigError::UidRangeTaken { range, user, uid }),
+        Some(Taken::Delegated { user, first, count }) => Err(ConfigError::UidRangeDelegated {
+            range,
+            user,
+            first,
+            count,
+        }),
     }
 }
 

@@ -39,13 +39,15 @@ mod registry;
 mod request;
 mod runner;
 mod settings;
+mod uids;
 mod warm;
 
 pub use cancel::Cancel;
 pub use codejail_fs::{NameError, StageError, validate_name as validate_file_name};
 pub use codejail_proc::{
-    Availability, Enforcement, KillReason, Layer, LayerSet, Policy, Probe, SpawnError, Truncated,
-    UnknownLayer,
+    Availability, CGROUP_ENV, CgroupMode, Cgroups, Enforcement, KillReason, LANDLOCK_ABI, Layer,
+    LayerSet, Policy, Probe, SpawnError, Sysctls, Truncated, UnknownLayer, UsernsCause,
+    UsernsDiagnosis, UsernsHost, seccomp, this_program, unenforced,
 };
 pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};
@@ -62,4 +64,5 @@ pub use registry::{
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 pub use runner::Runner;
 pub use settings::{ServiceSettings, Settings, SettingsError};
+pub use uids::{DEFAULT_UID_LOCK_DIR, UidError, UidRange, UidRangeError, Uids};
 pub use warm::{Health, Warm, WarmOptions};

@@ -420,23 +420,42 @@ pub fn effective_limits(
     Ok(limits)
 }
 
+/// Contexts remembered for [`note_unknown_context`]: the names callers
+/// send may be anyone's (a service passes a request's), so the memory is
+/// bounded; past it each new name is said again, which costs a log line,
+/// not memory.
+const SEEN_CONTEXTS: usize = 1024;
+
+/// The contexts already said (at most [`SEEN_CONTEXTS`]).
+static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
 fn note_unknown_context(context: &str) {
-    static SEEN: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
-    if seen
-        .get_or_insert_with(HashSet::new)
-        .insert(context.to_owned())
-    {
-        tracing::info!(
-            context,
-            "limit context `{context}` has no overrides; the global limits apply"
-        );
+    let seen = seen.get_or_insert_with(HashSet::new);
+    if seen.contains(context) {
+        return;
     }
+    if seen.len() < SEEN_CONTEXTS {
+        seen.insert(context.to_owned());
+    }
+    tracing::info!(
+        context,
+        "limit context `{context}` has no overrides; the global limits apply"
+    );
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_contexts_are_remembered_in_bounded_memory() {
+        for i in 0..(SEEN_CONTEXTS + 500) {
+            note_unknown_context(&format!("context-{i}"));
+        }
+        let seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+        assert!(seen.as_ref().is_some_and(|s| s.len() <= SEEN_CONTEXTS));
+    }
 
     #[test]
     fn names_are_case_insensitive_and_unknown_ones_are_errors() {

@@ -50,8 +50,11 @@ pub(crate) struct PythonFacts {
 pub(crate) struct Asking<'a> {
     /// The jail's policy (`Policy::None` for an unsafe jail).
     pub policy: Policy,
-    /// The sandbox uid and gid.
+    /// The uid and gid of the probe's run.
     pub identity: (u32, u32),
+    /// Who the answer holds for, in the cache's key: the uid and gid, or
+    /// any uid of a range with the gid (see `Jail::new`).
+    pub cache_as: &'a str,
     /// The jail's AppArmor profile.
     pub apparmor_profile: Option<&'a str>,
 }
@@ -59,7 +62,7 @@ pub(crate) struct Asking<'a> {
 /// The interpreter's facts: from the cache, or asked of it (confined) and
 /// cached.
 pub(crate) fn python_facts(bin: &Path, asking: Asking<'_>) -> Result<PythonFacts, ConfigError> {
-    let key = cache::Key::of(bin, asking.identity.0);
+    let key = cache::Key::of(bin, asking.cache_as);
     if let Some(facts) = key.as_ref().and_then(cache::load) {
         return Ok(facts);
     }

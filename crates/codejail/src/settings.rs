@@ -3,8 +3,10 @@
 //! ```toml
 //! [jails.python]
 //! bin = "/usr/bin/python3"
-//! user = "sandbox"        # optional
+//! user = "sandbox"        # optional: the group of every run (and the uid with uids = "off")
+//! uids = "2000000000-2000065535"  # optional: a uid of its own per run (the default), or "off"
 //! policy = "auto"         # auto | require:landlock,seccomp,... | unsafe
+//! allow_exec = false      # true: the code may start other programs
 //!
 //! [limits]
 //! cpu = 1
@@ -22,6 +24,7 @@ use toml::Spanned;
 
 use crate::config::{Confinement, JailConfig, Lang};
 use crate::limits::{LimitError, LimitName, override_limit, set_limit};
+use crate::uids::Uids;
 
 mod service;
 pub use service::ServiceSettings;
@@ -88,9 +91,15 @@ struct RawJail {
     user: Option<Spanned<RawUser>>,
     #[serde(default)]
     allow_root_user: bool,
+    #[serde(default)]
+    allow_exec: bool,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
     jail_parent: Option<String>,
+    uids: Option<Spanned<String>>,
+    uid_lock_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    read_paths: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -214,11 +223,49 @@ impl Settings {
                 RawUser::Uid(uid) => uid.to_string(),
             });
             config.allow_root_user = jail.allow_root_user;
+            config.allow_exec = jail.allow_exec;
             if let Some(policy) = jail.policy {
                 config.confinement = policy
                     .get_ref()
                     .parse::<Confinement>()
                     .map_err(|e| invalid(policy.span().start, format!("jails.{name}.policy"), e))?;
+            }
+            if let Some(uids) = jail.uids {
+                config.uids = uids.get_ref().parse::<Uids>().map_err(|e| {
+                    invalid(
+                        uids.span().start,
+                        format!("jails.{name}.uids"),
+                        e.to_string(),
+                    )
+                })?;
+            }
+            if let Some(dir) = jail.uid_lock_dir {
+                let path = PathBuf::from(dir.get_ref());
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        dir.span().start,
+                        format!("jails.{name}.uid_lock_dir"),
+                        format!(
+                            "`{}` is not an absolute path; give the full path",
+                            dir.get_ref()
+                        ),
+                    ));
+                }
+                config.uid_lock_dir = Some(path);
+            }
+            for (i, path) in jail.read_paths.iter().enumerate() {
+                let p = PathBuf::from(path.get_ref());
+                if !p.is_absolute() {
+                    return Err(invalid(
+                        path.span().start,
+                        format!("jails.{name}.read_paths[{i}]"),
+                        format!(
+                            "`{}` is not an absolute path; give the full path",
+                            path.get_ref()
+                        ),
+                    ));
+                }
+                config.read_paths.push(p);
             }
             config.apparmor_profile = jail.apparmor_profile;
             config.jail_parent = jail.jail_parent.map(PathBuf::from);
@@ -290,6 +337,24 @@ mod tests {
         .unwrap();
         let jail = &s.jails["python"];
         assert_eq!(jail.user.as_deref(), Some("sandbox"));
+        assert_eq!(jail.uids, Uids::default());
+        let two = parse(
+            "[jails.a]\nbin = \"/x\"\nuids = \"off\"\n[jails.b]\nbin = \"/x\"\nuids = \"3000000-3000999\"\nuid_lock_dir = \"/run/l\"\n",
+        )
+        .unwrap();
+        assert_eq!(two.jails["a"].uids, Uids::Off);
+        assert_eq!(
+            two.jails["b"].uids,
+            Uids::Range(crate::UidRange::new(3_000_000, 3_000_999).unwrap())
+        );
+        assert_eq!(
+            two.jails["b"].uid_lock_dir.as_deref(),
+            Some(Path::new("/run/l"))
+        );
+        assert!(
+            !jail.allow_exec,
+            "no new programs unless the settings say so"
+        );
         assert!(
             matches!(jail.confinement, Confinement::Require(set) if set.names() == ["landlock", "seccomp"])
         );
@@ -339,6 +404,41 @@ mod tests {
             err.starts_with("codejail.toml:3: nonsense: unknown field `nonsense`"),
             "{err}"
         );
+        let s =
+            parse("[jails.sh]\nbin = \"/bin/sh\"\nlang = \"other\"\nallow_exec = true\n").unwrap();
+        assert!(s.jails["sh"].allow_exec);
+        let err = parse("[jails.sh]\nbin = \"/bin/sh\"\nallow_exec = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.sh.allow_exec: invalid type: string"),
+            "{err}"
+        );
+        let err = parse("[jails.python]\nbin = \"/x\"\nuids = \"5-1\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.python.uids: uid range 5-1 is empty"),
+            "{err}"
+        );
+        let err = parse("[jails.python]\nbin = \"/x\"\nuid_lock_dir = \"run\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.python.uid_lock_dir: `run` is not an absolute"),
+            "{err}"
+        );
+        let err = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\", \"data\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "codejail.toml:3: jails.python.read_paths[1]: `data` is not an absolute"
+            ),
+            "{err}"
+        );
+        let s = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\"]\n").unwrap();
+        assert_eq!(s.jails["python"].read_paths, [PathBuf::from("/srv/data")]);
         // A uid is a number, as the message about unknown users suggests.
         let s = parse("[jails.python]\nbin = \"/x\"\nuser = 999\n").unwrap();
         assert_eq!(s.jails["python"].user.as_deref(), Some("999"));

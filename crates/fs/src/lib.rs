@@ -1,9 +1,12 @@
 //! Jail directories: a throw-away home for one run.
 //!
 //! ```text
-//! <parent>/codejail-XXXXXX/     mode 0755, owned by the caller: read-only to the jail
-//!     jailed_code               the code, if any (0644)
+//! <parent>/codejail-XXXXXX/     the caller's, 0750 with the sandbox's group (0700
+//!                               without a sandbox identity): read-only to the jail,
+//!                               closed to every other user of the host
+//!     jailed_code               the code, if any (0640, or 0600)
 //!     <staged files>            copies of the caller's files, directories, links
+//!                               (0640/0750, or 0600/0700)
 //!     <extra files>             (name, bytes) pairs
 //!     tmp/                      writable by the sandbox identity (chowned, 0700;
 //!                               without an identity, 01777); optionally a tmpfs
@@ -42,8 +45,10 @@ pub const CODE_FILE: &str = "jailed_code";
 pub struct JailOptions {
     /// Where `codejail-XXXXXX` is created (default: the system temp dir).
     pub parent: Option<PathBuf>,
-    /// The sandbox uid and gid: `tmp/` is given to them. Without one,
-    /// `tmp/` is world-writable with the sticky bit.
+    /// The sandbox uid and gid: `tmp/` is given to them, and the home and
+    /// what is staged to the gid (read-only). Without one, `tmp/` is
+    /// world-writable with the sticky bit, and the rest the caller's alone
+    /// (its program runs as the caller's uid).
     pub owner: Option<(u32, u32)>,
     /// A size and inode limit for `tmp/`.
     pub tmp_quota: Option<TmpQuota>,
@@ -164,8 +169,18 @@ impl JailDir {
         Ok(jail)
     }
 
+    fn readers(&self) -> stage::Readers {
+        stage::Readers {
+            group: self.options.owner.map(|(_, gid)| gid),
+        }
+    }
+
     fn set_up_tmp(&self) -> Result<(), CreateError> {
-        rustix::fs::fchmod(&self.dir, Mode::from_raw_mode(0o755))
+        let readers = self.readers();
+        readers
+            .give(self.dir.as_fd())
+            .map_err(|e| create_err("chown", &self.home)(e.into()))?;
+        rustix::fs::fchmod(&self.dir, Mode::from_raw_mode(readers.dir_mode()))
             .map_err(|e| create_err("chmod", &self.home)(e.into()))?;
         if let Tmp::Link(target) = &self.options.tmp {
             return rustix::fs::symlinkat(target, &self.dir, "tmp")
@@ -230,7 +245,7 @@ impl JailDir {
     /// is dropped.
     pub fn stage(&self, contents: &Contents<'_>) -> Result<(), StageError> {
         contents.validate()?;
-        stage::stage(self.dir.as_fd(), contents)
+        stage::stage(self.dir.as_fd(), contents, self.readers())
     }
 
     /// Removes the jail now, reporting a failure (dropping removes it too,

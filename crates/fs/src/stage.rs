@@ -127,13 +127,53 @@ pub(crate) fn open_dir_at(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<Owned
     )?)
 }
 
-pub(crate) fn stage(dir: BorrowedFd<'_>, contents: &Contents<'_>) -> Result<(), StageError> {
+/// Who may read what is staged besides its owner (the caller): the
+/// sandbox's group, or nobody (the program then runs as the caller's own
+/// uid). Never every user of the host: the code and data are a
+/// stranger's submission, and often a course's answers.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Readers {
+    /// The group given read access (`None`: the owner only).
+    pub group: Option<u32>,
+}
+
+impl Readers {
+    /// A file's mode: read (and execute, for an executable) by the owner
+    /// and the group, if any.
+    fn file_mode(self, executable: bool) -> u32 {
+        match (self.group.is_some(), executable) {
+            (true, true) => 0o750,
+            (true, false) => 0o640,
+            (false, true) => 0o700,
+            (false, false) => 0o600,
+        }
+    }
+
+    /// A directory's mode.
+    pub(crate) fn dir_mode(self) -> u32 {
+        self.file_mode(true)
+    }
+
+    /// Gives `fd` to the group, if any.
+    pub(crate) fn give(self, fd: BorrowedFd<'_>) -> rustix::io::Result<()> {
+        match self.group {
+            Some(gid) => rustix::fs::fchown(fd, None, Some(rustix::fs::Gid::from_raw(gid))),
+            None => Ok(()),
+        }
+    }
+}
+
+pub(crate) fn stage(
+    dir: BorrowedFd<'_>,
+    contents: &Contents<'_>,
+    readers: Readers,
+) -> Result<(), StageError> {
     if let Some(code) = contents.code {
         write_new(
             dir,
             OsStr::new(CODE_FILE),
             Path::new(CODE_FILE),
-            0o644,
+            (readers, false),
             &mut &code[..],
         )?;
     }
@@ -143,7 +183,7 @@ pub(crate) fn stage(dir: BorrowedFd<'_>, contents: &Contents<'_>) -> Result<(), 
             dir,
             OsStr::new(name),
             Path::new(name),
-            0o644,
+            (readers, false),
             &mut &bytes[..],
         )?;
     }
@@ -153,7 +193,7 @@ pub(crate) fn stage(dir: BorrowedFd<'_>, contents: &Contents<'_>) -> Result<(), 
         let name = path
             .file_name()
             .ok_or_else(|| StageError::NoFileName { path: path.clone() })?;
-        copy_entry(dir, name, Path::new(name), path, jail)?;
+        copy_entry(dir, name, Path::new(name), path, jail, readers)?;
     }
     Ok(())
 }
@@ -168,14 +208,16 @@ fn write_err(step: &'static str, entry: &Path) -> impl FnOnce(io::Error) -> Stag
 }
 
 /// Creates `name` in `dir` (never an existing entry, never through a link)
-/// with exactly `mode`, and fills it from `from`.
+/// with exactly the mode `readers` gives it (executable or not), gives it
+/// to their group, and fills it from `from`.
 fn write_new(
     dir: BorrowedFd<'_>,
     name: &OsStr,
     entry: &Path,
-    mode: u32,
+    (readers, executable): (Readers, bool),
     from: &mut dyn io::Read,
 ) -> Result<(), StageError> {
+    let mode = readers.file_mode(executable);
     let fd = rustix::fs::openat(
         dir,
         name,
@@ -183,6 +225,9 @@ fn write_new(
         Mode::from_raw_mode(mode),
     )
     .map_err(|e| write_err("create", entry)(e.into()))?;
+    readers
+        .give(fd.as_fd())
+        .map_err(|e| write_err("chown", entry)(e.into()))?;
     // The umask may have taken bits away.
     rustix::fs::fchmod(&fd, Mode::from_raw_mode(mode))
         .map_err(|e| write_err("chmod", entry)(e.into()))?;
@@ -202,6 +247,7 @@ fn copy_entry(
     entry: &Path,
     src: &Path,
     jail: (u64, u64),
+    readers: Readers,
 ) -> Result<(), StageError> {
     let read_err = |source| StageError::Read {
         path: src.to_owned(),
@@ -213,17 +259,13 @@ fn copy_entry(
         let target = std::fs::read_link(src).map_err(read_err)?;
         rustix::fs::symlinkat(&target, dir, name).map_err(|e| write_err("link", entry)(e.into()))
     } else if kind.is_file() {
-        let mode = if meta.permissions().mode() & 0o111 != 0 {
-            0o755
-        } else {
-            0o644
-        };
+        let executable = meta.permissions().mode() & 0o111 != 0;
         let mut source = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(OFlags::NOFOLLOW.bits() as i32)
             .open(src)
             .map_err(read_err)?;
-        write_new(dir, name, entry, mode, &mut source)
+        write_new(dir, name, entry, (readers, executable), &mut source)
     } else if kind.is_dir() {
         use std::os::unix::fs::MetadataExt;
         if (meta.dev(), meta.ino()) == jail {
@@ -231,11 +273,13 @@ fn copy_entry(
                 path: src.to_owned(),
             });
         }
-        rustix::fs::mkdirat(dir, name, Mode::from_raw_mode(0o755))
-            .map_err(|e| write_err("create", entry)(e.into()))?;
+        let mode = Mode::from_raw_mode(readers.dir_mode());
+        rustix::fs::mkdirat(dir, name, mode).map_err(|e| write_err("create", entry)(e.into()))?;
         let sub = open_dir_at(dir, name).map_err(write_err("open", entry))?;
-        rustix::fs::fchmod(&sub, Mode::from_raw_mode(0o755))
-            .map_err(|e| write_err("chmod", entry)(e.into()))?;
+        readers
+            .give(sub.as_fd())
+            .map_err(|e| write_err("chown", entry)(e.into()))?;
+        rustix::fs::fchmod(&sub, mode).map_err(|e| write_err("chmod", entry)(e.into()))?;
         let mut children: Vec<_> = std::fs::read_dir(src)
             .map_err(read_err)?
             .map(|e| e.map(|e| e.file_name()))
@@ -249,6 +293,7 @@ fn copy_entry(
                 &entry.join(&child),
                 &src.join(&child),
                 jail,
+                readers,
             )
             .map_err(|e| match e {
                 // Name the directory the caller gave, not the jail inside.

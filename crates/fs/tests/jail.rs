@@ -55,7 +55,9 @@ fn a_jail_has_a_read_only_home_and_a_writable_tmp() {
         .into_owned();
     assert!(name.starts_with("codejail-"), "{name}");
     assert_eq!(jail.path().parent(), Some(parent.path()));
-    assert_eq!(mode(jail.path()), 0o755);
+    // Without a sandbox identity the program is the caller: nobody else
+    // of the host may read a stranger's code.
+    assert_eq!(mode(jail.path()), 0o700);
     assert_eq!(jail.tmp(), jail.path().join("tmp"));
     assert!(jail.tmp().is_absolute());
     assert_eq!(
@@ -81,11 +83,18 @@ fn tmp_belongs_to_the_sandbox_identity() {
     let meta = std::fs::metadata(jail.tmp()).unwrap();
     assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
     assert_eq!(mode(jail.tmp()), 0o700);
-    assert_eq!(
-        std::fs::metadata(jail.path()).unwrap().uid(),
-        0,
-        "home stays the caller's"
-    );
+    let home = std::fs::metadata(jail.path()).unwrap();
+    assert_eq!(home.uid(), 0, "home stays the caller's");
+    // Readable by the sandbox's group, by no other user of the host.
+    assert_eq!((home.gid(), mode(jail.path())), (65534, 0o750));
+    jail.stage(&Contents {
+        code: Some(b"print(1)"),
+        ..Contents::default()
+    })
+    .unwrap();
+    let code = std::fs::metadata(jail.path().join("jailed_code")).unwrap();
+    assert_eq!((code.uid(), code.gid()), (0, 65534));
+    assert_eq!(mode(&jail.path().join("jailed_code")), 0o640);
 }
 
 #[test]
@@ -173,19 +182,20 @@ fn code_extra_files_and_copies_are_staged() {
     );
     assert_eq!(
         mode(&home.join("doit.py")),
-        0o755,
+        0o700,
         "the executable bit is kept"
     );
     assert_eq!(
         mode(&home.join("data.txt")),
-        0o644,
-        "readable by the sandbox whatever the source mode"
+        0o600,
+        "the caller's alone (its program runs as the caller) whatever the source mode"
     );
+    assert_eq!(mode(&home.join("jailed_code")), 0o600);
+    assert_eq!(mode(&home.join("pkg")), 0o700);
     assert_eq!(
         std::fs::read_to_string(home.join("pkg/sub/mod.py")).unwrap(),
         "x = 1"
     );
-    assert_eq!(mode(&home.join("pkg")), 0o755);
     // Links are copied as links, never followed.
     for (link, target) in [
         ("pkg/relative", PathBuf::from("sub/mod.py")),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use crate::Layer;
 use crate::cgroup::CgroupError;
 use crate::fsrules::FsRulesError;
+use crate::root::RootError;
 
 /// Why a run could not be started or finished.
 ///
@@ -52,6 +53,20 @@ pub enum SpawnError {
         /// Why it is missing.
         reason: String,
     },
+    /// A limit the run asks for needs a layer this machine or caller
+    /// cannot provide (under [`Policy::Auto`](crate::Policy::Auto)
+    /// nothing was required: the limit is what needs it).
+    #[error("{by} needs the `{layer}` layer, which is unavailable here: {reason}; {fix}")]
+    LayerNeeded {
+        /// The missing layer.
+        layer: Layer,
+        /// What needs it, e.g. `the memory limit`.
+        by: &'static str,
+        /// Why it is missing.
+        reason: String,
+        /// What to do.
+        fix: &'static str,
+    },
     /// The Landlock ruleset could not be built.
     #[error("could not build the Landlock ruleset: {0}")]
     Landlock(#[from] landlock::RulesetError),
@@ -59,6 +74,9 @@ pub enum SpawnError {
     /// not optional) or cannot be opened.
     #[error(transparent)]
     FsRules(FsRulesError),
+    /// The private root could not be planned or built.
+    #[error(transparent)]
+    Root(#[from] RootError),
     /// The seccomp filter could not be compiled.
     #[error("could not compile the seccomp filter: {0}")]
     Seccomp(String),

@@ -21,6 +21,12 @@ pub enum Layer {
     NetNs,
     /// A mount namespace of its own.
     MountNs,
+    /// A private root filesystem, built in the run's mount namespace: a
+    /// small tmpfs holding read-only binds of what the program may read or
+    /// execute, its home, a minimal `/dev`, a fresh procfs of the run's pid
+    /// namespace, and nothing else of the host (see `crate::root`). Needs
+    /// [`Layer::MountNs`].
+    RootFs,
     /// An IPC namespace (System V IPC, POSIX message queues).
     IpcNs,
     /// A UTS namespace: the host name reads `codejail`.
@@ -39,16 +45,24 @@ pub enum Layer {
     /// ([`Spawn::apparmor_profile`](crate::Spawn::apparmor_profile)); only
     /// where the kernel has AppArmor and a profile is given.
     AppArmor,
+    /// No new programs: the supervisor answers every `execve` and
+    /// `execveat` of the run with `EACCES` but the program's own first one
+    /// (seccomp user notification; see [`crate::seccomp::Filter::ExecGuard`]).
+    /// Left out when the run allows exec ([`Spawn::allow_exec`](crate::Spawn::allow_exec)).
+    NoExec,
 }
 
 impl Layer {
-    /// Every layer, in the order the child applies them.
-    pub const ALL: [Layer; 12] = [
+    /// Every layer, in the order the child applies them (`no_exec` acts
+    /// last, at the first `execve`, though the supervisor installs it
+    /// first).
+    pub const ALL: [Layer; 14] = [
         Layer::Identity,
         Layer::UserNs,
         Layer::PidNs,
         Layer::NetNs,
         Layer::MountNs,
+        Layer::RootFs,
         Layer::IpcNs,
         Layer::UtsNs,
         Layer::Cgroup,
@@ -56,6 +70,7 @@ impl Layer {
         Layer::AppArmor,
         Layer::Landlock,
         Layer::Seccomp,
+        Layer::NoExec,
     ];
 
     /// The namespaces besides the user namespace. Without privilege each of
@@ -69,8 +84,8 @@ impl Layer {
     ];
 
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
-    /// `mountns`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
-    /// `landlock`, `seccomp`.
+    /// `mountns`, `rootfs`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
+    /// `landlock`, `seccomp`, `no_exec`.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Identity => "identity",
@@ -78,6 +93,7 @@ impl Layer {
             Layer::PidNs => "pidns",
             Layer::NetNs => "netns",
             Layer::MountNs => "mountns",
+            Layer::RootFs => "rootfs",
             Layer::IpcNs => "ipcns",
             Layer::UtsNs => "utsns",
             Layer::Cgroup => "cgroup",
@@ -85,6 +101,7 @@ impl Layer {
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
             Layer::AppArmor => "apparmor",
+            Layer::NoExec => "no_exec",
         }
     }
 
@@ -102,7 +119,7 @@ impl fmt::Display for Layer {
 /// A layer name that is not one of [`Layer::name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, ipcns, utsns, cgroup, no_new_privs, landlock, seccomp"
+    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, rootfs, ipcns, utsns, cgroup, no_new_privs, apparmor, landlock, seccomp, no_exec"
 )]
 pub struct UnknownLayer(pub String);
 

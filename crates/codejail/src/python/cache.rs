@@ -6,7 +6,8 @@
 //! writable by nobody else, or they are ignored (and the facts are asked
 //! of the interpreter again). An entry is keyed by the interpreter's path,
 //! its file identity (device, inode, size, modification and change times),
-//! the sandbox uid it was asked as, and the probe's own text (which holds
+//! who it was asked as (a uid and gid, or any uid of a range and a gid),
+//! and the probe's own text (which holds
 //! the `safe_exec` driver): when any of them changes, the entry is stale.
 //!
 //! Where: `$CODEJAIL_CACHE_DIR`; else `/var/cache/codejail` for root, and
@@ -33,7 +34,7 @@ pub(crate) struct Key {
     size: u64,
     mtime_ns: i128,
     ctime_ns: i128,
-    uid: u32,
+    asked_as: String,
     probe: String,
 }
 
@@ -46,8 +47,9 @@ struct Entry {
 }
 
 impl Key {
-    /// The key of `bin` asked as `uid`; none when the file cannot be read.
-    pub(crate) fn of(bin: &Path, uid: u32) -> Option<Key> {
+    /// The key of `bin` asked as `asked_as`; none when the file cannot be
+    /// read.
+    pub(crate) fn of(bin: &Path, asked_as: &str) -> Option<Key> {
         let real = std::fs::canonicalize(bin).ok()?;
         let meta = std::fs::metadata(&real).ok()?;
         let ns = |s: i64, n: i64| i128::from(s) * 1_000_000_000 + i128::from(n);
@@ -58,14 +60,15 @@ impl Key {
             size: meta.size(),
             mtime_ns: ns(meta.mtime(), meta.mtime_nsec()),
             ctime_ns: ns(meta.ctime(), meta.ctime_nsec()),
-            uid,
+            asked_as: asked_as.to_owned(),
             probe: format!("{:016x}", fnv1a(codejail_pyexec::probe_script().as_bytes())),
         })
     }
 
     fn file_name(&self) -> String {
         let mut id = self.bin.as_os_str().as_encoded_bytes().to_vec();
-        id.extend_from_slice(&self.uid.to_le_bytes());
+        id.push(0);
+        id.extend_from_slice(self.asked_as.as_bytes());
         format!("python-{:016x}.json", fnv1a(&id))
     }
 }

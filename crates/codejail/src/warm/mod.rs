@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, Tmp};
 use codejail_proc::pump::{Pump, State, deadline_after};
-use codejail_proc::{Enforcement, FsRules, KillReason, Layer, LayerSet, Probe, Truncated};
+use codejail_proc::{KillReason, Layer, LayerSet, Probe, Truncated};
 use serde_json::{Map, Value, json};
 
 use self::pool::Pool;
@@ -88,7 +88,6 @@ pub struct Warm {
     pool: Arc<Pool>,
     keeper: Option<JoinHandle<()>>,
     dir: PathBuf,
-    owner: Option<(u32, u32)>,
     quota: Option<codejail_fs::TmpQuota>,
     layers: LayerSet,
     abi: i32,
@@ -169,7 +168,6 @@ impl Jail {
             pool,
             keeper: Some(keeper),
             dir,
-            owner,
             quota,
             layers,
             abi,
@@ -196,14 +194,17 @@ fn private_dir(jail: &Jail, owner: Option<(u32, u32)>) -> Result<PathBuf, WarmEr
         .tempdir_in(&base)
         .map_err(io("create the warm pool's directory"))?
         .keep();
-    if let Some((_, gid)) = owner {
-        use std::os::unix::fs::PermissionsExt;
-        let chown = std::os::unix::fs::chown(&dir, None, Some(gid))
-            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710)));
-        if let Err(e) = chown {
-            remove_dir(&dir);
-            return Err(io("give the warm pool's directory to the sandbox group")(e));
-        }
+    use std::os::unix::fs::PermissionsExt;
+    // Whatever the umask made of it (tempfile's directories are 0777 less
+    // the umask).
+    let made_private = match owner {
+        Some((_, gid)) => std::os::unix::fs::chown(&dir, None, Some(gid))
+            .and_then(|()| std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o710))),
+        None => std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)),
+    };
+    if let Err(e) = made_private {
+        remove_dir(&dir);
+        return Err(io("make the warm pool's directory private")(e));
     }
     Ok(dir)
 }
@@ -434,18 +435,17 @@ impl Warm {
         };
         contents.validate()?;
         let tmp = zygote.tmp().join(format!("call-{id}"));
+        // In the zygote's home: its private root holds that directory
+        // (live), and no other zygote's holds it.
         let dir = JailDir::create(&JailOptions {
-            parent: Some(self.dir.clone()),
-            owner: self.owner,
+            parent: Some(zygote.home().to_owned()),
+            owner: zygote.owner(),
             tmp: Tmp::Link(tmp.clone()),
             prefix: Some(crate::leftovers::jail_prefix()),
             ..JailOptions::default()
         })?;
         dir.stage(&contents)?;
-        let mut rules = FsRules::default();
-        rules
-            .read_exec
-            .extend(self.jail.read_exec_paths().iter().cloned());
+        let mut rules = self.jail.base_rules();
         rules.read.push(dir.path().to_owned());
         let ruleset = rules
             .ruleset(self.abi)
@@ -521,7 +521,7 @@ impl Warm {
             cpu,
             max_rss_kib: answer["max_rss_kib"].as_u64().unwrap_or(0),
             layers: self.layers,
-            landlock: Some(Enforcement::Full),
+            landlock: Probe::get().landlock_status,
             warm: true,
         }
     }

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, TmpQuota};
 use codejail_proc::pump::{State, Target};
-use codejail_proc::{FsRules, KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
+use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::WarmError;
-use crate::jail::Jail;
+use crate::jail::{Jail, RunIdentity};
 
 /// How long a new zygote may take to say it is ready.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -24,7 +24,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 pub(crate) struct Recipe {
     /// The pool's directory: zygote homes and call directories.
     pub pool: PathBuf,
-    /// The sandbox uid and gid, when the run switches to them.
+    /// The sandbox uid and gid, when the run switches uid: then each
+    /// zygote takes a uid of its own (the jail's range) for its life, and
+    /// keeps this gid.
     pub owner: Option<(u32, u32)>,
     /// The quota of the zygote's `tmp/`, where each call's `tmp/` lives.
     pub quota: Option<TmpQuota>,
@@ -42,6 +44,11 @@ pub(crate) struct Zygote {
     cancel: Option<OwnedFd>,
     run: Option<JoinHandle<Result<Outcome, SpawnError>>>,
     home: JailDir,
+    /// Its uid and gid, when it switches uid: its calls' directories are
+    /// given to them. The lease on the uid is dropped after `drop` has
+    /// joined the run (every process of it reaped).
+    owner: Option<(u32, u32)>,
+    _uid: Option<RunIdentity>,
 }
 
 impl Drop for Zygote {
@@ -63,9 +70,16 @@ impl Zygote {
     /// A zygote that fails to start leaves nothing: its run is cancelled
     /// and its home removed.
     pub(crate) fn start(jail: &Jail, recipe: &Recipe) -> Result<Zygote, WarmError> {
+        // One call at a time per zygote: a uid of its own for its life is
+        // a uid of its own per call.
+        let who = match recipe.owner {
+            Some(_) => Some(jail.switched_identity().map_err(WarmError::Uid)?),
+            None => None,
+        };
+        let owner = who.as_ref().map(RunIdentity::ids);
         let home = JailDir::create(&JailOptions {
             parent: Some(recipe.pool.clone()),
-            owner: recipe.owner,
+            owner,
             tmp_quota: recipe.quota,
             ..JailOptions::default()
         })
@@ -78,7 +92,7 @@ impl Zygote {
         let (ours, theirs) = UnixStream::pair().map_err(io_err("make the zygote's channel"))?;
         let (cancel_r, cancel_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io_err("create a pipe")(e.into()))?;
-        let spawn = spawn_of(jail, recipe, &home, theirs.into(), cancel_r)?;
+        let spawn = spawn_of(jail, recipe, owner, &home, theirs.into(), cancel_r)?;
         let run = std::thread::spawn(move || spawn.run());
         ours.set_nonblocking(true)
             .map_err(io_err("configure the zygote's channel"))?;
@@ -87,6 +101,8 @@ impl Zygote {
             cancel: Some(cancel_w),
             run: Some(run),
             home,
+            owner,
+            _uid: who,
         };
         match zygote.wait_ready() {
             Ok(()) => Ok(zygote),
@@ -151,6 +167,11 @@ impl Zygote {
         self.run.as_ref().is_none_or(JoinHandle::is_finished)
     }
 
+    /// Its uid and gid, when it switches uid.
+    pub(crate) fn owner(&self) -> Option<(u32, u32)> {
+        self.owner
+    }
+
     /// The caller's end of the channel.
     pub(crate) fn socket(&self) -> &UnixStream {
         &self.socket
@@ -161,29 +182,32 @@ impl Zygote {
     pub(crate) fn tmp(&self) -> &Path {
         self.home.tmp()
     }
+
+    /// The zygote's home, where its calls' directories are made.
+    pub(crate) fn home(&self) -> &Path {
+        self.home.path()
+    }
 }
 
 /// The zygote's run: the jail's interpreter, policy and identity; its
-/// channel as stdin; Landlock letting it read the pool (its home and the
-/// calls' directories) and write its own `tmp/`; no limit of its own (each
-/// worker sets the call's); cancelled through `cancel`.
+/// channel as stdin; Landlock letting it read its home (where its calls'
+/// directories are made) and write its own `tmp/`; no limit of its own
+/// (each worker sets the call's); cancelled through `cancel`.
 fn spawn_of(
     jail: &Jail,
     recipe: &Recipe,
+    owner: Option<(u32, u32)>,
     home: &JailDir,
     channel: OwnedFd,
     cancel: OwnedFd,
 ) -> Result<Spawn, WarmError> {
-    let mut rules = FsRules::default();
-    rules
-        .read_exec
-        .extend(jail.read_exec_paths().iter().cloned());
-    rules.read.push(recipe.pool.clone());
+    let mut rules = jail.base_rules();
+    rules.read.push(home.path().to_owned());
     let mut spawn = Spawn::new(&jail.config().bin);
     spawn
         .args(jail.lang().args())
         .arg(codejail_fs::CODE_FILE)
-        .arg(&recipe.pool)
+        .arg(home.path())
         .arg(recipe.max_calls.to_string())
         .cwd(home.path())
         .env("TMPDIR", home.tmp())
@@ -191,7 +215,13 @@ fn spawn_of(
             jail.policy(false)
                 .map_err(|e| WarmError::Start(e.to_string()))?,
         )
-        .identity(jail.identity().0, jail.identity().1)
+        .identity(
+            owner.map_or(jail.identity().0, |o| o.0),
+            owner.map_or(jail.identity().1, |o| o.1),
+        )
+        // The zygote's own exec is its run's one; its workers are forks
+        // of it, under the same guard.
+        .allow_exec(jail.config().allow_exec)
         .limits(Limits {
             output_bytes: Some(64 << 10),
             ..Limits::none()

@@ -11,7 +11,8 @@
 //!   of the run, and when the program ends — or the caller asks by closing
 //!   the control pipe — kills every process left in the run and reaps them
 //!   ([`reap`]), and writes a fixed-size [`Report`] to the caller;
-//! * the **program** ([`program`]: `clone3` from the supervisor): signal
+//! * the **program** ([`program`]: `clone3` from the supervisor, into the
+//!   run's cgroup — the supervisor stays out of it): signal
 //!   mask and dispositions reset, descriptors above 2 closed on exec,
 //!   rlimits, identity, working directory, no_new_privs, Landlock,
 //!   seccomp, then `execve`.
@@ -35,6 +36,7 @@
 mod holder;
 mod program;
 mod reap;
+mod root;
 mod supervisor;
 mod sys;
 mod trial;
@@ -44,8 +46,9 @@ use std::ffi::{CString, c_char, c_int};
 use std::os::fd::RawFd;
 
 pub(crate) use holder::spawn_holder;
+pub(crate) use root::Detail as RootDetail;
 pub(crate) use supervisor::spawn_supervisor;
-pub(crate) use trial::{landlock_abi, try_clone};
+pub(crate) use trial::{landlock_abi, try_clone, try_clone_into_cgroup, try_exec_guard, try_root};
 pub(crate) use wire::{ERROR_LEN, Report, Step, decode_error};
 
 /// Everything the two child processes need, built before the clone.
@@ -69,6 +72,9 @@ pub(crate) struct Confine {
     /// `CLONE_NEW*` flags of the namespaces the supervisor joins: those of
     /// the holder passed in `ChildFds` (see `spawn_holder`).
     pub namespaces: u64,
+    /// The supervisor makes a mount namespace of its own (`unshare`),
+    /// which the program inherits.
+    pub mount_ns: bool,
     /// The holder is init of the run's pid namespace: killing it ends every
     /// process of the run.
     pub pid_ns: bool,
@@ -83,12 +89,64 @@ pub(crate) struct Confine {
     pub landlock: bool,
     /// The compiled seccomp filter, installed last.
     pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// The exec guard (`no_exec`): the supervisor installs it on itself
+    /// with a listener before it clones the program, and lets only the
+    /// program's own `execve` through.
+    pub exec_guard: Option<Vec<libc::sock_filter>>,
     /// tmpfs mounts.
     pub mounts: Vec<Mount>,
     /// Landlock rights granted beneath each mount (0: no Landlock).
     pub mount_access: u64,
     /// `exec <profile>`, written to the AppArmor exec attribute.
     pub apparmor_exec: Option<CString>,
+    /// The private root the program builds and enters (the `rootfs` layer).
+    pub root: Option<Root>,
+}
+
+/// Most bind mounts a private root may hold: the program keeps one
+/// descriptor per bind in a fixed array on its stack.
+pub(crate) const MAX_BINDS: usize = 64;
+
+/// A private root, as the program builds it (`root.rs`); planned by
+/// `crate::root`.
+#[derive(Debug, Default)]
+pub(crate) struct Root {
+    /// The ids the program creates the root's files with (a root caller
+    /// in a user namespace: the sandbox ids, the only ones mapped there).
+    pub fs_ids: Option<(libc::uid_t, libc::gid_t)>,
+    /// Absolute host paths, each cloned as one mount before the new root
+    /// covers anything; at most [`MAX_BINDS`].
+    pub sources: Vec<CString>,
+    /// The new root's tmpfs `mount(2)` data.
+    pub tmpfs_data: CString,
+    /// What the new root holds, in order (paths relative to it).
+    pub ops: Vec<RootOp>,
+    /// Mount a procfs of the run's pid namespace at `proc`.
+    pub proc: bool,
+    /// Make the new root's own tmpfs read-only at the end.
+    pub read_only: bool,
+}
+
+/// One step of building a private root; paths are relative to it.
+#[derive(Debug)]
+pub(crate) enum RootOp {
+    /// A directory.
+    Dir { path: CString, mode: u32 },
+    /// An empty file, mode 0: where a file is bound.
+    File { path: CString },
+    /// A whiteout (a character device 0:0, which needs no privilege to
+    /// make): a name without contents. On the root's `nodev` tmpfs opening
+    /// it fails with `EACCES` for every caller, root included.
+    Whiteout { path: CString },
+    /// A symbolic link.
+    Link { target: CString, path: CString },
+    /// Source `source`'s clone moved here, then remounted with `remount`
+    /// (`MS_BIND` and the flags; `MS_REMOUNT` is added).
+    Bind {
+        source: usize,
+        path: CString,
+        remount: Option<rustix::mount::MountFlags>,
+    },
 }
 
 /// One size- and inode-limited tmpfs the supervisor mounts.
@@ -130,6 +188,13 @@ impl Prepared {
     }
 }
 
+impl Prepared {
+    /// The private root the program builds, if any.
+    pub(crate) fn root(&self) -> Option<&Root> {
+        self.confine.root.as_ref()
+    }
+}
+
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
     strings
         .iter()
@@ -157,13 +222,14 @@ pub(crate) struct ChildFds {
     pub holder: Option<RawFd>,
     /// The Landlock ruleset.
     pub landlock: Option<RawFd>,
-    /// v1 `cgroup.procs` files the supervisor writes itself into.
+    /// v1 `cgroup.procs` files the program writes itself into.
     pub cgroup_procs: [Option<RawFd>; 2],
-    /// The v2 cgroup directory for `CLONE_INTO_CGROUP`.
+    /// The v2 cgroup directory the supervisor clones the program into
+    /// (`CLONE_INTO_CGROUP`).
     pub cgroup_v2: Option<RawFd>,
 }
 
-// The slots the supervisor moves its descriptors to (0..=9, in the order
+// The slots the supervisor moves its descriptors to (0..=10, in the order
 // of `ChildFds`); the program keeps 0..=2 only.
 const FD_ERROR: c_int = 3;
 const FD_REPORT: c_int = 4;
@@ -171,4 +237,5 @@ const FD_CONTROL: c_int = 5;
 const FD_HOLDER: c_int = 6;
 const FD_LANDLOCK: c_int = 7;
 const FD_CGROUP_PROCS: [c_int; 2] = [8, 9];
-const FD_FIRST_FREE: c_int = 10;
+const FD_CGROUP_V2: c_int = 10;
+const FD_FIRST_FREE: c_int = 11;

@@ -25,6 +25,15 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
         or_fail(Step::Setrlimit, sys::setrlimit(*resource, limit));
     }
     let confine = &prep.confine;
+    // Through the host's procfs, before the private root replaces it.
+    if let Some(exec) = &confine.apparmor_exec {
+        or_fail(Step::AppArmor, set_apparmor_exec(exec));
+    }
+    // While the program still has its capabilities in the run's
+    // namespaces.
+    if let Some(root) = &confine.root {
+        super::root::build(root);
+    }
     if let Some((uid, gid)) = confine.identity {
         switch_identity(uid, gid, confine.setgroups);
     }
@@ -37,9 +46,6 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
         ))),
     );
     or_fail(Step::Chdir, rx(rustix::process::chdir(prep.cwd.as_c_str())));
-    if let Some(exec) = &confine.apparmor_exec {
-        or_fail(Step::AppArmor, set_apparmor_exec(exec));
-    }
     confine_self(confine);
     let err = {
         // SAFETY: argv and envp are the null-terminated pointer arrays

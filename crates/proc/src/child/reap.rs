@@ -56,6 +56,7 @@ pub(super) fn kill_all_and_reap(
     status: &mut Option<c_int>,
     pid_ns: bool,
     holder: Option<BorrowedFd<'_>>,
+    proc_dir: Option<&OwnedFd>,
 ) {
     if status.is_none() {
         // The program is our unreaped child (a zombie at worst), so its pid
@@ -76,7 +77,9 @@ pub(super) fn kill_all_and_reap(
         if !reap(program, status, true) {
             return;
         }
-        kill_children();
+        if let Some(proc_dir) = proc_dir {
+            kill_children(proc_dir);
+        }
         if !reap(program, status, false) {
             return;
         }
@@ -87,20 +90,20 @@ pub(super) fn kill_all_and_reap(
 /// `/proc/<pid>/stat` (the kernel here has no `/proc/self/task/*/children`).
 /// Each target is an unreaped child of this process, so its pid cannot
 /// have been reused between the read and the kill.
-fn kill_children() {
+fn kill_children(proc_dir: &OwnedFd) {
     let me = rustix::process::getpid().as_raw_pid();
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-    let Ok(proc_dir) = rustix::fs::open(c"/proc", flags, Mode::empty()) else {
+    // The directory is read again from its start on every round.
+    if rustix::fs::seek(proc_dir, rustix::fs::SeekFrom::Start(0)).is_err() {
         return;
-    };
+    }
     let mut buf = [MaybeUninit::<u8>::uninit(); 4096];
-    let mut entries = RawDir::new(&proc_dir, &mut buf);
+    let mut entries = RawDir::new(proc_dir, &mut buf);
     while let Some(Ok(entry)) = entries.next() {
         let name = entry.file_name();
         let Some(pid) = parse_pid(name.to_bytes()) else {
             continue;
         };
-        if parent_of(&proc_dir, name) == Some(me) {
+        if parent_of(proc_dir, name) == Some(me) {
             if let Some(pid) = Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, Signal::KILL);
             }

@@ -30,10 +30,13 @@ pub(crate) enum Step {
     Landlock,
     Seccomp,
     Execve,
+    Root,
+    MountNs,
+    ExecGuard,
 }
 
 impl Step {
-    const ALL: [Step; 21] = [
+    const ALL: [Step; 24] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
@@ -55,6 +58,9 @@ impl Step {
         Step::Landlock,
         Step::Seccomp,
         Step::Execve,
+        Step::Root,
+        Step::MountNs,
+        Step::ExecGuard,
     ];
 
     /// The name used in errors, e.g. `SpawnError::Setup { step: "chdir" }`.
@@ -81,6 +87,9 @@ impl Step {
             Step::Landlock => "landlock_restrict_self",
             Step::Seccomp => "seccomp(SECCOMP_SET_MODE_FILTER)",
             Step::Execve => "execve",
+            Step::Root => "build the private root",
+            Step::MountNs => "unshare (a mount namespace)",
+            Step::ExecGuard => "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) (the exec guard)",
         }
     }
 
@@ -89,27 +98,32 @@ impl Step {
     }
 }
 
-/// Length of one message on the error pipe: step index, errno.
+/// Length of one message on the error pipe: step word, errno.
 pub(crate) const ERROR_LEN: usize = 8;
 
-/// The error pipe's message for `(step, errno)`.
-pub(super) fn encode_error(step: Step, errno: i32) -> [u8; ERROR_LEN] {
+/// The error pipe's message for `(step, detail, errno)`. The step word
+/// holds the step's index in its low byte and `detail` (which part of the
+/// step failed: see `super::root::Detail`; 0 for most steps) above it.
+pub(super) fn encode_error(step: Step, detail: u32, errno: i32) -> [u8; ERROR_LEN] {
     let mut msg = [0u8; ERROR_LEN];
     let (index, err) = msg.split_at_mut(4);
-    index.copy_from_slice(&(step as u32).to_ne_bytes());
+    let word = (step as u32) | (detail << 8);
+    index.copy_from_slice(&word.to_ne_bytes());
     err.copy_from_slice(&errno.to_ne_bytes());
     msg
 }
 
-/// `(step, errno)` from an error-pipe message; `None` for a step index
-/// this build does not know.
-pub(crate) fn decode_error(bytes: &[u8; ERROR_LEN]) -> (Option<Step>, i32) {
+/// `(step, detail, errno)` from an error-pipe message; `None` for a step
+/// index this build does not know.
+pub(crate) fn decode_error(bytes: &[u8; ERROR_LEN]) -> (Option<Step>, u32, i32) {
     let mut step = [0u8; 4];
     let mut errno = [0u8; 4];
     step.copy_from_slice(&bytes[..4]);
     errno.copy_from_slice(&bytes[4..]);
+    let word = u32::from_ne_bytes(step);
     (
-        Step::from_index(u32::from_ne_bytes(step)),
+        Step::from_index(word & 0xff),
+        word >> 8,
         i32::from_ne_bytes(errno),
     )
 }
@@ -196,8 +210,13 @@ mod tests {
     #[test]
     fn error_messages_round_trip() {
         for step in Step::ALL {
-            let msg = encode_error(step, libc::ENOENT);
-            assert_eq!(decode_error(&msg), (Some(step), libc::ENOENT));
+            let msg = encode_error(step, 0, libc::ENOENT);
+            assert_eq!(decode_error(&msg), (Some(step), 0, libc::ENOENT));
         }
+        let msg = encode_error(Step::Root, 0x00ab_cdef, libc::EPERM);
+        assert_eq!(
+            decode_error(&msg),
+            (Some(Step::Root), 0x00ab_cdef, libc::EPERM)
+        );
     }
 }

@@ -10,10 +10,12 @@ use std::path::{Path, PathBuf};
 use super::holder;
 use super::{DEFAULT_PATH, Spawn};
 use crate::SpawnError;
-use crate::child::{Confine, Prepared};
+use crate::child::{Confine, Prepared, Root};
 use crate::fsrules;
 use crate::layers::{Layer, LayerSet};
 use crate::probe::{Needs, Probe};
+use crate::root;
+use crate::seccomp::Filter;
 
 /// A run's input, checked, and what its children need, built; nothing
 /// exists yet that would have to be undone.
@@ -46,8 +48,11 @@ impl Spawn {
                 None
             }
         };
-        let mut confine = self.confine(probe, layers)?;
+        let mut confine = self.confine(probe, layers, landlock_abi)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
+        if layers.contains(Layer::RootFs) {
+            confine.root = Some(self.root(probe, layers, &program)?);
+        }
         let namespaces = confine.namespaces;
         let prep = self.prepare(&program, confine, super::nproc_overhead(layers))?;
         Ok(Plan {
@@ -84,13 +89,21 @@ impl Spawn {
     pub(super) fn needs(&self) -> Needs {
         Needs {
             cgroup: self.limits.memory().is_some(),
+            cgroup_settings: !self.cgroup_settings.is_empty(),
             mount_ns: !self.tmpfs.is_empty(),
             apparmor_profile: self.apparmor.is_some(),
+            exec: self.allow_exec,
         }
     }
 
-    /// The confinement steps for the planned layers.
-    pub(super) fn confine(&self, probe: &Probe, layers: LayerSet) -> Result<Confine, SpawnError> {
+    /// The confinement steps for the planned layers (`landlock_abi`: the
+    /// kernel's, when the Landlock layer applies).
+    pub(super) fn confine(
+        &self,
+        probe: &Probe,
+        layers: LayerSet,
+        landlock_abi: Option<i32>,
+    ) -> Result<Confine, SpawnError> {
         let flag = |layer, flag: libc::c_int| {
             if layers.contains(layer) {
                 flag as u64
@@ -98,19 +111,29 @@ impl Spawn {
                 0
             }
         };
+        // The mount namespace is the supervisor's own (`unshare`), not the
+        // holder's: the program's pivot_root into a private root moves
+        // every process of its mount namespace, and the holder must keep
+        // the root it exec'd `cat` from.
         let namespaces = flag(Layer::UserNs, libc::CLONE_NEWUSER)
             | flag(Layer::PidNs, libc::CLONE_NEWPID)
             | flag(Layer::NetNs, libc::CLONE_NEWNET)
-            | flag(Layer::MountNs, libc::CLONE_NEWNS)
             | flag(Layer::IpcNs, libc::CLONE_NEWIPC)
             | flag(Layer::UtsNs, libc::CLONE_NEWUTS);
         let seccomp = if layers.contains(Layer::Seccomp) {
-            Some(seccomp_filter().map_err(SpawnError::Seccomp)?.to_vec())
+            let filter = Filter::for_run(layers, landlock_abi);
+            Some(compiled(filter)?.to_vec())
+        } else {
+            None
+        };
+        let exec_guard = if layers.contains(Layer::NoExec) {
+            Some(exec_guard_filter()?.to_vec())
         } else {
             None
         };
         Ok(Confine {
             namespaces,
+            mount_ns: layers.contains(Layer::MountNs),
             pid_ns: layers.contains(Layer::PidNs),
             hostname: layers.contains(Layer::UtsNs),
             identity: layers.contains(Layer::Identity).then_some(self.identity),
@@ -119,6 +142,7 @@ impl Spawn {
             no_new_privs: layers.contains(Layer::NoNewPrivs),
             landlock: layers.contains(Layer::Landlock),
             seccomp,
+            exec_guard,
             mounts: self
                 .tmpfs
                 .iter()
@@ -138,6 +162,7 @@ impl Spawn {
                 })
                 .collect::<Result<_, _>>()?,
             mount_access: 0,
+            root: None,
             apparmor_exec: match (&self.apparmor, layers.contains(Layer::AppArmor)) {
                 (Some(name), true) => {
                     Some(
@@ -149,6 +174,31 @@ impl Spawn {
                 _ => None,
             },
         })
+    }
+
+    /// The plan of the run's private root (the `rootfs` layer).
+    fn root(&self, probe: &Probe, layers: LayerSet, program: &Path) -> Result<Root, SpawnError> {
+        let switches = layers.contains(Layer::Identity);
+        let program_ids = if switches {
+            self.identity
+        } else {
+            (probe.euid, rustix::process::getegid().as_raw())
+        };
+        let in_userns = layers.contains(Layer::UserNs);
+        Ok(root::plan(&root::Input {
+            fs: &self.fs,
+            tmpfs: &self.tmpfs,
+            program,
+            cwd: self.cwd.as_deref().unwrap_or(Path::new("/")),
+            program_ids,
+            caller_ids: !switches,
+            // A root caller's own ids are not mapped in the user namespace.
+            fs_ids: (probe.euid == 0 && in_userns).then_some(program_ids),
+            landlock: layers.contains(Layer::Landlock),
+            // Only a pid namespace of the run's own: a procfs of the
+            // caller's would show every process of the host.
+            proc: probe.procfs.is_yes() && layers.contains(Layer::PidNs),
+        })?)
     }
 
     /// The ids of the run's user namespace: the sandbox ids (root caller)
@@ -214,12 +264,21 @@ impl Spawn {
     }
 }
 
-/// The compiled seccomp filter, built once per process.
-fn seccomp_filter() -> Result<&'static [libc::sock_filter], String> {
-    static FILTER: std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>> =
-        std::sync::OnceLock::new();
-    FILTER
-        .get_or_init(crate::seccomp::compile)
+/// A compiled seccomp filter, built once per process.
+fn compiled(filter: Filter) -> Result<&'static [libc::sock_filter], SpawnError> {
+    type Cache = std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>>;
+    static CACHE: [Cache; 3] = [Cache::new(), Cache::new(), Cache::new()];
+    let slot = match filter {
+        Filter::Main => &CACHE[0],
+        Filter::MainNoUnixSockets => &CACHE[1],
+        Filter::ExecGuard => &CACHE[2],
+    };
+    slot.get_or_init(|| crate::seccomp::compile(filter))
         .as_deref()
-        .map_err(Clone::clone)
+        .map_err(|e| SpawnError::Seccomp(e.clone()))
+}
+
+/// The supervisor's exec guard (the `no_exec` layer), compiled once.
+pub(crate) fn exec_guard_filter() -> Result<&'static [libc::sock_filter], SpawnError> {
+    compiled(Filter::ExecGuard)
 }
