@@ -37,18 +37,26 @@
 //! root otherwise. They are the run's own and are thrown away with it; the
 //! root is writable at the mount level only under Landlock, which refuses
 //! every write there with `EACCES`; without Landlock it is read-only.
+//!
+//! `builder`: the steps and what each path of the new root is; `flags`:
+//! the mount flags of a bind; `paths`: host paths resolved, and checked
+//! to be inside the root.
+
+mod builder;
+mod flags;
+mod paths;
 
 use std::collections::BTreeMap;
 use std::ffi::CString;
 use std::io;
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
-
-use rustix::fs::{FileType, StatVfsMountFlags};
-use rustix::mount::MountFlags;
+use std::path::{Path, PathBuf};
 
 use crate::child::{MAX_BINDS, Root, RootDetail, RootOp};
 use crate::fsrules::{FsRules, Tmpfs};
+
+use builder::Builder;
+use flags::remount_flags;
+use paths::{check_inside, is_dir, resolve};
 
 /// The devices of the private root's `/dev`.
 pub const DEVICES: [&str; 5] = [
@@ -355,384 +363,10 @@ pub(crate) fn describe(root: &Root, detail: Option<RootDetail>) -> String {
     }
 }
 
-/// The steps, and what each path of the new root is.
-#[derive(Default)]
-struct Builder {
-    /// By path relative to the new root.
-    nodes: BTreeMap<PathBuf, Node>,
-    ops: Vec<RootOp>,
-    sources: Vec<CString>,
-}
-
-impl Builder {
-    /// Creates the missing directories above `path`.
-    fn parents(&mut self, path: &Path) -> Result<(), RootError> {
-        let rel = relative(path);
-        let mut dir = PathBuf::new();
-        let components: Vec<_> = rel.components().collect();
-        for c in components.iter().take(components.len().saturating_sub(1)) {
-            dir.push(c);
-            match self.nodes.get(&dir) {
-                Some(Node::Dir | Node::Bind) => {}
-                Some(_) => return Err(conflict(path)),
-                None => {
-                    self.ops.push(RootOp::Dir {
-                        path: cstring(&dir)?,
-                        mode: 0o755,
-                    });
-                    self.nodes.insert(dir.clone(), Node::Dir);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A directory or empty file at `path`, unless something is there.
-    fn placeholder(&mut self, path: &Path, node: Node, mode: u32) -> Result<(), RootError> {
-        let rel = relative(path);
-        if self.nodes.contains_key(&rel) {
-            return Ok(());
-        }
-        let c = cstring(&rel)?;
-        self.ops.push(match node {
-            Node::Dir => RootOp::Dir { path: c, mode },
-            Node::Whiteout => RootOp::Whiteout { path: c },
-            _ => RootOp::File { path: c },
-        });
-        self.nodes.insert(rel, node);
-        Ok(())
-    }
-
-    fn link(&mut self, path: &Path, target: &Path) -> Result<(), RootError> {
-        let rel = relative(path);
-        if self.nodes.contains_key(&rel) {
-            return Ok(());
-        }
-        self.ops.push(RootOp::Link {
-            target: cstring(target)?,
-            path: cstring(&rel)?,
-        });
-        self.nodes.insert(rel, Node::Link);
-        Ok(())
-    }
-
-    fn bind(&mut self, path: &Path, remount: Option<MountFlags>) -> Result<(), RootError> {
-        let rel = relative(path);
-        self.ops.push(RootOp::Bind {
-            source: self.sources.len(),
-            path: cstring(&rel)?,
-            remount,
-        });
-        self.sources.push(cstring(path)?);
-        self.nodes.insert(rel, Node::Bind);
-        Ok(())
-    }
-
-    /// The names of the host directory `dir` that the root lacks:
-    /// directories (mode `dir_mode`, empty), the same links, empty files.
-    fn mirror(&mut self, dir: &Path, dir_mode: u32) -> Result<(), RootError> {
-        let entries = std::fs::read_dir(dir).map_err(host(dir))?;
-        for entry in entries {
-            let entry = entry.map_err(host(dir))?;
-            let path = dir.join(entry.file_name());
-            let Ok(kind) = entry.file_type() else {
-                continue;
-            };
-            if kind.is_symlink() {
-                let target = std::fs::read_link(&path).map_err(host(&path))?;
-                self.link(&path, &target)?;
-            } else if kind.is_dir() {
-                self.placeholder(&path, Node::Dir, dir_mode)?;
-            } else {
-                self.placeholder(&path, Node::Whiteout, 0)?;
-            }
-        }
-        Ok(())
-    }
-}
-
-/// The flags `MS_REMOUNT | MS_BIND` needs to give the bind of `path` what
-/// `want` says, keeping the source mount's own flags (in a user namespace
-/// its flags are locked: a remount that would clear one, its atime
-/// setting included, is refused); `None` when the source has them all.
-fn remount_flags(
-    path: &Path,
-    want: Want,
-    input: &Input<'_>,
-) -> Result<Option<MountFlags>, RootError> {
-    let st = rustix::fs::statvfs(path).map_err(|e| RootError::Host {
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    let source = mount_flags(st.f_flag);
-    // Read-only unless the rule lets it write, or a `read` rule's path
-    // where ownership already refuses every write (EACCES then, as under
-    // CodeJail, rather than EROFS).
-    let writable = want.write || (want.by_ownership && !want.exec && writes_refused(path, input)?);
-    let read_only = !writable;
-    let mut wanted = MountFlags::NOSUID;
-    if read_only {
-        wanted |= MountFlags::RDONLY;
-    }
-    if !want.device {
-        wanted |= MountFlags::NODEV;
-    }
-    if !want.exec {
-        wanted |= MountFlags::NOEXEC;
-    }
-    if source.contains(wanted) {
-        return Ok(None);
-    }
-    let atime = if source.contains(MountFlags::NOATIME) {
-        MountFlags::NOATIME
-    } else if source.contains(MountFlags::RELATIME) {
-        MountFlags::RELATIME
-    } else {
-        MountFlags::STRICTATIME
-    };
-    Ok(Some(MountFlags::BIND | source | wanted | atime))
-}
-
-/// The `MS_*` flags of a mount, from `statvfs`'s `ST_*`.
-fn mount_flags(st: StatVfsMountFlags) -> MountFlags {
-    let pairs = [
-        (StatVfsMountFlags::RDONLY, MountFlags::RDONLY),
-        (StatVfsMountFlags::NOSUID, MountFlags::NOSUID),
-        (StatVfsMountFlags::NODEV, MountFlags::NODEV),
-        (StatVfsMountFlags::NOEXEC, MountFlags::NOEXEC),
-        (StatVfsMountFlags::SYNCHRONOUS, MountFlags::SYNCHRONOUS),
-        (StatVfsMountFlags::NOATIME, MountFlags::NOATIME),
-        (StatVfsMountFlags::NODIRATIME, MountFlags::NODIRATIME),
-        (StatVfsMountFlags::RELATIME, MountFlags::RELATIME),
-    ];
-    pairs
-        .into_iter()
-        .filter(|(st_flag, _)| st.contains(*st_flag))
-        .fold(MountFlags::empty(), |acc, (_, ms)| acc | ms)
-}
-
-/// Whether ownership and mode alone refuse the program every write to
-/// `path` itself: it neither owns it nor may write it through its group
-/// or as other.
-fn writes_refused(path: &Path, input: &Input<'_>) -> Result<bool, RootError> {
-    if input.caller_ids {
-        // The program is the caller, as far as ownership goes.
-        return Ok(
-            match rustix::fs::access(path, rustix::fs::Access::WRITE_OK) {
-                Ok(()) => false,
-                Err(rustix::io::Errno::ACCESS) => rustix::process::geteuid().as_raw() != 0,
-                Err(rustix::io::Errno::ROFS) => true,
-                Err(e) => {
-                    return Err(RootError::Host {
-                        path: path.to_owned(),
-                        source: e.into(),
-                    });
-                }
-            },
-        );
-    }
-    let st = rustix::fs::stat(path).map_err(|e| RootError::Host {
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    let (uid, gid) = input.program_ids;
-    let write_bit = if st.st_uid == uid {
-        0o200
-    } else if st.st_gid == gid {
-        0o020
-    } else {
-        0o002
-    };
-    Ok(uid != 0 && st.st_mode & write_bit == 0)
-}
-
-/// Resolves `path` on the host, recording each symbolic link met on the
-/// way (`(link, its target as written)`): the canonical path, or `None`
-/// for a missing optional path.
-fn resolve(
-    path: &Path,
-    links: &mut Vec<(PathBuf, PathBuf)>,
-    optional: bool,
-) -> Result<Option<PathBuf>, RootError> {
-    // `..` applies to what is resolved so far, as the kernel's walk does
-    // (after a link, not lexically before it).
-    let mut done = PathBuf::from("/");
-    let mut todo: Vec<PathBuf> = path
-        .components()
-        .rev()
-        .filter_map(|c| match c {
-            Component::Normal(n) => Some(PathBuf::from(n)),
-            Component::ParentDir => Some(PathBuf::from("..")),
-            _ => None,
-        })
-        .collect();
-    let mut hops = 0;
-    while let Some(next) = todo.pop() {
-        if next.as_os_str() == ".." {
-            done.pop();
-            continue;
-        }
-        let candidate = done.join(&next);
-        let st = match rustix::fs::lstat(&candidate) {
-            Ok(st) => st,
-            Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR) if optional => {
-                return Ok(None);
-            }
-            Err(e) => {
-                return Err(RootError::Host {
-                    path: candidate,
-                    source: e.into(),
-                });
-            }
-        };
-        if FileType::from_raw_mode(st.st_mode) != FileType::Symlink {
-            done = candidate;
-            continue;
-        }
-        hops += 1;
-        if hops > 40 {
-            return Err(RootError::Host {
-                path: path.to_owned(),
-                source: io::Error::from_raw_os_error(libc::ELOOP),
-            });
-        }
-        let target = std::fs::read_link(&candidate).map_err(host(&candidate))?;
-        links.push((candidate, target.clone()));
-        if target.is_absolute() {
-            done = PathBuf::from("/");
-        }
-        todo.extend(target.components().rev().filter_map(|c| match c {
-            Component::Normal(n) => Some(PathBuf::from(n)),
-            Component::ParentDir => Some(PathBuf::from("..")),
-            _ => None,
-        }));
-    }
-    Ok(Some(done))
-}
-
-/// `path` with `.` removed and `..` applied, lexically.
-fn lexical(path: &Path) -> PathBuf {
-    let mut out = PathBuf::from("/");
-    for c in path.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::ParentDir => {
-                out.pop();
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
-/// `path` relative to the new root.
-fn relative(path: &Path) -> PathBuf {
-    lexical(path)
-        .strip_prefix("/")
-        .map(Path::to_path_buf)
-        .unwrap_or_default()
-}
-
-/// Whether `path` (canonical, following links the way the root holds
-/// them) exists in the root: at or beneath a bind, or one of its own
-/// directories.
-fn check_inside(
-    builder: &Builder,
-    bound: &[PathBuf],
-    path: &Path,
-    what: &'static str,
-) -> Result<(), RootError> {
-    let canonical = match std::fs::canonicalize(path) {
-        Ok(canonical) => canonical,
-        // What does not exist on the host fails in the child as it would
-        // without a private root (`chdir`, `execve`: ENOENT).
-        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR)) => {
-            return Ok(());
-        }
-        Err(e) => return Err(host(path)(e)),
-    };
-    let rel = relative(&canonical);
-    let inside = rel.as_os_str().is_empty()
-        || bound.iter().any(|b| canonical.starts_with(b))
-        || builder.nodes.get(&rel) == Some(&Node::Dir);
-    if inside {
-        Ok(())
-    } else {
-        Err(RootError::Outside {
-            what,
-            path: path.to_owned(),
-        })
-    }
-}
-
-fn is_dir(path: &Path) -> Result<bool, RootError> {
-    let st = rustix::fs::stat(path).map_err(|e| RootError::Host {
-        path: path.to_owned(),
-        source: e.into(),
-    })?;
-    Ok(FileType::from_raw_mode(st.st_mode) == FileType::Directory)
-}
-
-fn cstring(path: &Path) -> Result<CString, RootError> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| RootError::Host {
-        path: path.to_owned(),
-        source: io::Error::from_raw_os_error(libc::EINVAL),
-    })
-}
-
-fn host(path: &Path) -> impl Fn(io::Error) -> RootError + '_ {
-    move |source| RootError::Host {
-        path: path.to_owned(),
-        source,
-    }
-}
-
-fn conflict(path: &Path) -> RootError {
-    RootError::Host {
-        path: path.to_owned(),
-        source: io::Error::from_raw_os_error(libc::ENOTDIR),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn links_on_the_way_are_recorded_and_the_path_resolved() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = std::fs::canonicalize(dir.path()).unwrap();
-        std::fs::create_dir_all(base.join("real/sub")).unwrap();
-        std::fs::write(base.join("real/sub/file"), "x").unwrap();
-        std::os::unix::fs::symlink("real", base.join("alias")).unwrap();
-        std::os::unix::fs::symlink(base.join("real/sub"), base.join("abs")).unwrap();
-        let mut links = Vec::new();
-        let got = resolve(&base.join("alias/sub/file"), &mut links, false).unwrap();
-        assert_eq!(got, Some(base.join("real/sub/file")));
-        assert_eq!(links, [(base.join("alias"), PathBuf::from("real"))]);
-        links.clear();
-        let got = resolve(&base.join("abs/../sub/./file"), &mut links, false).unwrap();
-        assert_eq!(got, Some(base.join("real/sub/file")));
-        // Missing: skipped when optional, an error naming it otherwise.
-        assert_eq!(resolve(&base.join("nope"), &mut links, true).unwrap(), None);
-        assert!(matches!(
-            resolve(&base.join("nope"), &mut links, false),
-            Err(RootError::Host { .. })
-        ));
-    }
-
-    #[test]
-    fn a_loop_of_links_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = std::fs::canonicalize(dir.path()).unwrap();
-        std::os::unix::fs::symlink("b", base.join("a")).unwrap();
-        std::os::unix::fs::symlink("a", base.join("b")).unwrap();
-        let err = resolve(&base.join("a"), &mut Vec::new(), false).unwrap_err();
-        assert!(
-            matches!(&err, RootError::Host { source, .. } if source.raw_os_error() == Some(libc::ELOOP)),
-            "{err:?}"
-        );
-    }
+    use rustix::mount::MountFlags;
 
     fn input<'a>(fs: &'a FsRules, program: &'a Path) -> Input<'a> {
         Input {
@@ -799,15 +433,6 @@ mod tests {
         assert!(
             matches!(err, RootError::TooManyBinds { max: MAX_BINDS, .. }),
             "{err:?}"
-        );
-    }
-
-    #[test]
-    fn statvfs_flags_map_to_mount_flags() {
-        let st = StatVfsMountFlags::RDONLY | StatVfsMountFlags::NODEV | StatVfsMountFlags::RELATIME;
-        assert_eq!(
-            mount_flags(st),
-            MountFlags::RDONLY | MountFlags::NODEV | MountFlags::RELATIME
         );
     }
 }

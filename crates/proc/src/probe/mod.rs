@@ -1,13 +1,23 @@
 //! What this machine and this caller can confine with.
+//!
+//! `plan`: the layers of a run ([`Probe::plan`]); `checks`: the trials and
+//! the readings of `/proc` the probe is made of.
+
+mod checks;
+mod plan;
 
 use std::fmt;
 use std::sync::{LazyLock, OnceLock};
 
-use crate::SpawnError;
 use crate::cgroup::{CgroupOptions, Cgroups, host};
 use crate::child;
 use crate::fsrules::{self, Enforcement};
-use crate::layers::{Layer, LayerSet, Policy};
+use crate::layers::{Layer, LayerSet};
+
+use checks::{
+    CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, apparmor_availability, exec_guard_availability,
+    has_caps, root_availability, seccomp_availability, try_ns,
+};
 
 /// Whether a layer can be used, and if not, why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -218,163 +228,6 @@ impl Probe {
             .map(|(l, _)| *l)
             .collect()
     }
-
-    /// Why `layer` is not in a plan: unavailable here, or left out.
-    fn missing(&self, layer: Layer, because: &str) -> SpawnError {
-        let why = match self.availability(layer) {
-            Availability::No(why) => why.clone(),
-            Availability::Yes => "the policy leaves it out".into(),
-        };
-        let reason = if because.is_empty() {
-            why
-        } else {
-            format!("{because}: {why}")
-        };
-        SpawnError::LayerUnavailable { layer, reason }
-    }
-
-    /// `by` needs `layer`, which is not in the plan: unavailable here, or
-    /// left out by the policy.
-    fn needed(&self, layer: Layer, by: &'static str, fix: &'static str) -> SpawnError {
-        let reason = match self.availability(layer) {
-            Availability::No(why) => why.clone(),
-            Availability::Yes => "the policy leaves it out".into(),
-        };
-        SpawnError::LayerNeeded {
-            layer,
-            by,
-            reason,
-            fix,
-        }
-    }
-
-    /// The layers a run gets under `policy`, or the first required layer
-    /// that is missing and why ([`SpawnError::LayerUnavailable`]).
-    ///
-    /// [`Policy::Auto`] leaves the cgroup out unless `needs` asks for one or
-    /// a delegated v2 tree with `memory` or `pids` makes it cheap and
-    /// useful: joining a v1 cgroup costs milliseconds, and killing the run
-    /// is the pid namespace's job already.
-    ///
-    /// # Errors
-    /// [`SpawnError::LayerUnavailable`].
-    pub fn plan(&self, policy: Policy, needs: Needs) -> Result<LayerSet, SpawnError> {
-        let available = self.available();
-        let require = |set: LayerSet| match set.iter().find(|l| !available.contains(*l)) {
-            Some(layer) => Err(self.missing(layer, "")),
-            None => Ok(()),
-        };
-        let (mut set, required) = match policy {
-            Policy::None => (LayerSet::empty(), LayerSet::empty()),
-            Policy::Auto => (available, LayerSet::empty()),
-            Policy::Require(req) => {
-                require(req)?;
-                (available, req)
-            }
-            Policy::Only(only) => {
-                require(only)?;
-                (only, only)
-            }
-        };
-        let cheap_and_useful = self.cgroups.v2_has("memory") || self.cgroups.v2_has("pids");
-        if !matches!(policy, Policy::Only(_))
-            && !needs.cgroup
-            && !needs.cgroup_settings
-            && !required.contains(Layer::Cgroup)
-            && !cheap_and_useful
-        {
-            set.remove(Layer::Cgroup);
-        }
-        if needs.cgroup && !set.contains(Layer::Cgroup) {
-            return Err(self.needed(
-                Layer::Cgroup,
-                "the memory limit",
-                "set the memory limit to 0 (the vmem limit still bounds each process), or give this caller a cgroup it can write (codejail doctor says what is missing)",
-            ));
-        }
-        if let (true, Some(why)) = (needs.cgroup, self.cgroups.why_no_memory()) {
-            return Err(SpawnError::LayerUnavailable {
-                layer: Layer::Cgroup,
-                reason: format!("a memory limit needs the memory controller: {why}"),
-            });
-        }
-        if needs.cgroup_settings {
-            if !set.contains(Layer::Cgroup) {
-                return Err(self.missing(Layer::Cgroup, "the run's cgroup settings need it"));
-            }
-            if let (None, Some(why)) = (&self.cgroups.v2, &self.cgroups.v2_missing) {
-                return Err(SpawnError::LayerUnavailable {
-                    layer: Layer::Cgroup,
-                    reason: format!("the run's cgroup settings need a cgroup v2 tree: {why}"),
-                });
-            }
-        }
-        if !needs.apparmor_profile && set.contains(Layer::AppArmor) {
-            if required.contains(Layer::AppArmor) {
-                return Err(SpawnError::LayerUnavailable {
-                    layer: Layer::AppArmor,
-                    reason: "no AppArmor profile was given for the run".into(),
-                });
-            }
-            set.remove(Layer::AppArmor);
-        }
-        // Without privilege, the other namespaces hang off a user namespace.
-        let ns = Layer::OTHER_NAMESPACES;
-        if !self.cap_sys_admin
-            && ns.iter().any(|l| set.contains(*l))
-            && !set.contains(Layer::UserNs)
-        {
-            if matches!(policy, Policy::Only(_)) {
-                return Err(SpawnError::LayerUnavailable {
-                    layer: Layer::UserNs,
-                    reason: "the other namespaces need it without privilege".into(),
-                });
-            }
-            for l in ns {
-                set.remove(l);
-            }
-        }
-        // The private root is built in the run's mount namespace.
-        if set.contains(Layer::RootFs) && !set.contains(Layer::MountNs) {
-            if required.contains(Layer::RootFs) {
-                return Err(SpawnError::LayerUnavailable {
-                    layer: Layer::RootFs,
-                    reason: "it is built in the run's mount namespace, which the policy leaves out"
-                        .into(),
-                });
-            }
-            set.remove(Layer::RootFs);
-        }
-        // A root caller never runs the program as uid 0.
-        if self.euid == 0 && set.contains(Layer::UserNs) && self.can_setuid {
-            set.insert(Layer::Identity);
-        }
-        if needs.mount_ns && !set.contains(Layer::MountNs) {
-            return Err(self.needed(
-                Layer::MountNs,
-                "the disk quota of tmp/",
-                "set the disk and files limits to 0, or allow this caller mount namespaces (codejail doctor says what is missing)",
-            ));
-        }
-        if needs.exec && set.contains(Layer::NoExec) {
-            if required.contains(Layer::NoExec) {
-                return Err(SpawnError::LayerUnavailable {
-                    layer: Layer::NoExec,
-                    reason: "the run allows starting other programs (allow_exec)".into(),
-                });
-            }
-            set.remove(Layer::NoExec);
-        }
-        // The supervisor sets no_new_privs to install the exec guard, and
-        // the program inherits it.
-        if set.contains(Layer::Landlock)
-            || set.contains(Layer::Seccomp)
-            || set.contains(Layer::NoExec)
-        {
-            set.insert(Layer::NoNewPrivs);
-        }
-        Ok(set)
-    }
 }
 
 impl fmt::Display for Probe {
@@ -418,151 +271,15 @@ impl fmt::Display for Probe {
     }
 }
 
-/// Whether a private root can be built here (a trial in new namespaces,
-/// as the runs would have them), and whether it gets a procfs.
-fn root_availability(mount_ns: &Availability, with_userns: bool) -> (Availability, Availability) {
-    if let Availability::No(why) = mount_ns {
-        let no = Availability::No(format!("it needs a mount namespace: {why}"));
-        return (no.clone(), no);
-    }
-    let errno = |e: i32| std::io::Error::from_raw_os_error(e);
-    match child::try_root(with_userns) {
-        Err(e) => {
-            let no = Availability::No(format!("the trial could not run: {e}"));
-            (no.clone(), no)
-        }
-        Ok(trial) => {
-            let root = match trial.root {
-                Ok(()) => Availability::Yes,
-                Err((what, e)) => {
-                    Availability::No(format!("the trial could not {what}: {}", errno(e)))
-                }
-            };
-            let procfs = match trial.proc {
-                Ok(()) => Availability::Yes,
-                Err(e) => Availability::No(format!(
-                    "mounting a procfs of a new pid namespace failed: {} (a container that masks /proc refuses it)",
-                    errno(e)
-                )),
-            };
-            (root, procfs)
-        }
-    }
-}
-
 fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
-}
-
-fn try_ns(flag: libc::c_int, with_userns: bool) -> Result<(), String> {
-    let flags = flag as u64
-        | if with_userns {
-            libc::CLONE_NEWUSER as u64
-        } else {
-            0
-        };
-    child::try_clone(flags)
-        .map_err(|e| format!("creating it failed: {e}{}", refusal_hint(&e, flags)))
-}
-
-/// What likely refused a namespace, and what gives it back.
-fn refusal_hint(e: &std::io::Error, flags: u64) -> String {
-    let read = |path: &str| {
-        std::fs::read_to_string(path)
-            .map(|s| s.trim().to_owned())
-            .unwrap_or_default()
-    };
-    let userns = flags & libc::CLONE_NEWUSER as u64 != 0;
-    match e.raw_os_error() {
-        Some(libc::EPERM | libc::EACCES) => {
-            if status_field("Seccomp").as_deref() == Some("2") {
-                return " (this process runs under a seccomp filter that refuses it, as a container runtime's default profile does: the container's seccomp profile must allow clone and clone3 with namespace flags, setns, mount and sethostname; README, \"Hosts\")".into();
-            }
-            if userns && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
-                return " (kernel.apparmor_restrict_unprivileged_userns=1 refuses unprivileged user namespaces: load an AppArmor profile for this program that allows `userns,`, or set the sysctl to 0; README, \"Hosts\")".into();
-            }
-            if userns && read("/proc/sys/kernel/unprivileged_userns_clone") == "0" {
-                return " (kernel.unprivileged_userns_clone=0 refuses unprivileged user namespaces: set it to 1)".into();
-            }
-            String::new()
-        }
-        Some(libc::ENOSPC) if userns => {
-            " (user.max_user_namespaces is 0 or reached: raise it)".into()
-        }
-        _ => String::new(),
-    }
-}
-
-fn status_field(name: &str) -> Option<String> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix(name)?
-            .strip_prefix(':')
-            .map(|v| v.trim().to_owned())
-    })
-}
-
-const CAP_SETGID: u32 = 6;
-const CAP_SETUID: u32 = 7;
-const CAP_SYS_ADMIN: u32 = 21;
-
-/// Whether every one of `caps` is in this process's effective set.
-fn has_caps(caps: &[u32]) -> bool {
-    let Some(hex) = status_field("CapEff") else {
-        return false;
-    };
-    let effective = u64::from_str_radix(&hex, 16).unwrap_or(0);
-    caps.iter().all(|c| effective & (1u64 << c) != 0)
-}
-
-fn apparmor_availability() -> Availability {
-    match std::fs::read_to_string("/sys/module/apparmor/parameters/enabled") {
-        Ok(s) if s.trim() == "Y" => Availability::Yes,
-        Ok(_) => Availability::No("AppArmor is built into this kernel but disabled".into()),
-        Err(_) => Availability::No("AppArmor is not enabled in this kernel".into()),
-    }
-}
-
-/// The `no_exec` layer: seccomp with user notification and its
-/// `CONTINUE` answer (Linux 5.5), and a trial of the supervisor's step.
-fn exec_guard_availability() -> Availability {
-    if let Availability::No(why) = seccomp_availability() {
-        return Availability::No(why);
-    }
-    if !kernel_at_least(5, 5) {
-        return Availability::No(
-            "the kernel is older than 5.5 (no SECCOMP_USER_NOTIF_FLAG_CONTINUE)".into(),
-        );
-    }
-    let guard = match crate::spawn::exec_guard_filter() {
-        Ok(guard) => guard,
-        Err(e) => return Availability::No(e.to_string()),
-    };
-    Availability::from_result(child::try_exec_guard(guard))
-}
-
-/// Whether the running kernel's release is at least `major.minor`.
-fn kernel_at_least(major: u32, minor: u32) -> bool {
-    let uname = rustix::system::uname();
-    let release = uname.release().to_string_lossy();
-    let mut parts = release
-        .split(|c: char| !c.is_ascii_digit())
-        .map(|p| p.parse::<u32>().unwrap_or(0));
-    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    found >= (major, minor)
-}
-
-fn seccomp_availability() -> Availability {
-    match (status_field("Seccomp"), status_field("Seccomp_filters")) {
-        (Some(_), Some(_)) => Availability::Yes,
-        (Some(_), None) => Availability::No("the kernel has seccomp but no filter mode".into()),
-        _ => Availability::No("the kernel has no seccomp".into()),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SpawnError;
+    use crate::layers::Policy;
 
     #[test]
     fn the_probe_lists_every_layer_once() {

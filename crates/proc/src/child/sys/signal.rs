@@ -1,0 +1,53 @@
+//! Signal sets, dispositions, the mask, and `signalfd`.
+
+use std::ffi::c_int;
+use std::mem::MaybeUninit;
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use super::{Errno, check};
+
+/// A signal set holding `signals`.
+pub(in crate::child) fn sigset(signals: &[c_int]) -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigemptyset initialises the whole set (bit operations on the
+    // memory it is given, no system call); sigaddset then sets one bit per
+    // valid signal number.
+    unsafe {
+        libc::sigemptyset(set.as_mut_ptr());
+        for &s in signals {
+            libc::sigaddset(set.as_mut_ptr(), s);
+        }
+        set.assume_init()
+    }
+}
+
+/// `sigaction(sig, SIG_DFL)`: the default disposition for `sig`.
+pub(in crate::child) fn default_disposition(sig: c_int) -> Result<(), Errno> {
+    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags)
+    // and SIG_DFL installs no handler; sigaction reads it and writes nothing
+    // back (null old-action pointer).
+    check(unsafe {
+        let mut dfl: libc::sigaction = std::mem::zeroed();
+        dfl.sa_sigaction = libc::SIG_DFL;
+        libc::sigaction(sig, &dfl, std::ptr::null_mut())
+    })
+    .map(drop)
+}
+
+/// `sigprocmask(how, set)`.
+pub(in crate::child) fn sigprocmask(how: c_int, set: &libc::sigset_t) -> Result<(), Errno> {
+    // SAFETY: reads an initialised set; the old mask is not asked for.
+    check(unsafe { libc::sigprocmask(how, set, std::ptr::null_mut()) }).map(drop)
+}
+
+/// `signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK)`: a new descriptor that
+/// reads the signals of `set` (which must be blocked).
+///
+/// # References
+/// - [`signalfd(2)`](https://man7.org/linux/man-pages/man2/signalfd.2.html)
+pub(in crate::child) fn signalfd(set: &libc::sigset_t) -> Result<OwnedFd, Errno> {
+    // SAFETY: reads an initialised set; -1 asks for a new descriptor.
+    let fd = check(unsafe { libc::signalfd(-1, set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK) })?;
+    // SAFETY: signalfd(-1, ..) returned a new descriptor nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
