@@ -12,7 +12,7 @@ CodeJail's keys: ``python_bin`` (configures the ``python`` jail, as
 
 from . import jail_code
 
-_JAIL_SETTINGS = ("policy", "apparmor_profile", "jail_parent", "allow_root_user")
+_JAIL_SETTINGS = ("policy", "apparmor_profile", "jail_parent", "allow_root_user", "allow_exec")
 
 
 def apply_django_settings(code_jail_settings):

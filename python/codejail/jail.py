@@ -32,7 +32,9 @@ class Jail:
     and ``lang`` (a :class:`codejail.languages.Language`), as in CodeJail,
     and this project's settings: ``policy`` (``"auto"``, ``"unsafe"`` or
     ``"require:landlock,seccomp,..."``), ``apparmor_profile``,
-    ``jail_parent`` and ``allow_root_user``.
+    ``jail_parent``, ``allow_root_user`` and ``allow_exec`` (the code may
+    start other programs; by default, as under CodeJail's AppArmor profile,
+    it may not).
 
     ``jail["cmdline_start"]`` and ``jail["user"]`` read like the entries of
     CodeJail 4.x's ``COMMANDS``.
@@ -53,6 +55,7 @@ class Jail:
         apparmor_profile=None,
         jail_parent=None,
         allow_root_user=False,
+        allow_exec=False,
     ):
         self.command = command
         self.bin_path = bin_path
@@ -62,6 +65,7 @@ class Jail:
         self.apparmor_profile = apparmor_profile
         self.jail_parent = jail_parent
         self.allow_root_user = allow_root_user
+        self.allow_exec = allow_exec
 
     @property
     def cmdline_start(self):
@@ -125,6 +129,7 @@ class Jail:
             "apparmor_profile": self.apparmor_profile,
             "jail_parent": None if self.jail_parent is None else os.path.abspath(os.fspath(self.jail_parent)),
             "allow_root_user": bool(self.allow_root_user),
+            "allow_exec": bool(self.allow_exec),
         }
 
     def request(self, op, code, files, extra_files, slug, limit_overrides_context):
@@ -239,7 +244,7 @@ def protocol_limits(limits):
 def configure(command, bin_path, user=None, lang=None, **settings):
     """Configures a jail called ``command`` and records it (replacing one of
     that name); returns it. ``settings``: ``policy``, ``apparmor_profile``,
-    ``jail_parent``, ``allow_root_user``."""
+    ``jail_parent``, ``allow_root_user``, ``allow_exec``."""
     jail = Jail(command, bin_path, user, lang, **settings)
     _registry().COMMANDS[command] = jail
     return jail

@@ -24,7 +24,8 @@ def configure(command, bin_path, user=None, **settings):
     """Configures ``command`` to run ``bin_path`` (as ``user`` for a root
     caller; see the README). For ``python`` the interpreter gets ``-E -B``
     and ``safe_exec``. ``settings``: this project's ``policy``,
-    ``apparmor_profile``, ``jail_parent``, ``allow_root_user``."""
+    ``apparmor_profile``, ``jail_parent``, ``allow_root_user``,
+    ``allow_exec``."""
     lang = languages.python3 if command == "python" else languages.other
     COMMANDS[command] = Jail(command, bin_path, user, lang, **settings)
 

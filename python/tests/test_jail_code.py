@@ -304,6 +304,24 @@ def test_other_commands_run_their_program_as_it_is():
     assert (res.status, res.stdout) == (0, b"jailed_code a b\n")
 
 
+def test_no_other_program_starts_unless_the_jail_allows_exec():
+    code = """
+        import subprocess
+        try:
+            subprocess.run(["/usr/bin/true"], check=True)
+            print("ran")
+        except PermissionError as e:
+            print(e)
+    """
+    res = jailpy(code)
+    assert (res.status, res.stdout) == (0, b"[Errno 13] Permission denied: '/usr/bin/true'\n"), res.stderr
+    python = jail_code.COMMANDS["python"]
+    jail_code.configure("python", python["cmdline_start"][0], user=python["user"], allow_exec=True)
+    assert jail_code.COMMANDS["python"].spec()["allow_exec"] is True
+    res = jailpy(code)
+    assert (res.status, res.stdout) == (0, b"ran\n"), res.stderr
+
+
 def test_a_missing_file_is_an_error_not_a_run():
     from codejail.exceptions import JailError
 

@@ -34,6 +34,7 @@ pub const LAYERS: &[&str] = &[
     "apparmor",
     "landlock",
     "seccomp",
+    "no_exec",
 ];
 
 /// The machine features a test may need besides layers, with what each
@@ -62,6 +63,18 @@ pub const FEATURES: &[(&str, &str)] = &[
     (
         "landlock_net",
         "Landlock ABI 4 or later: TCP bind and connect",
+    ),
+    (
+        "listmount",
+        "a kernel with listmount and statmount (Linux 6.8 or later): the attack that lists the mounts",
+    ),
+    (
+        "proc_kcore",
+        "a host with /proc/kcore (CONFIG_PROC_KCORE): the attack that opens it",
+    ),
+    (
+        "proc_sysrq",
+        "a host with /proc/sysrq-trigger (CONFIG_MAGIC_SYSRQ): the attack that opens it",
     ),
     (
         "sandbox_venv",

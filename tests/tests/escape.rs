@@ -63,17 +63,21 @@ impl Suite {
 }
 
 /// A not-tested verdict goes through the gate: said on stderr, or a
-/// failure where CI declares the missing layer.
+/// failure where CI declares the missing layer (or what the host lacks
+/// that the attack needs).
 fn gate_not_tested(report: &Report) {
     for v in report.verdicts.iter().filter(|v| v.kind == Kind::NotTested) {
         assert!(
-            !v.missing.is_empty(),
+            !v.missing.is_empty() || !v.lacking.is_empty(),
             "{}: not tested, but no missing layer named: {}",
             v.name,
             v.detail
         );
         for layer in &v.missing {
             codejail_tests::not_tested(layer.name(), &format!("{}: {}", v.name, v.detail));
+        }
+        for need in &v.lacking {
+            codejail_tests::not_tested(need, &format!("{}: {}", v.name, v.detail));
         }
     }
 }
@@ -114,16 +118,16 @@ fn the_gate_knows_every_layer_by_its_name() {
 /// one its program can print: the literal text, or the step and the errno
 /// name it passes to `attempt`.
 #[test]
-fn the_corpus_has_80_attacks_in_8_classes_each_with_evidence_it_can_print() {
+fn the_corpus_has_139_attacks_in_10_classes_each_with_evidence_it_can_print() {
     let corpus = selftest::corpus();
-    assert!(corpus.len() >= 80, "only {} attacks", corpus.len());
+    assert!(corpus.len() >= 139, "only {} attacks", corpus.len());
     for class in selftest::CLASSES {
         assert!(
             corpus.iter().any(|a| a.class == *class),
             "no attack of class {class}"
         );
     }
-    assert!(selftest::CLASSES.len() >= 8);
+    assert!(selftest::CLASSES.len() >= 10);
     assert!(
         selftest::PRELUDE.is_ascii(),
         "the prelude is pasted as a literal"
@@ -602,6 +606,77 @@ fn a_concurrency_attack_whose_victim_run_fails_is_not_contained() {
     );
 }
 
+/// The host's side of the attacks on what Landlock does not mediate:
+/// each one quietened (its `escaped(` calls taken out), run where it gets
+/// through (its sabotage run: the private root switched off, and the
+/// sandbox uid where it stops the attack too), is still judged NOT
+/// CONTAINED, on what the bait saw change: the mode, times, owner or
+/// attributes of a host file, the jail parent, the other run's `tmp/`, a
+/// message on the caller's socket. What an attack printed is not the only
+/// evidence.
+#[test]
+fn a_quiet_escape_is_seen_on_the_hosts_side() {
+    let _serial = one_at_a_time();
+    let suite = Suite::new("escape-quiet");
+    let planned = suite.jail.planned_layers().unwrap();
+    // (attack, what the bait reports). The jail parent is the caller's own
+    // directory only for an unprivileged caller: a root caller's jail uid
+    // cannot change it, even without the private root, and its sabotage
+    // run (as root) is not a quiet one to check.
+    let mut cases = vec![
+        ("fs_chmod_host_owned", "was changed: mode"),
+        ("fs_utime_host_owned", "was changed: mtime"),
+        ("fs_setxattr_host_owned", "was changed: extended attributes"),
+        // Its own group: for an unprivileged caller (and root without a
+        // uid switch) the same group, so only the change time says it.
+        ("fs_chown_host_owned", "was changed: "),
+        (
+            "ipc_unix_socket_host_stream",
+            "the caller's unix socket received a connection",
+        ),
+        (
+            "ipc_unix_socket_host_dgram",
+            "the caller's unix socket received a datagram",
+        ),
+        ("conc_chmod_other_tmp", "the other run's tmp/"),
+    ];
+    if codejail::Probe::get().euid != 0 {
+        cases.push(("fs_chmod_jail_parent", "the jail parent"));
+    }
+    let corpus = selftest::corpus();
+    let mut bad = Vec::new();
+    for (name, seen) in cases {
+        let attack = corpus.iter().find(|a| a.name() == name).unwrap();
+        assert!(attack.layers().contains(Layer::RootFs), "{name}");
+        let mut quiet = attack.clone();
+        quiet.code = quiet.code.replace("escaped(", "len(");
+        let job = match selftest::sabotage_job(&quiet, planned) {
+            Ok(job) => job,
+            Err((requirement, why)) => {
+                codejail_tests::not_tested(&requirement, &format!("{name}: {why}"));
+                continue;
+            }
+        };
+        // Its own bait: what one run changed is not laid at another's door.
+        let report = selftest::run_jobs(&suite.target(None), &[job], 1).unwrap();
+        let v = &report.verdicts[0];
+        if v.kind != Kind::NotContained || !v.detail.contains(seen) {
+            bad.push(format!(
+                "{name}: {}: {} (stderr: {})",
+                v.kind, v.detail, v.stderr
+            ));
+        }
+        // The bait saw it at the end too.
+        if !report.host.iter().any(|h| h.contains(seen)) && !seen.starts_with("the other run") {
+            bad.push(format!(
+                "{name}: the host check missed it: {:?}",
+                report.host
+            ));
+        }
+    }
+    assert_eq!(bad, Vec::<String>::new());
+}
+
 // Through the real binary.
 
 fn binary() -> PathBuf {
@@ -631,9 +706,98 @@ fn killed_in_message(stderr: &str) -> Option<&str> {
     Some(&rest[..rest.find(" limit)")?])
 }
 
-/// Every attack but the concurrency class (which needs a second run going
-/// on at the same time; the library suites run it) through `codejail run
-/// --json` or `codejail exec`, judged like the library's runs.
+/// `codejail run --json` (or `codejail exec` for a `safe_exec` attack)
+/// with `attack`'s limits, `context` on stdin and `token` as its argument,
+/// started.
+fn start_binary(
+    config: &Path,
+    attack: &Attack,
+    token: &str,
+    context: Vec<u8>,
+) -> std::process::Child {
+    let program = attack.program();
+    let mut cmd = Command::new(binary());
+    let config = config.to_str().unwrap();
+    if attack.safe_exec {
+        cmd.args(["exec", "--config", config, "--code", &program]);
+    } else {
+        cmd.args([
+            "run",
+            "--json",
+            "--config",
+            config,
+            "--code",
+            &program,
+            "--stdin-file",
+            "-",
+        ]);
+    }
+    for (name, value) in &attack.run_limits() {
+        cmd.args(["--limit", &format!("{name}={value}")]);
+    }
+    if !attack.safe_exec {
+        cmd.args(["--", token]);
+    }
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = std::io::Write::write_all(&mut stdin, &context);
+    });
+    child
+}
+
+/// The victim run of a concurrency attack through the binary, started:
+/// the library suites' victim program, with their limits.
+fn start_binary_victim(config: &Path, token: &str) -> std::process::Child {
+    Command::new(binary())
+        .args([
+            "run",
+            "--json",
+            "--config",
+            config.to_str().unwrap(),
+            "--code",
+            selftest::VICTIM_CODE,
+            "--limit",
+            "realtime=10",
+            "--limit",
+            "fsize=1000",
+            "--",
+            token,
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What went wrong with a victim run through the binary: it must end with
+/// status 0 and print what it printed when nothing touched its tmp/.
+fn victim_problem(out: &std::process::Output, token: &str) -> Option<String> {
+    let v: Value = match serde_json::from_slice(&out.stdout) {
+        Ok(v) => v,
+        Err(e) => {
+            return Some(format!(
+                "the victim run's output is not JSON ({e}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    };
+    let stdout = v["stdout"].as_str().unwrap_or_default();
+    (v["status"] != 0 || stdout != selftest::victim_output(token)).then(|| {
+        format!(
+            "the victim run was disturbed: status {}, killed by {}, stdout {stdout:?}, stderr {}",
+            v["status"], v["killed_by"], v["stderr"]
+        )
+    })
+}
+
+/// Every attack through `codejail run --json` or `codejail exec`, judged
+/// like the library's runs; the concurrency class with its victim run
+/// going on at the same time through the binary too, judged as well.
 #[test]
 fn every_attack_is_contained_through_the_binary() {
     let _serial = one_at_a_time();
@@ -662,11 +826,13 @@ fn every_attack_is_contained_through_the_binary() {
     jail_config.jail_parent = Some(jails.path().to_owned());
     let jail = Jail::new("escape-binary-plan", jail_config).unwrap();
     let before = HostState::take(jails.path());
-    let bait = Bait::new(jails.path(), Path::new("/usr/bin/python3")).unwrap();
+    let bait = Bait::new(jails.path(), &jail).unwrap();
     let mut failed = Vec::new();
     let mut ran = 0;
+    let mut concurrent = 0;
     for attack in selftest::corpus() {
-        if attack.class == "concurrency" {
+        if let Some((requirement, why)) = selftest::lacking_needs(&attack) {
+            codejail_tests::not_tested(&requirement, &format!("{}: {why}", attack.name()));
             continue;
         }
         let planned = match selftest::planned_for(&jail, &attack) {
@@ -688,54 +854,38 @@ fn every_attack_is_contained_through_the_binary() {
         }
         ran += 1;
         let token = format!("codejail-binary-attack-{}-{ran:05}", std::process::id());
-        let program = attack.program();
-        let mut cmd = Command::new(binary());
-        if attack.safe_exec {
-            cmd.args([
-                "exec",
-                "--config",
-                config.to_str().unwrap(),
-                "--code",
-                &program,
-            ]);
-        } else {
-            cmd.args([
-                "run",
-                "--json",
-                "--config",
-                config.to_str().unwrap(),
-                "--code",
-                &program,
-                "--stdin-file",
-                "-",
-            ]);
+        let victim_token = format!("codejail-binary-victim-{}-{ran:05}", std::process::id());
+        let mut victim = None;
+        let mut home = None;
+        if attack.class == "concurrency" {
+            concurrent += 1;
+            victim = Some(start_binary_victim(&config, &victim_token));
+            home = selftest::victim_home(&victim_token);
+            if home.is_none() {
+                failed.push(format!("{}: the victim run never started", attack.name()));
+            }
         }
-        for (name, value) in &attack.run_limits() {
-            cmd.args(["--limit", &format!("{name}={value}")]);
-        }
-        if !attack.safe_exec {
-            cmd.args(["--", &token]);
-        }
-        cmd.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        let mut context = bait.context_value();
-        context["victim_run"] = "no-victim-run-here".into();
-        let context = context.to_string().into_bytes();
-        let mut stdin = child.stdin.take().unwrap();
-        let feeder = std::thread::spawn(move || {
-            let _ = std::io::Write::write_all(&mut stdin, &context);
-        });
+        let tmp = home.as_ref().map(|h| h.join("tmp"));
+        let tmp_before = tmp.as_deref().and_then(|t| std::fs::metadata(t).ok());
+        let context = selftest::context(&bait, &victim_token, home.as_deref());
+        let child = start_binary(&config, &attack, &token, context);
         let out = child.wait_with_output().unwrap();
-        feeder.join().unwrap();
         let survivors = selftest::processes_with(&token);
-        let damage = bait.damage_of(&token, true);
+        let mut damage = bait.damage_of(&token, true);
+        damage.extend(selftest::tmp_changed(tmp.as_deref(), tmp_before.as_ref()));
+        if let Some(victim) = victim {
+            let victim = victim.wait_with_output().unwrap();
+            damage.extend(victim_problem(&victim, &victim_token));
+            damage.extend(
+                selftest::processes_with(&victim_token)
+                    .into_iter()
+                    .map(|p| format!("the victim run's process {p} outlived it")),
+            );
+        }
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         let verdict = if attack.safe_exec {
             // exec prints the globals (the flood got through) or exits 1
             // with one line that names the kill.
-            let mut damage = damage.clone();
             if out.status.code() == Some(0) {
                 damage.push("codejail exec returned the globals".into());
             }
@@ -793,6 +943,7 @@ fn every_attack_is_contained_through_the_binary() {
         }
     }
     assert!(ran >= 75, "only {ran} attacks ran");
+    assert!(concurrent >= 3, "only {concurrent} concurrency attacks ran");
     failed.extend(bait.damage());
     drop(bait);
     failed.extend(HostState::take(jails.path()).changes_since(&before));

@@ -19,7 +19,8 @@
 //!                                        default: python3; "safe_exec": true needs
 //!                                        exactly python3's args
 //!     "policy": "auto" | "unsafe" | "require:landlock,seccomp",
-//!     "apparmor_profile": null, "jail_parent": null, "allow_root_user": false
+//!     "apparmor_profile": null, "jail_parent": null, "allow_root_user": false,
+//!     "allow_exec": false                the code may start other programs
 //!   },
 //!   "code": "print(1)" | null,           written as `jailed_code`, argv then starts with it
 //!   "argv": ["a", "b"],
@@ -52,6 +53,8 @@
 //!   "killed_by": null | "realtime" | "cpu" | "memory" | "output" | "disk" | "cancelled",
 //!   "truncated": {"stdout": false, "stderr": false},
 //!   "wall_ms": 17, "cpu_ms": 12, "max_rss_kib": 9000, "layers": ["identity", ...],
+//!   "landlock": "full" | "partial" | null,  how much of what codejail asks of
+//!                                        Landlock the kernel enforced (null: no Landlock)
 //!   "pid": 1234,                         the run's supervisor (as in "Killing process N")
 //!   "jail_dir": "/tmp/codejail-.../codejail-...",  where it ran (removed since)
 //!   "globals_json": "{\"x\": 2}",        safe_exec that succeeded: json_safe(namespace)
@@ -160,6 +163,8 @@ struct JailSpec {
     jail_parent: Option<PathBuf>,
     #[serde(default)]
     allow_root_user: bool,
+    #[serde(default)]
+    allow_exec: bool,
 }
 
 #[derive(Deserialize)]
@@ -345,6 +350,7 @@ fn answer(
     config.lang = lang(spec.lang.as_ref())?;
     config.user = spec.user.clone();
     config.allow_root_user = spec.allow_root_user;
+    config.allow_exec = spec.allow_exec;
     config.apparmor_profile = spec.apparmor_profile.clone();
     if let Some(policy) = &spec.policy {
         config.confinement = policy
@@ -491,6 +497,7 @@ fn describe(response: &mut Map<String, Value>, r: &JailResult) {
         "cpu_ms": r.cpu.as_millis() as u64,
         "max_rss_kib": r.max_rss_kib,
         "layers": r.layers.names(),
+        "landlock": r.landlock.map(|e| e.as_str()),
     });
     if let Value::Object(map) = fields {
         response.extend(map);

@@ -65,6 +65,7 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs, stop: &crate::Stop) ->
             "max_rss_kib": r.max_rss_kib,
             "truncated": {"stdout": r.truncated.stdout, "stderr": r.truncated.stderr},
             "layers": r.layers.names(),
+            "landlock": r.landlock.map(|e| e.as_str()),
         });
         say!("{out}");
         return Ok(0);

@@ -114,10 +114,13 @@ fn list(set: LayerSet) -> String {
     }
 }
 
-/// What the verdict column says, with `(accepted)` for a not-tested
-/// verdict the operator accepts.
+/// What the verdict column says: `(accepted)` for a not-tested verdict
+/// the operator accepts, `(not here)` for one whose target this host does
+/// not have (a system call, a file).
 fn verdict_text(v: &Verdict, accepted: LayerSet) -> String {
-    if Report::is_accepted(v, accepted) {
+    if v.kind == Kind::NotTested && v.missing.is_empty() && !v.lacking.is_empty() {
+        format!("{} (not here)", v.kind)
+    } else if Report::is_accepted(v, accepted) {
         format!("{} (accepted)", v.kind)
     } else {
         v.kind.to_string()
@@ -233,6 +236,7 @@ fn as_json_value(report: &Report, name: &str, planned: LayerSet, accepted: Layer
                 "layers": names(v.layers),
                 "warm": v.warm,
                 "missing": v.missing.iter().map(|l| l.name()).collect::<Vec<_>>(),
+                "lacking": v.lacking,
                 "accepted": Report::is_accepted(v, accepted),
                 "stderr": v.stderr,
             })

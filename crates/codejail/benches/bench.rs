@@ -2,8 +2,10 @@
 //! measured in one process and one run, interleaved, after a warm-up.
 //!
 //! Rows: fork+exec of /bin/true, `codejail-proc` running /bin/true with
-//! no layer and with every layer, and `python3 -E -B -c pass` (the floor;
-//! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`, `safe_exec("x = 1 + 1")` with empty
+//! no layer, with every layer, and with every layer but `no_exec`, and `python3 -E -B -c pass` (the floor;
+//! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`
+//! (and again in a jail with `allow_exec`, which leaves out the `no_exec`
+//! layer: the exec guard's cost), `safe_exec("x = 1 + 1")` with empty
 //! and with 100 KB globals, and the warm path. Each row: median, p90, p99,
 //! calls/s with one caller and with one caller per core, and the median's
 //! ratio to the bare interpreter spawn. Then a soak: many more calls on
@@ -99,10 +101,11 @@ fn warm_safe_exec(warm: Arc<Warm>) -> Call {
     })
 }
 
-fn proc_true(policy: codejail_proc::Policy) -> Call {
+fn proc_true(policy: codejail_proc::Policy, allow_exec: bool) -> Call {
     Arc::new(move || {
         let out = codejail_proc::Spawn::new("/bin/true")
             .policy(policy)
+            .allow_exec(allow_exec)
             .run()
             .expect("spawn");
         assert_eq!(out.status, 0);
@@ -196,10 +199,8 @@ fn held(parent: &Path, pool: Option<&Path>) -> Held {
     let prefix = format!("codejail-{me}-");
     let cg = &codejail::Probe::get().cgroups;
     let cgroups = cg
-        .v2
-        .iter()
-        .chain(&cg.v1_memory)
-        .chain(&cg.v1_pids)
+        .run_parents()
+        .into_iter()
         .map(|dir| {
             std::fs::read_dir(dir)
                 .into_iter()
@@ -289,7 +290,11 @@ fn main() {
         .expect("chmod the bench's jail parent");
     let mut config = codejail::JailConfig::new(PYTHON);
     config.jail_parent = Some(parent.clone());
-    let jail = codejail::configure_with("python", config).expect("configure");
+    let jail = codejail::configure_with("python", config.clone()).expect("configure");
+    // The same jail without the no_exec layer (its cost is the difference).
+    let mut exec_config = config;
+    exec_config.allow_exec = true;
+    let exec_jail = Arc::new(codejail::Jail::new("python-exec", exec_config).expect("configure"));
     let big: Map<String, Value> = (0..1000)
         .map(|i| (format!("k{i}"), json!("v".repeat(90))))
         .collect();
@@ -304,12 +309,17 @@ fn main() {
         },
         Row {
             name: "proc /bin/true, no layer",
-            call: proc_true(codejail_proc::Policy::None),
+            call: proc_true(codejail_proc::Policy::None, false),
             samples: vec![],
         },
         Row {
             name: "proc /bin/true, every layer",
-            call: proc_true(codejail_proc::Policy::Auto),
+            call: proc_true(codejail_proc::Policy::Auto, false),
+            samples: vec![],
+        },
+        Row {
+            name: "proc /bin/true, exec allowed",
+            call: proc_true(codejail_proc::Policy::Auto, true),
             samples: vec![],
         },
         Row {
@@ -330,6 +340,11 @@ fn main() {
         Row {
             name: "jail_code print(1), without rootfs",
             call: jail_code_without(jail.clone(), codejail::Layer::RootFs),
+            samples: vec![],
+        },
+        Row {
+            name: "jail_code, exec allowed",
+            call: jail_code(exec_jail.clone()),
             samples: vec![],
         },
         Row {

@@ -152,6 +152,15 @@ pub struct JailConfig {
     /// Lets `user` be root (uid 0). Off by default: a jail whose code runs
     /// as root is refused ([`ConfigError::RootUser`](crate::ConfigError::RootUser)).
     pub allow_root_user: bool,
+    /// Lets the code start other programs (settings key `allow_exec`).
+    /// Off by default, as under CodeJail's AppArmor profile: the jail's
+    /// program is the only one a run starts, and `subprocess.run(...)`,
+    /// `os.execv(...)` and the like fail with `PermissionError: [Errno
+    /// 13]` (the `no_exec` layer). On, the code may start what it can
+    /// read and the filesystem rules let it execute (the interpreter's
+    /// directories and the system's programs; never what it writes in
+    /// `tmp/`), on the cold and the warm path alike.
+    pub allow_exec: bool,
     /// The confinement policy.
     pub confinement: Confinement,
     /// An AppArmor profile to switch to, where the kernel has AppArmor.
@@ -163,6 +172,11 @@ pub struct JailConfig {
     /// thread per numerical library: a call that imports them then costs a
     /// fork. Default none. Python jails only; cold runs ignore it.
     pub preload: Vec<String>,
+    /// What the jail's code may read besides its own directory and the
+    /// interpreter's (a course's data, a shared library of problems):
+    /// absolute paths that exist, read under Landlock and bound read-only
+    /// at their own paths in the private root.
+    pub read_paths: Vec<PathBuf>,
 }
 
 impl JailConfig {
@@ -175,10 +189,12 @@ impl JailConfig {
             uids: Uids::default(),
             uid_lock_dir: None,
             allow_root_user: false,
+            allow_exec: false,
             confinement: Confinement::Auto,
             apparmor_profile: None,
             jail_parent: None,
             preload: Vec::new(),
+            read_paths: Vec::new(),
         }
     }
 }
@@ -188,7 +204,9 @@ impl JailConfig {
 pub(crate) fn is_module_name(name: &str) -> bool {
     !name.is_empty()
         && name.split('.').all(|part| {
-            part.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            part.chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         })
 }

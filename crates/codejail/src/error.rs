@@ -33,6 +33,10 @@ pub enum ConfigError {
         #[source]
         source: ProbeError,
     },
+    /// A path of [`JailConfig::read_paths`](crate::JailConfig::read_paths)
+    /// is relative or does not exist.
+    #[error("read_paths: {0}")]
+    ReadPath(codejail_proc::FsRulesError),
     /// The sandbox user is root.
     #[error(
         "sandbox user `{user}` is root (uid 0): jailed code would run as root; choose an unprivileged user, or set allow_root_user = true if you mean it"

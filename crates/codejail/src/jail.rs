@@ -111,6 +111,14 @@ impl Jail {
             });
         }
         note_user_not_honoured(&config);
+        // A misspelled read path fails when the jail is made, not at its
+        // first run.
+        FsRules {
+            read: config.read_paths.clone(),
+            ..FsRules::empty()
+        }
+        .check()
+        .map_err(ConfigError::ReadPath)?;
         // A root user (allowed) is root: nothing to share.
         let uids = match config.uids {
             Uids::Range(range) if identity.0 != 0 => Some(range),
@@ -293,8 +301,10 @@ impl Jail {
     fn plan(&self, policy: Policy, limits: &LimitSet) -> Result<LayerSet, JailError> {
         let needs = Needs {
             cgroup: limits.get(LimitName::Memory) > 0,
+            cgroup_settings: false,
             mount_ns: false,
             apparmor_profile: self.config.apparmor_profile.is_some(),
+            exec: self.config.allow_exec,
         };
         Ok(Probe::get().plan(policy, needs)?)
     }
@@ -370,6 +380,7 @@ impl Jail {
             .stdin(request.stdin.clone())
             .limits(limits.to_proc())
             .policy(policy)
+            .allow_exec(self.config.allow_exec)
             .identity(who.uid, who.gid)
             .fs_rules(self.fs_rules(&jail, &tmp))
             .slug(call.slug.clone().unwrap_or_default());
@@ -413,11 +424,20 @@ impl Jail {
         Ok(JailResult::cold(outcome))
     }
 
+    /// The rules every run of this jail has, wherever it runs (cold, a
+    /// zygote, a warm call): the system's, the interpreter's paths, and
+    /// the jail's `read_paths`.
+    pub(crate) fn base_rules(&self) -> FsRules {
+        let mut rules = FsRules::default();
+        rules.read_exec.extend(self.facts.read_exec.iter().cloned());
+        rules.read.extend(self.config.read_paths.iter().cloned());
+        rules
+    }
+
     /// The filesystem rules of a run in `jail`: the interpreter's paths,
     /// the jail home read-only, its `tmp/` read-write when it is writable.
     pub(crate) fn fs_rules(&self, jail: &JailDir, tmp: &Tmp) -> FsRules {
-        let mut rules = FsRules::default();
-        rules.read_exec.extend(self.facts.read_exec.iter().cloned());
+        let mut rules = self.base_rules();
         rules.read.push(jail.path().to_owned());
         if *tmp == Tmp::Writable {
             rules.read_write.push(jail.tmp().to_owned());

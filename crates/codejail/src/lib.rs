@@ -45,8 +45,9 @@ mod warm;
 pub use cancel::Cancel;
 pub use codejail_fs::{NameError, StageError, validate_name as validate_file_name};
 pub use codejail_proc::{
-    Availability, Enforcement, KillReason, Layer, LayerSet, Policy, Probe, SpawnError, Sysctls,
-    Truncated, UnknownLayer, UsernsCause, UsernsDiagnosis, UsernsHost, this_program,
+    Availability, CGROUP_ENV, CgroupMode, Cgroups, Enforcement, KillReason, LANDLOCK_ABI, Layer,
+    LayerSet, Policy, Probe, SpawnError, Sysctls, Truncated, UnknownLayer, UsernsCause,
+    UsernsDiagnosis, UsernsHost, seccomp, this_program, unenforced,
 };
 pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};

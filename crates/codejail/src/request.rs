@@ -114,7 +114,11 @@ pub struct JailResult {
     pub max_rss_kib: u64,
     /// The confinement layers that were applied.
     pub layers: LayerSet,
-    /// How fully Landlock was enforced, when it was applied.
+    /// How much of what codejail asks of Landlock (the rights of
+    /// [`LANDLOCK_ABI`](crate::LANDLOCK_ABI)) the kernel enforced, when
+    /// Landlock was applied: what a real restriction found
+    /// ([`Probe::landlock_status`](crate::Probe::landlock_status)), not a
+    /// guess from the ABI number.
     pub landlock: Option<Enforcement>,
     /// Whether a warm interpreter ran it (false: a cold run).
     pub warm: bool,

@@ -7,6 +7,7 @@
 //! uids = "2000000000-2000065535"  # optional: a uid of its own per run (the default), or "off"
 //! policy = "auto"         # auto | require:landlock,seccomp,... | unsafe
 //! preload = ["numpy", "random2", "six"]  # optional: what each warm interpreter imports first
+//! allow_exec = false      # true: the code may start other programs
 //!
 //! [limits]
 //! cpu = 1
@@ -86,6 +87,8 @@ struct RawJail {
     user: Option<Spanned<RawUser>>,
     #[serde(default)]
     allow_root_user: bool,
+    #[serde(default)]
+    allow_exec: bool,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
     jail_parent: Option<String>,
@@ -93,6 +96,8 @@ struct RawJail {
     uid_lock_dir: Option<Spanned<String>>,
     #[serde(default)]
     preload: Vec<Spanned<String>>,
+    #[serde(default)]
+    read_paths: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -210,6 +215,7 @@ impl Settings {
                 RawUser::Uid(uid) => uid.to_string(),
             });
             config.allow_root_user = jail.allow_root_user;
+            config.allow_exec = jail.allow_exec;
             if let Some(policy) = jail.policy {
                 config.confinement = policy
                     .get_ref()
@@ -263,6 +269,20 @@ impl Settings {
                     }
                     .to_string(),
                 ));
+            }
+            for (i, path) in jail.read_paths.iter().enumerate() {
+                let p = PathBuf::from(path.get_ref());
+                if !p.is_absolute() {
+                    return Err(invalid(
+                        path.span().start,
+                        format!("jails.{name}.read_paths[{i}]"),
+                        format!(
+                            "`{}` is not an absolute path; give the full path",
+                            path.get_ref()
+                        ),
+                    ));
+                }
+                config.read_paths.push(p);
             }
             config.apparmor_profile = jail.apparmor_profile;
             config.jail_parent = jail.jail_parent.map(PathBuf::from);
@@ -349,6 +369,10 @@ mod tests {
             Some(Path::new("/run/l"))
         );
         assert!(
+            !jail.allow_exec,
+            "no new programs unless the settings say so"
+        );
+        assert!(
             matches!(jail.confinement, Confinement::Require(set) if set.names() == ["landlock", "seccomp"])
         );
         assert_eq!(s.limits, [(LimitName::Realtime, 3), (LimitName::Cpu, 2)]);
@@ -356,7 +380,10 @@ mod tests {
         let preloaded =
             parse("[jails.p]\nbin = \"/x\"\npreload = [\"numpy\", \"numpy.linalg\", \"six\"]\n")
                 .unwrap();
-        assert_eq!(preloaded.jails["p"].preload, ["numpy", "numpy.linalg", "six"]);
+        assert_eq!(
+            preloaded.jails["p"].preload,
+            ["numpy", "numpy.linalg", "six"]
+        );
         assert_eq!(s.overrides["big-course"], [(LimitName::Realtime, 10)]);
     }
 
@@ -402,6 +429,16 @@ mod tests {
             err.starts_with("codejail.toml:3: nonsense: unknown field `nonsense`"),
             "{err}"
         );
+        let s =
+            parse("[jails.sh]\nbin = \"/bin/sh\"\nlang = \"other\"\nallow_exec = true\n").unwrap();
+        assert!(s.jails["sh"].allow_exec);
+        let err = parse("[jails.sh]\nbin = \"/bin/sh\"\nallow_exec = \"yes\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.sh.allow_exec: invalid type: string"),
+            "{err}"
+        );
         let err = parse("[jails.python]\nbin = \"/x\"\nuids = \"5-1\"\n")
             .unwrap_err()
             .to_string();
@@ -416,9 +453,11 @@ mod tests {
             err.starts_with("codejail.toml:3: jails.python.uid_lock_dir: `run` is not an absolute"),
             "{err}"
         );
-        let err = parse("[jails.python]\nbin = \"/x\"\npreload = [\n  \"numpy\",\n  \"os; import x\",\n]\n")
-            .unwrap_err()
-            .to_string();
+        let err = parse(
+            "[jails.python]\nbin = \"/x\"\npreload = [\n  \"numpy\",\n  \"os; import x\",\n]\n",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.starts_with(
                 "codejail.toml:5: jails.python.preload: preload entry `os; import x` is not a module name"
@@ -436,9 +475,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("codejail.toml:4: jails.sh.preload: jail `sh` runs other, which has no warm path"),
+            err.starts_with(
+                "codejail.toml:4: jails.sh.preload: jail `sh` runs other, which has no warm path"
+            ),
             "{err}"
         );
+        let err = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\", \"data\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "codejail.toml:3: jails.python.read_paths[1]: `data` is not an absolute"
+            ),
+            "{err}"
+        );
+        let s = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\"]\n").unwrap();
+        assert_eq!(s.jails["python"].read_paths, [PathBuf::from("/srv/data")]);
         // A uid is a number, as the message about unknown users suggests.
         let s = parse("[jails.python]\nbin = \"/x\"\nuser = 999\n").unwrap();
         assert_eq!(s.jails["python"].user.as_deref(), Some("999"));

@@ -893,6 +893,189 @@ fn a_root_sandbox_user_is_refused_unless_allowed() {
     }
 }
 
+// ---------------------------------------------------------------------------
+// No new programs: CodeJail's AppArmor posture, on both paths.
+// ---------------------------------------------------------------------------
+
+/// Whether this machine has the `no_exec` layer, through the gate.
+fn have_no_exec() -> bool {
+    let why = match codejail::Probe::get().availability(Layer::NoExec) {
+        codejail::Availability::No(why) => Some(why.clone()),
+        codejail::Availability::Yes => None,
+    };
+    codejail_tests::require("no_exec", why.as_deref())
+}
+
+/// CodeJail's three cases: a program, the interpreter itself, and the
+/// code replacing itself. Each line says what the code saw.
+const START_PROGRAMS: &str = r#"
+import os, subprocess, sys
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, "ran")
+    except OSError as e:
+        print(name, "%s: %s" % (type(e).__name__, e))
+attempt("true", lambda: subprocess.run(["/usr/bin/true"], check=True))
+attempt("python", lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
+sys.stdout.flush()
+attempt("execv", lambda: os.execv(sys.executable, [sys.executable, "-c", "print('execv ran')"]))
+"#;
+
+/// What the code sees where it may not start programs: CodeJail's text.
+fn refused_starts(python: &str) -> String {
+    format!(
+        "true PermissionError: [Errno 13] Permission denied: '/usr/bin/true'\n\
+         python PermissionError: [Errno 13] Permission denied: '{python}'\n\
+         execv PermissionError: [Errno 13] Permission denied\n"
+    )
+}
+
+const ALLOWED_STARTS: &str = "true ran\npython ran\nexecv ran\n";
+
+fn deny_exec_of_other_programs(path: &dyn Runner) {
+    if !have_no_exec() {
+        return;
+    }
+    let r = path.jail_code(&code(START_PROGRAMS)).unwrap();
+    assert_eq!(
+        text(&r.stdout),
+        refused_starts("/usr/bin/python3"),
+        "{}",
+        text(&r.stderr)
+    );
+    assert_eq!(r.status, 0);
+    assert!(r.layers.contains(Layer::NoExec), "{}", r.layers);
+    // safe_exec too, and from a child process of the code.
+    let mut g = Map::new();
+    path.safe_exec(
+        "import os, subprocess\n\
+         try:\n    subprocess.run(['/usr/bin/true'])\nexcept OSError as e:\n    seen = str(e)\n\
+         pid = os.fork()\n\
+         if pid == 0:\n    \
+             try:\n        os.execv('/usr/bin/true', ['true'])\n    \
+             except OSError as e:\n        os._exit(e.errno)\n\
+         child = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])",
+        &mut g,
+        &SafeExecOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        g["seen"],
+        json!("[Errno 13] Permission denied: '/usr/bin/true'")
+    );
+    assert_eq!(g["child"], json!(libc_eacces()));
+}
+both_paths!(deny_exec_of_other_programs);
+
+fn libc_eacces() -> i64 {
+    13
+}
+
+/// The sabotage: the same code in the same jail, narrowed to every layer
+/// but `no_exec`, starts every program.
+#[test]
+fn deny_exec_is_the_no_exec_layers_doing() {
+    if !have_no_exec() {
+        return;
+    }
+    let jail = python();
+    let mut layers = jail.planned_layers().unwrap();
+    layers.remove(Layer::NoExec);
+    let r = jail
+        .jail_code(&JailCode {
+            call: CallOptions {
+                layers: Some(layers),
+                ..CallOptions::default()
+            },
+            ..code(START_PROGRAMS)
+        })
+        .unwrap();
+    assert!(!r.layers.contains(Layer::NoExec), "{}", r.layers);
+    assert_eq!(text(&r.stdout), ALLOWED_STARTS, "{}", text(&r.stderr));
+}
+
+fn exec_jail() -> Arc<codejail::Jail> {
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.allow_exec = true;
+    Arc::new(jail_of("python-allow-exec", config))
+}
+
+#[test]
+fn allow_exec_lets_the_code_start_programs_cold() {
+    let jail = exec_jail();
+    assert!(!jail.planned_layers().unwrap().contains(Layer::NoExec));
+    let r = jail.jail_code(&code(START_PROGRAMS)).unwrap();
+    assert_eq!(text(&r.stdout), ALLOWED_STARTS, "{}", text(&r.stderr));
+    assert!(!r.layers.contains(Layer::NoExec), "{}", r.layers);
+}
+
+#[test]
+fn allow_exec_lets_the_code_start_programs_warm() {
+    let pool = exec_jail().warm(1).unwrap();
+    let r = pool.jail_code(&code(START_PROGRAMS)).unwrap();
+    assert!(r.warm);
+    assert_eq!(text(&r.stdout), ALLOWED_STARTS, "{}", text(&r.stderr));
+    assert_eq!(pool.stray_processes(), 0);
+}
+
+/// Landlock's execute right still applies where exec is allowed: nothing
+/// the code writes in `tmp/` runs.
+#[test]
+fn allow_exec_still_runs_nothing_from_tmp() {
+    let r = exec_jail()
+        .jail_code(&JailCode {
+            call: CallOptions {
+                limits: vec![(LimitName::Fsize, 1 << 20)],
+                ..CallOptions::default()
+            },
+            ..code(
+                "import os, shutil, subprocess\n\
+                 path = os.path.join(os.environ['TMPDIR'], 'mine')\n\
+                 shutil.copy('/usr/bin/true', path)\n\
+                 os.chmod(path, 0o755)\n\
+                 try:\n    subprocess.run([path])\n    print('ran')\n\
+                 except OSError as e:\n    print(e.errno)",
+            )
+        })
+        .unwrap();
+    assert_eq!(text(&r.stdout), "13\n", "{}", text(&r.stderr));
+}
+
+/// Another language: the shell's builtins work, its commands do not.
+#[test]
+fn deny_exec_from_a_jail_of_another_language() {
+    if !have_no_exec() {
+        return;
+    }
+    let mut config = JailConfig::new("/bin/sh");
+    config.lang = codejail::Lang::custom("sh", vec!["-c".into()]);
+    let jail = jail_of("shell-no-exec", config.clone());
+    let run = |jail: &codejail::Jail| {
+        jail.jail_code(&JailCode {
+            argv: vec!["echo builtin; /usr/bin/true; echo status $?".into()],
+            ..JailCode::default()
+        })
+        .unwrap()
+    };
+    let r = run(&jail);
+    assert_eq!(
+        text(&r.stdout),
+        "builtin\nstatus 126\n",
+        "{}",
+        text(&r.stderr)
+    );
+    assert!(text(&r.stderr).contains("/usr/bin/true: Permission denied"));
+    config.allow_exec = true;
+    let r = run(&jail_of("shell-exec", config));
+    assert_eq!(
+        text(&r.stdout),
+        "builtin\nstatus 0\n",
+        "{}",
+        text(&r.stderr)
+    );
+}
+
 /// What jailed code sees when it reaches for the host, as CodeJail's
 /// users see it under AppArmor and codejail-service's API tests check it:
 /// `PermissionError: [Errno 13] Permission denied: '<path>'`, never
@@ -941,3 +1124,54 @@ for f in ["/tmp/x", "../x"]:
     assert_eq!(text(&r.stdout), expected, "{}", text(&r.stderr));
 }
 both_paths!(deny_host_paths_as_codejail_does);
+
+/// A jail's `read_paths`: its code reads them (bound read-only in the
+/// private root), cold and warm; another jail's code does not see them;
+/// a path that does not exist is refused when the jail is made.
+#[test]
+fn allow_read_paths_for_the_jails_code_only() {
+    let data = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(data.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data.path().join("answers.txt"), "42").unwrap();
+    std::fs::set_permissions(
+        data.path().join("answers.txt"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.read_paths = vec![data.path().to_owned()];
+    let jail = Arc::new(codejail::Jail::new("with-data", config).unwrap());
+    let read = format!(
+        "print(open({:?}).read())\ntry:\n    open({:?}, 'w')\nexcept OSError as e:\n    print(e.errno)",
+        data.path().join("answers.txt"),
+        data.path().join("new.txt"),
+    );
+    // Refused: by ownership and Landlock (EACCES) where the program is not
+    // the directory's owner; an unprivileged caller's program owns it, and
+    // its bind is read-only (EROFS).
+    let refused = |r: &codejail::JailResult| {
+        if !rustix::process::geteuid().is_root() && r.layers.contains(Layer::RootFs) {
+            "42\n30\n"
+        } else {
+            "42\n13\n"
+        }
+    };
+    let cold = jail.jail_code(&code(&read)).unwrap();
+    assert_eq!(text(&cold.stdout), refused(&cold), "{}", text(&cold.stderr));
+    let warm = jail.warm(1).unwrap();
+    let r = warm.jail_code(&code(&read)).unwrap();
+    assert!(r.warm);
+    assert_eq!(text(&r.stdout), refused(&r), "{}", text(&r.stderr));
+    // Without the setting the same code cannot read it.
+    let other = python().jail_code(&code(&read)).unwrap();
+    assert_ne!(other.status, 0, "{}", text(&other.stdout));
+    // A path that does not exist: refused when the jail is made.
+    let mut config = JailConfig::new("/usr/bin/python3");
+    config.read_paths = vec![data.path().join("missing")];
+    let err = codejail::Jail::new("bad-data", config).unwrap_err();
+    assert!(
+        matches!(err, codejail::ConfigError::ReadPath(_)) && err.to_string().contains("missing"),
+        "{err}"
+    );
+}

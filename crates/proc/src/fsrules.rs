@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use landlock::{
     ABI, Access, AccessFs, AccessNet, BitFlags, CompatLevel, Compatible, PathBeneath, Ruleset,
-    RulesetAttr, RulesetCreatedAttr, RulesetError, Scope,
+    RulesetAttr, RulesetCreated, RulesetCreatedAttr, RulesetError, RulesetStatus, Scope,
 };
 use rustix::fs::{Mode, OFlags};
 
@@ -152,43 +152,154 @@ impl Tmpfs {
     }
 }
 
+/// The Landlock ABI this code was written for: rulesets ask for its
+/// rights, and a kernel of an older ABI gets those it has (best effort,
+/// said by [`Enforcement`]); a newer kernel's rights are not asked for
+/// until this is raised and the code checked against them.
+///
+/// 9: its unix-socket right (`LANDLOCK_ACCESS_FS_RESOLVE_UNIX`) is what
+/// refuses connecting to the host's pathname unix sockets where the run
+/// has no root of its own, in place of seccomp's refusal of unix sockets
+/// altogether ([`refuses_unix_sockets`]). ABI 8 adds nothing a run asks
+/// for (its one addition is a flag of `landlock_restrict_self` for every
+/// thread, which the program, single-threaded, does not need). ABI 10's
+/// UDP rights are left out: the network namespace already has no
+/// interface, and a right handled with no rule would refuse what no test
+/// here has checked.
+pub const LANDLOCK_ABI: i32 = 9;
+
+/// The ABI rulesets are built for on a kernel of ABI `kernel`: the older
+/// of it and [`LANDLOCK_ABI`].
+pub fn effective_abi(kernel: i32) -> i32 {
+    kernel.min(LANDLOCK_ABI)
+}
+
+/// Whether Landlock refuses connecting and sending to pathname unix
+/// sockets outside the rules on a kernel of ABI `kernel` (its unix-socket
+/// right, ABI 9): a run with Landlock then needs no seccomp refusal of
+/// unix sockets where it has no mount namespace.
+pub fn refuses_unix_sockets(kernel: i32) -> bool {
+    effective_abi(kernel) >= 9
+}
+
 /// The Landlock rights of [`FsRules::read_write`]: every right of the ABI
 /// but `Execute`, and but making character and block devices (no jailed
 /// code needs a device node; only a missing `CAP_MKNOD` refused them).
+/// With ABI 9, connecting to the unix sockets it makes there is among
+/// them.
 fn read_write(abi: ABI) -> BitFlags<AccessFs> {
     AccessFs::from_all(abi) & !(AccessFs::Execute | AccessFs::MakeChar | AccessFs::MakeBlock)
 }
 
-/// The Landlock rights a read-write path gets, as the kernel's bits (for
-/// the rule the supervisor adds to each tmpfs it mounts, and a warm
-/// pool's zygote adds to each call's ruleset for the call's `tmp/`).
+/// The Landlock rights a read-write path gets on a kernel of ABI `abi`,
+/// as the kernel's bits (for the rule the supervisor adds to each tmpfs
+/// it mounts, and a warm pool's zygote adds to each call's ruleset for the
+/// call's `tmp/`).
 pub fn read_write_access(abi: i32) -> u64 {
-    read_write(ABI::from(abi)).bits()
+    read_write(ABI::from(effective_abi(abi))).bits()
 }
 
-/// How much of what was asked the kernel's Landlock enforces.
+/// How much of what codejail asks of Landlock (the rights of
+/// [`LANDLOCK_ABI`]) the kernel enforces, as the `landlock` crate reports
+/// it after a real `landlock_restrict_self` ([`RulesetStatus`]): found
+/// once per process by [`Probe`](crate::Probe).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Enforcement {
-    /// Filesystem, TCP and scopes (ABI ≥ 6).
+    /// Every right asked for: filesystem, TCP, scopes and unix sockets.
     Full,
-    /// Filesystem only, or filesystem and TCP (ABI 1 to 5).
+    /// Some of them: the kernel's ABI is older than [`LANDLOCK_ABI`];
+    /// [`unenforced`] names what is missing. The other layers stand in
+    /// for it (seccomp refuses unix sockets where nothing else does).
     Partial,
 }
 
 impl Enforcement {
-    pub(crate) fn for_abi(abi: i32) -> Enforcement {
-        if abi >= 6 {
-            Enforcement::Full
-        } else {
-            Enforcement::Partial
+    /// `full` or `partial`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Enforcement::Full => "full",
+            Enforcement::Partial => "partial",
         }
     }
 }
 
+impl std::fmt::Display for Enforcement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What Landlock does not enforce on a kernel of ABI `kernel`, of what
+/// codejail asks for (the rights of [`LANDLOCK_ABI`]), by the ABI that
+/// added each: for messages (`codejail doctor`).
+pub fn unenforced(kernel: i32) -> Vec<&'static str> {
+    const ADDED: [(i32, &str); 6] = [
+        (2, "linking and renaming across directories (ABI 2)"),
+        (3, "truncation (ABI 3)"),
+        (4, "TCP bind and connect (ABI 4)"),
+        (5, "ioctl on devices (ABI 5)"),
+        (6, "signal and abstract unix socket scopes (ABI 6)"),
+        (9, "connecting to pathname unix sockets (ABI 9)"),
+    ];
+    ADDED
+        .iter()
+        .filter(|(abi, _)| *abi > kernel && *abi <= LANDLOCK_ABI)
+        .map(|(_, what)| *what)
+        .collect()
+}
+
+/// The enforcement of the rights of [`LANDLOCK_ABI`] on this kernel: a
+/// ruleset that handles them all (best effort, as a run's), with no rule,
+/// applied by `landlock_restrict_self` on a thread of its own, which then
+/// ends. Landlock restricts the calling thread only (no
+/// `LANDLOCK_RESTRICT_SELF_TSYNC` is asked for), so nothing else of the
+/// process is restricted; the status is the crate's account of which
+/// asked rights the kernel took, confirmed by the kernel accepting the
+/// restriction.
+///
+/// # Errors
+/// Why Landlock cannot be used: the kernel refused the ruleset or the
+/// restriction, or enforced none of it.
+pub(crate) fn enforcement_trial() -> Result<Enforcement, String> {
+    let trial = std::thread::Builder::new()
+        .name("codejail-landlock-probe".into())
+        .spawn(|| {
+            let status = base_ruleset(ABI::from(LANDLOCK_ABI))
+                .and_then(RulesetCreated::restrict_self)
+                .map_err(|e| format!("a trial restriction failed: {e}"))?;
+            match status.ruleset {
+                RulesetStatus::FullyEnforced => Ok(Enforcement::Full),
+                RulesetStatus::PartiallyEnforced => Ok(Enforcement::Partial),
+                RulesetStatus::NotEnforced => {
+                    Err("the kernel enforced none of a trial ruleset".into())
+                }
+            }
+        })
+        .map_err(|e| format!("could not start the trial thread: {e}"))?;
+    trial
+        .join()
+        .unwrap_or_else(|_| Err("the trial thread panicked".into()))
+}
+
 impl FsRules {
-    /// Builds the Landlock ruleset for these rules: every filesystem right
-    /// of ABI `abi` handled, TCP bind and connect denied, signals and
-    /// abstract unix sockets scoped. A process confines itself with
+    /// No path at all (every list empty): a start for rules that must not
+    /// include the system's ([`FsRules::default`]).
+    pub fn empty() -> FsRules {
+        FsRules {
+            read_exec: Vec::new(),
+            read: Vec::new(),
+            read_write: Vec::new(),
+            read_write_exec: Vec::new(),
+            optional: Vec::new(),
+        }
+    }
+
+    /// Builds the Landlock ruleset for these rules on a kernel of ABI
+    /// `abi`: every filesystem right of ABI [`effective_abi`]`(abi)`
+    /// handled (with ABI 9, connecting to pathname unix sockets outside
+    /// the read-write paths denied), TCP bind and connect denied, signals
+    /// and abstract unix sockets scoped. A process confines itself with
     /// `landlock_restrict_self(2)` on the descriptor; the warm path sends it
     /// to a zygote's worker, which nests it in the zygote's domain.
     ///
@@ -285,8 +396,9 @@ fn missing_or<T>(
     }
 }
 
-fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, FsRulesError> {
-    let abi = ABI::from(abi);
+/// A ruleset that handles every right of `abi` (filesystem, TCP, scopes),
+/// best effort: on an older kernel the crate leaves out what it lacks.
+fn base_ruleset(abi: ABI) -> Result<RulesetCreated, RulesetError> {
     let mut ruleset = Ruleset::default()
         .set_compatibility(CompatLevel::BestEffort)
         .handle_access(AccessFs::from_all(abi))?;
@@ -297,8 +409,12 @@ fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, FsRulesError> {
     if !Scope::from_all(abi).is_empty() {
         ruleset = ruleset.scope(Scope::from_all(abi))?;
     }
-    let created = ruleset
-        .create()?
+    ruleset.create()
+}
+
+fn ruleset(rules: &FsRules, abi: i32) -> Result<OwnedFd, FsRulesError> {
+    let abi = ABI::from(effective_abi(abi));
+    let created = base_ruleset(abi)?
         .add_rules(rules.rules(&rules.read_exec, AccessFs::from_read(abi)))?
         .add_rules(rules.rules(&rules.read, AccessFs::ReadFile | AccessFs::ReadDir))?
         .add_rules(rules.rules(&rules.read_write, read_write(abi)))?
@@ -326,6 +442,66 @@ mod tests {
         assert!(!read_write(abi).intersects(missing));
         assert_eq!(read_write(abi) | missing, AccessFs::from_all(abi));
         assert_eq!(read_write_access(7), read_write(abi).bits());
+    }
+
+    /// The pin: a kernel newer than the pinned ABI gets the pinned ABI's
+    /// rights, an older one its own.
+    #[test]
+    fn rulesets_are_built_for_the_older_of_the_kernel_and_the_pin() {
+        assert_eq!(effective_abi(7), 7);
+        assert_eq!(effective_abi(LANDLOCK_ABI), LANDLOCK_ABI);
+        assert_eq!(effective_abi(12), LANDLOCK_ABI);
+        // A newer kernel's bits are never asked for: they would be refused
+        // by the rule the supervisor adds to a tmpfs on an older one.
+        assert_eq!(
+            read_write_access(12),
+            read_write(ABI::from(LANDLOCK_ABI)).bits()
+        );
+        assert!(!unenforced(7).is_empty());
+        assert!(unenforced(LANDLOCK_ABI).is_empty());
+        assert!(unenforced(12).is_empty());
+        assert_eq!(
+            unenforced(6),
+            ["connecting to pathname unix sockets (ABI 9)"]
+        );
+    }
+
+    /// Unix sockets go to Landlock where the kernel has its unix-socket
+    /// right (ABI 9), and to seccomp below: the right is among a
+    /// read-write path's (the program's own sockets in `tmp/`), not a
+    /// read-only one's.
+    #[test]
+    fn unix_sockets_are_landlocks_from_abi_9() {
+        for kernel in 1..=8 {
+            assert!(!refuses_unix_sockets(kernel), "ABI {kernel}");
+            assert!(!read_write(ABI::from(effective_abi(kernel))).contains(AccessFs::ResolveUnix));
+        }
+        for kernel in 9..=12 {
+            assert!(refuses_unix_sockets(kernel), "ABI {kernel}");
+            let abi = ABI::from(effective_abi(kernel));
+            assert!(AccessFs::from_all(abi).contains(AccessFs::ResolveUnix));
+            assert!(read_write(abi).contains(AccessFs::ResolveUnix));
+            assert!(!AccessFs::from_read(abi).contains(AccessFs::ResolveUnix));
+        }
+    }
+
+    /// The status is the kernel's answer to a real restriction, on a
+    /// thread of its own: this thread stays unrestricted.
+    #[test]
+    fn the_enforcement_trial_restricts_only_its_own_thread() {
+        let Some(kernel) = crate::child::landlock_abi().ok() else {
+            return codejail_tests::not_tested("landlock", "the kernel has no Landlock");
+        };
+        let status = enforcement_trial().unwrap();
+        let want = if kernel >= LANDLOCK_ABI {
+            Enforcement::Full
+        } else {
+            Enforcement::Partial
+        };
+        assert_eq!(status, want);
+        // This thread can still read what no rule granted.
+        std::fs::read("/proc/self/status").unwrap();
+        std::fs::read_dir("/").unwrap().count();
     }
 
     #[test]

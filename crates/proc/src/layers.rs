@@ -45,11 +45,18 @@ pub enum Layer {
     /// ([`Spawn::apparmor_profile`](crate::Spawn::apparmor_profile)); only
     /// where the kernel has AppArmor and a profile is given.
     AppArmor,
+    /// No new programs: the supervisor answers every `execve` and
+    /// `execveat` of the run with `EACCES` but the program's own first one
+    /// (seccomp user notification; see [`crate::seccomp::Filter::ExecGuard`]).
+    /// Left out when the run allows exec ([`Spawn::allow_exec`](crate::Spawn::allow_exec)).
+    NoExec,
 }
 
 impl Layer {
-    /// Every layer, in the order the child applies them.
-    pub const ALL: [Layer; 13] = [
+    /// Every layer, in the order the child applies them (`no_exec` acts
+    /// last, at the first `execve`, though the supervisor installs it
+    /// first).
+    pub const ALL: [Layer; 14] = [
         Layer::Identity,
         Layer::UserNs,
         Layer::PidNs,
@@ -63,6 +70,7 @@ impl Layer {
         Layer::AppArmor,
         Layer::Landlock,
         Layer::Seccomp,
+        Layer::NoExec,
     ];
 
     /// The namespaces besides the user namespace. Without privilege each of
@@ -77,7 +85,7 @@ impl Layer {
 
     /// The stable short name: `identity`, `userns`, `pidns`, `netns`,
     /// `mountns`, `rootfs`, `ipcns`, `utsns`, `cgroup`, `no_new_privs`, `apparmor`,
-    /// `landlock`, `seccomp`.
+    /// `landlock`, `seccomp`, `no_exec`.
     pub fn name(self) -> &'static str {
         match self {
             Layer::Identity => "identity",
@@ -93,6 +101,7 @@ impl Layer {
             Layer::Landlock => "landlock",
             Layer::Seccomp => "seccomp",
             Layer::AppArmor => "apparmor",
+            Layer::NoExec => "no_exec",
         }
     }
 
@@ -110,7 +119,7 @@ impl fmt::Display for Layer {
 /// A layer name that is not one of [`Layer::name`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, rootfs, ipcns, utsns, cgroup, no_new_privs, apparmor, landlock, seccomp"
+    "unknown confinement layer `{0}`; known: identity, userns, pidns, netns, mountns, rootfs, ipcns, utsns, cgroup, no_new_privs, apparmor, landlock, seccomp, no_exec"
 )]
 pub struct UnknownLayer(pub String);
 

@@ -57,13 +57,19 @@ mod spawn;
 mod userns;
 mod users;
 
-pub use cgroup::CgroupError;
+pub use cgroup::{
+    CgroupError, CgroupMode, CgroupOptions, Cgroups, DEFAULT_CONTROLLERS, DelegatedBy, Delegation,
+    ENV as CGROUP_ENV, LEAF as CGROUP_LEAF,
+};
 pub use error::SpawnError;
-pub use fsrules::{Enforcement, FsRules, FsRulesError, Tmpfs, read_write_access};
+pub use fsrules::{
+    Enforcement, FsRules, FsRulesError, LANDLOCK_ABI, Tmpfs, effective_abi, read_write_access,
+    refuses_unix_sockets, unenforced,
+};
 pub use layers::{Layer, LayerSet, Policy, UnknownLayer};
 pub use limits::Limits;
 pub use outcome::{KillReason, Outcome, Truncated};
-pub use probe::{Availability, Cgroups, Needs, Probe};
+pub use probe::{AlreadyProbed, Availability, Needs, Probe};
 pub use spawn::{DEFAULT_PATH, NOBODY, Spawn, nproc_overhead, pump};
 pub use userns::{Sysctls, UsernsCause, UsernsDiagnosis, UsernsHost, this_program};
 pub use users::{lookup_group, lookup_user};

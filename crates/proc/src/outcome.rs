@@ -79,7 +79,11 @@ pub struct Outcome {
     pub max_rss_kib: u64,
     /// The confinement layers that were applied.
     pub layers: LayerSet,
-    /// How fully Landlock was enforced, when it was applied.
+    /// How much of what codejail asks of Landlock (the rights of
+    /// [`LANDLOCK_ABI`](crate::LANDLOCK_ABI)) the kernel enforced, when
+    /// Landlock was applied: what a real restriction found
+    /// ([`Probe::landlock_status`](crate::Probe::landlock_status)), not a
+    /// guess from the ABI number.
     pub landlock: Option<Enforcement>,
 }
 

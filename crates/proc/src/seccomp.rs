@@ -1,15 +1,34 @@
-//! The seccomp-bpf filter: one documented table of what the jailed program
-//! may not ask of the kernel, and the classic BPF program made from it.
+//! The seccomp-bpf filters: documented tables of what the jailed program
+//! may not ask of the kernel, and the classic BPF programs made from them.
 //!
-//! Everything in [`DENIED`] fails with `EPERM`, except the syscalls of
-//! [`ANSWERED_EACCES`], which fail with `EACCES`; `clone3` fails with `ENOSYS`
-//! (its flags live in memory a filter cannot read, and `ENOSYS` makes libc
-//! fall back to `clone`, whose flags are checked); a syscall of a foreign
-//! ABI (i386 through `int 0x80`, x32) kills the process. Everything else is
-//! allowed: the filter narrows the kernel surface, the other layers decide
-//! what the program may reach.
+//! Three filters come from the tables ([`Filter`]):
 //!
-//! The program is a binary search over the table's syscall numbers, so a
+//! - [`Filter::Main`], the program's own, installed last before `execve`:
+//!   everything in [`DENIED`] fails with `EPERM`, except the syscalls of
+//!   [`ANSWERED_EACCES`], which fail with `EACCES`; `clone3` fails with
+//!   `ENOSYS` (its flags live in memory a filter cannot read, and `ENOSYS`
+//!   makes libc fall back to `clone`, whose flags are checked). Everything
+//!   else is allowed: the filter narrows the kernel surface, the other
+//!   layers decide what the program may reach.
+//! - [`Filter::MainNoUnixSockets`]: the same, and [`UNIX_SOCKETS`] too,
+//!   for a run where nothing else keeps the program from the host's
+//!   pathname unix sockets (no mount namespace of its own, and no Landlock
+//!   unix-socket right): no `socket(AF_UNIX, ..)` and no datagram
+//!   `socketpair`, the one kind of connected socket that can still send to
+//!   a path. Stream socket pairs keep working.
+//! - [`Filter::ExecGuard`], the supervisor's (the `no_exec` layer): `execve`
+//!   and `execveat` are handed to the supervisor (user notification), which
+//!   lets exactly one through, the program's own, and answers every other
+//!   with `EACCES`. The program inherits it from the supervisor, beneath
+//!   its own filter: when filters are stacked the kernel takes the most
+//!   severe answer (`ERRNO` before `USER_NOTIF` before `ALLOW`), so the
+//!   main filter must keep allowing both calls, and does (a test checks).
+//!
+//! In all three, a syscall of a foreign ABI (i386 through `int 0x80`, x32)
+//! kills the process: an i386 `execve` is another number, which the guard
+//! would not see.
+//!
+//! Each program is a binary search over its table's syscall numbers, so a
 //! syscall is decided after about seven comparisons. That matters at load
 //! time more than at run time: the kernel runs the filter once for every
 //! syscall number when it is installed (to cache which are always
@@ -19,6 +38,12 @@
 //! these syscalls reads: the kernel takes `ioctl`'s request as an
 //! `unsigned int`, so a 64-bit comparison would let `TIOCSTI` through with
 //! a high bit set.
+//!
+//! The programs are built at run time (once per process) and checked by
+//! the unit tests, which run each of them in a small BPF interpreter
+//! against its table for every syscall number and for random arguments.
+
+use crate::layers::{Layer, LayerSet};
 
 /// When a syscall of the table is refused. Arguments are compared on their
 /// low 32 bits (see the module's text).
@@ -34,6 +59,8 @@ pub enum When {
     ArgHasBits(u8, u32),
     /// When argument `arg` is neither of two values.
     ArgNeither(u8, u32, u32),
+    /// When argument `arg`, masked with `mask`, equals `value`.
+    ArgMaskedEq(u8, u32, u32),
 }
 
 impl When {
@@ -46,6 +73,7 @@ impl When {
             When::ArgEq(a, v) => low(a) == v,
             When::ArgHasBits(a, mask) => low(a) & mask != 0,
             When::ArgNeither(a, x, y) => low(a) != x && low(a) != y,
+            When::ArgMaskedEq(a, mask, v) => low(a) & mask == v,
         }
     }
 }
@@ -143,6 +171,13 @@ pub const DENIED: &[(&str, libc::c_long, When)] = &[
     ("move_mount", libc::SYS_move_mount, When::Always),
     ("open_tree", libc::SYS_open_tree, When::Always),
     ("mount_setattr", libc::SYS_mount_setattr, When::Always),
+    ("open_tree_attr", SYS_OPEN_TREE_ATTR, When::Always),
+    // The mounts of the run's mount namespace, by id (Linux 6.8): where
+    // the run shares the host's mounts they name the host's layout (home
+    // directories, volumes); Python has no use for them. /proc's mountinfo
+    // is Landlock's to refuse.
+    ("statmount", SYS_STATMOUNT, When::Always),
+    ("listmount", SYS_LISTMOUNT, When::Always),
     (
         "open_by_handle_at",
         libc::SYS_open_by_handle_at,
@@ -213,6 +248,44 @@ pub const DENIED: &[(&str, libc::c_long, When)] = &[
     ),
 ];
 
+/// `open_tree_attr(2)` (Linux 6.15), `statmount(2)` and `listmount(2)`
+/// (Linux 6.8): numbers of the generic table, the same on x86_64 and
+/// aarch64, which the `libc` crate does not name for these targets yet.
+const SYS_OPEN_TREE_ATTR: libc::c_long = 467;
+const SYS_STATMOUNT: libc::c_long = 457;
+const SYS_LISTMOUNT: libc::c_long = 458;
+
+/// What [`Filter::MainNoUnixSockets`] refuses besides [`DENIED`], both
+/// with `EACCES`: creating a unix socket, which could `connect` or
+/// `sendto` a pathname socket of the host (Landlock before ABI 9 does not
+/// mediate either); and a datagram socket pair, whose sockets may still
+/// `sendto` any path (a connected stream or seqpacket pair cannot:
+/// `EISCONN`). Python's `socket.socketpair()`, `multiprocessing.Pipe()`
+/// and asyncio's self-pipe are stream pairs and keep working.
+pub const UNIX_SOCKETS: &[(&str, libc::c_long, When)] = &[
+    (
+        "socket",
+        libc::SYS_socket,
+        When::ArgEq(0, libc::AF_UNIX as u32),
+    ),
+    (
+        "socketpair",
+        libc::SYS_socketpair,
+        When::ArgMaskedEq(1, SOCK_TYPE_MASK, libc::SOCK_DGRAM as u32),
+    ),
+];
+
+/// The socket type's bits of `socket`'s and `socketpair`'s type argument
+/// (the rest are `SOCK_NONBLOCK` and `SOCK_CLOEXEC`).
+const SOCK_TYPE_MASK: u32 = 0xf;
+
+/// What [`Filter::ExecGuard`] hands to the supervisor: every way to start
+/// a program.
+pub const EXEC: &[(&str, libc::c_long, When)] = &[
+    ("execve", libc::SYS_execve, When::Always),
+    ("execveat", libc::SYS_execveat, When::Always),
+];
+
 #[cfg(target_arch = "x86_64")]
 const AUDIT_ARCH: u32 = 0xc000_003e; // AUDIT_ARCH_X86_64
 #[cfg(target_arch = "aarch64")]
@@ -220,19 +293,87 @@ const AUDIT_ARCH: u32 = 0xc000_00b7; // AUDIT_ARCH_AARCH64
 
 const SECCOMP_RET_KILL_PROCESS: u32 = 0x8000_0000;
 const SECCOMP_RET_ERRNO: u32 = 0x0005_0000;
+const SECCOMP_RET_USER_NOTIF: u32 = 0x7fc0_0000;
 const SECCOMP_RET_ALLOW: u32 = 0x7fff_0000;
 const DENY: u32 = SECCOMP_RET_ERRNO | libc::EPERM as u32;
 const DENY_ACCES: u32 = SECCOMP_RET_ERRNO | libc::EACCES as u32;
+const ENOSYS: u32 = SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
 
-/// The syscalls of [`DENIED`] refused with `EACCES` instead of `EPERM`:
-/// `socket` of a family other than `AF_UNIX`, because that is what
-/// AppArmor answers, what CodeJail's users see (`PermissionError: [Errno
-/// 13]`) and what codejail-service's start-up check requires.
-pub const ANSWERED_EACCES: &[libc::c_long] = &[libc::SYS_socket];
+/// The syscalls of [`DENIED`] and [`UNIX_SOCKETS`] refused with `EACCES`
+/// instead of `EPERM`: `socket` (of a family other than `AF_UNIX`, and of
+/// `AF_UNIX` too where [`UNIX_SOCKETS`] applies) and the datagram
+/// `socketpair`, because that is what AppArmor answers, what CodeJail's
+/// users see (`PermissionError: [Errno 13]`) and what codejail-service's
+/// start-up check requires.
+pub const ANSWERED_EACCES: &[libc::c_long] = &[libc::SYS_socket, libc::SYS_socketpair];
 /// x32 syscall numbers have this bit set on x86_64.
 const X32_SYSCALL_BIT: u32 = 0x4000_0000;
 
+/// One of the filters made from the tables (see the module's text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Filter {
+    /// The program's filter: [`DENIED`].
+    Main,
+    /// The program's filter where nothing else keeps it from the host's
+    /// pathname unix sockets: [`DENIED`] and [`UNIX_SOCKETS`].
+    MainNoUnixSockets,
+    /// The supervisor's: [`EXEC`] handed to it (user notification).
+    ExecGuard,
+}
+
+impl Filter {
+    /// Every filter, for the tests.
+    pub const ALL: [Filter; 3] = [Filter::Main, Filter::MainNoUnixSockets, Filter::ExecGuard];
+
+    /// The program's filter for a run of `layers` on a kernel of Landlock
+    /// ABI `landlock_abi`: without a private root (`rootfs`, which needs a
+    /// mount namespace: without it the run sees the host's mounts, so the
+    /// host's pathname unix sockets are there to name) and without
+    /// Landlock's unix-socket right
+    /// ([`refuses_unix_sockets`](crate::refuses_unix_sockets)), it refuses
+    /// unix sockets too.
+    pub fn for_run(layers: LayerSet, landlock_abi: Option<i32>) -> Filter {
+        let landlock_refuses = layers.contains(Layer::Landlock)
+            && landlock_abi.is_some_and(crate::fsrules::refuses_unix_sockets);
+        if layers.contains(Layer::RootFs) || landlock_refuses {
+            Filter::Main
+        } else {
+            Filter::MainNoUnixSockets
+        }
+    }
+
+    /// The filter's table: the syscalls it refuses (or hands to the
+    /// supervisor), with when.
+    pub fn table(self) -> Vec<(&'static str, libc::c_long, When)> {
+        match self {
+            Filter::Main => DENIED.to_vec(),
+            Filter::MainNoUnixSockets => DENIED.iter().chain(UNIX_SOCKETS).copied().collect(),
+            Filter::ExecGuard => EXEC.to_vec(),
+        }
+    }
+
+    /// The filter's answer to syscall `nr` of its table when it refuses.
+    fn refusal(self, nr: u32) -> u32 {
+        match self {
+            Filter::ExecGuard => SECCOMP_RET_USER_NOTIF,
+            Filter::Main | Filter::MainNoUnixSockets
+                if ANSWERED_EACCES.iter().any(|&n| n as u32 == nr) =>
+            {
+                DENY_ACCES
+            }
+            Filter::Main | Filter::MainNoUnixSockets => DENY,
+        }
+    }
+
+    /// Whether `clone3` gets `ENOSYS` (the program's filters: its flags
+    /// are out of a filter's sight).
+    fn answers_clone3(self) -> bool {
+        self != Filter::ExecGuard
+    }
+}
+
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const AND_K: u16 = (libc::BPF_ALU | libc::BPF_AND | libc::BPF_K) as u16;
 const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
 const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
 const JSET: u16 = (libc::BPF_JMP | libc::BPF_JSET | libc::BPF_K) as u16;
@@ -246,28 +387,16 @@ fn offset_arg_low(arg: u8) -> u32 {
     16 + 8 * u32::from(arg)
 }
 
-fn stmt(code: u16, k: u32) -> libc::sock_filter {
-    libc::sock_filter {
-        code,
-        jt: 0,
-        jf: 0,
-        k,
-    }
-}
-
-/// Where a jump of the search goes: the next instruction, a few further,
-/// or one of the three returns shared by the whole search.
+/// Where a jump goes: the next instruction, a few further, or one of the
+/// returns shared by the whole program (placed at its end).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum To {
     Skip(usize),
-    Allow,
-    /// `EPERM`.
-    Deny,
-    /// `EACCES` ([`ANSWERED_EACCES`]).
-    DenyAccess,
+    /// The shared `RET` of this value.
+    Ret(u32),
 }
 
-/// A search instruction before its jumps are resolved.
+/// An instruction before its jumps are resolved.
 #[derive(Clone, Copy, Debug)]
 struct Op {
     code: u16,
@@ -292,11 +421,13 @@ fn branch(code: u16, k: u32, jt: To, jf: To) -> Op {
 /// One syscall's leaf: refuse it when any of `whens` holds (going to
 /// `deny`), else allow. The accumulator holds the syscall number on entry.
 fn leaf(nr: u32, whens: &[When], deny: To) -> Vec<Op> {
+    let allow = To::Ret(SECCOMP_RET_ALLOW);
     if whens.contains(&When::Always) {
-        return vec![branch(JEQ, nr, deny, To::Allow)];
+        return vec![branch(JEQ, nr, deny, allow)];
     }
-    // Each test ends in a jump to Deny when it holds, and falls through to
-    // the next test (the last one to Allow) when it does not.
+    // Each test ends in a jump to `deny` when it holds, and falls through
+    // to the next test (the last one to the allowing return) when it does
+    // not.
     let tests: Vec<(u8, Vec<Op>)> = whens
         .iter()
         .map(|&when| match when {
@@ -311,10 +442,13 @@ fn leaf(nr: u32, whens: &[When], deny: To) -> Vec<Op> {
                     branch(JEQ, y, To::Skip(0), deny),
                 ],
             ),
+            When::ArgMaskedEq(a, mask, v) => {
+                (a, vec![op(AND_K, mask), branch(JEQ, v, deny, To::Skip(0))])
+            }
         })
         .collect();
     let body: usize = tests.iter().map(|(_, ops)| 1 + ops.len()).sum();
-    let mut code = vec![branch(JEQ, nr, To::Skip(0), To::Allow)];
+    let mut code = vec![branch(JEQ, nr, To::Skip(0), allow)];
     for (arg, ops) in tests {
         code.push(op(LD_W_ABS, offset_arg_low(arg)));
         code.extend(ops);
@@ -326,82 +460,86 @@ fn leaf(nr: u32, whens: &[When], deny: To) -> Vec<Op> {
 
 /// A binary search over `leaves` (sorted by syscall number): `nr >= pivot`
 /// jumps over the lower half.
-fn search(leaves: &[(u32, Vec<When>)]) -> Vec<Op> {
+fn search(filter: Filter, leaves: &[(u32, Vec<When>)]) -> Vec<Op> {
     if let [(nr, whens)] = leaves {
-        let deny = if ANSWERED_EACCES.iter().any(|&n| n as u32 == *nr) {
-            To::DenyAccess
-        } else {
-            To::Deny
-        };
-        return leaf(*nr, whens, deny);
+        return leaf(*nr, whens, To::Ret(filter.refusal(*nr)));
     }
     let (low, high) = leaves.split_at(leaves.len() / 2);
     let pivot = high[0].0;
-    let low = search(low);
+    let low = search(filter, low);
     let mut code = vec![branch(JGE, pivot, To::Skip(low.len()), To::Skip(0))];
     code.extend(low);
-    code.extend(search(high));
+    code.extend(search(filter, high));
     code
 }
 
-/// Compiles [`DENIED`] (done once per process and cached by the caller).
+/// Compiles one filter (done once per process and cached by the caller).
 ///
 /// # Errors
-/// A table too large for classic BPF's 8-bit jumps (a programming error,
-/// caught by the tests).
-pub(crate) fn compile() -> Result<Vec<libc::sock_filter>, String> {
+/// A table too large for classic BPF's 8-bit jumps, or an empty one (a
+/// programming error, caught by the tests).
+pub(crate) fn compile(filter: Filter) -> Result<Vec<libc::sock_filter>, String> {
     let mut table: std::collections::BTreeMap<u32, Vec<When>> = Default::default();
-    for &(_, nr, when) in DENIED {
+    for (_, nr, when) in filter.table() {
         let nr = u32::try_from(nr).map_err(|_| format!("syscall number {nr}"))?;
         table.entry(nr).or_default().push(when);
     }
     let leaves: Vec<(u32, Vec<When>)> = table.into_iter().collect();
-    let search = search(&leaves);
-    let (allow, deny, deny_access) = (search.len(), search.len() + 1, search.len() + 2);
-    let mut prog = vec![
-        stmt(LD_W_ABS, OFFSET_ARCH),
-        libc::sock_filter {
-            code: JEQ,
-            jt: 0,
-            jf: 4,
-            k: AUDIT_ARCH,
-        }, // foreign arch -> kill
-        stmt(LD_W_ABS, OFFSET_NR),
-        libc::sock_filter {
-            code: JGE,
-            jt: 2,
-            jf: 0,
-            k: X32_SYSCALL_BIT,
-        }, // x32 -> kill
-        libc::sock_filter {
-            code: JEQ,
-            jt: 0,
-            jf: 2,
-            k: libc::SYS_clone3 as u32,
-        },
-        stmt(RET, SECCOMP_RET_ERRNO | libc::ENOSYS as u32),
-        stmt(RET, SECCOMP_RET_KILL_PROCESS),
+    if leaves.is_empty() {
+        return Err("an empty table".into());
+    }
+    let kill = To::Ret(SECCOMP_RET_KILL_PROCESS);
+    let mut ops = vec![
+        op(LD_W_ABS, OFFSET_ARCH),
+        branch(JEQ, AUDIT_ARCH, To::Skip(0), kill), // foreign arch
+        op(LD_W_ABS, OFFSET_NR),
+        branch(JGE, X32_SYSCALL_BIT, kill, To::Skip(0)), // x32
     ];
-    for (at, op) in search.iter().enumerate() {
+    if filter.answers_clone3() {
+        ops.push(branch(
+            JEQ,
+            libc::SYS_clone3 as u32,
+            To::Ret(ENOSYS),
+            To::Skip(0),
+        ));
+    }
+    ops.extend(search(filter, &leaves));
+    // The shared returns, after the code, in the order first jumped to.
+    let mut returns: Vec<u32> = Vec::new();
+    for o in &ops {
+        for to in [o.jt, o.jf] {
+            if let To::Ret(value) = to {
+                if !returns.contains(&value) {
+                    returns.push(value);
+                }
+            }
+        }
+    }
+    let mut prog = Vec::with_capacity(ops.len() + returns.len());
+    for (at, o) in ops.iter().enumerate() {
         let hop = |to: To| {
             let offset = match to {
                 To::Skip(n) => n,
-                To::Allow => allow - at - 1,
-                To::Deny => deny - at - 1,
-                To::DenyAccess => deny_access - at - 1,
+                To::Ret(value) => {
+                    let i = returns.iter().position(|&r| r == value).unwrap_or(0);
+                    ops.len() + i - at - 1
+                }
             };
             u8::try_from(offset).map_err(|_| format!("a jump of {offset} instructions"))
         };
         prog.push(libc::sock_filter {
-            code: op.code,
-            jt: hop(op.jt)?,
-            jf: hop(op.jf)?,
-            k: op.k,
+            code: o.code,
+            jt: hop(o.jt)?,
+            jf: hop(o.jf)?,
+            k: o.k,
         });
     }
-    prog.push(stmt(RET, SECCOMP_RET_ALLOW));
-    prog.push(stmt(RET, DENY));
-    prog.push(stmt(RET, DENY_ACCES));
+    prog.extend(returns.into_iter().map(|value| libc::sock_filter {
+        code: RET,
+        jt: 0,
+        jf: 0,
+        k: value,
+    }));
     Ok(prog)
 }
 
@@ -409,6 +547,10 @@ pub(crate) fn compile() -> Result<Vec<libc::sock_filter>, String> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    fn compiled(filter: Filter) -> Vec<libc::sock_filter> {
+        compile(filter).unwrap()
+    }
 
     /// Runs a classic BPF seccomp program on one call, as the kernel would.
     fn run(prog: &[libc::sock_filter], arch: u32, nr: u32, args: &[u64; 6]) -> u32 {
@@ -440,6 +582,7 @@ mod tests {
                     let k = i.k as usize;
                     acc = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
                 }
+                AND_K => acc &= i.k,
                 JEQ => pc += taken(acc == i.k),
                 JGE => pc += taken(acc >= i.k),
                 JSET => pc += taken(acc & i.k != 0),
@@ -449,56 +592,68 @@ mod tests {
         }
     }
 
-    /// What the table says of one call.
-    fn expected(nr: u32, args: &[u64; 6]) -> u32 {
-        if nr == libc::SYS_clone3 as u32 {
-            return SECCOMP_RET_ERRNO | libc::ENOSYS as u32;
-        }
+    /// What the tables say of one call.
+    fn expected(filter: Filter, nr: u32, args: &[u64; 6]) -> u32 {
         if nr & X32_SYSCALL_BIT != 0 {
             return SECCOMP_RET_KILL_PROCESS;
         }
-        let refused = DENIED
+        if nr == libc::SYS_clone3 as u32 && filter != Filter::ExecGuard {
+            return ENOSYS;
+        }
+        let refused = filter
+            .table()
             .iter()
             .any(|&(_, n, when)| n as u32 == nr && when.refuses(args));
         let access = ANSWERED_EACCES.iter().any(|&n| n as u32 == nr);
-        match (refused, access) {
-            (false, _) => SECCOMP_RET_ALLOW,
-            (true, false) => DENY,
-            (true, true) => DENY_ACCES,
+        match (filter, refused, access) {
+            (_, false, _) => SECCOMP_RET_ALLOW,
+            (Filter::ExecGuard, true, _) => SECCOMP_RET_USER_NOTIF,
+            (_, true, false) => DENY,
+            (_, true, true) => DENY_ACCES,
         }
     }
 
     #[test]
     fn every_syscall_number_gets_what_the_table_says() {
-        let prog = compile().unwrap();
-        for nr in 0..1024 {
-            for args in [[0; 6], [u64::MAX; 6], [1, 2, 3, 4, 5, 6]] {
-                assert_eq!(
-                    run(&prog, AUDIT_ARCH, nr, &args),
-                    expected(nr, &args),
-                    "nr {nr}, args {args:?}"
-                );
+        for filter in Filter::ALL {
+            let prog = compiled(filter);
+            for nr in 0..1024 {
+                for args in [[0; 6], [u64::MAX; 6], [1, 2, 3, 4, 5, 6]] {
+                    assert_eq!(
+                        run(&prog, AUDIT_ARCH, nr, &args),
+                        expected(filter, nr, &args),
+                        "{filter:?}: nr {nr}, args {args:?}"
+                    );
+                }
             }
         }
     }
 
     #[test]
     fn a_foreign_abi_is_killed() {
-        let prog = compile().unwrap();
-        assert_eq!(
-            run(&prog, 0x4000_0003, 39, &[0; 6]),
-            SECCOMP_RET_KILL_PROCESS
-        ); // i386
-        assert_eq!(
-            run(&prog, AUDIT_ARCH, X32_SYSCALL_BIT | 39, &[0; 6]),
-            SECCOMP_RET_KILL_PROCESS
-        );
+        for filter in Filter::ALL {
+            let prog = compiled(filter);
+            // i386: getpid (20), execve (11).
+            for nr in [20, 11] {
+                assert_eq!(
+                    run(&prog, 0x4000_0003, nr, &[0; 6]),
+                    SECCOMP_RET_KILL_PROCESS
+                );
+            }
+            // x32: getpid (39), execve (520).
+            for nr in [39, 520] {
+                assert_eq!(
+                    run(&prog, AUDIT_ARCH, X32_SYSCALL_BIT | nr, &[0; 6]),
+                    SECCOMP_RET_KILL_PROCESS
+                );
+            }
+        }
     }
 
     #[allow(clippy::unnecessary_cast)]
     #[test]
     fn arguments_are_judged_on_their_low_32_bits() {
-        let prog = compile().unwrap();
+        let prog = compiled(Filter::Main);
         let verdict = |nr: libc::c_long, arg: usize, value: u64| {
             let mut args = [0; 6];
             args[arg] = value;
@@ -536,39 +691,129 @@ mod tests {
         }
     }
 
+    /// Where nothing else keeps the program from the host's unix sockets:
+    /// no unix socket of its own, no datagram pair, stream pairs as before.
+    #[test]
+    fn without_unix_sockets_only_stream_pairs_are_left() {
+        let main = compiled(Filter::Main);
+        let none = compiled(Filter::MainNoUnixSockets);
+        let call = |prog: &[libc::sock_filter], nr: libc::c_long, args: [u64; 6]| {
+            run(prog, AUDIT_ARCH, nr as u32, &args)
+        };
+        let unix = libc::AF_UNIX as u64;
+        let flags = (libc::SOCK_CLOEXEC | libc::SOCK_NONBLOCK) as u64;
+        for ty in [libc::SOCK_STREAM, libc::SOCK_DGRAM, libc::SOCK_SEQPACKET] {
+            let ty = ty as u64;
+            let socket = [unix, ty, 0, 0, 0, 0];
+            assert_eq!(call(&main, libc::SYS_socket, socket), SECCOMP_RET_ALLOW);
+            assert_eq!(call(&none, libc::SYS_socket, socket), DENY_ACCES);
+            for ty in [ty, ty | flags, ty | 1 << 40] {
+                let pair = [unix, ty, 0, 0, 0, 0];
+                assert_eq!(call(&main, libc::SYS_socketpair, pair), SECCOMP_RET_ALLOW);
+                let dgram = ty & 0xf == libc::SOCK_DGRAM as u64;
+                let want = if dgram { DENY_ACCES } else { SECCOMP_RET_ALLOW };
+                assert_eq!(call(&none, libc::SYS_socketpair, pair), want, "{ty:#x}");
+            }
+        }
+        let inet = [libc::AF_INET as u64, libc::SOCK_STREAM as u64, 0, 0, 0, 0];
+        assert_eq!(call(&none, libc::SYS_socket, inet), DENY_ACCES);
+    }
+
+    /// The guard hands the two exec calls to the supervisor and nothing
+    /// else; the program's own filter must allow both, since the kernel
+    /// takes the most severe answer of stacked filters.
+    #[test]
+    fn the_exec_guard_notifies_exec_only_and_the_main_filters_allow_it() {
+        let guard = compiled(Filter::ExecGuard);
+        for nr in 0..1024u32 {
+            let exec = [libc::SYS_execve, libc::SYS_execveat]
+                .iter()
+                .any(|&n| n as u32 == nr);
+            let want = if exec {
+                SECCOMP_RET_USER_NOTIF
+            } else {
+                SECCOMP_RET_ALLOW
+            };
+            assert_eq!(run(&guard, AUDIT_ARCH, nr, &[0; 6]), want, "nr {nr}");
+        }
+        for filter in [Filter::Main, Filter::MainNoUnixSockets] {
+            let prog = compiled(filter);
+            for nr in [libc::SYS_execve, libc::SYS_execveat] {
+                for args in [[0; 6], [u64::MAX; 6]] {
+                    assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, &args), SECCOMP_RET_ALLOW);
+                }
+            }
+        }
+    }
+
+    /// Seccomp refuses unix sockets only where nothing else keeps the
+    /// program from the host's: no mount namespace, and no Landlock with
+    /// its unix-socket right (ABI 9).
+    #[test]
+    fn unix_sockets_are_refused_by_seccomp_only_where_nothing_else_does() {
+        let set = |names: &str| names.parse::<LayerSet>().unwrap();
+        let all = set("userns,mountns,rootfs,landlock,seccomp");
+        let no_mountns = set("userns,landlock,seccomp");
+        // A mount namespace without the private root shares the host's
+        // mounts, sockets included.
+        let no_root = set("userns,mountns,landlock,seccomp");
+        assert_eq!(Filter::for_run(no_root, Some(7)), Filter::MainNoUnixSockets);
+        assert_eq!(Filter::for_run(all, Some(7)), Filter::Main);
+        let without = Filter::MainNoUnixSockets;
+        assert_eq!(Filter::for_run(no_mountns, Some(7)), without);
+        assert_eq!(Filter::for_run(no_mountns, Some(8)), without);
+        assert_eq!(Filter::for_run(no_mountns, Some(9)), Filter::Main);
+        assert_eq!(Filter::for_run(no_mountns, Some(12)), Filter::Main);
+        // Landlock's right counts only where Landlock applies.
+        assert_eq!(Filter::for_run(set("userns,seccomp"), Some(9)), without);
+        assert_eq!(Filter::for_run(set("seccomp"), None), without);
+    }
+
+    #[test]
+    fn mounts_cannot_be_listed() {
+        let prog = compiled(Filter::Main);
+        for nr in [SYS_STATMOUNT, SYS_LISTMOUNT, SYS_OPEN_TREE_ATTR] {
+            assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, &[0; 6]), DENY);
+        }
+    }
+
     /// The point of the layout: the kernel runs the filter for every
     /// syscall number when it is installed.
     #[test]
     fn a_call_is_decided_within_a_few_comparisons() {
-        let prog = compile().unwrap();
-        let depth = (DENIED.len() as f64).log2().ceil() as usize;
-        // Five of the prologue, the search, and the longest leaf (ioctl's
-        // two loads and comparisons, and a return).
-        let most = 5 + depth + 6;
-        for nr in 0..1024 {
-            let (_, n) = steps(&prog, AUDIT_ARCH, nr, &[0; 6]);
-            assert!(n <= most, "syscall {nr} took {n} instructions");
+        for filter in Filter::ALL {
+            let prog = compiled(filter);
+            let depth = (filter.table().len() as f64).log2().ceil() as usize;
+            // Five of the prologue, the search, and the longest leaf (two
+            // loads and comparisons, and a return).
+            let most = 5 + depth + 6;
+            for nr in 0..1024 {
+                let (_, n) = steps(&prog, AUDIT_ARCH, nr, &[0; 6]);
+                assert!(n <= most, "{filter:?}: syscall {nr} took {n} instructions");
+            }
         }
     }
 
     proptest! {
         #[test]
-        fn any_call_gets_what_the_table_says(nr in 0u32..600, args in proptest::array::uniform6(any::<u64>())) {
-            let prog = compile().unwrap();
-            prop_assert_eq!(run(&prog, AUDIT_ARCH, nr, &args), expected(nr, &args));
+        fn any_call_gets_what_the_table_says(pick in 0..Filter::ALL.len(), nr in 0u32..600, args in proptest::array::uniform6(any::<u64>())) {
+            let filter = Filter::ALL[pick];
+            let prog = compiled(filter);
+            prop_assert_eq!(run(&prog, AUDIT_ARCH, nr, &args), expected(filter, nr, &args));
         }
 
         #[test]
-        fn table_arguments_are_checked_exactly(pick in 0..DENIED.len(), value in any::<u32>(), high in any::<u32>(), use_table_value in any::<bool>()) {
-            let prog = compile().unwrap();
-            let (_, nr, when) = DENIED[pick];
+        fn table_arguments_are_checked_exactly(pick in 0..Filter::MainNoUnixSockets.table().len(), value in any::<u32>(), high in any::<u32>(), use_table_value in any::<bool>()) {
+            let filter = Filter::MainNoUnixSockets;
+            let prog = compiled(filter);
+            let (_, nr, when) = filter.table()[pick];
             let v = match (use_table_value, when) {
-                (true, When::ArgEq(_, v) | When::ArgNe(_, v) | When::ArgHasBits(_, v) | When::ArgNeither(_, v, _)) => v,
+                (true, When::ArgEq(_, v) | When::ArgNe(_, v) | When::ArgHasBits(_, v) | When::ArgNeither(_, v, _) | When::ArgMaskedEq(_, _, v)) => v,
                 _ => value,
             };
             let word = u64::from(high) << 32 | u64::from(v);
             let args = [word; 6];
-            prop_assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, &args), expected(nr as u32, &args));
+            prop_assert_eq!(run(&prog, AUDIT_ARCH, nr as u32, &args), expected(filter, nr as u32, &args));
         }
     }
 }

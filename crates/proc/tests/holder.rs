@@ -35,10 +35,12 @@ fn no_holder_outlives_its_run() {
     // Ends by itself.
     let out = Spawn::new("/bin/true").policy(Policy::Auto).run().unwrap();
     assert_eq!(out.status, 0);
-    // Killed at its deadline, with a child that double-forked away.
+    // Killed at its deadline, with a child that double-forked away (the
+    // shell runs `sleep`: exec allowed).
     let out = Spawn::new("/bin/sh")
         .args(["-c", "(sleep 30 &) ; sleep 30"])
         .policy(Policy::Auto)
+        .allow_exec(true)
         .limits(Limits {
             wall: Some(Duration::from_millis(300)),
             ..Limits::default()

@@ -784,8 +784,10 @@ fn landlock_forbids_running_new_programs_from_writable_places() {
         (ids.0.as_raw(), ids.1.as_raw())
     };
     let mut spawn = python(RUN_A_NEW_PROGRAM);
+    // Exec allowed: the refusal must be the tmpfs's rule, not the guard's.
     spawn
         .arg(&tmp)
+        .allow_exec(true)
         .fs_rules(FsRules::default())
         .tmpfs(codejail_proc::Tmpfs {
             target: tmp.clone(),
@@ -1072,6 +1074,65 @@ fn cgroup_memory_bomb_is_reported_as_a_memory_kill() {
     );
 }
 
+/// The memory limit holds the program only: a tiny one (1 MiB, or one
+/// byte) kills the program, reported as a memory kill, and never the
+/// supervisor (which would end the run with `SupervisorLost`).
+#[test]
+fn a_tiny_memory_limit_kills_the_program_not_the_supervisor() {
+    let no_memory = Probe::get().cgroups.why_no_memory();
+    if !have(&[Layer::Cgroup]) || !codejail_tests::require("cgroup_memory", no_memory.as_deref()) {
+        return;
+    }
+    for bytes in [1, 1 << 20] {
+        let mut spawn = python("print('started')");
+        spawn.limits(Limits {
+            memory_bytes: Some(bytes),
+            wall: Some(Duration::from_secs(30)),
+            ..Limits::default()
+        });
+        let out = spawn
+            .run()
+            .unwrap_or_else(|e| panic!("memory {bytes}: the run failed: {e}"));
+        assert_eq!(
+            out.killed_by,
+            Some(KillReason::Memory),
+            "memory {bytes}: status {} stderr {}",
+            out.status,
+            text(&out.stderr)
+        );
+        assert_eq!(out.status, -libc::SIGKILL);
+        assert_eq!(out.stdout, b"");
+    }
+}
+
+/// The program is in the run's cgroups and its supervisor (its parent,
+/// without a pid namespace) in none of them.
+#[test]
+fn the_supervisor_stays_out_of_the_run_cgroup() {
+    let no_memory = Probe::get().cgroups.why_no_memory();
+    if !have(&[Layer::Cgroup]) || !codejail_tests::require("cgroup_memory", no_memory.as_deref()) {
+        return;
+    }
+    let mut spawn = Spawn::new("/bin/sh");
+    spawn
+        .args([
+            "-c",
+            "cat /proc/self/cgroup; echo --; cat /proc/$PPID/cgroup",
+        ])
+        .policy(only(&[Layer::Cgroup]))
+        .limits(Limits {
+            memory_bytes: Some(256 << 20),
+            wall: Some(Duration::from_secs(30)),
+            ..Limits::default()
+        });
+    let out = run(&spawn);
+    let t = text(&out.stdout);
+    let (program, supervisor) = t.split_once("--\n").unwrap();
+    let run_cgroup = format!("/codejail-{}-", std::process::id());
+    assert!(program.contains(&run_cgroup), "{t}");
+    assert!(!supervisor.contains(&run_cgroup), "{t}");
+}
+
 #[test]
 fn cgroup_fork_bomb_fails_with_eagain_and_leaves_nothing() {
     if !have(&[Layer::Cgroup]) {
@@ -1117,11 +1178,15 @@ fn a_required_layer_that_is_missing_is_an_error_naming_it() {
         ..Limits::default()
     });
     match spawn.run() {
-        Err(SpawnError::LayerUnavailable {
-            layer: Layer::Cgroup,
-            reason,
-        }) => {
-            assert!(reason.contains("memory limit"), "{reason}");
+        Err(
+            e @ SpawnError::LayerNeeded {
+                layer: Layer::Cgroup,
+                by: "the memory limit",
+                ..
+            },
+        ) => {
+            let message = e.to_string();
+            assert!(message.contains("set the memory limit to 0"), "{message}");
         }
         other => panic!("expected a missing cgroup layer, got {other:?}"),
     }
@@ -1477,5 +1542,332 @@ fn deny_rootfs_without_its_mount_namespace_is_an_error_naming_it() {
             }
         ),
         "{err:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// No new programs (`no_exec`): the program's own execve is the only one.
+// ---------------------------------------------------------------------------
+
+/// Every way a Python program starts another: subprocess (a new program,
+/// the interpreter itself), fork then execv, fexecve (execveat on a
+/// descriptor), from a thread, and the program replacing itself.
+const START_PROGRAMS: &str = r#"
+import os, subprocess, sys, threading
+
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, "ran")
+    except OSError as e:
+        print(name, "%s: %s" % (type(e).__name__, e))
+
+def in_child(fn):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            fn()
+        except OSError as e:
+            os._exit(e.errno)
+        os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+attempt("true", lambda: subprocess.run(["/usr/bin/true"], check=True))
+attempt("python", lambda: subprocess.run([sys.executable, "-c", "pass"], check=True))
+print("fork+execv", in_child(lambda: os.execv("/usr/bin/true", ["true"])))
+fd = os.open("/usr/bin/true", os.O_RDONLY)
+print("fexecve", in_child(lambda: os.execve(fd, ["true"], {})))
+out = []
+t = threading.Thread(target=lambda: attempt("thread", lambda: subprocess.run(["/usr/bin/true"], check=True)))
+t.start(); t.join()
+sys.stdout.flush()
+attempt("execv", lambda: os.execv("/usr/bin/true", ["true"]))
+"#;
+
+const NO_EXEC_SEEN: &str = "\
+true PermissionError: [Errno 13] Permission denied: '/usr/bin/true'
+python PermissionError: [Errno 13] Permission denied: '/usr/bin/python3'
+fork+execv 13
+fexecve 13
+thread PermissionError: [Errno 13] Permission denied: '/usr/bin/true'
+execv PermissionError: [Errno 13] Permission denied
+";
+
+/// What the program prints where it may start programs: the last line is
+/// never printed (it became /usr/bin/true, which exits 0).
+const EXEC_ALLOWED_SEEN: &str = "true ran\npython ran\nfork+execv 0\nfexecve 0\nthread ran\n";
+
+#[test]
+fn deny_exec_of_any_program_but_the_runs_own() {
+    if !have(&[Layer::NoExec]) {
+        return;
+    }
+    let out = confined(START_PROGRAMS, Policy::Auto);
+    assert!(out.layers.contains(Layer::NoExec), "{}", out.layers);
+    assert_eq!(text(&out.stdout), NO_EXEC_SEEN, "{}", text(&out.stderr));
+    assert_eq!(out.status, 0);
+    // The layer alone.
+    let out = confined(START_PROGRAMS, only(&[Layer::NoExec]));
+    assert_eq!(out.layers, "no_exec,no_new_privs".parse().unwrap());
+    assert_eq!(text(&out.stdout), NO_EXEC_SEEN, "{}", text(&out.stderr));
+    // Every other layer, and not this one: every program starts.
+    let mut others = Probe::get().available();
+    others.remove(Layer::NoExec);
+    others.remove(Layer::Cgroup);
+    others.remove(Layer::AppArmor);
+    let out = confined(START_PROGRAMS, Policy::Only(others));
+    assert_eq!(
+        text(&out.stdout),
+        EXEC_ALLOWED_SEEN,
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(out.status, 0);
+}
+
+#[test]
+fn allow_exec_leaves_the_layer_out() {
+    let mut spawn = python(START_PROGRAMS);
+    spawn.allow_exec(true);
+    let out = run(&spawn);
+    assert!(!out.layers.contains(Layer::NoExec), "{}", out.layers);
+    assert_eq!(
+        text(&out.stdout),
+        EXEC_ALLOWED_SEEN,
+        "{}",
+        text(&out.stderr)
+    );
+    // Required and allowed at once: refused, naming why.
+    spawn.policy(Policy::Require([Layer::NoExec].into_iter().collect()));
+    match spawn.run() {
+        Err(SpawnError::LayerUnavailable {
+            layer: Layer::NoExec,
+            reason,
+        }) => assert!(reason.contains("allow_exec"), "{reason}"),
+        other => panic!("expected no_exec refused, got {other:?}"),
+    }
+}
+
+/// A shell can run its builtins, not programs; the run's own program
+/// still starts, a script's interpreter included (`#!` is part of that
+/// one `execve`).
+#[test]
+fn deny_exec_from_a_shell_and_allow_the_first_through_a_script() {
+    if !have(&[Layer::NoExec]) {
+        return;
+    }
+    let out = run(Spawn::new("/bin/sh").args(["-c", "echo builtin; /bin/true; echo status $?"]));
+    assert_eq!(text(&out.stdout), "builtin\nstatus 126\n");
+    assert!(
+        text(&out.stderr).contains("Permission denied"),
+        "{}",
+        text(&out.stderr)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("script");
+    std::fs::write(&script, "#!/bin/sh\necho from the script\n").unwrap();
+    std::os::unix::fs::PermissionsExt::set_mode(
+        &mut std::fs::metadata(dir.path()).unwrap().permissions(),
+        0o755,
+    );
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let mut rules = FsRules::default();
+    rules.read_exec.push(dir.path().to_owned());
+    let out = run(Spawn::new(&script).fs_rules(rules));
+    assert_eq!(
+        text(&out.stdout),
+        "from the script\n",
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// The guard checks the ABI as the main filter does: an x32 call (another
+/// number for execve) kills the process even without the main filter.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn deny_foreign_abi_calls_under_the_exec_guard_alone() {
+    if !have(&[Layer::NoExec]) {
+        return;
+    }
+    let code = "import ctypes\nctypes.CDLL(None).syscall(0x40000000 | 39)\nprint('survived')";
+    let out = confined(code, only(&[Layer::NoExec]));
+    assert_eq!(out.status, -libc::SIGSYS, "stdout {}", text(&out.stdout));
+    assert_eq!(text(&confined(code, Policy::None).stdout), "survived\n");
+}
+
+// ---------------------------------------------------------------------------
+// Pathname unix sockets of the host, where the run has no mount namespace.
+// ---------------------------------------------------------------------------
+
+/// A stream and a datagram socket the host binds in a directory of its
+/// own that anyone may enter, each socket writable by anyone (as
+/// `/run/dbus/system_bus_socket` is): only confinement keeps a jailed
+/// program from them.
+struct HostSockets {
+    dir: tempfile::TempDir,
+    _stream: std::os::unix::net::UnixListener,
+    dgram: std::os::unix::net::UnixDatagram,
+}
+
+impl HostSockets {
+    fn bind() -> HostSockets {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let stream = std::os::unix::net::UnixListener::bind(dir.path().join("stream")).unwrap();
+        let dgram = std::os::unix::net::UnixDatagram::bind(dir.path().join("dgram")).unwrap();
+        dgram.set_nonblocking(true).unwrap();
+        for name in ["stream", "dgram"] {
+            std::fs::set_permissions(
+                dir.path().join(name),
+                std::fs::Permissions::from_mode(0o777),
+            )
+            .unwrap();
+        }
+        HostSockets {
+            dir,
+            _stream: stream,
+            dgram,
+        }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Datagrams that reached the host.
+    fn received(&self) -> usize {
+        let mut buf = [0u8; 64];
+        std::iter::from_fn(|| self.dgram.recv(&mut buf).ok()).count()
+    }
+}
+
+const REACH_HOST_SOCKETS: &str = r#"
+import socket, sys
+
+def attempt(name, fn):
+    try:
+        fn()
+        print(name, "reached")
+    except OSError as e:
+        print(name, "%s: %s" % (type(e).__name__, e))
+
+def stream():
+    socket.socket(socket.AF_UNIX, socket.SOCK_STREAM).connect(sys.argv[1])
+
+def dgram():
+    socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b"jailed", sys.argv[2])
+
+def dgram_pair():
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    a.sendto(b"jailed", sys.argv[2])
+
+def stream_pair():
+    a, b = socket.socketpair()
+    a.sendall(b"x")
+    assert b.recv(1) == b"x"
+
+attempt("stream", stream)
+attempt("dgram", dgram)
+attempt("dgram pair", dgram_pair)
+attempt("stream pair", stream_pair)
+"#;
+
+fn reach_host_sockets(sockets: &HostSockets, policy: Policy) -> Outcome {
+    let mut spawn = python(REACH_HOST_SOCKETS);
+    spawn
+        .arg(sockets.path("stream"))
+        .arg(sockets.path("dgram"))
+        .policy(policy);
+    run(&spawn)
+}
+
+/// Without a mount namespace nothing hides the host's sockets, and
+/// Landlock before ABI 9 does not mediate `connect`: seccomp refuses unix
+/// sockets (EACCES), stream socket pairs still work. With seccomp off too
+/// (and Landlock, where its unix-socket right would refuse), the host's
+/// sockets answer.
+#[test]
+fn deny_host_unix_sockets_without_a_mount_namespace() {
+    if !have(&[Layer::Seccomp]) {
+        return;
+    }
+    let sockets = HostSockets::bind();
+    let mut narrowed = Probe::get()
+        .plan(Policy::Auto, codejail_proc::Needs::default())
+        .unwrap();
+    // No mount namespace, hence no private root either.
+    narrowed.remove(Layer::MountNs);
+    narrowed.remove(Layer::RootFs);
+    let out = reach_host_sockets(&sockets, Policy::Only(narrowed));
+    let by_landlock = narrowed.contains(Layer::Landlock)
+        && Probe::get()
+            .landlock_abi
+            .is_some_and(codejail_proc::refuses_unix_sockets);
+    let refused = "PermissionError: [Errno 13] Permission denied";
+    let want =
+        format!("stream {refused}\ndgram {refused}\ndgram pair {refused}\nstream pair reached\n");
+    if !by_landlock {
+        assert_eq!(text(&out.stdout), want, "{}", text(&out.stderr));
+    } else {
+        // Landlock refuses the connection, not seccomp the socket.
+        assert!(text(&out.stdout).ends_with("stream pair reached\n"));
+        assert!(
+            !text(&out.stdout).contains(" reached\nd"),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+    assert_eq!(sockets.received(), 0, "a datagram reached the host");
+    // The sabotage: no seccomp either (nor Landlock where it has the
+    // right): every one of them gets through.
+    let mut open = narrowed.without(Layer::Seccomp);
+    if by_landlock {
+        open.remove(Layer::Landlock);
+    }
+    let out = reach_host_sockets(&sockets, Policy::Only(open));
+    assert_eq!(
+        text(&out.stdout),
+        "stream reached\ndgram reached\ndgram pair reached\nstream pair reached\n",
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(sockets.received(), 2);
+}
+
+/// With a mount namespace the program keeps unix sockets for its own use
+/// (a server and a client in a writable directory).
+#[test]
+fn allow_unix_sockets_of_its_own_with_a_mount_namespace() {
+    if !have(&ns(Layer::MountNs)) || !have(&[Layer::Seccomp]) {
+        return;
+    }
+    let dir = writable_dir();
+    let code = r#"
+import os, socket, sys
+path = os.path.join(sys.argv[1], "own")
+server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+server.bind(path)
+server.listen()
+client = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+client.connect(path)
+print("own socket works")
+"#;
+    let mut spawn = python(code);
+    spawn.arg(dir.path()).fs_rules(rules_with_rw(dir.path()));
+    let out = run(&spawn);
+    assert!(out.layers.contains(Layer::MountNs), "{}", out.layers);
+    assert_eq!(
+        text(&out.stdout),
+        "own socket works\n",
+        "{}",
+        text(&out.stderr)
     );
 }

@@ -26,6 +26,11 @@ pub enum Stopper {
     /// kernel's own capability checks come before the layer's (an
     /// unprivileged caller never has what they ask for).
     Root,
+    /// The condition that the run's seccomp filter is the one that
+    /// refuses unix sockets: the run has no mount namespace, and no
+    /// Landlock with its unix-socket right
+    /// ([`Filter::for_run`](codejail::seccomp::Filter::for_run)).
+    NoUnix,
 }
 
 impl Stopper {
@@ -37,12 +42,20 @@ impl Stopper {
             Stopper::Cold => !warm,
             Stopper::Warm => warm,
             Stopper::Root => codejail::Probe::get().euid == 0,
+            Stopper::NoUnix => {
+                let abi = codejail::Probe::get().landlock_abi;
+                codejail::seccomp::Filter::for_run(layers, abi)
+                    == codejail::seccomp::Filter::MainNoUnixSockets
+            }
         }
     }
 
     /// Whether it is a condition rather than something that stops.
     pub fn is_condition(self) -> bool {
-        matches!(self, Stopper::Cold | Stopper::Warm | Stopper::Root)
+        matches!(
+            self,
+            Stopper::Cold | Stopper::Warm | Stopper::Root | Stopper::NoUnix
+        )
     }
 
     /// The layer, if it is one.
@@ -63,6 +76,7 @@ impl fmt::Display for Stopper {
             Stopper::Cold => f.write_str("cold"),
             Stopper::Warm => f.write_str("warm"),
             Stopper::Root => f.write_str("root"),
+            Stopper::NoUnix => f.write_str("nounix"),
         }
     }
 }
@@ -166,6 +180,11 @@ pub struct Attack {
     /// capability), `x32` (a kernel with the x32 ABI). Without them the
     /// sabotage mode cannot show it getting through.
     pub escape_needs: Vec<String>,
+    /// What the attack needs of this host in every mode (`listmount`: a
+    /// kernel with the system call; `proc_kcore`, `proc_sysrq`: the host
+    /// has the file it goes for). Without it there is nothing to attack
+    /// and nothing to show: every mode reports it not tested.
+    pub needs: Vec<String>,
     /// Run through `safe_exec` instead of `jail_code`.
     pub safe_exec: bool,
     /// The program as written.
@@ -183,10 +202,14 @@ pub const CLASSES: &[&str] = &[
     "concurrency",
     "ipc",
     "intrusion",
+    "exec",
 ];
 
 /// What an escape may need besides its layers switched off.
 pub const ESCAPE_NEEDS: &[&str] = &["root", "cap_sys_resource", "x32"];
+
+/// What an attack may need of the host in every mode (`needs:`).
+pub const NEEDS: &[&str] = &["listmount", "proc_kcore", "proc_sysrq"];
 
 /// The helpers every attack starts with (`fixtures/attacks/_prelude.py`).
 pub const PRELUDE: &str = include_str!("../../../fixtures/attacks/_prelude.py");
@@ -254,11 +277,12 @@ fn parse_stopper(s: &str) -> Result<Stopper, String> {
         "cold" => Ok(Stopper::Cold),
         "warm" => Ok(Stopper::Warm),
         "root" => Ok(Stopper::Root),
+        "nounix" => Ok(Stopper::NoUnix),
         other => other
             .parse()
             .map(Stopper::Layer)
             .map_err(|e: codejail::UnknownLayer| {
-                format!("{e}, supervisor, limits, cold, warm, root")
+                format!("{e}, supervisor, limits, cold, warm, root, nounix")
             }),
     }
 }
@@ -333,6 +357,7 @@ pub fn parse(file: &str, code: &str) -> Result<Attack, String> {
         limits: Vec::new(),
         sabotage: Sabotage::Layers,
         escape_needs: Vec::new(),
+        needs: Vec::new(),
         safe_exec: false,
         code: code.to_owned(),
     };
@@ -373,6 +398,14 @@ pub fn parse(file: &str, code: &str) -> Result<Attack, String> {
                         return Err(bad(format!("known: {}", ESCAPE_NEEDS.join(", "))));
                     }
                     a.escape_needs.push(need.to_owned());
+                }
+            }
+            "needs" => {
+                for need in value.split(',').map(str::trim) {
+                    if !NEEDS.contains(&need) {
+                        return Err(bad(format!("known: {}", NEEDS.join(", "))));
+                    }
+                    a.needs.push(need.to_owned());
                 }
             }
             "mode" => {
@@ -438,6 +471,7 @@ mod tests {
 # contained: supervisor => host clean after DETACHED\n\
 # limits: realtime=5,memory=64M\n\
 # escape-needs: root, x32\n\
+# needs: listmount\n\
 print(1)\n";
 
     #[test]
@@ -464,6 +498,7 @@ print(1)\n";
             [(LimitName::Realtime, 5), (LimitName::Memory, 64 << 20)]
         );
         assert_eq!(a.escape_needs, ["root", "x32"]);
+        assert_eq!(a.needs, ["listmount"]);
         assert_eq!(a.sabotage, Sabotage::Layers);
         // The first line whose stoppers were applied is the one expected.
         let seccomp: LayerSet = [Layer::Seccomp].into_iter().collect();
@@ -496,6 +531,10 @@ print(1)\n";
         assert!(e.contains("names conditions"), "{e}");
         let e = bad("# class: kernel\n# attack: a\n# contained: seccomp => EPERM\n");
         assert!(e.contains("needs class, attack, success"), "{e}");
+        let e = bad(&format!(
+            "{base}# contained: seccomp => EPERM\n# needs: fusermount\n"
+        ));
+        assert!(e.contains("known: listmount"), "{e}");
         let e = bad("# class: magic\n# attack: a\n");
         assert!(e.contains("unknown class"), "{e}");
     }

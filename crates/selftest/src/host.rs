@@ -60,10 +60,8 @@ impl HostState {
         let prefix = format!("codejail-{}-", std::process::id());
         let cg = &Probe::get().cgroups;
         let cgroups = cg
-            .v2
-            .iter()
-            .chain(&cg.v1_memory)
-            .chain(&cg.v1_pids)
+            .run_parents()
+            .into_iter()
             .flat_map(|dir| {
                 names(dir)
                     .into_iter()

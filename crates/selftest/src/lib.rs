@@ -23,12 +23,15 @@ mod judge;
 mod suite;
 
 pub use bait::{Bait, SECRET};
-pub use header::{Attack, CLASSES, Containment, Evidence, PRELUDE, Sabotage, Stopper, parse};
+pub use header::{
+    Attack, CLASSES, Containment, ESCAPE_NEEDS, Evidence, NEEDS, PRELUDE, Sabotage, Stopper, parse,
+};
 pub use host::{HostState, processes_with};
 pub use judge::{Kind, STDERR_MAX, Seen, Verdict, judge, missing_layers, not_tested, tail};
 pub use suite::{
-    How, Job, Missing, Report, Target, full_jobs, host_availability, planned_for, run_jobs,
-    run_sabotage, sabotage_job, sabotage_off, single_layer_jobs, stopper_names,
+    How, Job, Missing, Report, Target, VICTIM_CODE, context, full_jobs, host_availability,
+    lacking_needs, planned_for, run_jobs, run_sabotage, sabotage_job, sabotage_off,
+    single_layer_jobs, stopper_names, tmp_changed, victim_home, victim_output,
     with_userns_if_needed,
 };
 

@@ -3,7 +3,7 @@
 //! bait set up around them and the host compared before and after.
 
 use std::io::{Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -95,11 +95,16 @@ impl Report {
     }
 
     /// Whether a not-tested verdict is accepted: every layer it misses is
-    /// in `accepted`.
+    /// in `accepted`, or it misses no layer but what it goes for is not on
+    /// this host (its `needs:`: a system call the kernel lacks, a file it
+    /// does not have), so that there is nothing to attack.
     pub fn is_accepted(v: &Verdict, accepted: LayerSet) -> bool {
         v.kind == Kind::NotTested
-            && !v.missing.is_empty()
-            && v.missing.iter().all(|l| accepted.contains(*l))
+            && if v.missing.is_empty() {
+                !v.lacking.is_empty()
+            } else {
+                v.missing.iter().all(|l| accepted.contains(*l))
+            }
     }
 
     /// Everything that fails the run, one line each: an attack not
@@ -141,9 +146,13 @@ pub fn planned_for(jail: &Jail, attack: &Attack) -> Result<LayerSet, (Vec<Layer>
     let limit = |name| attack.limits.iter().any(|(n, v)| *n == name && *v > 0);
     let probe = Probe::get();
     if limit(LimitName::Memory) && !jail.is_unsafe() {
-        match probe.availability(Layer::Cgroup) {
-            Availability::Yes => planned.insert(Layer::Cgroup),
-            Availability::No(why) => {
+        let why = match probe.availability(Layer::Cgroup) {
+            Availability::Yes => probe.cgroups.why_no_memory(),
+            Availability::No(why) => Some(why.clone()),
+        };
+        match why {
+            None => planned.insert(Layer::Cgroup),
+            Some(why) => {
                 return Err((
                     vec![Layer::Cgroup],
                     format!("cgroup missing: {why} (its memory limit needs it)"),
@@ -237,14 +246,18 @@ pub fn single_layer_jobs(attack: &Attack) -> Vec<(Containment, Result<Job, Missi
 
 /// How the sabotage mode lets `attack` through in a jail that plans
 /// `planned`: its stopping layers switched off (plus the layers the plan
-/// would put back for them: user namespace for identity, Landlock and
-/// seccomp for no_new_privs), its limits raised, or a run outside
-/// codejail; or why it cannot be shown here.
+/// would put back for them: user namespace for identity, Landlock,
+/// seccomp and no_exec for no_new_privs, the private root with the mount
+/// namespace), its limits raised, or a run outside codejail; or why it
+/// cannot be shown here.
 ///
 /// # Errors
 /// What this caller or host lacks for the escape, as (requirement, why):
 /// `identity` (not root), `cap_sys_resource`, `x32`.
 pub fn sabotage_job(attack: &Attack, planned: LayerSet) -> Result<Job, Missing> {
+    if let Some(missing) = lacking_needs(attack) {
+        return Err(missing);
+    }
     for need in &attack.escape_needs {
         if let Some(missing) = lacking(need) {
             return Err(missing);
@@ -273,10 +286,32 @@ pub fn sabotage_job(attack: &Attack, planned: LayerSet) -> Result<Job, Missing> 
     Ok(Job { attack: a, how })
 }
 
-/// What this host or caller lacks of what an escape needs (`root`,
-/// `cap_sys_resource`, `x32`), as (requirement, why), or `None`.
+/// The first of what `attack` needs of this host in every mode (its
+/// `needs:`) that the host lacks, as (requirement, why), or `None`.
+pub fn lacking_needs(attack: &Attack) -> Option<Missing> {
+    attack.needs.iter().find_map(|n| lacking(n))
+}
+
+/// What this host or caller lacks of what an escape or an attack needs
+/// (`root`, `cap_sys_resource`, `x32`, `listmount`, `proc_kcore`,
+/// `proc_sysrq`), as (requirement, why), or `None`.
 fn lacking(need: &str) -> Option<Missing> {
     let (missing, requirement, why) = match need {
+        "listmount" => (
+            !kernel_has_listmount(),
+            "listmount",
+            "this kernel has no listmount/statmount (ENOSYS; Linux 6.8 added them)",
+        ),
+        "proc_kcore" => (
+            !Path::new("/proc/kcore").exists(),
+            "proc_kcore",
+            "this host has no /proc/kcore (a kernel built without CONFIG_PROC_KCORE)",
+        ),
+        "proc_sysrq" => (
+            !Path::new("/proc/sysrq-trigger").exists(),
+            "proc_sysrq",
+            "this host has no /proc/sysrq-trigger (a kernel built without CONFIG_MAGIC_SYSRQ)",
+        ),
         "root" => (
             Probe::get().euid != 0,
             "identity",
@@ -324,16 +359,38 @@ fn kernel_has_x32() -> bool {
     })
 }
 
+/// Whether this kernel has `listmount` (asked of a plain interpreter, with
+/// a request it refuses: `EFAULT` or `EINVAL` where it exists, `ENOSYS`
+/// where it does not).
+fn kernel_has_listmount() -> bool {
+    static HAS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *HAS.get_or_init(|| {
+        Command::new("/usr/bin/python3")
+            .args([
+                "-E",
+                "-c",
+                "import ctypes, errno\nlibc = ctypes.CDLL(None, use_errno=True)\nlibc.syscall.restype = ctypes.c_long\nr = libc.syscall(ctypes.c_long(458), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))\nprint(r == -1 and ctypes.get_errno() != errno.ENOSYS)",
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .is_ok_and(|o| o.stdout == b"True\n")
+    })
+}
+
 /// The layers to switch off so that none of `stoppers` is applied.
 pub fn sabotage_off(stoppers: LayerSet) -> LayerSet {
     let mut off = stoppers;
     if off.contains(Layer::Identity) {
-        // A root caller in a user namespace always switches uid.
+        // A root caller in a user namespace always switches uid; for an
+        // unprivileged caller the user namespace is what stands for the
+        // uid switch (a process of another user namespace is out of its
+        // reach).
         off.insert(Layer::UserNs);
     }
     if off.contains(Layer::NoNewPrivs) {
         off.insert(Layer::Landlock);
         off.insert(Layer::Seccomp);
+        off.insert(Layer::NoExec);
     }
     if off.contains(Layer::UserNs) && Probe::get().euid != 0 {
         for l in Layer::OTHER_NAMESPACES {
@@ -377,7 +434,7 @@ fn run_all(
     // door, so each run is judged on what is its own alone.
     let shared = !undo;
     let before = HostState::take(target.jail_parent);
-    let bait = Bait::new(target.jail_parent, &target.jail.config().bin)
+    let bait = Bait::new(target.jail_parent, target.jail)
         .map_err(|e| format!("could not set up the bait: {e}"))?;
     let next = AtomicUsize::new(0);
     let results = std::sync::Mutex::new(Vec::new());
@@ -451,19 +508,18 @@ struct Ran {
     flooded: Option<String>,
 }
 
-/// The second run of a concurrency attack: it keeps a secret in its tmp/
-/// for a while, then says what its tmp/ holds.
-/// The victim run of a concurrency attack: a secret in its tmp/, marked
-/// with its token (its first argument), so that an attack counts only its
-/// own victim, not another job's running at the same time.
-const VICTIM_CODE: &str = "import os, sys, time\n\
+/// The victim run of a concurrency attack: it keeps a secret in its tmp/,
+/// marked with its token (its first argument), so that an attack counts
+/// only its own victim, not another job's running at the same time, for a
+/// while, then says what its tmp/ holds.
+pub const VICTIM_CODE: &str = "import os, sys, time\n\
 tmp = os.environ['TMPDIR']\n\
 open(os.path.join(tmp, 'secret'), 'w').write('other-run-secret ' + sys.argv[1])\n\
 time.sleep(3)\n\
 print(sorted(os.listdir(tmp)), open(os.path.join(tmp, 'secret')).read())\n";
 
 /// What the victim prints when nothing touched its tmp/.
-fn victim_output(token: &str) -> String {
+pub fn victim_output(token: &str) -> String {
     format!("['secret'] other-run-secret {token}\n")
 }
 
@@ -471,6 +527,11 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
     let attack = &job.attack;
     let token = format!("codejail-attack-{}", unique());
     let victim_token = format!("codejail-victim-run-{}", unique());
+    if let Some((requirement, why)) = lacking_needs(attack) {
+        let mut v = Verdict::new(attack, Kind::NotTested, why);
+        v.lacking = vec![requirement];
+        return Ok(v);
+    }
     if let How::Outside { tty } = job.how {
         return run_outside(target, attack, bait, &token, &victim_token, tty, shared);
     }
@@ -503,7 +564,11 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
         ),
         How::Outside { .. } => unreachable!("handled above"),
     };
-    let run = || run_in(jail, warm, attack, bait, layers, &token, &victim_token);
+    let run = |victim_home: Option<&Path>| {
+        let context = context(bait, &victim_token, victim_home);
+        run_in(jail, warm, attack, layers, &token, context)
+    };
+    let mut tmp_damage = None;
     let (ran, victim) = if attack.class == "concurrency" {
         let victim_request = JailCode {
             code: Some(VICTIM_CODE.to_owned()),
@@ -521,8 +586,11 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
         };
         std::thread::scope(|s| {
             let h = s.spawn(|| jail.jail_code(&victim_request));
-            wait_for_victim(&victim_token);
-            let ran = run();
+            let home = victim_home(&victim_token);
+            let tmp = home.as_ref().map(|h| h.join("tmp"));
+            let before = tmp.as_deref().and_then(|t| std::fs::metadata(t).ok());
+            let ran = run(home.as_deref());
+            tmp_damage = tmp_changed(tmp.as_deref(), before.as_ref());
             let victim = h.join().unwrap_or_else(|_| {
                 Err(JailError::Warm(codejail::WarmError::Io {
                     step: "join the victim run",
@@ -532,7 +600,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
             (ran, Some(victim))
         })
     } else {
-        (run(), None)
+        (run(None), None)
     };
     let ran = match ran {
         Ok(ran) => ran,
@@ -558,6 +626,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
     if let Some(flood) = ran.flooded {
         damage.push(flood);
     }
+    damage.extend(tmp_damage);
     let seen = Seen {
         stdout: &ran.stdout,
         stderr: &ran.stderr,
@@ -575,18 +644,49 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
     Ok(verdict)
 }
 
-/// Waits (bounded) for the victim run's secret to exist.
-fn wait_for_victim(token: &str) {
+/// Waits (bounded) for the victim run of `token` to have written its
+/// secret, and returns its home (its program's working directory), or
+/// `None` if it never started.
+pub fn victim_home(token: &str) -> Option<PathBuf> {
     // Its tmp/ is in its own mount namespace (the quota's tmpfs): wait for
     // its process, then give it the moment it takes to write its secret
     // (it then sleeps for seconds).
     for _ in 0..250 {
-        if !processes_with(token).is_empty() {
+        let home = processes_with(token)
+            .into_iter()
+            .find_map(|pid| std::fs::read_link(format!("/proc/{pid}/cwd")).ok());
+        if let Some(home) = home {
             std::thread::sleep(Duration::from_millis(300));
-            return;
+            return Some(home);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+    None
+}
+
+/// The other run's `tmp/` on the host (the directory under its tmpfs, in
+/// the caller's mount namespace) changed its mode or owner since `before`,
+/// in words. (Its times move when that run writes there without a tmpfs.)
+/// Nothing when it is gone: that run has ended, and its own result says
+/// whether it was disturbed.
+pub fn tmp_changed(tmp: Option<&Path>, before: Option<&std::fs::Metadata>) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let (tmp, before) = (tmp?, before?);
+    let after = std::fs::metadata(tmp).ok()?;
+    let was = (before.mode(), before.uid(), before.gid());
+    let now = (after.mode(), after.uid(), after.gid());
+    (was != now).then(|| {
+        format!(
+            "the other run's tmp/ {} was changed: mode {:o} -> {:o}, owner {}:{} -> {}:{}",
+            tmp.display(),
+            was.0,
+            now.0,
+            was.1,
+            was.2,
+            now.1,
+            now.2
+        )
+    })
 }
 
 /// The victim run of a concurrency attack must have run undisturbed:
@@ -645,10 +745,14 @@ fn needs_cold(attack: &Attack) -> bool {
         .any(|(n, v)| *v > 0 && matches!(n, LimitName::Memory | LimitName::Disk | LimitName::Files))
 }
 
-/// The context of one run: the bait's, this run's victim.
-fn context(bait: &Bait, victim_token: &str) -> Vec<u8> {
+/// The context of one run: the bait's, this run's victim (its token, and
+/// its home when it is running).
+pub fn context(bait: &Bait, victim_token: &str, victim_home: Option<&Path>) -> Vec<u8> {
     let mut ctx = bait.context_value();
     ctx["victim_run"] = victim_token.into();
+    if let Some(home) = victim_home {
+        ctx["victim_home"] = home.to_string_lossy().into();
+    }
     ctx.to_string().into_bytes()
 }
 
@@ -679,10 +783,9 @@ fn run_in(
     jail: &Jail,
     warm: Option<&Warm>,
     attack: &Attack,
-    bait: &Bait,
     layers: Option<LayerSet>,
     token: &str,
-    victim_token: &str,
+    context: Vec<u8>,
 ) -> Result<Ran, JailError> {
     let call = CallOptions {
         limits: quota_for(attack.run_limits(), layers, jail),
@@ -736,7 +839,7 @@ fn run_in(
     let request = JailCode {
         code: Some(attack.program()),
         argv: vec![token.to_owned()],
-        stdin: context(bait, victim_token),
+        stdin: context,
         call,
         ..JailCode::default()
     };
@@ -791,7 +894,7 @@ fn run_outside(
     let mut child = cmd.spawn().map_err(fail)?;
     drop(cmd);
     let mut stdin = child.stdin.take().expect("piped stdin");
-    let context = context(bait, victim_token);
+    let context = context(bait, victim_token, None);
     let feeder = std::thread::spawn(move || {
         let _ = stdin.write_all(&context);
     });

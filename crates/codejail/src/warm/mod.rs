@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, Tmp};
 use codejail_proc::pump::{Pump, State, deadline_after};
-use codejail_proc::{Enforcement, FsRules, KillReason, Layer, LayerSet, Probe, Truncated};
+use codejail_proc::{KillReason, Layer, LayerSet, Probe, Truncated};
 use serde_json::{Map, Value, json};
 
 use self::pool::Pool;
@@ -452,10 +452,7 @@ impl Warm {
             ..JailOptions::default()
         })?;
         dir.stage(&contents)?;
-        let mut rules = FsRules::default();
-        rules
-            .read_exec
-            .extend(self.jail.read_exec_paths().iter().cloned());
+        let mut rules = self.jail.base_rules();
         rules.read.push(dir.path().to_owned());
         let ruleset = rules
             .ruleset(self.abi)
@@ -531,7 +528,7 @@ impl Warm {
             cpu,
             max_rss_kib: answer["max_rss_kib"].as_u64().unwrap_or(0),
             layers: self.layers,
-            landlock: Some(Enforcement::Full),
+            landlock: Probe::get().landlock_status,
             warm: true,
         }
     }

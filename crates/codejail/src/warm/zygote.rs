@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, TmpQuota};
 use codejail_proc::pump::{State, Target};
-use codejail_proc::{FsRules, KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
+use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::WarmError;
@@ -118,7 +118,10 @@ impl Zygote {
             pid: 0,
             pidfd: None,
         };
-        match zygote.wait_ready().and_then(|()| zygote.check_threads(&recipe.preload)) {
+        match zygote
+            .wait_ready()
+            .and_then(|()| zygote.check_threads(&recipe.preload))
+        {
             Ok(()) => Ok(zygote),
             Err(Failed::Refused(e)) => {
                 // Its drop ends it, every process of it.
@@ -331,10 +334,7 @@ fn spawn_of(
     channel: OwnedFd,
     cancel: OwnedFd,
 ) -> Result<Spawn, WarmError> {
-    let mut rules = FsRules::default();
-    rules
-        .read_exec
-        .extend(jail.read_exec_paths().iter().cloned());
+    let mut rules = jail.base_rules();
     rules.read.push(home.path().to_owned());
     let mut spawn = Spawn::new(&jail.config().bin);
     spawn
@@ -353,6 +353,9 @@ fn spawn_of(
             owner.map_or(jail.identity().0, |o| o.0),
             owner.map_or(jail.identity().1, |o| o.1),
         )
+        // The zygote's own exec is its run's one; its workers are forks
+        // of it, under the same guard.
+        .allow_exec(jail.config().allow_exec)
         .limits(Limits {
             output_bytes: Some(64 << 10),
             ..Limits::none()

@@ -11,7 +11,8 @@
 //!   of the run, and when the program ends — or the caller asks by closing
 //!   the control pipe — kills every process left in the run and reaps them
 //!   ([`reap`]), and writes a fixed-size [`Report`] to the caller;
-//! * the **program** ([`program`]: `clone3` from the supervisor): signal
+//! * the **program** ([`program`]: `clone3` from the supervisor, into the
+//!   run's cgroup — the supervisor stays out of it): signal
 //!   mask and dispositions reset, descriptors above 2 closed on exec,
 //!   rlimits, identity, working directory, no_new_privs, Landlock,
 //!   seccomp, then `execve`.
@@ -47,7 +48,7 @@ use std::os::fd::RawFd;
 pub(crate) use holder::spawn_holder;
 pub(crate) use root::Detail as RootDetail;
 pub(crate) use supervisor::spawn_supervisor;
-pub(crate) use trial::{landlock_abi, try_clone, try_root};
+pub(crate) use trial::{landlock_abi, try_clone, try_clone_into_cgroup, try_exec_guard, try_root};
 pub(crate) use wire::{ERROR_LEN, Report, Step, decode_error};
 
 /// Everything the two child processes need, built before the clone.
@@ -88,6 +89,10 @@ pub(crate) struct Confine {
     pub landlock: bool,
     /// The compiled seccomp filter, installed last.
     pub seccomp: Option<Vec<libc::sock_filter>>,
+    /// The exec guard (`no_exec`): the supervisor installs it on itself
+    /// with a listener before it clones the program, and lets only the
+    /// program's own `execve` through.
+    pub exec_guard: Option<Vec<libc::sock_filter>>,
     /// tmpfs mounts.
     pub mounts: Vec<Mount>,
     /// Landlock rights granted beneath each mount (0: no Landlock).
@@ -217,13 +222,14 @@ pub(crate) struct ChildFds {
     pub holder: Option<RawFd>,
     /// The Landlock ruleset.
     pub landlock: Option<RawFd>,
-    /// v1 `cgroup.procs` files the supervisor writes itself into.
+    /// v1 `cgroup.procs` files the program writes itself into.
     pub cgroup_procs: [Option<RawFd>; 2],
-    /// The v2 cgroup directory for `CLONE_INTO_CGROUP`.
+    /// The v2 cgroup directory the supervisor clones the program into
+    /// (`CLONE_INTO_CGROUP`).
     pub cgroup_v2: Option<RawFd>,
 }
 
-// The slots the supervisor moves its descriptors to (0..=9, in the order
+// The slots the supervisor moves its descriptors to (0..=10, in the order
 // of `ChildFds`); the program keeps 0..=2 only.
 const FD_ERROR: c_int = 3;
 const FD_REPORT: c_int = 4;
@@ -231,4 +237,5 @@ const FD_CONTROL: c_int = 5;
 const FD_HOLDER: c_int = 6;
 const FD_LANDLOCK: c_int = 7;
 const FD_CGROUP_PROCS: [c_int; 2] = [8, 9];
-const FD_FIRST_FREE: c_int = 10;
+const FD_CGROUP_V2: c_int = 10;
+const FD_FIRST_FREE: c_int = 11;

@@ -1,9 +1,12 @@
 //! The supervisor, child side: cloned by the caller, it never execs. It
 //! detaches (session, death signal, subreaper), moves its descriptors to
-//! fixed slots, joins the run's namespaces, mounts, cgroups, clones the
-//! program, waits for its end or the caller's kill request, kills and
-//! reaps every process of the run (`super::reap`), and writes the
-//! [`Report`]. The caller's handle on it is `crate::spawn::supervisor`.
+//! fixed slots, joins the run's namespaces, mounts, installs the exec
+//! guard (`no_exec`), clones the program into the run's cgroups (the
+//! supervisor itself stays out of them, so a limit the program hits cannot
+//! kill it), waits for its end or the caller's kill request while
+//! answering the guard's notifications, kills and reaps every process of
+//! the run (`super::reap`), and writes the [`Report`]. The caller's handle
+//! on it is `crate::spawn::supervisor`.
 
 use std::ffi::c_int;
 use std::io;
@@ -17,18 +20,15 @@ use rustix::thread::ThreadNameSpaceType;
 
 use super::program::exec_program;
 use super::reap;
-use super::sys::{self, fail, fail_on, or_fail, rx};
+use super::sys::{self, NotifAnswer, NotifBuf, fail, fail_on, or_fail, rx};
 use super::wire::{Report, Step};
 use super::{
-    ChildFds, Confine, FD_CGROUP_PROCS, FD_CONTROL, FD_ERROR, FD_FIRST_FREE, FD_HOLDER,
-    FD_LANDLOCK, FD_REPORT, Prepared,
+    ChildFds, Confine, FD_CGROUP_PROCS, FD_CGROUP_V2, FD_CONTROL, FD_ERROR, FD_FIRST_FREE,
+    FD_HOLDER, FD_LANDLOCK, FD_REPORT, Prepared,
 };
 
-/// `libc::CLONE_INTO_CGROUP` overflows its `c_int` type.
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// Starts the supervisor with `clone3(CLONE_PIDFD [| CLONE_INTO_CGROUP])`
-/// and returns its pid and pidfd.
+/// Starts the supervisor with `clone3(CLONE_PIDFD)` and returns its pid
+/// and pidfd.
 ///
 /// `exit_signal` is 0, so the caller's process gets no `SIGCHLD` for it and a
 /// host application that reaps with `waitpid(-1, ..)` cannot steal its
@@ -39,10 +39,6 @@ const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i32, OwnedFd)> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    if let Some(dir) = fds.cgroup_v2 {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = dir as u64;
-    }
     // SAFETY: `pidfd` outlives the call; the child branch holds a panic
     // barrier and runs `supervise`, which makes only async-signal-safe
     // calls and ends in _exit.
@@ -72,7 +68,6 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     if !confine.mounts.is_empty() || confine.root.is_some() {
         mount_tmpfs(confine);
     }
-    join_v1_cgroups(&mut slots);
     // Without a pid namespace, the end of the run walks /proc for this
     // process's children: opened now, since the program's pivot_root into
     // a private root moves this process's root too.
@@ -85,14 +80,23 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
             rx(rustix::fs::open(c"/proc", flags, Mode::empty())),
         ))
     };
-    let (program, signals) = start_program(prep);
-    // The program holds the run's stdio and the error pipe now; the
-    // supervisor lets go so that end-of-file means what the caller thinks.
-    for fd in [0, 1, 2, FD_ERROR] {
+    let listener = confine.exec_guard.as_deref().map(install_exec_guard);
+    let (program, signals) = start_program(prep, &slots);
+    // The program holds the run's stdio, the error pipe and the cgroups
+    // now; the supervisor lets go so that end-of-file means what the
+    // caller thinks.
+    let [procs_a, procs_b] = FD_CGROUP_PROCS;
+    for fd in [0, 1, 2, FD_ERROR, procs_a, procs_b, FD_CGROUP_V2] {
         slots.close(fd);
     }
+    let mut guard = listener.map(|listener| ExecGuard {
+        listener: Some(listener),
+        program,
+        continued: false,
+        buf: NotifBuf::zeroed(),
+    });
     let mut status = None;
-    let kill_requested = wait_for_end(program, &signals, &slots, &mut status);
+    let kill_requested = wait_for_end(program, &signals, guard.as_mut(), &slots, &mut status);
     reap::kill_all_and_reap(
         program,
         &mut status,
@@ -129,7 +133,7 @@ fn detach(error_fd: c_int) {
 }
 
 /// The supervisor's descriptor table once [`Slots::remap`] has moved the
-/// run's descriptors to their slots (0..=9, in the order of `ChildFds`)
+/// run's descriptors to their slots (0..=10, in the order of `ChildFds`)
 /// and closed every other one.
 ///
 /// A slot is lent out ([`Slots::get`]) only while this table says it is
@@ -159,6 +163,7 @@ impl Slots {
             fds.landlock,
             fds.cgroup_procs[0],
             fds.cgroup_procs[1],
+            fds.cgroup_v2,
         ];
         // First a copy of each above every slot, so that no slot is
         // overwritten while it is still needed as a source.
@@ -283,9 +288,11 @@ fn mount_tmpfs(confine: &Confine) {
     }
 }
 
-/// Joins the v1 cgroups by writing `0` (this process) to each
-/// `cgroup.procs` — before the program exists, so it is born inside.
-fn join_v1_cgroups(slots: &mut Slots) {
+/// In the program, before anything else: joins the v1 cgroups by writing
+/// `0` (this process) to each `cgroup.procs`, so that everything it starts
+/// is born inside. The slots stay open here (close-on-exec); the
+/// supervisor closes its own copies.
+fn join_v1_cgroups(slots: &Slots) {
     for slot in FD_CGROUP_PROCS {
         if let Some(procs) = slots.get(slot) {
             match rx(rustix::io::write(procs, b"0")) {
@@ -294,15 +301,16 @@ fn join_v1_cgroups(slots: &mut Slots) {
                 Err(e) => fail(Step::JoinCgroup, e),
             }
         }
-        slots.close(slot);
     }
 }
 
 /// Default `SIGCHLD` (the caller may ignore it, which would auto-reap and
 /// hide the program's status), blocked into a signalfd; then the program's
-/// clone. It lands in the joined pid namespace, if any (`setns` applies to
-/// children), as pid 2 there: the holder is init.
-fn start_program(prep: &Prepared) -> (libc::pid_t, OwnedFd) {
+/// clone: into the run's v2 cgroup when there is one (`CLONE_INTO_CGROUP`),
+/// then into its v1 cgroups by the program itself. It lands in the joined
+/// pid namespace, if any (`setns` applies to children), as pid 2 there:
+/// the holder is init.
+fn start_program(prep: &Prepared, slots: &Slots) -> (libc::pid_t, OwnedFd) {
     let chld = sys::sigset(&[libc::SIGCHLD]);
     or_fail(
         Step::Signals,
@@ -313,22 +321,99 @@ fn start_program(prep: &Prepared) -> (libc::pid_t, OwnedFd) {
     // exit_signal SIGCHLD, so that the program's end wakes the signalfd.
     let mut args = sys::empty_clone_args();
     args.exit_signal = libc::SIGCHLD as u64;
+    if let Some(dir) = slots.get(FD_CGROUP_V2) {
+        args.flags |= sys::CLONE_INTO_CGROUP;
+        args.cgroup = dir.as_raw_fd() as u64;
+    }
     // SAFETY: the child gets a private copy of this single-threaded process;
     // its branch holds a panic barrier and ends in execve or _exit.
     let program = or_fail(Step::Clone, unsafe { sys::clone3(&mut args) });
     if program == 0 {
         let _barrier = sys::PanicBarrier::new();
+        join_v1_cgroups(slots);
         exec_program(prep);
     }
     (program, signals)
 }
 
-/// Polls the signalfd and the control pipe until the program has ended
-/// (its status is then in `status`) or the caller asks for the kill by
-/// closing the control pipe (returns true).
+/// The exec guard (`no_exec`): no_new_privs (which a process needs to
+/// install a filter without `CAP_SYS_ADMIN` in its user namespace, and
+/// harmless in one that never execs; the program sets it anyway), then
+/// [`crate::seccomp::Filter::ExecGuard`] on this process with a listener,
+/// before the program is cloned, so that the program and everything it
+/// starts inherit it. The supervisor never calls `execve`, so the filter
+/// never waits on itself.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+fn install_exec_guard(filter: &[libc::sock_filter]) -> OwnedFd {
+    or_fail(Step::NoNewPrivs, rx(rustix::thread::set_no_new_privs(true)));
+    or_fail(Step::ExecGuard, sys::seccomp_set_filter_listener(filter))
+}
+
+/// The supervisor's side of the exec guard: the listener, the one
+/// `execve` it lets through (the program's, before it has exec'd), and a
+/// buffer on this stack for the notifications.
+struct ExecGuard {
+    /// `None` once given up (see [`ExecGuard::answer`]): every notifying
+    /// call then fails with `ENOSYS`.
+    listener: Option<OwnedFd>,
+    program: libc::pid_t,
+    /// The program's own `execve` was let through.
+    continued: bool,
+    buf: NotifBuf,
+}
+
+impl ExecGuard {
+    /// Answers one notification: `CONTINUE` for the program's first
+    /// `execve` (the only one it makes before it runs: it is this
+    /// process's unreaped child, single-threaded, with no child of its
+    /// own, running code prepared here), `EACCES` for every other — any
+    /// later call of the program, any thread or process it starts. An
+    /// error answer is sound whatever the caller's memory says (the kernel
+    /// never runs the call), and `CONTINUE` is given once, on the pid
+    /// alone, before any code of the program's runs: nothing of what
+    /// seccomp_unotify(2) warns about (a decision on memory another thread
+    /// may change) applies, and no target memory is read, which is what
+    /// `SECCOMP_IOCTL_NOTIF_ID_VALID` guards.
+    ///
+    /// A call interrupted before its answer (`ENOENT` here) notifies
+    /// again when it restarts, so the program's pass is spent only once
+    /// the kernel took it. A listener that cannot be read is closed: the
+    /// kernel then fails every notifying call with `ENOSYS`, still a
+    /// refusal, and the supervisor never spins on it.
+    fn answer(&mut self) {
+        let Some(fd) = self.listener.as_ref().map(AsRawFd::as_raw_fd) else {
+            return;
+        };
+        let (id, pid) = match sys::notif_recv(fd, &mut self.buf) {
+            Ok(notification) => notification,
+            Err(libc::ENOENT | libc::EINTR) => return,
+            Err(_) => {
+                self.listener = None;
+                return;
+            }
+        };
+        let first = !self.continued && i64::from(pid) == i64::from(self.program);
+        let answer = if first {
+            NotifAnswer::Continue
+        } else {
+            NotifAnswer::Fail(libc::EACCES)
+        };
+        if sys::notif_send(fd, id, answer, &mut self.buf).is_ok() && first {
+            self.continued = true;
+        }
+    }
+}
+
+/// Polls the signalfd, the control pipe and the exec guard's listener
+/// until the program has ended (its status is then in `status`) or the
+/// caller asks for the kill by closing the control pipe (returns true),
+/// answering each notification of the guard as it comes.
 fn wait_for_end(
     program: libc::pid_t,
     signals: &OwnedFd,
+    mut guard: Option<&mut ExecGuard>,
     slots: &Slots,
     status: &mut Option<c_int>,
 ) -> bool {
@@ -336,22 +421,37 @@ fn wait_for_end(
         return true;
     };
     loop {
+        let listener = guard.as_ref().and_then(|g| g.listener.as_ref());
+        // Without a listener the third entry asks for nothing.
+        let (exec_fd, exec_events) = match listener {
+            Some(fd) => (fd, PollFlags::IN),
+            None => (signals, PollFlags::empty()),
+        };
         let mut fds = [
             PollFd::new(signals, PollFlags::IN),
             PollFd::from_borrowed_fd(control, PollFlags::IN),
+            PollFd::new(exec_fd, exec_events),
         ];
         if poll(&mut fds, None).is_err() {
             continue; // EINTR
         }
-        let [chld, kill] = fds.map(|f| !f.revents().is_empty());
-        if chld {
+        let [chld, kill, exec] = fds.map(|f| f.revents());
+        if let Some(g) = guard.as_deref_mut().filter(|_| !exec.is_empty()) {
+            if exec.contains(PollFlags::IN) {
+                g.answer();
+            } else {
+                // Hung up or failed, with nothing to read: given up.
+                g.listener = None;
+            }
+        }
+        if !chld.is_empty() {
             reap::drain(signals);
             reap::reap(program, status, true);
             if status.is_some() {
                 return false;
             }
         }
-        if kill {
+        if !kill.is_empty() {
             return true;
         }
     }

@@ -14,7 +14,8 @@
 //!   place; any other path type may be copied into a heap buffer.
 //! - The libc wrappers below, where rustix has no wrapper (`clone3`,
 //!   `signalfd`, `sigaction`, `close_range`, `setrlimit`, `getrusage`,
-//!   Landlock, seccomp) or where its wrapper does not fit: `dup3` onto a
+//!   Landlock, seccomp and its notification `ioctl`s, which read and write
+//!   a buffer on the caller's stack) or where its wrapper does not fit: `dup3` onto a
 //!   slot that may not be open (rustix wants an `OwnedFd` for the target,
 //!   which must name an open descriptor), `close` of a slot that may not
 //!   be open (rustix's asserts success in debug builds, and a panic in a
@@ -156,8 +157,16 @@ impl Drop for PanicBarrier {
     }
 }
 
+/// `CLONE_INTO_CGROUP` (`libc`'s overflows its `c_int` type).
+pub(super) const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
 /// `clone3(args, sizeof *args)`: the child's pid in the parent, 0 in the
 /// child.
+///
+/// Where `clone3` is refused (`ENOSYS` or `EPERM`: a container runtime's
+/// seccomp profile refuses it outright, since a filter cannot read its
+/// flags in memory) and `args` asks for nothing that only `clone3` has,
+/// the same clone is made with `clone(2)`; see [`clone_fallback`].
 ///
 /// # Safety
 /// Without `CLONE_VM` the child runs on a private copy of the calling
@@ -176,6 +185,62 @@ pub(super) unsafe fn clone3(args: &mut libc::clone_args) -> Result<libc::pid_t, 
             libc::SYS_clone3,
             std::ptr::from_mut(args),
             size_of::<libc::clone_args>(),
+        )
+    };
+    match check_long(ret) {
+        Err(libc::ENOSYS | libc::EPERM) if clone_can_do(args) => {
+            // SAFETY: the same contract, passed on.
+            unsafe { clone_fallback(args) }
+        }
+        other => other.map(|pid| pid as libc::pid_t),
+    }
+}
+
+/// Whether `clone(2)` can make the clone `args` describe: no flag beyond
+/// its 32 bits (`CLONE_INTO_CGROUP`, `CLONE_CLEAR_SIGHAND`), no cgroup,
+/// no pid to set, no stack, TLS or thread-id pointers, and an exit signal
+/// that fits in `CSIGNAL`.
+fn clone_can_do(args: &libc::clone_args) -> bool {
+    args.flags <= u64::from(u32::MAX)
+        && args.flags & libc::CSIGNAL as u64 == 0
+        && args.exit_signal <= libc::CSIGNAL as u64
+        && args.cgroup == 0
+        && args.set_tid == 0
+        && args.set_tid_size == 0
+        && args.stack == 0
+        && args.stack_size == 0
+        && args.tls == 0
+        && args.child_tid == 0
+        && args.parent_tid == 0
+}
+
+/// `clone(flags | exit_signal, NULL, pidfd, NULL, 0)`: the clone of
+/// `args` by the older system call, which a seccomp filter can judge by its
+/// flags (Docker's default profile lets it through without namespace
+/// flags). With `CLONE_PIDFD` the kernel stores the pidfd through the
+/// third argument (`parent_tid`), on x86_64 and aarch64 alike; a null
+/// stack means the child runs on a copy of the caller's, as with `fork`.
+///
+/// # Safety
+/// As [`clone3`]; `args` passes [`clone_can_do`].
+///
+/// # References
+/// - [`clone(2)`](https://man7.org/linux/man-pages/man2/clone.2.html),
+///   "C library/kernel differences" and `CLONE_PIDFD`
+unsafe fn clone_fallback(args: &libc::clone_args) -> Result<libc::pid_t, Errno> {
+    let flags = args.flags | args.exit_signal;
+    // SAFETY: no CLONE_VM, and a null stack: the child gets a private copy
+    // of this thread's memory, stack included, as with fork; the pidfd
+    // pointer (0 or the caller's `c_int`, valid for the call) is the only
+    // pointer passed; the child side's contract is the caller's.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            flags,
+            0usize,
+            args.pidfd as usize,
+            0usize,
+            0usize,
         )
     };
     check_long(ret).map(|pid| pid as libc::pid_t)
@@ -380,6 +445,27 @@ pub(super) fn landlock_add_path_rule(
 /// # References
 /// - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)
 pub(super) fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Errno> {
+    seccomp_filter(filter, 0).map(drop)
+}
+
+/// `seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER,
+/// {len, filter})`: the filter installed on this thread, and a new
+/// close-on-exec descriptor that receives its `SECCOMP_RET_USER_NOTIF`
+/// notifications. Needs no_new_privs or `CAP_SYS_ADMIN` in the process's
+/// user namespace; at most one such filter per thread (`EBUSY`).
+///
+/// # References
+/// - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(super) fn seccomp_set_filter_listener(filter: &[libc::sock_filter]) -> Result<OwnedFd, Errno> {
+    let fd = seccomp_filter(filter, libc::SECCOMP_FILTER_FLAG_NEW_LISTENER)?;
+    let fd = RawFd::try_from(fd).map_err(|_| libc::EBADF)?;
+    // SAFETY: with SECCOMP_FILTER_FLAG_NEW_LISTENER, a successful call
+    // returns a new descriptor of this process that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn seccomp_filter(filter: &[libc::sock_filter], flags: libc::c_ulong) -> Result<c_long, Errno> {
     let prog = libc::sock_fprog {
         len: u16::try_from(filter.len()).map_err(|_| libc::EINVAL)?,
         filter: filter.as_ptr().cast_mut(),
@@ -390,11 +476,117 @@ pub(super) fn seccomp_set_filter(filter: &[libc::sock_filter]) -> Result<(), Err
         libc::syscall(
             libc::SYS_seccomp,
             libc::SECCOMP_SET_MODE_FILTER,
-            0,
+            flags,
             std::ptr::addr_of!(prog),
         )
     })
-    .map(drop)
+}
+
+/// `seccomp(SECCOMP_GET_NOTIF_SIZES)`: the sizes of the kernel's
+/// notification structures, which may be larger than this program's (a
+/// newer kernel); a buffer must be at least that large.
+///
+/// # References
+/// - [`seccomp(2)`](https://man7.org/linux/man-pages/man2/seccomp.2.html)
+pub(super) fn seccomp_notif_sizes() -> Result<libc::seccomp_notif_sizes, Errno> {
+    let mut sizes = libc::seccomp_notif_sizes {
+        seccomp_notif: 0,
+        seccomp_notif_resp: 0,
+        seccomp_data: 0,
+    };
+    // SAFETY: the kernel writes one seccomp_notif_sizes to the live struct
+    // it is given.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_GET_NOTIF_SIZES,
+            0,
+            std::ptr::addr_of_mut!(sizes),
+        )
+    })?;
+    Ok(sizes)
+}
+
+/// The room of a [`NotifBuf`]: a kernel whose notification structures are
+/// larger (`SECCOMP_GET_NOTIF_SIZES`) is refused before any clone.
+pub(crate) const NOTIF_ROOM: usize = 256;
+
+/// A stack buffer for one `struct seccomp_notif` or `struct
+/// seccomp_notif_resp`, of whatever size the kernel's are up to
+/// [`NOTIF_ROOM`]: the kernel copies its own structure's size in or out.
+#[repr(C, align(8))]
+pub(super) struct NotifBuf([u8; NOTIF_ROOM]);
+
+impl NotifBuf {
+    pub(super) fn zeroed() -> NotifBuf {
+        NotifBuf([0; NOTIF_ROOM])
+    }
+}
+
+/// `ioctl(listener, SECCOMP_IOCTL_NOTIF_RECV)`: the next notification's
+/// id, and the thread id (in this process's pid namespace) of the caller
+/// of the notifying system call. Call it only when the listener polls
+/// readable: it blocks while no notification is pending. `ENOENT`: the
+/// caller was interrupted (or killed) meanwhile.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(super) fn notif_recv(listener: RawFd, buf: &mut NotifBuf) -> Result<(u64, u32), Errno> {
+    // The kernel refuses a buffer that is not zeroed (EINVAL).
+    buf.0 = [0; NOTIF_ROOM];
+    // SAFETY: the kernel writes one seccomp_notif (at most NOTIF_ROOM
+    // bytes, checked before the clone) to the live, aligned buffer.
+    check(unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_RECV, buf.0.as_mut_ptr()) })?;
+    // struct seccomp_notif { __u64 id; __u32 pid; __u32 flags; ... }
+    let [i0, i1, i2, i3, i4, i5, i6, i7, p0, p1, p2, p3, ..] = buf.0;
+    Ok((
+        u64::from_ne_bytes([i0, i1, i2, i3, i4, i5, i6, i7]),
+        u32::from_ne_bytes([p0, p1, p2, p3]),
+    ))
+}
+
+/// The supervisor's answer to a notification.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum NotifAnswer {
+    /// `SECCOMP_USER_NOTIF_FLAG_CONTINUE`: the kernel runs the system call
+    /// as if no filter had asked.
+    Continue,
+    /// The system call fails with this errno; the kernel never runs it.
+    Fail(Errno),
+}
+
+/// `ioctl(listener, SECCOMP_IOCTL_NOTIF_SEND)`: answers notification `id`.
+/// `ENOENT`: its caller was interrupted (a restarted call notifies again,
+/// with a new id) or killed.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(super) fn notif_send(
+    listener: RawFd,
+    id: u64,
+    answer: NotifAnswer,
+    buf: &mut NotifBuf,
+) -> Result<(), Errno> {
+    // struct seccomp_notif_resp { __u64 id; __s64 val; __s32 error;
+    // __u32 flags; }, the rest of the kernel's size zero.
+    let (error, flags) = match answer {
+        NotifAnswer::Continue => (0i32, libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32),
+        NotifAnswer::Fail(errno) => (-errno, 0),
+    };
+    buf.0 = [0; NOTIF_ROOM];
+    let fields = id
+        .to_ne_bytes()
+        .into_iter()
+        .chain(0i64.to_ne_bytes())
+        .chain(error.to_ne_bytes())
+        .chain(flags.to_ne_bytes());
+    for (byte, value) in buf.0.iter_mut().zip(fields) {
+        *byte = value;
+    }
+    // SAFETY: the kernel reads one seccomp_notif_resp (at most NOTIF_ROOM
+    // bytes, checked before the clone) from the live, aligned buffer.
+    check(unsafe { libc::ioctl(listener, libc::SECCOMP_IOCTL_NOTIF_SEND, buf.0.as_ptr()) })
+        .map(drop)
 }
 
 #[cfg(test)]
@@ -404,5 +596,27 @@ mod tests {
     #[test]
     fn closing_a_number_that_is_not_open_is_harmless() {
         super::close(i32::MAX);
+    }
+
+    /// Only what `clone(2)` can say falls back to it: never a clone into a
+    /// cgroup, which would then start outside it.
+    #[test]
+    fn the_clone_fallback_takes_only_what_clone_can_say() {
+        use super::{CLONE_INTO_CGROUP, clone_can_do, empty_clone_args, pidfd_clone_args};
+        let mut pidfd = -1;
+        let mut args = pidfd_clone_args(&mut pidfd);
+        args.flags |= (libc::CLONE_NEWUSER | libc::CLONE_NEWPID) as u64;
+        assert!(clone_can_do(&args));
+        let mut program = empty_clone_args();
+        program.exit_signal = libc::SIGCHLD as u64;
+        assert!(clone_can_do(&program));
+        program.flags |= CLONE_INTO_CGROUP;
+        program.cgroup = 3;
+        assert!(!clone_can_do(&program));
+        program.flags &= !CLONE_INTO_CGROUP;
+        assert!(!clone_can_do(&program), "a cgroup without the flag");
+        let mut big_signal = empty_clone_args();
+        big_signal.exit_signal = 0x100;
+        assert!(!clone_can_do(&big_signal));
     }
 }

@@ -1,9 +1,12 @@
-//! The probe's two system calls: the Landlock ABI version, and a trial
-//! clone that shows whether namespaces can really be made here.
+//! The probe's system calls: the Landlock ABI version, a trial clone that
+//! shows whether namespaces can really be made here, and one that shows
+//! whether a supervisor can be handed the program's `execve` (the
+//! `no_exec` layer).
 
 use std::ffi::c_int;
 use std::io;
-use std::os::fd::AsFd;
+use std::mem::size_of;
+use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::process::{WaitId, WaitIdOptions};
 
@@ -40,9 +43,26 @@ pub(crate) fn landlock_abi() -> io::Result<i32> {
 /// # References
 /// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
 pub(crate) fn try_clone(namespaces: u64) -> io::Result<()> {
+    trial_clone(namespaces, None)
+}
+
+/// Clones a child into the cgroup v2 directory `dir` with
+/// `clone3(CLONE_INTO_CGROUP)`, which exits at once, and reaps it: whether
+/// a run's program can be cloned into a cgroup made there (the kernel's
+/// migration permissions, and a seccomp profile that may refuse clone3).
+pub(crate) fn try_clone_into_cgroup(dir: &impl AsFd) -> io::Result<()> {
+    trial_clone(sys::CLONE_INTO_CGROUP, Some(dir.as_fd().as_raw_fd()))
+}
+
+/// A child cloned with these extra flags (and into this cgroup directory)
+/// that exits at once, reaped.
+fn trial_clone(flags: u64, cgroup: Option<c_int>) -> io::Result<()> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    args.flags |= namespaces;
+    args.flags |= flags;
+    if let Some(dir) = cgroup {
+        args.cgroup = dir as u64;
+    }
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier
     // and only calls _exit.
     let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
@@ -57,6 +77,68 @@ pub(crate) fn try_clone(namespaces: u64) -> io::Result<()> {
             Err(rustix::io::Errno::INTR) => continue,
             _ => return Ok(()),
         }
+    }
+}
+
+/// Whether the `no_exec` layer works here, or why not: the kernel's
+/// notification structures must fit the supervisor's stack buffers, and a
+/// cloned child (after no_new_privs, as the supervisor) must be able to
+/// install `guard` with a listener — a container's own seccomp policy may
+/// forbid that where the kernel has it.
+///
+/// # References
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(crate) fn try_exec_guard(guard: &[libc::sock_filter]) -> Result<(), String> {
+    let sizes = sys::seccomp_notif_sizes().map_err(|e| {
+        format!(
+            "the kernel has no seccomp user notification (Linux 5.0): {}",
+            io::Error::from_raw_os_error(e)
+        )
+    })?;
+    let room = sys::NOTIF_ROOM;
+    let fits = |size: u16, ours: usize| (ours..=room).contains(&usize::from(size));
+    if !fits(sizes.seccomp_notif, size_of::<libc::seccomp_notif>())
+        || !fits(
+            sizes.seccomp_notif_resp,
+            size_of::<libc::seccomp_notif_resp>(),
+        )
+    {
+        return Err(format!(
+            "the kernel's seccomp notification structures ({} and {} bytes) do not fit codejail's {room}-byte buffers",
+            sizes.seccomp_notif, sizes.seccomp_notif_resp
+        ));
+    }
+    let mut pidfd: c_int = -1;
+    let mut args = sys::pidfd_clone_args(&mut pidfd);
+    // SAFETY: `pidfd` outlives the call; the child holds a panic barrier,
+    // makes two system calls (no allocation) and calls _exit.
+    let ret = unsafe { sys::clone3(&mut args) }
+        .map_err(|e| format!("a trial clone failed: {}", io::Error::from_raw_os_error(e)))?;
+    if ret == 0 {
+        let _barrier = sys::PanicBarrier::new();
+        let installed = sys::rx(rustix::thread::set_no_new_privs(true))
+            .and_then(|()| sys::seccomp_set_filter_listener(guard).map(drop));
+        sys::exit(match installed {
+            Ok(()) => 0,
+            Err(errno) => errno.clamp(1, 255),
+        });
+    }
+    let pidfd = sys::take_pidfd(pidfd);
+    let options = WaitIdOptions::EXITED | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
+    let status = loop {
+        match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(Some(status)) => break status.exit_status(),
+            _ => break None,
+        }
+    };
+    match status {
+        Some(0) => Ok(()),
+        Some(errno) => Err(format!(
+            "installing a seccomp filter with a listener failed: {}",
+            io::Error::from_raw_os_error(errno)
+        )),
+        None => Err("the trial of a seccomp listener did not end normally".into()),
     }
 }
 

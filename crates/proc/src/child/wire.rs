@@ -32,10 +32,11 @@ pub(crate) enum Step {
     Execve,
     Root,
     MountNs,
+    ExecGuard,
 }
 
 impl Step {
-    const ALL: [Step; 23] = [
+    const ALL: [Step; 24] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
@@ -59,6 +60,7 @@ impl Step {
         Step::Execve,
         Step::Root,
         Step::MountNs,
+        Step::ExecGuard,
     ];
 
     /// The name used in errors, e.g. `SpawnError::Setup { step: "chdir" }`.
@@ -87,6 +89,7 @@ impl Step {
             Step::Execve => "execve",
             Step::Root => "build the private root",
             Step::MountNs => "unshare (a mount namespace)",
+            Step::ExecGuard => "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) (the exec guard)",
         }
     }
 

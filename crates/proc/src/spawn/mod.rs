@@ -16,6 +16,8 @@ mod prepare;
 pub mod pump;
 mod supervisor;
 
+pub(crate) use prepare::exec_guard_filter;
+
 use std::ffi::{OsStr, OsString};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -27,9 +29,9 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use self::holder::Holder;
 use self::pump::{Pump, Pumped};
 use self::supervisor::Supervisor;
-use crate::cgroup::RunCgroup;
+use crate::cgroup::{self, Need, RunCgroup, Setting};
 use crate::child::{self, ChildFds, Report, Step};
-use crate::fsrules::{Enforcement, FsRules, Tmpfs};
+use crate::fsrules::{FsRules, Tmpfs};
 use crate::layers::{Layer, LayerSet, Policy};
 use crate::outcome::status_code;
 use crate::probe::Probe;
@@ -65,8 +67,10 @@ pub struct Spawn {
     policy: Policy,
     fs: FsRules,
     tmpfs: Vec<Tmpfs>,
+    cgroup_settings: Vec<Setting>,
     apparmor: Option<String>,
     cancel: Option<std::sync::Arc<OwnedFd>>,
+    allow_exec: bool,
     slug: String,
 }
 
@@ -87,8 +91,10 @@ impl Spawn {
             policy: Policy::Auto,
             fs: FsRules::default(),
             tmpfs: Vec::new(),
+            cgroup_settings: Vec::new(),
             apparmor: None,
             cancel: None,
+            allow_exec: false,
             slug: String::new(),
         }
     }
@@ -192,6 +198,27 @@ impl Spawn {
         self
     }
 
+    /// Writes `value` to the file `file` of the run's own cgroup v2 before
+    /// its program starts, e.g. `cpu.max` = `"50000 100000"` (half a CPU).
+    /// The file's controller (the name up to its first dot) must be
+    /// delegated to this process (see
+    /// [`CgroupOptions::controllers`](crate::CgroupOptions::controllers));
+    /// the run needs the cgroup layer, and fails with
+    /// [`SpawnError::LayerUnavailable`] when it cannot have either. Given
+    /// twice, both are written, in order. A name that is not one plain
+    /// controller file (`cgroup.*`, a `/`) is refused
+    /// ([`SpawnError::Cgroup`], `InvalidInput`).
+    pub fn cgroup_setting(
+        &mut self,
+        file: impl Into<String>,
+        value: impl Into<String>,
+    ) -> &mut Spawn {
+        let value: String = value.into();
+        self.cgroup_settings
+            .push(Setting::new(file, value, Need::Required));
+        self
+    }
+
     /// The AppArmor profile the program switches to at exec (the
     /// [`Layer::AppArmor`] layer, where the kernel has AppArmor). The
     /// profile must be loaded; see the `codejail-apparmor` crate.
@@ -205,6 +232,21 @@ impl Spawn {
     /// the caller drops to cancel. For long-lived runs such as a warm pool.
     pub fn cancel_on(&mut self, fd: OwnedFd) -> &mut Spawn {
         self.cancel = Some(std::sync::Arc::new(fd));
+        self
+    }
+
+    /// Whether the program may start other programs (default: no).
+    ///
+    /// By default the program's own `execve` is the only one of the run:
+    /// every later `execve` or `execveat`, by the program or anything it
+    /// starts, fails with `EACCES` (the [`Layer::NoExec`] layer), as under
+    /// CodeJail's AppArmor profile. With `true` that layer is left out and
+    /// a program may start what the other layers let it reach (under
+    /// Landlock, what its rules give the execute right: [`FsRules`]); a
+    /// shell script that runs commands needs it. A policy that requires
+    /// `no_exec` then fails ([`SpawnError::LayerUnavailable`]).
+    pub fn allow_exec(&mut self, allow: bool) -> &mut Spawn {
+        self.allow_exec = allow;
         self
     }
 
@@ -259,17 +301,26 @@ impl Spawn {
 
     /// Everything up to a running program: checks the input and builds
     /// what the children need ([`Spawn::plan`]), makes the cgroup, the
-    /// holder and the pipes, clones the supervisor, and waits on the error
-    /// pipe until `execve` succeeded.
+    /// holder and the pipes, clones the supervisor (which clones the
+    /// program into the cgroup), and waits on the error pipe until
+    /// `execve` succeeded.
     fn start(&self) -> Result<Started, SpawnError> {
         let plan = self.plan()?;
+        let probe = Probe::get();
+        cgroup::check_settings(&probe.cgroups, &self.cgroup_settings)?;
         // Bad input has been refused by now: the first process or cgroup
         // comes here.
-        let probe = Probe::get();
         let cgroup = plan
             .layers
             .contains(Layer::Cgroup)
-            .then(|| RunCgroup::create(&probe.cgroups, self.limits.memory(), self.limits.nproc()))
+            .then(|| {
+                RunCgroup::create(
+                    &probe.cgroups,
+                    self.limits.memory(),
+                    self.limits.nproc(),
+                    &self.cgroup_settings,
+                )
+            })
             .transpose()?;
         let cgroup_v2 = cgroup
             .as_ref()
@@ -379,7 +430,7 @@ impl Spawn {
             cpu,
             max_rss_kib: report.max_rss_kib,
             layers: run.layers,
-            landlock: run.landlock_abi.map(Enforcement::for_abi),
+            landlock: run.landlock_abi.and_then(|_| Probe::get().landlock_status),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::fsrules;
 use crate::layers::{Layer, LayerSet};
 use crate::probe::{Needs, Probe};
 use crate::root;
+use crate::seccomp::Filter;
 
 /// A run's input, checked, and what its children need, built; nothing
 /// exists yet that would have to be undone.
@@ -47,7 +48,7 @@ impl Spawn {
                 None
             }
         };
-        let mut confine = self.confine(probe, layers)?;
+        let mut confine = self.confine(probe, layers, landlock_abi)?;
         confine.mount_access = landlock_abi.map_or(0, fsrules::read_write_access);
         if layers.contains(Layer::RootFs) {
             confine.root = Some(self.root(probe, layers, &program)?);
@@ -88,13 +89,21 @@ impl Spawn {
     pub(super) fn needs(&self) -> Needs {
         Needs {
             cgroup: self.limits.memory().is_some(),
+            cgroup_settings: !self.cgroup_settings.is_empty(),
             mount_ns: !self.tmpfs.is_empty(),
             apparmor_profile: self.apparmor.is_some(),
+            exec: self.allow_exec,
         }
     }
 
-    /// The confinement steps for the planned layers.
-    pub(super) fn confine(&self, probe: &Probe, layers: LayerSet) -> Result<Confine, SpawnError> {
+    /// The confinement steps for the planned layers (`landlock_abi`: the
+    /// kernel's, when the Landlock layer applies).
+    pub(super) fn confine(
+        &self,
+        probe: &Probe,
+        layers: LayerSet,
+        landlock_abi: Option<i32>,
+    ) -> Result<Confine, SpawnError> {
         let flag = |layer, flag: libc::c_int| {
             if layers.contains(layer) {
                 flag as u64
@@ -112,7 +121,13 @@ impl Spawn {
             | flag(Layer::IpcNs, libc::CLONE_NEWIPC)
             | flag(Layer::UtsNs, libc::CLONE_NEWUTS);
         let seccomp = if layers.contains(Layer::Seccomp) {
-            Some(seccomp_filter().map_err(SpawnError::Seccomp)?.to_vec())
+            let filter = Filter::for_run(layers, landlock_abi);
+            Some(compiled(filter)?.to_vec())
+        } else {
+            None
+        };
+        let exec_guard = if layers.contains(Layer::NoExec) {
+            Some(exec_guard_filter()?.to_vec())
         } else {
             None
         };
@@ -127,6 +142,7 @@ impl Spawn {
             no_new_privs: layers.contains(Layer::NoNewPrivs),
             landlock: layers.contains(Layer::Landlock),
             seccomp,
+            exec_guard,
             mounts: self
                 .tmpfs
                 .iter()
@@ -248,12 +264,21 @@ impl Spawn {
     }
 }
 
-/// The compiled seccomp filter, built once per process.
-fn seccomp_filter() -> Result<&'static [libc::sock_filter], String> {
-    static FILTER: std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>> =
-        std::sync::OnceLock::new();
-    FILTER
-        .get_or_init(crate::seccomp::compile)
+/// A compiled seccomp filter, built once per process.
+fn compiled(filter: Filter) -> Result<&'static [libc::sock_filter], SpawnError> {
+    type Cache = std::sync::OnceLock<Result<Vec<libc::sock_filter>, String>>;
+    static CACHE: [Cache; 3] = [Cache::new(), Cache::new(), Cache::new()];
+    let slot = match filter {
+        Filter::Main => &CACHE[0],
+        Filter::MainNoUnixSockets => &CACHE[1],
+        Filter::ExecGuard => &CACHE[2],
+    };
+    slot.get_or_init(|| crate::seccomp::compile(filter))
         .as_deref()
-        .map_err(Clone::clone)
+        .map_err(|e| SpawnError::Seccomp(e.clone()))
+}
+
+/// The supervisor's exec guard (the `no_exec` layer), compiled once.
+pub(crate) fn exec_guard_filter() -> Result<&'static [libc::sock_filter], SpawnError> {
+    compiled(Filter::ExecGuard)
 }
