@@ -353,3 +353,81 @@ fn deny_a_preload_that_leaves_a_thread() {
     );
     assert_eq!(text(&r.stdout), "1\n");
 }
+
+/// `Rss` and `Pss` of `pid`, in KiB, from `/proc/<pid>/smaps_rollup`.
+fn rss_pss(pid: i32) -> (u64, u64) {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap();
+    let field = |name: &str| {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or_else(|| panic!("{name} in {rollup}"))
+    };
+    (field("Rss:"), field("Pss:"))
+}
+
+/// What a zygote costs with and without the preload, and what a worker
+/// forked from a preloaded zygote adds (its pages are the zygote's until
+/// written): said on stderr (`--nocapture`), for the README's table. The
+/// preload's pages are there (RSS grows by numpy's), shared between the
+/// zygotes of a pool (PSS below RSS), and a worker that uses numpy
+/// shares most of its pages with its zygote.
+#[test]
+fn support_what_a_preloaded_zygote_costs() {
+    let Some(plain) = sandbox_config(&[]) else {
+        return;
+    };
+    let Some(preloaded) = sandbox_config(&["numpy", "random2", "six"]) else {
+        return;
+    };
+    let mut seen = Vec::new();
+    for (what, config) in [("no preload", plain), ("preload", preloaded)] {
+        let Some((_parent, warm)) = start("preload-memory", config, 2) else {
+            return;
+        };
+        let warm = Arc::new(warm.unwrap());
+        let pids = warm.zygote_pids();
+        assert_eq!(pids.len(), 2);
+        let zygotes: Vec<(u64, u64)> = pids.iter().map(|&p| rss_pss(p)).collect();
+        // A worker in the middle of a call that used numpy.
+        let call = {
+            let warm = warm.clone();
+            std::thread::spawn(move || {
+                run(
+                    &warm,
+                    "import time\nimport numpy as np\nx = float(np.sqrt(16))\ntime.sleep(2)\n",
+                )
+            })
+        };
+        let mut worker = None;
+        let started = std::time::Instant::now();
+        while worker.is_none() && started.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            worker = pids.iter().find_map(|&z| {
+                let children =
+                    std::fs::read_to_string(format!("/proc/{z}/task/{z}/children")).ok()?;
+                children.split_whitespace().next()?.parse::<i32>().ok()
+            });
+        }
+        let worker = rss_pss(worker.expect("the call's worker"));
+        call.join().unwrap();
+        eprintln!(
+            "{what}: zygotes (RSS, PSS KiB) {zygotes:?}; a worker during a numpy call {worker:?}"
+        );
+        seen.push((zygotes, worker));
+    }
+    let (plain, preloaded) = (&seen[0], &seen[1]);
+    assert!(
+        preloaded.0[0].0 > plain.0[0].0 + 8 * 1024,
+        "the preload is not in the zygote: {seen:?}"
+    );
+    for (rss, pss) in &preloaded.0 {
+        assert!(pss < rss, "nothing shared: {seen:?}");
+    }
+    let (worker_rss, worker_pss) = preloaded.1;
+    assert!(
+        worker_pss * 2 < worker_rss,
+        "the worker shares little with its zygote: {seen:?}"
+    );
+}
