@@ -431,3 +431,44 @@ fn support_what_a_preloaded_zygote_costs() {
         "the worker shares little with its zygote: {seen:?}"
     );
 }
+
+/// A preloaded module that starts a program at import: the zygote is past
+/// its first program, so `no_exec` refuses it (EACCES) and the pool does
+/// not start, naming the module and the refusal. Shown able to fail: with
+/// `allow_exec` the same preload starts.
+#[test]
+fn deny_a_preload_that_starts_a_program() {
+    let (_venv, bin) = venv(&[(
+        "codejail_starts_program",
+        "import subprocess\nsubprocess.run(['/bin/true'], check=True)\n",
+    )]);
+    let mut config = JailConfig::new(&bin);
+    config.preload = vec!["codejail_starts_program".into()];
+    let layers = codejail::Jail::new("preload-exec", config.clone())
+        .unwrap()
+        .planned_layers()
+        .unwrap();
+    if !codejail_tests::require(
+        "no_exec",
+        (!layers.contains(codejail::Layer::NoExec)).then_some("the jail's runs would not have it"),
+    ) {
+        return;
+    }
+    let Some((parent, started)) = start("preload-exec", config.clone(), 1) else {
+        return;
+    };
+    let err = started.err().expect("the pool started");
+    assert!(
+        matches!(&err, JailError::Warm(WarmError::Preload { module, error })
+            if module == "codejail_starts_program" && error.starts_with("PermissionError: [Errno 13]")),
+        "{err:?}"
+    );
+    assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+
+    config.allow_exec = true;
+    let Some((_parent, started)) = start("preload-exec-allowed", config, 1) else {
+        return;
+    };
+    let warm = started.unwrap();
+    assert_eq!(text(&run(&warm, "print(2)").stdout), "2\n");
+}

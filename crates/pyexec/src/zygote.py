@@ -303,6 +303,8 @@ def preload(modules):
     variables are read when a library loads; afterwards the environment is
     a cold run's again). None, or what to tell the pool: the module that
     failed to import, or that left a thread of Python's running."""
+    if not modules:
+        return None
     import threading
 
     saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
