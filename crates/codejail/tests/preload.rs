@@ -233,7 +233,9 @@ fn deny_a_preload_that_does_not_import() {
     let Some((parent, started)) = start("preload-missing", config, 1) else {
         return;
     };
-    let err = started.err().expect("the pool started");
+    let Err(err) = started else {
+        panic!("the pool started")
+    };
     assert!(
         matches!(&err, JailError::Warm(WarmError::Preload { module, error })
             if module == "codejail_no_such_module" && error.starts_with("ModuleNotFoundError: ")),
@@ -321,7 +323,9 @@ fn deny_a_preload_that_leaves_a_thread() {
         let Some((parent, started)) = start("preload-threads", config, 1) else {
             return;
         };
-        let err = started.err().expect("the pool started");
+        let Err(err) = started else {
+            panic!("the pool started")
+        };
         match &err {
             JailError::Warm(WarmError::Threads { threads, modules }) => {
                 assert_eq!(*threads, 2, "{err}");
@@ -457,7 +461,9 @@ fn deny_a_preload_that_starts_a_program() {
     let Some((parent, started)) = start("preload-exec", config.clone(), 1) else {
         return;
     };
-    let err = started.err().expect("the pool started");
+    let Err(err) = started else {
+        panic!("the pool started")
+    };
     assert!(
         matches!(&err, JailError::Warm(WarmError::Preload { module, error })
             if module == "codejail_starts_program" && error.starts_with("PermissionError: [Errno 13]")),
