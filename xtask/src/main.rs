@@ -36,6 +36,9 @@ commands:
                    codejail against the bare interpreter (see
                    crates/codejail/benches/bench.rs), then the Python
                    package (python/bench/bench.py); --quick fits in a minute
+  bench --service  [--quick] [--requests N]
+                   codejail serve over HTTP on loopback, 1/2/4/8 callers,
+                   against the bare interpreter (crates/service/benches)
   setup-sandbox    [--venv PATH] [--user NAME] [--requirements FILE]
                    [--python PATH] [--dry-run]
                    sandbox user and group, a virtualenv with copied binaries,
@@ -154,10 +157,15 @@ fn ci() -> Result<(), String> {
 }
 
 /// What the tests need beyond cargo and Python: Debian's `apparmor`
-/// (apparmor_parser validates every rendered profile) and `python3-venv`
-/// (the sandbox virtualenv), then the virtualenv itself with numpy. As root
-/// they are installed; otherwise the message says what to run. Returns the
-/// variables that point the tests at the virtualenv.
+/// (apparmor_parser validates every rendered profile), `python3-venv`
+/// (the sandbox virtualenv), `haproxy` (the service's load-balancer
+/// test), `systemd` (`systemd-analyze verify` of the unit in deploy/),
+/// `iproute2` and `util-linux` (the service tests' network namespaces);
+/// then the sandbox virtualenv with numpy and matplotlib, and a test
+/// virtualenv with `jsonschema` and `requests` (the service's refusals
+/// against the real jsonschema; a client as edx-platform's). As root they
+/// are installed; otherwise the message says what to run. Returns the
+/// variables that point the tests at the virtualenvs.
 fn prerequisites() -> Result<Vec<(String, String)>, String> {
     let has_parser = ["/usr/sbin/apparmor_parser", "/sbin/apparmor_parser"]
         .iter()
@@ -172,6 +180,23 @@ fn prerequisites() -> Result<Vec<(String, String)>, String> {
     }
     if !has_venv {
         missing.push("python3-venv");
+    }
+    let has = |paths: &[&str]| paths.iter().any(|p| Path::new(p).exists());
+    for (package, paths) in [
+        ("haproxy", &["/usr/sbin/haproxy", "/usr/bin/haproxy"][..]),
+        (
+            "systemd",
+            &["/usr/bin/systemd-analyze", "/bin/systemd-analyze"],
+        ),
+        (
+            "iproute2",
+            &["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"],
+        ),
+        ("util-linux", &["/usr/bin/unshare", "/bin/unshare"]),
+    ] {
+        if !has(paths) {
+            missing.push(package);
+        }
     }
     // The Python package's test of a 2 GB caller's spawn path reads strace.
     if !Path::new("/usr/bin/strace").is_file() {
@@ -203,21 +228,93 @@ fn prerequisites() -> Result<Vec<(String, String)>, String> {
         "--requirements".to_owned(),
         requirements.display().to_string(),
     ])?;
+    let test_python = test_venv()?;
     Ok(vec![
         (
             "CODEJAIL_SANDBOX_PYTHON".to_owned(),
             format!("{}/bin/python", codejail_apparmor::DEFAULT_VENV),
         ),
         ("CODEJAIL_SANDBOX_USER".to_owned(), "sandbox".to_owned()),
+        ("CODEJAIL_TEST_PYTHON".to_owned(), test_python),
     ])
 }
 
+/// Where the test virtualenv goes: the tests' Python side (jsonschema as
+/// codejail-service pins it, requests as edx-platform calls it), apart
+/// from the sandbox's.
+const TEST_VENV: &str = "/opt/codejail/test-venv";
+/// What it holds.
+const TEST_REQUIREMENTS: [&str; 2] = ["jsonschema==4.23.0", "requests==2.32.3"];
+
+/// Makes the test virtualenv if it lacks its requirements; its python.
+fn test_venv() -> Result<String, String> {
+    let python = format!("{TEST_VENV}/bin/python");
+    let ready = Command::new(&python)
+        .args([
+            "-c",
+            "import importlib.metadata as m, jsonschema, requests, sys; sys.exit(m.version('jsonschema') != '4.23.0')",
+        ])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ready {
+        return Ok(python);
+    }
+    let mut venv = Command::new("/usr/bin/python3");
+    venv.args(["-m", "venv", TEST_VENV]);
+    run(venv)?;
+    let mut pip = Command::new(format!("{TEST_VENV}/bin/pip"));
+    pip.args(["install", "-q", "--disable-pip-version-check"])
+        .args(TEST_REQUIREMENTS);
+    run(pip)?;
+    Ok(python)
+}
+
 fn bench(args: &[String]) -> Result<(), String> {
+    if args.iter().any(|a| a == "--service") {
+        return bench_service(args);
+    }
+    // The `codejail run` row times the release binary.
+    let mut build = cargo();
+    build.args(["build", "-q", "--release", "-p", "codejail-cli"]);
+    run(build)?;
     let mut cmd = cargo();
     cmd.args(["bench", "-q", "-p", "codejail", "--bench", "bench", "--"])
-        .args(args);
+        .args(args)
+        .env("CODEJAIL_BIN", root().join("target/release/codejail"));
     run(cmd)?;
     python::bench(args)
+}
+
+/// `codejail serve` under load: the release binary, then the bench that
+/// drives it (in a network namespace of its own: as root only).
+fn bench_service(args: &[String]) -> Result<(), String> {
+    if !is_root() {
+        return Err("bench --service needs root (the server runs in a network namespace)".into());
+    }
+    let mut build = cargo();
+    build.args(["build", "-q", "--release", "-p", "codejail-cli"]);
+    run(build)?;
+    let rest: Vec<&String> = args.iter().filter(|a| *a != "--service").collect();
+    let mut cmd = cargo();
+    cmd.args([
+        "bench",
+        "-q",
+        "-p",
+        "codejail-service",
+        "--bench",
+        "service",
+        "--",
+    ])
+    .args(rest)
+    .env("CODEJAIL_BIN", root().join("target/release/codejail"));
+    if env::var_os("CODEJAIL_SANDBOX_PYTHON").is_none() {
+        let venv = format!("{}/bin/python", codejail_apparmor::DEFAULT_VENV);
+        if Path::new(&venv).is_file() {
+            cmd.env("CODEJAIL_SANDBOX_PYTHON", venv)
+                .env("CODEJAIL_SANDBOX_USER", "sandbox");
+        }
+    }
+    run(cmd)
 }
 
 fn ensure_cargo_deny() -> Result<(), String> {
@@ -277,10 +374,13 @@ fn unprivileged_tests(test_env: &[(String, String)]) -> Result<(), String> {
         .iter()
         .filter(|v| v["profile"]["test"] == true)
         .filter_map(executable)
-        // The command's own tests need the binary at its build path.
+        // The command's own tests need the binary at its build path; the
+        // service's need root (a network namespace per test).
         .filter(|p| {
-            !p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("cli-"))
+            !p.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n.starts_with("cli-") || n.starts_with("serve-")
+            })
         })
         .collect();
     let codejail_bin = artifacts

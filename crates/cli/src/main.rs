@@ -32,6 +32,7 @@ mod exec;
 mod log;
 mod run;
 mod selftest;
+mod serve;
 
 #[derive(Parser)]
 #[command(
@@ -80,6 +81,9 @@ enum Command {
     /// package's README); exits 2 for a malformed request, 3 when the jail
     /// cannot be set up.
     Api,
+    /// Serve openedx/codejail-service's v0 API (POST /api/v0/code-exec,
+    /// GET /health/, GET /metrics) from a warm pool, per `[service]`.
+    Serve(serve::ServeArgs),
     /// Run the built-in escape corpus against this host and configuration.
     ///
     /// Each attack is judged on evidence: contained (it showed exactly the
@@ -204,11 +208,17 @@ fn main() -> ExitCode {
             jail,
             accept_missing,
         } => selftest::selftest(config, json, &jail, accept_missing.as_deref()),
+        // A stop by SIGTERM is how a service ends: not an error.
+        Command::Serve(args) => return exit(serve::serve(config, args)),
     };
     if let Some(signal) = stop.signal() {
         eprintln!("codejail: stopped by signal {signal}; the run was ended and its jail removed");
         return ExitCode::from(128 + signal as u8);
     }
+    exit(result)
+}
+
+fn exit(result: Result<u8, Fail>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {

@@ -42,6 +42,22 @@ struct Row {
     samples: Vec<Duration>,
 }
 
+/// The whole `codejail run --code 'print(1)'` command, with built-in
+/// defaults (the `python` jail of `/usr/bin/python3`, every layer there
+/// is): what a shell script or another language's caller pays per run.
+fn cli_run(bin: std::path::PathBuf) -> Call {
+    Arc::new(move || {
+        let out = Command::new(&bin)
+            .args(["run", "--code", "print(1)"])
+            .env_remove("CODEJAIL_CONFIG")
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("spawn codejail");
+        assert!(out.status.success() && out.stdout == b"1\n", "{out:?}");
+    })
+}
+
 fn bare(program: &'static str, args: &'static [&'static str]) -> Call {
     Arc::new(move || {
         let status = Command::new(program)
@@ -447,6 +463,18 @@ fn main() {
             samples: vec![],
         },
     ];
+    // The command's row needs the release binary, which `cargo xtask
+    // bench` builds and names here.
+    match std::env::var_os("CODEJAIL_BIN") {
+        Some(bin) => rows.push(Row {
+            name: "codejail run --code print(1)",
+            call: cli_run(bin.into()),
+            samples: vec![],
+        }),
+        None => println!(
+            "the `codejail run` row is left out: CODEJAIL_BIN is unset (cargo xtask bench sets it)"
+        ),
+    }
     rows.extend(prolog_rows(&parent, cores).into_iter().flatten());
     if let Some(only) = &only {
         rows.retain(|r| r.name.contains(only.as_str()) || r.name == "bare python3 -E -B -c pass");

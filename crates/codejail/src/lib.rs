@@ -63,6 +63,6 @@ pub use registry::{
 };
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 pub use runner::Runner;
-pub use settings::{Settings, SettingsError};
+pub use settings::{ServiceSettings, Settings, SettingsError};
 pub use uids::{DEFAULT_UID_LOCK_DIR, UidError, UidRange, UidRangeError, Uids};
 pub use warm::{Health, Warm, WarmOptions};

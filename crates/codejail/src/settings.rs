@@ -27,6 +27,9 @@ use crate::config::{Confinement, JailConfig, Lang};
 use crate::limits::{LimitError, LimitName, override_limit, set_limit};
 use crate::uids::Uids;
 
+mod service;
+pub use service::ServiceSettings;
+
 /// A parsed settings file.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Settings {
@@ -36,6 +39,8 @@ pub struct Settings {
     pub limits: Vec<(LimitName, u64)>,
     /// Limits per context.
     pub overrides: BTreeMap<String, Vec<(LimitName, u64)>>,
+    /// The `[service]` section (`codejail serve`).
+    pub service: ServiceSettings,
 }
 
 /// A settings file that could not be read or understood. The message names
@@ -109,6 +114,7 @@ struct Raw {
     limits: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     #[serde(default)]
     limit_overrides: BTreeMap<String, BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
+    service: Option<service::RawService>,
 }
 
 /// Deserializes the document, or says where (byte offset), at which key
@@ -198,6 +204,11 @@ impl Settings {
                 context.clone(),
                 limit_list(table, &format!("limit_overrides.{context}"))?,
             );
+        }
+        if let Some(service) = raw.service {
+            settings.service = service
+                .resolve()
+                .map_err(|(offset, key, message)| invalid(offset, key, message))?;
         }
         for (name, jail) in raw.jails {
             let mut config = JailConfig::new(jail.bin.get_ref());

@@ -1093,7 +1093,7 @@ for d in ["/", "/tmp", "/sys", "/proc", "../"]:
     tell("list " + d, lambda: os.listdir(d))
 for f in ["/etc/hosts", "/proc/1/cmdline"]:
     tell("read " + f, lambda: open(f).read())
-for f in ["/tmp/x", "../x"]:
+for f in ["/tmp/x", "/var/tmp/x", "../x"]:
     tell("write " + f, lambda: open(f, "w"))
 "#;
     let r = path.jail_code(&code(probe)).unwrap();
@@ -1111,6 +1111,7 @@ for f in ["/tmp/x", "../x"]:
         ("read /etc/hosts", "'/etc/hosts'"),
         ("read /proc/1/cmdline", "'/proc/1/cmdline'"),
         ("write /tmp/x", "'/tmp/x'"),
+        ("write /var/tmp/x", "'/var/tmp/x'"),
         ("write ../x", "'../x'"),
     ]
     .map(|(what, name)| {

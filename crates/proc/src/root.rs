@@ -23,8 +23,9 @@
 //!   `fd`, `stdin`, `stdout`, `stderr` links into `/proc/self/fd`;
 //! - a procfs of the run's pid namespace (`subset=pid`);
 //! - the names the program might reach for, without their contents: the
-//!   host's top-level names (empty directories, the same symbolic links,
-//!   whiteouts for files) and a few of `/etc` ([`ETC_NAMES`]: whiteouts),
+//!   host's top-level names and those of `/var` (empty directories, the
+//!   same symbolic links, whiteouts for files) and a few of `/etc`
+//!   ([`ETC_NAMES`]: whiteouts),
 //!   so that reaching for them gives `EACCES` as under CodeJail's AppArmor
 //!   profile, never the host's data. A whiteout is a character device
 //!   0:0; on the root's `nodev` tmpfs opening it is refused with `EACCES`
@@ -299,6 +300,12 @@ pub(crate) fn plan(input: &Input<'_>) -> Result<Root, RootError> {
     }
     if input.proc {
         builder.placeholder(Path::new("/proc"), Node::Dir, 0o555)?;
+    }
+    // `/var`'s names too: `/var/tmp` is where code reaches for a second
+    // temp dir, and a write there must be refused (EACCES), as under
+    // CodeJail, not missing (ENOENT).
+    if builder.nodes.get(Path::new("var")) == Some(&Node::Dir) {
+        builder.mirror(Path::new("/var"), 0o755)?;
     }
     if builder.nodes.get(Path::new("etc")) == Some(&Node::Dir) {
         for name in ETC_NAMES {

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::LazyLock;
 
 pub mod json;
+mod printable;
 
 /// The driver script: `safe_exec` itself.
 pub const DRIVER: &str = include_str!("driver.py");

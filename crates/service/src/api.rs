@@ -1,0 +1,610 @@
+//! The routes: `POST /api/v0/code-exec`, `/health/`, `/metrics`, and what
+//! Django answers for the rest.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Router, middleware};
+use codejail::{CallOptions, SafeExecError, SafeExecOptions, ServiceSettings};
+use http_body_util::{BodyExt, Limited};
+
+use crate::form::{self, FormError};
+use crate::metrics::Metrics;
+use crate::payload::{self, PayloadError};
+use crate::pool::Pool;
+
+/// The only file name and `python_path` entry codejail-service accepts.
+pub const PYTHON_LIB: &str = "python_lib.zip";
+
+/// What every request handler shares.
+#[derive(Debug)]
+pub struct App {
+    /// The pool that runs the code.
+    pub pool: Arc<Pool>,
+    /// The `[service]` settings.
+    pub settings: ServiceSettings,
+    /// Counters and histograms.
+    pub metrics: Metrics,
+    /// The limit contexts the settings give overrides for.
+    contexts: std::collections::HashSet<String>,
+    next_id: AtomicU64,
+    id_prefix: String,
+}
+
+impl App {
+    /// The shared state of a service; `contexts`: the limit contexts that
+    /// have overrides.
+    pub fn new(
+        pool: Arc<Pool>,
+        settings: ServiceSettings,
+        contexts: std::collections::HashSet<String>,
+    ) -> Arc<App> {
+        let metrics = Metrics::new(pool.clone());
+        let start = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        Arc::new(App {
+            pool,
+            settings,
+            metrics,
+            contexts,
+            next_id: AtomicU64::new(1),
+            id_prefix: format!("{:x}-{:x}", std::process::id(), start & 0xff_ffff),
+        })
+    }
+}
+
+/// The request's id: the client's `X-Request-Id` when it is short and
+/// plain, else one made here.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// The router of the service.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/api/v0/code-exec", any(code_exec))
+        .route("/health/", any(health))
+        .route("/health", any(append_slash))
+        .route("/metrics", any(metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(app.clone(), request_id))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                json(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"error":"Internal error"}"#.to_owned(),
+                )
+            },
+        ))
+        .with_state(app)
+}
+
+async fn request_id(
+    State(app): State<Arc<App>>,
+    mut request: Request,
+    next: middleware::Next,
+) -> Response {
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_owned)
+        .unwrap_or_else(|| {
+            format!(
+                "{}-{}",
+                app.id_prefix,
+                app.next_id.fetch_add(1, Ordering::Relaxed)
+            )
+        });
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    response
+}
+
+/// A JSON answer with codejail-service's content type.
+fn json(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+/// A string as Python's `json.dumps(..., ensure_ascii=False)` writes it,
+/// with `\u2028` and `\u2029` escaped as DRF's renderer does.
+pub fn py_json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\u{2028}' | '\u{2029}' => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn error(status: StatusCode, message: &str) -> Response {
+    json(status, format!("{{\"error\":{}}}", py_json_string(message)))
+}
+
+/// DRF's body for a refused method, with its `Allow`.
+fn method_not_allowed(method: &Method) -> Response {
+    let mut r = json(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!(
+            "{{\"detail\":{}}}",
+            py_json_string(&format!("Method \"{method}\" not allowed."))
+        ),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    r
+}
+
+fn busy() -> Response {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Codejail service is busy; try again",
+    );
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    r
+}
+
+/// When a token is configured and the request does not carry it
+/// (compared in constant time), the refusal.
+fn authorized(app: &App, request: &Request) -> Option<Response> {
+    let Some(token) = &app.settings.token else {
+        return None;
+    };
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    let refuse = |detail: &str| {
+        let mut r = json(
+            StatusCode::UNAUTHORIZED,
+            format!("{{\"detail\":{}}}", py_json_string(detail)),
+        );
+        r.headers_mut()
+            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        r
+    };
+    let Some(given) = given else {
+        return Some(refuse("Authentication credentials were not provided."));
+    };
+    let (a, b) = (given.as_bytes(), token.as_bytes());
+    let differ = a.len() != b.len() || a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) != 0;
+    differ.then(|| refuse("Invalid token."))
+}
+
+/// What a code-exec request came to, for the log and the metrics.
+struct Done {
+    response: Response,
+    outcome: &'static str,
+    slug: Option<String>,
+    context: Option<String>,
+    killed_by: Option<&'static str>,
+    status: Option<i32>,
+}
+
+impl Done {
+    fn refused(response: Response, outcome: &'static str) -> Done {
+        Done {
+            response,
+            outcome,
+            slug: None,
+            context: None,
+            killed_by: None,
+            status: None,
+        }
+    }
+}
+
+async fn code_exec(State(app): State<Arc<App>>, request: Request) -> Response {
+    let started = Instant::now();
+    let id = request
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    let done = serve_code_exec(&app, request, started).await;
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    app.metrics.request(done.outcome);
+    if let Some(reason) = done.killed_by {
+        app.metrics.kill(reason);
+    }
+    tracing::info!(
+        request_id = %id,
+        slug = done.slug.as_deref().unwrap_or(""),
+        limit_context = done.context.as_deref().unwrap_or(""),
+        duration_ms = (ms * 1000.0).round() / 1000.0,
+        outcome = done.outcome,
+        http_status = done.response.status().as_u16(),
+        exit_status = done.status,
+        killed_by = done.killed_by,
+        "code-exec"
+    );
+    done.response
+}
+
+async fn serve_code_exec(app: &Arc<App>, request: Request, started: Instant) -> Done {
+    if let Some(r) = authorized(app, &request) {
+        return Done::refused(r, "unauthorized");
+    }
+    match *request.method() {
+        Method::POST => {}
+        Method::OPTIONS => {
+            let mut r = json(
+                StatusCode::OK,
+                r#"{"name":"Code Exec","description":"Runs Python code in a codejail sandbox (codejail-service's v0 API).","renders":["application/json"],"parses":["application/x-www-form-urlencoded","multipart/form-data"]}"#.to_owned(),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+            return Done::refused(r, "options");
+        }
+        ref other => return Done::refused(method_not_allowed(other), "method_not_allowed"),
+    }
+    let s = &app.settings;
+    if !s.enabled {
+        return Done::refused(
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Codejail service not enabled",
+            ),
+            "disabled",
+        );
+    }
+    if !app.pool.safe() {
+        return Done::refused(
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Codejail service is not correctly configured",
+            ),
+            "not_configured",
+        );
+    }
+    // A place in the queue before the body is read: past it, nothing is
+    // buffered.
+    let Some(admission) = app.pool.admit() else {
+        return Done::refused(busy(), "busy");
+    };
+    let deadline = started + s.request_deadline;
+    let content_type = request
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("Request body larger than {} bytes", s.max_body_bytes),
+        )
+    };
+    if declared.is_some_and(|n| n > s.max_body_bytes) {
+        return Done::refused(too_large(), "too_large");
+    }
+    let limit = usize::try_from(s.max_body_bytes).unwrap_or(usize::MAX);
+    let body = Limited::new(request.into_body(), limit);
+    let body = match tokio::time::timeout_at(deadline.into(), body.collect()).await {
+        Err(_) => {
+            return Done::refused(
+                error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "Request body not received in time",
+                ),
+                "timeout",
+            );
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return Done::refused(too_large(), "too_large");
+        }
+        Ok(Err(_)) => {
+            return Done::refused(
+                error(StatusCode::BAD_REQUEST, "Request body could not be read"),
+                "bad_request",
+            );
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    // DRF: an empty body is an empty form, whatever its type.
+    let form = if body.is_empty() {
+        form::Form::default()
+    } else {
+        match form::parse(&content_type, body, s.max_form_bytes, s.max_file_bytes).await {
+            Ok(form) => form,
+            Err(e) => {
+                let (status, key, outcome) = match &e {
+                    FormError::UnsupportedMediaType(_) => {
+                        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "detail", "bad_request")
+                    }
+                    FormError::Multipart(_) | FormError::TooMany { .. } => {
+                        (StatusCode::BAD_REQUEST, "detail", "bad_request")
+                    }
+                    FormError::FieldsTooBig(_) | FormError::FileTooBig { .. } => {
+                        (StatusCode::PAYLOAD_TOO_LARGE, "error", "too_large")
+                    }
+                };
+                let body = format!("{{\"{key}\":{}}}", py_json_string(&e.to_string()));
+                return Done::refused(json(status, body), outcome);
+            }
+        }
+    };
+    let Some(payload_text) = form.field("payload") else {
+        return Done::refused(
+            error(
+                StatusCode::BAD_REQUEST,
+                "Missing 'payload' parameter in POST body",
+            ),
+            "bad_request",
+        );
+    };
+    let params = match payload::parse(payload_text) {
+        Ok(p) => p,
+        Err(e) => {
+            let outcome = match e {
+                PayloadError::Parse(_) => "bad_json",
+                PayloadError::Schema { .. } => "schema_mismatch",
+            };
+            tracing::warn!(error = %e, "refused a payload");
+            return Done::refused(error(StatusCode::BAD_REQUEST, &e.to_string()), outcome);
+        }
+    };
+    if params
+        .python_path
+        .iter()
+        .any(|p| p.as_str() != Some(PYTHON_LIB))
+    {
+        return Done::refused(
+            error(
+                StatusCode::BAD_REQUEST,
+                "Only allowed entry in 'python_path' is 'python_lib.zip'",
+            ),
+            "bad_python_path",
+        );
+    }
+    let files = form.unique_files();
+    if files.iter().any(|(name, _)| name != PYTHON_LIB) {
+        return Done::refused(
+            error(
+                StatusCode::BAD_REQUEST,
+                "Only allowed name for uploaded file is 'python_lib.zip'",
+            ),
+            "bad_files",
+        );
+    }
+    if params.unsafely {
+        return Done::refused(
+            error(
+                StatusCode::BAD_REQUEST,
+                "Refusing codejail execution with unsafely=true",
+            ),
+            "unsafely",
+        );
+    }
+    let slug = params.slug.clone();
+    let context = params.limit_overrides_context.clone();
+    if s.log_code {
+        tracing::info!(slug = slug.as_deref().unwrap_or(""), code = %params.code.to_string_lossy(), "submitted code");
+    }
+    let with_error = |globals: &str, emsg: &str| {
+        json(
+            StatusCode::OK,
+            format!(
+                "{{\"globals_dict\":{globals},\"emsg\":{}}}",
+                py_json_string(emsg)
+            ),
+        )
+    };
+    let done = |response, outcome, killed_by, status| Done {
+        response,
+        outcome,
+        slug: slug.clone(),
+        context: context.clone(),
+        killed_by,
+        status,
+    };
+    // What CodeJail itself would fail on before running anything.
+    let Some(code) = params.code.as_str().map(str::to_owned) else {
+        let (at, cp) = params
+            .code
+            .code_points()
+            .enumerate()
+            .find(|(_, c)| (0xD800..0xE000).contains(c))
+            .unwrap_or((0, 0xD800));
+        let emsg = format!(
+            "'utf-8' codec can't encode character '\\u{cp:04x}' in position {at}: surrogates not allowed"
+        );
+        return done(
+            with_error(&params.globals_json, &emsg),
+            "code_error",
+            None,
+            None,
+        );
+    };
+    let has_lib = files.iter().any(|(n, _)| n == PYTHON_LIB);
+    if !params.python_path.is_empty() && !has_lib {
+        // CodeJail would copy python_lib.zip from its own working
+        // directory; this service never stages a file of its own disk.
+        let emsg = format!("[Errno 2] No such file or directory: '{PYTHON_LIB}'");
+        return done(
+            with_error(&params.globals_json, &emsg),
+            "code_error",
+            None,
+            None,
+        );
+    }
+    let options = SafeExecOptions {
+        python_path: params
+            .python_path
+            .iter()
+            .map(|_| PYTHON_LIB.into())
+            .collect(),
+        call: CallOptions {
+            extra_files: files
+                .into_iter()
+                .map(|(name, data)| (name, data.to_vec()))
+                .collect(),
+            // A context without overrides means the global limits, as
+            // for CodeJail: it is not handed on, so that a client's
+            // stream of made-up names cannot grow what the facade
+            // remembers of unknown contexts.
+            limits_context: context.clone().filter(|c| app.contexts.contains(c)),
+            slug: slug.clone(),
+            cancel: Some(app.pool.cancel.clone()),
+            ..CallOptions::default()
+        },
+    };
+    let globals = params.globals_json.clone();
+    let metrics_app = app.clone();
+    let run = app
+        .pool
+        .run(admission, deadline, move |warm| {
+            let t = Instant::now();
+            let r = warm.safe_exec_json_updated(&code, &globals, &options);
+            metrics_app.metrics.duration(t.elapsed().as_secs_f64());
+            r
+        })
+        .await;
+    match run {
+        Err(_) => done(busy(), "busy", None, None),
+        Ok(Ok(text)) => done(
+            json(StatusCode::OK, format!("{{\"globals_dict\":{text}}}")),
+            "success",
+            None,
+            Some(0),
+        ),
+        Ok(Err(SafeExecError::Jail(codejail::JailError::Warm(codejail::WarmError::Busy {
+            ..
+        })))) => done(busy(), "busy", None, None),
+        Ok(Err(e)) => {
+            let result = e.result();
+            let killed_by = result.and_then(|r| r.killed_by).map(|k| k.as_str());
+            let status = result.map(|r| r.status);
+            let outcome = if result.is_some() {
+                "code_error"
+            } else {
+                "setup_error"
+            };
+            if result.is_none() {
+                tracing::error!(error = %e, "the run could not be set up");
+            }
+            done(
+                with_error(&params.globals_json, &e.codejail_message()),
+                outcome,
+                killed_by,
+                status,
+            )
+        }
+    }
+}
+
+async fn health(State(app): State<Arc<App>>) -> Response {
+    if app.pool.safe() {
+        json(StatusCode::OK, r#"{"status": "OK"}"#.to_owned())
+    } else {
+        json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            r#"{"status": "UNAVAILABLE"}"#.to_owned(),
+        )
+    }
+}
+
+/// Django's `APPEND_SLASH`: `/health` is `/health/`.
+async fn append_slash(request: Request) -> Response {
+    let location = match request.uri().query() {
+        Some(q) => format!("/health/?{q}"),
+        None => "/health/".to_owned(),
+    };
+    let mut r = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    r
+}
+
+async fn metrics(State(app): State<Arc<App>>, request: Request) -> Response {
+    if let Some(r) = authorized(&app, &request) {
+        return r;
+    }
+    if !matches!(*request.method(), Method::GET | Method::HEAD) {
+        let mut r = json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!(
+                "{{\"detail\":{}}}",
+                py_json_string(&format!("Method \"{}\" not allowed.", request.method()))
+            ),
+        );
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        return r;
+    }
+    let mut r = app.metrics.render().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    r
+}
+
+/// Django's page for an unknown path (`DEBUG = False`).
+async fn not_found() -> Response {
+    let mut r = (
+        StatusCode::NOT_FOUND,
+        Body::from(
+            "\n<!doctype html>\n<html lang=\"en\">\n<head>\n  <title>Not Found</title>\n</head>\n<body>\n  <h1>Not Found</h1><p>The requested resource was not found on this server.</p>\n</body>\n</html>\n",
+        ),
+    )
+        .into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_written_as_python_and_drf_write_them() {
+        assert_eq!(
+            py_json_string("a\"b\\c\nd\u{1}é\u{2028}\u{7f}"),
+            "\"a\\\"b\\\\c\\nd\\u0001é\\u2028\u{7f}\""
+        );
+    }
+}
