@@ -580,10 +580,14 @@ fn main() {
             warm_rate / bare_rate
         );
     }
+    // The rows hold the pools too (the prolog's among them): only the
+    // soak's handle is left, and with `--only` none, so that the jail
+    // parent is empty when it is removed.
+    drop(rows);
     if only.is_none() {
-        // The rows hold the pool too: only the soak's handle is left.
-        drop(rows);
         soak_test(&jail, warm, &parent, soak);
+    } else {
+        drop(warm);
     }
     let _ = std::fs::remove_dir(&parent);
 }
