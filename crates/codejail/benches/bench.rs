@@ -6,7 +6,11 @@
 //! `-S` too, for how much of it the site hooks take), `jail_code("print(1)")`
 //! (and again in a jail with `allow_exec`, which leaves out the `no_exec`
 //! layer: the exec guard's cost), `safe_exec("x = 1 + 1")` with empty
-//! and with 100 KB globals, and the warm path. Each row: median, p90, p99,
+//! and with 100 KB globals, and the warm path. Where there is a sandbox
+//! virtualenv with numpy, random2 and six (`CODEJAIL_SANDBOX_PYTHON`, else
+//! `cargo xtask setup-sandbox`'s default place), a problem's realistic
+//! code (a prolog like Open edX's, then numpy): the bare interpreter
+//! running it, cold, warm, and warm with the jail's `preload`. Each row: median, p90, p99,
 //! calls/s with one caller and with one caller per core, and the median's
 //! ratio to the bare interpreter spawn. Then a soak: many more calls on
 //! the cold and on the warm path, with what the bench holds (its RSS and
@@ -115,6 +119,86 @@ fn warm_safe_exec(warm: Arc<Warm>) -> Call {
             .expect("warm safe_exec");
         assert_eq!(g["x"], 2);
     })
+}
+
+/// A problem's code as Open edX runs it: a prolog (one thread for
+/// OpenBLAS, `random2` as `random`, seeded, `six`), then numpy.
+const PROLOG: &str = "import os\n\
+os.environ['OPENBLAS_NUM_THREADS'] = '1'\n\
+import random2 as random\n\
+random.seed(42)\n\
+import six\n\
+import numpy as np\n\
+answer = float(np.sqrt(16))\n\
+print(answer)\n";
+
+/// What the prolog needs preloaded.
+const PRELOAD: &[&str] = &["numpy", "random2", "six"];
+
+/// The sandbox virtualenv's interpreter, where there is one.
+fn sandbox_python() -> Option<String> {
+    let bin = std::env::var("CODEJAIL_SANDBOX_PYTHON")
+        .unwrap_or_else(|_| "/opt/codejail/sandbox-venv/bin/python".to_owned());
+    Path::new(&bin).is_file().then_some(bin)
+}
+
+fn prolog_cold(jail: Arc<Jail>) -> Call {
+    Arc::new(move || {
+        let r = jail.jail_code(&JailCode::code(PROLOG)).expect("jail_code");
+        assert_eq!(r.stdout, b"4.0\n", "{}", String::from_utf8_lossy(&r.stderr));
+    })
+}
+
+fn prolog_warm(warm: Arc<Warm>) -> Call {
+    Arc::new(move || {
+        let r = warm
+            .jail_code(&JailCode::code(PROLOG))
+            .expect("warm jail_code");
+        assert_eq!(r.stdout, b"4.0\n", "{}", String::from_utf8_lossy(&r.stderr));
+        assert!(r.warm, "the warm pool ran it cold");
+    })
+}
+
+fn prolog_bare(bin: String) -> Call {
+    Arc::new(move || {
+        let out = Command::new(&bin)
+            .args(["-E", "-B", "-c", PROLOG])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .expect("spawn");
+        assert_eq!(out.stdout, b"4.0\n");
+    })
+}
+
+/// The prolog's rows: bare, cold, warm, warm with the preload; `None`
+/// (said) without a sandbox virtualenv.
+fn prolog_rows(parent: &Path, cores: usize) -> Option<Vec<Row>> {
+    let Some(bin) = sandbox_python() else {
+        println!(
+            "no sandbox virtualenv (CODEJAIL_SANDBOX_PYTHON, or cargo xtask setup-sandbox): no prolog rows\n"
+        );
+        return None;
+    };
+    let mut config = codejail::JailConfig::new(&bin);
+    config.user = std::env::var("CODEJAIL_SANDBOX_USER").ok();
+    config.jail_parent = Some(parent.to_owned());
+    let jail = Arc::new(Jail::new("python-sandbox", config.clone()).expect("configure"));
+    config.preload = PRELOAD.iter().map(|m| (*m).to_owned()).collect();
+    let preloaded = Arc::new(Jail::new("python-preload", config).expect("configure"));
+    let warm = Arc::new(jail.warm(cores).expect("warm pool"));
+    let warm_preloaded = Arc::new(preloaded.warm(cores).expect("warm pool with a preload"));
+    let row = |name, call| Row {
+        name,
+        call,
+        samples: vec![],
+    };
+    Some(vec![
+        row("prolog+numpy, bare", prolog_bare(bin)),
+        row("prolog+numpy, cold", prolog_cold(jail)),
+        row("prolog+numpy, warm", prolog_warm(warm)),
+        row("prolog+numpy, warm, preload", prolog_warm(warm_preloaded)),
+    ])
 }
 
 fn proc_true(policy: codejail_proc::Policy, allow_exec: bool) -> Call {
@@ -391,6 +475,7 @@ fn main() {
             "the `codejail run` row is left out: CODEJAIL_BIN is unset (cargo xtask bench sets it)"
         ),
     }
+    rows.extend(prolog_rows(&parent, cores).into_iter().flatten());
     if let Some(only) = &only {
         rows.retain(|r| r.name.contains(only.as_str()) || r.name == "bare python3 -E -B -c pass");
     }
@@ -473,17 +558,36 @@ fn main() {
         );
     }
     println!("\n(times in ms; ratio = median / bare python3 median, same run)");
-    if let Some(warm_row) = rows.iter().find(|r| r.name.ends_with("warm")) {
+    let median_of = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name)
+            .map(|r| percentile(&r.samples, 0.5))
+    };
+    if let (Some(cold), Some(preloaded)) = (
+        median_of("prolog+numpy, cold"),
+        median_of("prolog+numpy, warm, preload"),
+    ) {
+        println!(
+            "prolog+numpy warm with preload: {} ms median, {:.3}x the same code cold (target: <= 5 ms, <= 0.1x)",
+            ms(preloaded),
+            preloaded.as_secs_f64() / cold.as_secs_f64()
+        );
+    }
+    if let Some(warm_row) = rows.iter().find(|r| r.name == "safe_exec x = 1 + 1, warm") {
         let warm_rate = throughput(&warm_row.call, cores, each);
         println!(
             "warm safe_exec with {cores} callers: {:.1}x the bare spawn rate with {cores} callers",
             warm_rate / bare_rate
         );
     }
+    // The rows hold the pools too (the prolog's among them): only the
+    // soak's handle is left, and with `--only` none, so that the jail
+    // parent is empty when it is removed.
+    drop(rows);
     if only.is_none() {
-        // The rows hold the pool too: only the soak's handle is left.
-        drop(rows);
         soak_test(&jail, warm, &parent, soak);
+    } else {
+        drop(warm);
     }
     let _ = std::fs::remove_dir(&parent);
 }

@@ -85,6 +85,24 @@ pub enum ConfigError {
     /// could be had for that run.
     #[error(transparent)]
     Uid(#[from] crate::UidError),
+    /// An entry of the jail's `preload` is not a module name.
+    #[error(
+        "preload entry `{module}` is not a module name; give Python module names such as numpy or numpy.linalg"
+    )]
+    BadPreload {
+        /// The entry.
+        module: String,
+    },
+    /// The jail has a `preload` but its language has no warm path.
+    #[error(
+        "jail `{jail}` runs {lang}, which has no warm path to preload modules into; remove `preload`, or use a python3 jail"
+    )]
+    PreloadNeedsPython {
+        /// The jail.
+        jail: String,
+        /// Its language.
+        lang: String,
+    },
 }
 
 /// Why the interpreter could not tell a jail its facts (its prefixes, the
@@ -245,6 +263,32 @@ pub enum WarmError {
     /// An interpreter could not be started.
     #[error("a warm interpreter did not start: {0}")]
     Start(String),
+    /// A module of the jail's `preload` failed to import in a new
+    /// interpreter (inside its confinement).
+    #[error(
+        "a warm interpreter could not import `{module}` (the jail's preload): {error}; install it for the jail's interpreter, or take it out of `preload`"
+    )]
+    Preload {
+        /// The module.
+        module: String,
+        /// The exception, as `Type: message` (bounded, control
+        /// characters escaped).
+        error: String,
+    },
+    /// A new interpreter had more than one thread once it had imported the
+    /// jail's `preload`: it forks a worker per call, and a fork keeps only
+    /// the thread that forks.
+    #[error(
+        "a warm interpreter has {threads} threads after importing {}; it forks its workers and must have one: take the module that starts threads at import out of the jail's `preload`",
+        preload_list(modules)
+    )]
+    Threads {
+        /// The threads it had.
+        threads: usize,
+        /// The module after whose import they were found, or the whole
+        /// preload when only the count was seen.
+        modules: Vec<String>,
+    },
     /// No uid of the jail's range could be had for a new interpreter.
     #[error("a warm interpreter did not start: {0}")]
     Uid(#[source] crate::UidError),
@@ -254,6 +298,18 @@ pub enum WarmError {
     /// The call's Landlock ruleset could not be built.
     #[error("could not build the call's Landlock ruleset: {0}")]
     Landlock(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// `numpy, six`, quoted; or what an empty preload means.
+fn preload_list(modules: &[String]) -> String {
+    if modules.is_empty() {
+        return "its driver (no preload)".to_owned();
+    }
+    modules
+        .iter()
+        .map(|m| format!("`{m}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Why `safe_exec` failed (CodeJail's `SafeExecException`).

@@ -83,6 +83,22 @@ impl Jail {
     /// [`ConfigError`]: the program is missing, the interpreter fails, the
     /// user is unknown.
     pub fn new(name: impl Into<String>, config: JailConfig) -> Result<Jail, ConfigError> {
+        if let Some(bad) = config
+            .preload
+            .iter()
+            .find(|m| !crate::config::is_module_name(m))
+        {
+            return Err(ConfigError::BadPreload {
+                module: bad.clone(),
+            });
+        }
+        let name = name.into();
+        if !config.preload.is_empty() && !config.lang.has_safe_exec() {
+            return Err(ConfigError::PreloadNeedsPython {
+                jail: name,
+                lang: config.lang.to_string(),
+            });
+        }
         let bin = resolve_bin(&config.bin)?;
         let identity = match &config.user {
             None => codejail_proc::NOBODY,
@@ -155,7 +171,7 @@ impl Jail {
         facts.read_exec.sort();
         facts.read_exec.dedup();
         Ok(Jail {
-            name: name.into(),
+            name,
             config: JailConfig { bin, ..config },
             identity,
             uids,

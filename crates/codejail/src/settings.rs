@@ -6,6 +6,7 @@
 //! user = "sandbox"        # optional: the group of every run (and the uid with uids = "off")
 //! uids = "2000000000-2000065535"  # optional: a uid of its own per run (the default), or "off"
 //! policy = "auto"         # auto | require:landlock,seccomp,... | unsafe
+//! preload = ["numpy", "random2", "six"]  # optional: what each warm interpreter imports first
 //! allow_exec = false      # true: the code may start other programs
 //!
 //! [limits]
@@ -98,6 +99,8 @@ struct RawJail {
     jail_parent: Option<String>,
     uids: Option<Spanned<String>>,
     uid_lock_dir: Option<Spanned<String>>,
+    #[serde(default)]
+    preload: Vec<Spanned<String>>,
     #[serde(default)]
     read_paths: Vec<Spanned<String>>,
 }
@@ -253,6 +256,31 @@ impl Settings {
                 }
                 config.uid_lock_dir = Some(path);
             }
+            let preload_at = jail.preload.first().map_or(0, |m| m.span().start);
+            for module in jail.preload {
+                if !crate::config::is_module_name(module.get_ref()) {
+                    return Err(invalid(
+                        module.span().start,
+                        format!("jails.{name}.preload"),
+                        crate::ConfigError::BadPreload {
+                            module: module.get_ref().clone(),
+                        }
+                        .to_string(),
+                    ));
+                }
+                config.preload.push(module.into_inner());
+            }
+            if !config.preload.is_empty() && !config.lang.has_safe_exec() {
+                return Err(invalid(
+                    preload_at,
+                    format!("jails.{name}.preload"),
+                    crate::ConfigError::PreloadNeedsPython {
+                        jail: name.clone(),
+                        lang: config.lang.to_string(),
+                    }
+                    .to_string(),
+                ));
+            }
             for (i, path) in jail.read_paths.iter().enumerate() {
                 let p = PathBuf::from(path.get_ref());
                 if !p.is_absolute() {
@@ -359,6 +387,14 @@ mod tests {
             matches!(jail.confinement, Confinement::Require(set) if set.names() == ["landlock", "seccomp"])
         );
         assert_eq!(s.limits, [(LimitName::Realtime, 3), (LimitName::Cpu, 2)]);
+        assert_eq!(jail.preload, Vec::<String>::new());
+        let preloaded =
+            parse("[jails.p]\nbin = \"/x\"\npreload = [\"numpy\", \"numpy.linalg\", \"six\"]\n")
+                .unwrap();
+        assert_eq!(
+            preloaded.jails["p"].preload,
+            ["numpy", "numpy.linalg", "six"]
+        );
         assert_eq!(s.overrides["big-course"], [(LimitName::Realtime, 10)]);
     }
 
@@ -426,6 +462,33 @@ mod tests {
             .to_string();
         assert!(
             err.starts_with("codejail.toml:3: jails.python.uid_lock_dir: `run` is not an absolute"),
+            "{err}"
+        );
+        let err = parse(
+            "[jails.python]\nbin = \"/x\"\npreload = [\n  \"numpy\",\n  \"os; import x\",\n]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with(
+                "codejail.toml:5: jails.python.preload: preload entry `os; import x` is not a module name"
+            ),
+            "{err}"
+        );
+        let err = parse("[jails.python]\nbin = \"/x\"\npreload = \"numpy\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("codejail.toml:3: jails.python.preload: invalid type: string"),
+            "{err}"
+        );
+        let err = parse("[jails.sh]\nbin = \"/bin/sh\"\nlang = \"other\"\npreload = [\"numpy\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(
+                "codejail.toml:4: jails.sh.preload: jail `sh` runs other, which has no warm path"
+            ),
             "{err}"
         );
         let err = parse("[jails.python]\nbin = \"/x\"\nread_paths = [\"/srv/data\", \"data\"]\n")

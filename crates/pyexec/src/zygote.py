@@ -1,11 +1,15 @@
 # ---------------------------------------------------------------------------
 # codejail warm path: the zygote. Appended to driver.py (with ZYGOTE = True
 # before it) and run inside a fully confined jail, every layer on, as the
-# jail's code: `jailed_code POOL MAX_CALLS`.
+# jail's code: `jailed_code POOL MAX_CALLS [MODULE...]`.
 #
 # Its channel to the pool is its stdin: one end of a socketpair the pool
-# made and kept the other end of, so no other process can talk to it. When
-# it is ready it says "ready\n"; then it serves one call at a time. A
+# made and kept the other end of, so no other process can talk to it.
+# Before it serves it rehearses a call, then imports the jail's preload
+# (the MODULEs), with every variable that tells a numerical library how
+# many threads to start set to 1: it must have one thread when it forks.
+# When it is ready it says "ready\n" (a preload that failed: one JSON line
+# naming the module, then it exits); then it serves one call at a time. A
 # request is one JSON line, {"home", "tmp", "tmpdir", "mode", "limits",
 # "tmp_access"},
 # sent with five descriptors (SCM_RIGHTS): the worker's stdin, stdout,
@@ -37,6 +41,7 @@
 # then exits) when anything of its own changed, or after MAX_CALLS calls.
 # ---------------------------------------------------------------------------
 import ctypes
+import importlib
 import resource
 import select
 import signal
@@ -70,6 +75,7 @@ def worker(req, fds, chld):
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
+        reseed()
         _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[4], 0), "landlock_restrict_self")
         # Out of the way of the targets first, then onto 0..3.
         moved = [os.dup(fd) for fd in fds[:4]]
@@ -280,7 +286,65 @@ def rehearse():
         os.close(w)
 
 
-def zygote(max_calls):
+# What tells a library how many threads to start: OpenBLAS (which reads
+# the OpenMP and GotoBLAS ones too), MKL, BLIS, numexpr, OpenMP.
+THREAD_VARIABLES = (
+    "OPENBLAS_NUM_THREADS",
+    "GOTO_NUM_THREADS",
+    "OMP_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+
+
+def preload(modules):
+    """Imports the jail's preload, with one thread per library (the
+    variables are read when a library loads; afterwards the environment is
+    a cold run's again). None, or what to tell the pool: the module that
+    failed to import, or that left a thread of Python's running."""
+    if not modules:
+        return None
+    import threading
+
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    os.environ.update({name: "1" for name in THREAD_VARIABLES})
+    try:
+        for module in modules:
+            try:
+                importlib.import_module(module)
+            except BaseException as e:  # SystemExit, too: a module's import must not end the zygote silently
+                import traceback
+
+                traceback.print_exc()
+                return {"preload": module, "error": ("%s: %s" % (type(e).__name__, e))[:1000]}
+            if threading.active_count() != 1:
+                names = sorted(t.name for t in threading.enumerate() if t is not threading.current_thread())
+                return {"preload": module, "threads": threading.active_count(), "names": names[:10]}
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return None
+
+
+# Preloaded modules that hold a random generator seeded at import: every
+# worker would start from the zygote's state, so every call would draw the
+# same numbers. Python's `random` reseeds itself at a fork; these are
+# reseeded in each worker, as a cold run seeds them.
+RESEEDED = ("random2", "numpy.random")
+
+
+def reseed():
+    for name in RESEEDED:
+        seed = getattr(sys.modules.get(name), "seed", None)
+        if callable(seed):
+            seed()
+
+
+def zygote(max_calls, modules):
     import gc
 
     _check(_libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0), "prctl")
@@ -290,6 +354,10 @@ def zygote(max_calls):
     signal.set_wakeup_fd(chld_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     rehearse()
+    failed = preload(modules)
+    if failed is not None:
+        sock.sendall(dumps(failed).encode("ascii") + b"\n")
+        os._exit(1)
     # Everything imported so far lives on in every worker: keep the garbage
     # collector off those pages so that forked workers share them.
     gc.freeze()
@@ -309,4 +377,4 @@ def zygote(max_calls):
             os._exit(0)
 
 
-zygote(int(sys.argv[2]))
+zygote(int(sys.argv[2]), sys.argv[3:])

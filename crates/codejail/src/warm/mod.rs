@@ -155,6 +155,7 @@ impl Jail {
             owner,
             quota,
             max_calls: options.max_calls,
+            preload: self.config().preload.clone(),
         };
         let (pool, keeper) = match Pool::start(self.clone(), recipe, options.size) {
             Ok(started) => started,
@@ -252,6 +253,12 @@ impl Warm {
             restarts: self.pool.restarts.load(Ordering::Relaxed),
             failures: self.pool.failures.load(Ordering::Relaxed),
         }
+    }
+
+    /// The pids (as this process sees them) of the zygotes idle now: for
+    /// tests and for measuring what a pool costs (`/proc/<pid>/smaps_rollup`).
+    pub fn zygote_pids(&self) -> Vec<i32> {
+        self.pool.idle_pids()
     }
 
     /// Processes of the pool beyond its idle zygotes, found on the host by
@@ -382,7 +389,7 @@ impl Warm {
         let id = self.calls.fetch_add(1, Ordering::Relaxed);
         let answered = self.ask(&zygote, id, request, limits, &mode, start);
         match &answered {
-            Ok(a) if !a.retire => {
+            Ok(a) if !a.retire && single_threaded(&zygote) => {
                 self.pool.served.fetch_add(1, Ordering::Relaxed);
                 self.pool.give_back(zygote);
             }
@@ -523,6 +530,25 @@ impl Warm {
             layers: self.layers,
             landlock: Probe::get().landlock_status,
             warm: true,
+        }
+    }
+}
+
+/// Whether `zygote` may fork again: one thread (counted by the kernel),
+/// as when it became ready. One that is not is retired, with a warning.
+fn single_threaded(zygote: &Zygote) -> bool {
+    match zygote.threads() {
+        Ok(1) => true,
+        Ok(threads) => {
+            tracing::warn!(
+                threads,
+                "a warm interpreter started threads after it became ready; it is replaced"
+            );
+            false
+        }
+        Err(e) => {
+            tracing::warn!("could not count a warm interpreter's threads; it is replaced: {e}");
+            false
         }
     }
 }

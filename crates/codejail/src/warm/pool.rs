@@ -128,6 +128,11 @@ impl Pool {
         self.lock().idle.len()
     }
 
+    /// The pids of the idle zygotes.
+    pub(crate) fn idle_pids(&self) -> Vec<i32> {
+        self.lock().idle.iter().map(Zygote::pid).collect()
+    }
+
     /// The keeper: starts the missing zygotes, waiting longer after each
     /// failed start, until the pool is dropped.
     fn keep(&self, jail: &Jail, recipe: &Recipe) {

@@ -32,6 +32,9 @@ pub(crate) struct Recipe {
     pub quota: Option<TmpQuota>,
     /// After this many calls a zygote retires.
     pub max_calls: u64,
+    /// The modules each zygote imports before it serves (the jail's
+    /// `preload`).
+    pub preload: Vec<String>,
 }
 
 /// A running zygote. Dropping it ends it (its run is cancelled: every
@@ -49,6 +52,11 @@ pub(crate) struct Zygote {
     /// joined the run (every process of it reaped).
     owner: Option<(u32, u32)>,
     _uid: Option<RunIdentity>,
+    /// Its pid as the caller sees it (the kernel's credentials on its
+    /// `ready` message), and a pidfd of it: a read of `/proc/<pid>` is
+    /// about the zygote when the pidfd says it was alive after the read.
+    pid: i32,
+    pidfd: Option<OwnedFd>,
 }
 
 impl Drop for Zygote {
@@ -90,6 +98,10 @@ impl Zygote {
         })
         .map_err(|e| WarmError::Start(e.to_string()))?;
         let (ours, theirs) = UnixStream::pair().map_err(io_err("make the zygote's channel"))?;
+        // The kernel then attaches the sender's pid, as this process sees
+        // it, to what the zygote sends (its `ready` line).
+        rustix::net::sockopt::set_socket_passcred(&ours, true)
+            .map_err(|e| io_err("configure the zygote's channel")(e.into()))?;
         let (cancel_r, cancel_w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
             .map_err(|e| io_err("create a pipe")(e.into()))?;
         let spawn = spawn_of(jail, recipe, owner, &home, theirs.into(), cancel_r)?;
@@ -103,10 +115,20 @@ impl Zygote {
             home,
             owner,
             _uid: who,
+            pid: 0,
+            pidfd: None,
         };
-        match zygote.wait_ready() {
+        match zygote
+            .wait_ready()
+            .and_then(|()| zygote.check_threads(&recipe.preload))
+        {
             Ok(()) => Ok(zygote),
-            Err(why) => {
+            Err(Failed::Refused(e)) => {
+                // Its drop ends it, every process of it.
+                drop(zygote);
+                Err(e)
+            }
+            Err(Failed::Said(why)) => {
                 // Cancel it, then say what it printed, if it ended.
                 zygote.cancel = None;
                 let out = zygote.run.take().map(JoinHandle::join);
@@ -124,16 +146,18 @@ impl Zygote {
         }
     }
 
-    /// Waits for the zygote's `ready` line.
-    fn wait_ready(&mut self) -> Result<(), String> {
+    /// Waits for the zygote's `ready` line (or its word on why it will
+    /// not serve), and learns its pid from the kernel's credentials on it.
+    fn wait_ready(&mut self) -> Result<(), Failed> {
         let started = Instant::now();
         let mut said = Vec::new();
+        let mut pid = None;
         loop {
             let left = START_TIMEOUT.saturating_sub(started.elapsed());
             if left.is_zero() {
-                return Err(format!(
+                return Err(Failed::Said(format!(
                     "it did not say it was ready within {START_TIMEOUT:?}"
-                ));
+                )));
             }
             let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
             let wait = Timespec {
@@ -142,23 +166,84 @@ impl Zygote {
             };
             match poll(&mut fds, Some(&wait)) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => return Err(format!("could not wait for it: {e}")),
+                Err(e) => return Err(Failed::Said(format!("could not wait for it: {e}"))),
             }
-            let mut buf = [0u8; 64];
-            match self.socket.read(&mut buf) {
-                Ok(0) => return Err("it ended before it was ready".into()),
-                Ok(n) => said.extend_from_slice(&buf[..n]),
+            let mut buf = [0u8; 512];
+            match receive(&self.socket, &mut buf) {
+                Ok((0, _)) => return Err(Failed::Said("it ended before it was ready".into())),
+                Ok((n, from)) => {
+                    said.extend_from_slice(&buf[..n]);
+                    pid = pid.or(from);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("its channel failed: {e}")),
+                Err(e) => return Err(Failed::Said(format!("its channel failed: {e}"))),
             }
             if said == b"ready\n" {
-                return Ok(());
+                break;
             }
-            if said.len() >= 6 {
-                return Err("it said something other than that it was ready".into());
+            let other = || Failed::Said("it said something other than that it was ready".into());
+            if said.starts_with(b"{") {
+                if said.ends_with(b"\n") {
+                    return Err(refusal(&said));
+                }
+                if said.len() > READY_MAX {
+                    return Err(other());
+                }
+            } else if !b"ready\n".starts_with(&said) {
+                return Err(other());
             }
         }
+        let _ = rustix::net::sockopt::set_socket_passcred(&self.socket, false);
+        let pid = pid.ok_or_else(|| Failed::Said("its pid could not be learned".into()))?;
+        let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+            .map_err(|e| Failed::Said(format!("could not open a pidfd of it: {e}")))?;
+        // The zygote is the only holder of its end of the channel: while
+        // that end is open it is alive, so the pidfd is the zygote's (its
+        // pid cannot have been reused).
+        let mut fds = [PollFd::new(&self.socket, PollFlags::RDHUP)];
+        if poll(&mut fds, Some(&Timespec::default())).is_ok_and(|n| n > 0) {
+            return Err(Failed::Said("it ended once ready".into()));
+        }
+        self.pid = pid.as_raw_nonzero().get();
+        self.pidfd = Some(pidfd);
+        Ok(())
+    }
+
+    /// The zygote's threads, counted by the kernel (`/proc/<pid>/task`):
+    /// it forks a worker per call and must have one. A read the pidfd
+    /// cannot vouch for (the zygote ended meanwhile) is an error.
+    pub(crate) fn threads(&self) -> io::Result<usize> {
+        let count = std::fs::read_dir(format!("/proc/{}/task", self.pid))?.count();
+        let Some(pidfd) = &self.pidfd else {
+            return Err(io::Error::other("the zygote was never ready"));
+        };
+        let mut fds = [PollFd::new(pidfd, PollFlags::IN)];
+        match poll(&mut fds, Some(&Timespec::default())) {
+            Ok(0) => Ok(count),
+            Ok(_) => Err(io::Error::other("the zygote has ended")),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Refuses a zygote that has more than one thread once ready.
+    fn check_threads(&self, preload: &[String]) -> Result<(), Failed> {
+        match self.threads() {
+            Ok(1) => Ok(()),
+            Ok(threads) => Err(Failed::Refused(WarmError::Threads {
+                threads,
+                modules: preload.to_vec(),
+            })),
+            Err(e) => Err(Failed::Said(format!(
+                "could not count its threads in /proc/{}/task: {e}",
+                self.pid
+            ))),
+        }
+    }
+
+    /// Its pid, as this process sees it.
+    pub(crate) fn pid(&self) -> i32 {
+        self.pid
     }
 
     /// Whether the zygote's run has ended (it retired, crashed or was
@@ -189,6 +274,54 @@ impl Zygote {
     }
 }
 
+/// The longest word of a zygote that will not serve.
+const READY_MAX: usize = 4096;
+
+/// Why a zygote did not become ready.
+enum Failed {
+    /// It said why (the jail's preload): the start's error as it is.
+    Refused(WarmError),
+    /// Anything else: said with what its run printed.
+    Said(String),
+}
+
+/// What a zygote that will not serve said: the module of the jail's
+/// preload that failed to import, or that left threads running.
+fn refusal(said: &[u8]) -> Failed {
+    let Ok(word) = serde_json::from_slice::<serde_json::Value>(said) else {
+        return Failed::Said("it said something other than that it was ready".into());
+    };
+    let module = word["preload"].as_str().unwrap_or_default().to_owned();
+    if let Some(threads) = word["threads"].as_u64() {
+        return Failed::Refused(WarmError::Threads {
+            threads: usize::try_from(threads).unwrap_or(usize::MAX),
+            modules: vec![module],
+        });
+    }
+    Failed::Refused(WarmError::Preload {
+        module,
+        error: crate::error::excerpt(word["error"].as_str().unwrap_or_default().as_bytes(), 300),
+    })
+}
+
+/// One read of the channel, with the sender's pid when the kernel
+/// attached it.
+fn receive(
+    socket: &UnixStream,
+    buf: &mut [u8],
+) -> io::Result<(usize, Option<rustix::process::Pid>)> {
+    use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, recvmsg};
+    let mut space = [std::mem::MaybeUninit::uninit(); rustix::cmsg_space!(ScmCredentials(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let got = recvmsg(socket, &mut iov, &mut control, RecvFlags::CMSG_CLOEXEC)?;
+    let pid = control.drain().find_map(|m| match m {
+        RecvAncillaryMessage::ScmCredentials(cred) => Some(cred.pid),
+        _ => None,
+    });
+    Ok((got.bytes, pid))
+}
+
 /// The zygote's run: the jail's interpreter, policy and identity; its
 /// channel as stdin; Landlock letting it read its home (where its calls'
 /// directories are made) and write its own `tmp/`; no limit of its own
@@ -209,6 +342,7 @@ fn spawn_of(
         .arg(codejail_fs::CODE_FILE)
         .arg(home.path())
         .arg(recipe.max_calls.to_string())
+        .args(&recipe.preload)
         .cwd(home.path())
         .env("TMPDIR", home.tmp())
         .policy(
