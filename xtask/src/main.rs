@@ -1,14 +1,16 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! One small binary, in the style of rust-analyzer's xtask. Its
-//! dependencies are the project's own AppArmor crate and `serde_json` (to
-//! read cargo's `--message-format=json`). Each command prints what it runs
-//! and stops at the first failure.
+//! dependencies are the project's own AppArmor crate, the `codejail`
+//! command's clap definitions with `clap_mangen` (the man pages) and
+//! `serde_json` (to read cargo's `--message-format=json`). Each command
+//! prints what it runs and stops at the first failure.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod man;
 mod profile;
 mod python;
 mod sandbox;
@@ -32,6 +34,8 @@ commands:
                                        unload and delete the profile
   profile-mode     enforce|complain --python PATH [--name NAME] ...
   gen-profile      regenerate apparmor/ (the default layout's profile)
+  man              regenerate crates/cli/man/ (the man pages, from the
+                   clap definitions of the codejail command)
   bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
                    codejail against the bare interpreter (see
                    crates/codejail/benches/bench.rs), then the Python
@@ -57,6 +61,7 @@ fn main() -> ExitCode {
         Some("remove-profile") => profile::remove(&args[1..]),
         Some("profile-mode") => profile::mode(&args[1..]),
         Some("gen-profile") => profile::generate(),
+        Some("man") => man::generate(),
         Some("setup-sandbox") => sandbox::setup(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
