@@ -10,6 +10,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod deb;
 mod man;
 mod profile;
 mod python;
@@ -23,7 +24,7 @@ commands:
                    as an unprivileged user), the Python package (pip install
                    ./python into a fresh virtualenv, pytest), bench --quick, the AppArmor profile for
                    /usr/bin/python3 through apparmor_parser, deny (licenses
-                   bans sources)
+                   bans sources), deb --install-test
   install-profile  --python PATH [--name NAME] [--extra-read DIR]...
                    [--jail-parent DIR] [--complain] [--dry-run]
                    render, validate, write /etc/apparmor.d/<dotted path>, load
@@ -34,6 +35,11 @@ commands:
                                        unload and delete the profile
   profile-mode     enforce|complain --python PATH [--name NAME] ...
   gen-profile      regenerate apparmor/ (the default layout's profile)
+  deb              [--install-test]
+                   the .deb (cargo-deb; installed if missing) in
+                   target/debian/; --install-test (as root, as CI does):
+                   dpkg -i it, run the installed codejail doctor and
+                   selftest with its settings, dpkg --purge it
   man              regenerate crates/cli/man/ (the man pages, from the
                    clap definitions of the codejail command)
   bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
@@ -62,6 +68,7 @@ fn main() -> ExitCode {
         Some("profile-mode") => profile::mode(&args[1..]),
         Some("gen-profile") => profile::generate(),
         Some("man") => man::generate(),
+        Some("deb") => deb::deb(&args[1..]),
         Some("setup-sandbox") => sandbox::setup(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -158,7 +165,11 @@ fn ci() -> Result<(), String> {
         "bans",
         "sources",
     ]);
-    run(deny)
+    run(deny)?;
+
+    // The package a fresh machine installs: built, installed, its
+    // doctor and selftest run, removed again.
+    deb::install_test()
 }
 
 /// What the tests need beyond cargo and Python: Debian's `apparmor`
