@@ -33,7 +33,7 @@ commands:
                    kernel.apparmor_restrict_unprivileged_userns = 1)
   remove-profile   --python PATH | --codejail PATH
                                        unload and delete the profile
-  profile-mode     enforce|complain --python PATH [--name NAME] ...
+  profile-mode     enforce|complain --python PATH [--name NAME] ... [--dry-run]
   gen-profile      regenerate apparmor/ (the default layout's profile)
   deb              [--install-test]
                    the .deb (cargo-deb; installed if missing) in

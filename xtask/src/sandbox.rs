@@ -63,6 +63,12 @@ pub(crate) fn setup(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown option `{other}`; run `cargo xtask help`")),
         }
     }
+    if let Some(req) = requirements.as_ref().filter(|r| !r.is_file()) {
+        return Err(format!(
+            "--requirements {}: no such file (paths are relative to where you run it)",
+            req.display()
+        ));
+    }
     if !venv.is_absolute() {
         return Err(format!(
             "--venv {} must be an absolute path",
