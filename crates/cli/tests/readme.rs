@@ -271,9 +271,12 @@ impl Scratch {
     }
 
     fn sh(&self, command: &str, envs: &[(&str, &Path)]) -> Output {
+        // The cargo that runs this test, for the `cargo xtask` commands.
+        let cargo = std::env::var_os("CARGO").map_or_else(|| env!("CARGO").into(), PathBuf::from);
         let path = format!(
-            "{}:{}",
+            "{}:{}:{}",
             self.dir.path().join("bin").display(),
+            cargo.parent().unwrap_or(Path::new("/")).display(),
             std::env::var("PATH").unwrap_or_default()
         );
         let mut cmd = Command::new("/bin/sh");
