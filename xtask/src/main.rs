@@ -386,11 +386,13 @@ fn unprivileged_tests(test_env: &[(String, String)]) -> Result<(), String> {
         .filter(|v| v["profile"]["test"] == true)
         .filter_map(executable)
         // The command's own tests need the binary at its build path; the
-        // service's need root (a network namespace per test).
+        // service's need root (a network namespace per test); the README's
+        // commands run from the workspace, with cargo, as the README's
+        // reader (root).
         .filter(|p| {
             !p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with("cli-") || n.starts_with("serve-")
+                n.starts_with("cli-") || n.starts_with("serve-") || n.starts_with("readme-")
             })
         })
         .collect();
