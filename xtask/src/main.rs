@@ -1,14 +1,17 @@
 //! Project automation: `cargo xtask <command>`.
 //!
 //! One small binary, in the style of rust-analyzer's xtask. Its
-//! dependencies are the project's own AppArmor crate and `serde_json` (to
-//! read cargo's `--message-format=json`). Each command prints what it runs
-//! and stops at the first failure.
+//! dependencies are the project's own AppArmor crate, the `codejail`
+//! command's clap definitions with `clap_mangen` (the man pages) and
+//! `serde_json` (to read cargo's `--message-format=json`). Each command
+//! prints what it runs and stops at the first failure.
 
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod deb;
+mod man;
 mod profile;
 mod python;
 mod sandbox;
@@ -21,7 +24,7 @@ commands:
                    as an unprivileged user), the Python package (pip install
                    ./python into a fresh virtualenv, pytest), bench --quick, the AppArmor profile for
                    /usr/bin/python3 through apparmor_parser, deny (licenses
-                   bans sources)
+                   bans sources), deb --install-test
   install-profile  --python PATH [--name NAME] [--extra-read DIR]...
                    [--jail-parent DIR] [--complain] [--dry-run]
                    render, validate, write /etc/apparmor.d/<dotted path>, load
@@ -30,8 +33,15 @@ commands:
                    kernel.apparmor_restrict_unprivileged_userns = 1)
   remove-profile   --python PATH | --codejail PATH
                                        unload and delete the profile
-  profile-mode     enforce|complain --python PATH [--name NAME] ...
+  profile-mode     enforce|complain --python PATH [--name NAME] ... [--dry-run]
   gen-profile      regenerate apparmor/ (the default layout's profile)
+  deb              [--install-test]
+                   the .deb (cargo-deb; installed if missing) in
+                   target/debian/; --install-test (as root, as CI does):
+                   dpkg -i it, run the installed codejail doctor and
+                   selftest with its settings, dpkg --purge it
+  man              regenerate crates/cli/man/ (the man pages, from the
+                   clap definitions of the codejail command)
   bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
                    codejail against the bare interpreter (see
                    crates/codejail/benches/bench.rs), then the Python
@@ -57,6 +67,8 @@ fn main() -> ExitCode {
         Some("remove-profile") => profile::remove(&args[1..]),
         Some("profile-mode") => profile::mode(&args[1..]),
         Some("gen-profile") => profile::generate(),
+        Some("man") => man::generate(),
+        Some("deb") => deb::deb(&args[1..]),
         Some("setup-sandbox") => sandbox::setup(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("help" | "-h" | "--help") | None => {
@@ -153,7 +165,11 @@ fn ci() -> Result<(), String> {
         "bans",
         "sources",
     ]);
-    run(deny)
+    run(deny)?;
+
+    // The package a fresh machine installs: built, installed, its
+    // doctor and selftest run, removed again.
+    deb::install_test()
 }
 
 /// What the tests need beyond cargo and Python: Debian's `apparmor`
@@ -375,11 +391,13 @@ fn unprivileged_tests(test_env: &[(String, String)]) -> Result<(), String> {
         .filter(|v| v["profile"]["test"] == true)
         .filter_map(executable)
         // The command's own tests need the binary at its build path; the
-        // service's need root (a network namespace per test).
+        // service's need root (a network namespace per test); the README's
+        // commands run from the workspace, with cargo, as the README's
+        // reader (root).
         .filter(|p| {
             !p.file_name().is_some_and(|n| {
                 let n = n.to_string_lossy();
-                n.starts_with("cli-") || n.starts_with("serve-")
+                n.starts_with("cli-") || n.starts_with("serve-") || n.starts_with("readme-")
             })
         })
         .collect();

@@ -191,6 +191,14 @@ pub(crate) fn mode(args: &[String]) -> Result<(), String> {
         _ => return Err("profile-mode takes `enforce` or `complain`".into()),
     };
     let p = profile(&args)?;
+    if args.dry_run {
+        println!(
+            "# would put profile `{}` ({}) in {mode:?} mode",
+            p.name,
+            p.file_name().display()
+        );
+        return Ok(());
+    }
     codejail_apparmor::set_mode(&p, &p.file_name(), mode).map_err(|e| e.to_string())?;
     eprintln!("profile `{}` is now in {mode:?} mode", p.name);
     Ok(())

@@ -54,8 +54,20 @@ pub(crate) fn setup(args: &[String]) -> Result<(), String> {
             "--requirements" => requirements = Some(value("--requirements")?.into()),
             "--python" => python = value("--python")?.into(),
             "--dry-run" => dry_run = true,
+            "-h" | "--help" => {
+                println!(
+                    "usage: cargo xtask setup-sandbox [--venv PATH] [--user NAME] [--requirements FILE] [--python PATH] [--dry-run]"
+                );
+                return Ok(());
+            }
             other => return Err(format!("unknown option `{other}`; run `cargo xtask help`")),
         }
+    }
+    if let Some(req) = requirements.as_ref().filter(|r| !r.is_file()) {
+        return Err(format!(
+            "--requirements {}: no such file (paths are relative to where you run it)",
+            req.display()
+        ));
     }
     if !venv.is_absolute() {
         return Err(format!(
@@ -101,11 +113,20 @@ pub(crate) fn setup(args: &[String]) -> Result<(), String> {
             ],
         ));
     }
-    if bin.is_file() {
+    if bin.is_file() && same_contents(&bin, &python) {
         steps.push(Step {
             what: format!("virtualenv {venv_s} exists"),
             cmd: None,
         });
+    } else if bin.is_file() {
+        // The system's Python was upgraded: the venv's copy is the old
+        // interpreter (against the new standard library, or none).
+        let py = python.to_string_lossy().into_owned();
+        steps.push(step(
+            format!("upgrade virtualenv {venv_s}: its python is not a copy of {py}"),
+            &py,
+            &["-m", "venv", "--copies", "--upgrade", &venv_s],
+        ));
     } else {
         let py = python.to_string_lossy().into_owned();
         steps.push(step(
@@ -164,6 +185,15 @@ pub(crate) fn setup(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether two files (links followed) hold the same bytes: the venv's
+/// copied interpreter and the one it was copied from.
+fn same_contents(a: &Path, b: &Path) -> bool {
+    match (std::fs::read(a), std::fs::read(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    }
+}
+
 fn shown(cmd: &Command) -> String {
     format!("{cmd:?}").replace('"', "")
 }
@@ -181,4 +211,36 @@ fn open_parents(venv: &Path) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_contents;
+
+    /// A venv's copy of an interpreter that was since upgraded is told
+    /// apart from a current one (links followed, as venv copies them).
+    #[test]
+    fn support_a_python_upgrade_is_noticed() {
+        let dir = std::env::temp_dir().join(format!("xtask-sandbox-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (system, link, copy) = (
+            dir.join("python3.11"),
+            dir.join("python3"),
+            dir.join("copy"),
+        );
+        std::fs::write(&system, b"interpreter 3.11.2").unwrap();
+        std::os::unix::fs::symlink(&system, &link).unwrap();
+        std::fs::copy(&link, &copy).unwrap();
+        let current = same_contents(&copy, &link);
+        std::fs::write(&system, b"interpreter 3.11.9").unwrap();
+        let upgraded = same_contents(&copy, &link);
+        let missing = same_contents(&copy, &dir.join("gone"));
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(current, "a fresh copy is current");
+        assert!(
+            !upgraded,
+            "the system's interpreter changed: the copy is stale"
+        );
+        assert!(!missing, "no interpreter to compare with: not current");
+    }
 }

@@ -1288,8 +1288,11 @@ fn the_systemd_unit_verifies() {
     // The unit as installed, with the binary where this build put it.
     let dir = tempfile::tempdir().unwrap();
     let bin = env!("CARGO_BIN_EXE_codejail");
-    let unit = unit.replace("/usr/local/bin/codejail", bin);
-    assert!(unit.contains(bin), "the unit runs /usr/local/bin/codejail");
+    let unit = unit.replace("ExecStart=codejail ", &format!("ExecStart={bin} "));
+    assert!(
+        unit.contains(bin),
+        "the unit runs `codejail` from systemd's search path"
+    );
     let path = dir.path().join("codejail.service");
     std::fs::write(&path, unit).unwrap();
     let out = Command::new(analyze)

@@ -1,0 +1,395 @@
+//! `codejail`: run untrusted code in a throw-away jail from any language.
+//!
+//! Exit codes: `run` passes the program's (128 + N when killed by signal N;
+//! 0 with `--json` whenever the program ran); `exec` 0, or 1 when the code
+//! failed; 2 for usage errors; 3 when the jail cannot be set up.
+//!
+//! The binary's `main` is [`main`]; [`command`] gives the clap definitions
+//! (for the man page).
+
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+/// `println!` that ignores a closed stdout (the reader went away, as with
+/// `| head`) instead of panicking: output ends quietly.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+/// `print!`, the same way.
+macro_rules! say_part {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+use codejail::{LimitName, Settings, SettingsError};
+
+mod api;
+mod doctor;
+mod exec;
+mod log;
+mod run;
+mod selftest;
+mod serve;
+
+#[derive(Parser)]
+#[command(
+    name = "codejail",
+    version,
+    about = "Run untrusted code in a throw-away jail"
+)]
+struct Cli {
+    /// Settings file (default: $CODEJAIL_CONFIG, else built-in defaults).
+    #[arg(long, value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// The least severe log line shown on stderr; RUST_LOG's directives
+    /// refine it.
+    #[arg(long, value_name = "LEVEL", global = true, default_value = "warn")]
+    log_level: log::Level,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, value_name = "FORMAT", global = true, default_value = "text")]
+    log_format: log::Format,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run code (or a copied file) and pass its output and exit code through.
+    Run(run::RunArgs),
+    /// Python `exec` with JSON globals (safe_exec); prints the new globals.
+    Exec(exec::ExecArgs),
+    /// What this machine offers, layer by layer, and whether the configured
+    /// jails would run confined.
+    Doctor {
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the jail and warm pool directories left by codejail
+    /// processes that are gone (killed, crashed); never those of a
+    /// running one.
+    Gc {
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// For programs: one JSON request on stdin, one JSON response on
+    /// stdout (protocol v1, see `codejail api --help` and the Python
+    /// package's README); exits 2 for a malformed request, 3 when the jail
+    /// cannot be set up.
+    Api,
+    /// Serve openedx/codejail-service's v0 API (POST /api/v0/code-exec,
+    /// GET /health/, GET /metrics) from a warm pool, per `[service]`.
+    Serve(serve::ServeArgs),
+    /// Run the built-in escape corpus against this host and configuration.
+    ///
+    /// Each attack is judged on evidence: contained (it showed exactly the
+    /// errno or kill its header states for the layer that stops it), NOT
+    /// CONTAINED (it got through), inconclusive (it crashed, saw another
+    /// error, or showed nothing), or not tested (a layer that could stop it
+    /// is missing here). Exits 0 when every attack was contained and the
+    /// host is clean; 1 when one was not contained, inconclusive, or not
+    /// tested without --accept-missing naming its layer; 3 when the jail
+    /// cannot be attacked safely (unsafe, or no filesystem layer).
+    Selftest {
+        /// One JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Which configured jail.
+        #[arg(long, value_name = "NAME", default_value = "python")]
+        jail: String,
+        /// Missing layers you accept, e.g. `apparmor,cgroup`: an attack that
+        /// could be judged only with one of them is reported `not tested`
+        /// without failing the run. Without it, anything not tested fails.
+        #[arg(long, value_name = "LAYER,...")]
+        accept_missing: Option<String>,
+    },
+}
+
+/// What `run` and `exec` share.
+#[derive(Args)]
+pub(crate) struct Common {
+    /// Which configured jail.
+    #[arg(long, value_name = "NAME", default_value = "python")]
+    pub jail: String,
+    /// The code.
+    #[arg(long, value_name = "TEXT", conflicts_with = "code_file")]
+    pub code: Option<String>,
+    /// The code, from a file.
+    #[arg(long, value_name = "FILE")]
+    pub code_file: Option<PathBuf>,
+    /// Copy a file or directory into the jail (repeatable).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<PathBuf>,
+    /// Create NAME in the jail with the bytes of PATH (repeatable).
+    #[arg(long = "extra-file", value_name = "NAME=PATH", value_parser = parse_extra_file)]
+    pub extra_files: Vec<(String, PathBuf)>,
+    /// A limit for this run: cpu, realtime, vmem, fsize, nproc, memory,
+    /// disk, files, output; with units where they fit (64M, 2s)
+    /// (repeatable).
+    #[arg(long = "limit", value_name = "NAME=VALUE", value_parser = parse_limit)]
+    pub limits: Vec<(LimitName, u64)>,
+    /// Limit override context.
+    #[arg(long, value_name = "NAME")]
+    pub context: Option<String>,
+    /// Label for logs.
+    #[arg(long, value_name = "TEXT")]
+    pub slug: Option<String>,
+    /// No confinement (not_safe_exec), with a warning on stderr.
+    #[arg(long = "unsafe")]
+    pub unconfined: bool,
+}
+
+fn parse_limit(text: &str) -> Result<(LimitName, u64), String> {
+    codejail::parse_assignment(text).map_err(|e| e.to_string())
+}
+
+fn parse_extra_file(spec: &str) -> Result<(String, PathBuf), String> {
+    let (name, path) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("takes NAME=PATH, not `{spec}`"))?;
+    codejail::validate_file_name(std::ffi::OsStr::new(name)).map_err(|e| e.to_string())?;
+    Ok((name.to_owned(), PathBuf::from(path)))
+}
+
+/// A failure and its exit code: 2 for usage, 3 for set-up.
+pub(crate) struct Fail(pub u8, pub String);
+
+pub(crate) fn usage(msg: impl std::fmt::Display) -> Fail {
+    Fail(2, msg.to_string())
+}
+
+pub(crate) fn setup(msg: impl std::fmt::Display) -> Fail {
+    Fail(3, msg.to_string())
+}
+
+pub(crate) fn jail_error(e: codejail::JailError) -> Fail {
+    if e.is_bad_input() { usage(e) } else { setup(e) }
+}
+
+/// The command's clap definitions: what `--help` and the man page show.
+pub fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}
+
+/// Runs the `codejail` command with this process's arguments.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let first = e.to_string();
+            let first = first
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim_start_matches("error: ");
+            eprintln!("codejail: {first} (see codejail --help)");
+            return ExitCode::from(2);
+        }
+    };
+    log::init(cli.log_level, cli.log_format);
+    let config = cli.config;
+    let stop = match Stop::install() {
+        Ok(stop) => stop,
+        Err(Fail(code, msg)) => {
+            eprintln!("codejail: {msg}");
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Run(args) => run::run(config, args, &stop),
+        Command::Exec(args) => exec::exec(config, args, &stop),
+        Command::Doctor { json } => doctor::doctor(config, json),
+        Command::Gc { dry_run } => gc(config, dry_run),
+        Command::Api => Ok(api::api(&stop)),
+        Command::Selftest {
+            json,
+            jail,
+            accept_missing,
+        } => selftest::selftest(config, json, &jail, accept_missing.as_deref()),
+        // A stop by SIGTERM is how a service ends: not an error.
+        Command::Serve(args) => return exit(serve::serve(config, args)),
+    };
+    if let Some(signal) = stop.signal() {
+        eprintln!("codejail: stopped by signal {signal}; the run was ended and its jail removed");
+        return ExitCode::from(128 + signal as u8);
+    }
+    exit(result)
+}
+
+fn exit(result: Result<u8, Fail>) -> ExitCode {
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(Fail(code, msg)) => {
+            eprintln!("codejail: {msg}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The most bytes of code `--code-file` may hold.
+pub(crate) const MAX_CODE: u64 = 16 << 20;
+/// The most bytes `--globals-file` may hold.
+pub(crate) const MAX_GLOBALS: u64 = 64 << 20;
+/// The most bytes a regular `--stdin-file` or `--extra-file` may hold.
+pub(crate) const MAX_INPUT: u64 = 256 << 20;
+
+/// Reads at most `max` bytes of `path` (`what` names the option in the
+/// message): a longer input is an error, never a growing buffer (a
+/// `/dev/zero` would otherwise take all memory).
+pub(crate) fn read_bounded(path: &std::path::Path, max: u64, what: &str) -> Result<Vec<u8>, Fail> {
+    use std::io::Read;
+    let file = std::fs::File::open(path)
+        .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| usage(format!("cannot read {what} {}: {e}", path.display())))?;
+    if bytes.len() as u64 > max {
+        return Err(usage(format!(
+            "{what} {} is larger than {} MiB; give a smaller file",
+            path.display(),
+            max >> 20
+        )));
+    }
+    Ok(bytes)
+}
+
+/// [`read_bounded`], as UTF-8 text.
+pub(crate) fn read_text(path: &std::path::Path, max: u64, what: &str) -> Result<String, Fail> {
+    String::from_utf8(read_bounded(path, max, what)?)
+        .map_err(|_| usage(format!("{what} {} is not UTF-8 text", path.display())))
+}
+
+/// Prints one line on stdout. A closed pipe (the reader went away, as
+/// with `| head`) ends the output quietly instead of panicking as
+/// `println!` would.
+pub(crate) fn print_line(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+}
+
+fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
+    let settings = settings(config)?;
+    let report = codejail::gc(&settings.jail_parents(), dry_run);
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for path in &report.removed {
+        say!("{verb} {}", path.display());
+    }
+    for (path, why) in &report.failed {
+        eprintln!("codejail: could not remove {}: {why}", path.display());
+    }
+    say!(
+        "{} {verb}, {} of running processes left alone, {} failed",
+        report.removed.len(),
+        report.live.len(),
+        report.failed.len()
+    );
+    Ok(if report.failed.is_empty() { 0 } else { 1 })
+}
+
+/// Ends the runs of this process when it is asked to stop (SIGTERM,
+/// SIGINT, SIGHUP), so that they are killed and their jail directories
+/// removed before it exits; the exit code is then 128 + the signal.
+pub(crate) struct Stop {
+    pub cancel: codejail::Cancel,
+    signal: std::sync::Arc<std::sync::atomic::AtomicI32>,
+}
+
+impl Stop {
+    fn install() -> Result<Stop, Fail> {
+        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        let cancel = codejail::Cancel::new().map_err(setup)?;
+        let signal = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| setup(format!("could not handle signals: {e}")))?;
+        let (c, s) = (cancel.clone(), signal.clone());
+        std::thread::spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                s.store(sig, std::sync::atomic::Ordering::SeqCst);
+                c.cancel();
+            }
+        });
+        Ok(Stop { cancel, signal })
+    }
+
+    /// The signal that stopped the process, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        Some(self.signal.load(std::sync::atomic::Ordering::SeqCst)).filter(|&s| s != 0)
+    }
+}
+
+/// The settings file (or the built-in defaults), with its limits applied.
+pub(crate) fn settings(config: Option<PathBuf>) -> Result<Settings, Fail> {
+    let file = config.or_else(|| std::env::var_os("CODEJAIL_CONFIG").map(PathBuf::from));
+    let settings = match file {
+        Some(file) => Settings::load(&file).map_err(|e| match e {
+            SettingsError::Read { .. } => usage(format!("cannot read the settings file: {e}")),
+            _ => usage(e),
+        })?,
+        None => Settings::defaults(),
+    };
+    settings.apply_limits();
+    Ok(settings)
+}
+
+/// The configured jail called `name`.
+pub(crate) fn jail(settings: &Settings, name: &str) -> Result<codejail::Jail, Fail> {
+    let config = settings.jails.get(name).cloned().ok_or_else(|| {
+        setup(format!(
+            "no jail `{name}` is configured; add [jails.{name}] to the settings file"
+        ))
+    })?;
+    codejail::Jail::new(name, config).map_err(setup)
+}
+
+/// The code, the extra files and the call options of `run` and `exec`.
+pub(crate) struct Prepared {
+    pub jail: codejail::Jail,
+    pub code: Option<String>,
+    pub call: codejail::CallOptions,
+}
+
+pub(crate) fn prepare(config: Option<PathBuf>, c: &Common, stop: &Stop) -> Result<Prepared, Fail> {
+    let extra_files = c
+        .extra_files
+        .iter()
+        .map(|(name, path)| {
+            let bytes = read_bounded(path, MAX_INPUT, &format!("--extra-file {name}:"))?;
+            Ok((name.clone(), bytes))
+        })
+        .collect::<Result<Vec<_>, Fail>>()?;
+    let code = match (&c.code, &c.code_file) {
+        (Some(code), _) => Some(code.clone()),
+        (None, Some(file)) => Some(read_text(file, MAX_CODE, "--code-file")?),
+        (None, None) => None,
+    };
+    let settings = settings(config)?;
+    let jail = jail(&settings, &c.jail)?;
+    Ok(Prepared {
+        jail,
+        code,
+        call: codejail::CallOptions {
+            files: c.files.clone(),
+            extra_files,
+            limits_context: c.context.clone(),
+            limits: c.limits.clone(),
+            slug: c.slug.clone(),
+            layers: None,
+            cancel: Some(stop.cancel.clone()),
+        },
+    })
+}
