@@ -284,7 +284,11 @@ pub(crate) fn print_line(text: &str) {
 
 fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
     let settings = settings(config)?;
-    let report = codejail::gc(&settings.jail_parents(), dry_run);
+    let mut report = codejail::gc(&settings.jail_parents(), dry_run);
+    let cgroups = codejail::gc_cgroups(dry_run);
+    report.removed.extend(cgroups.removed);
+    report.live.extend(cgroups.live);
+    report.failed.extend(cgroups.failed);
     let verb = if dry_run { "would remove" } else { "removed" };
     for path in &report.removed {
         say!("{verb} {}", path.display());

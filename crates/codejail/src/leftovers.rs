@@ -10,18 +10,8 @@
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-/// This process, as it appears in the names of what it makes:
-/// `<pid>.<start>`.
-pub(crate) fn stamp() -> &'static str {
-    static STAMP: OnceLock<String> = OnceLock::new();
-    STAMP.get_or_init(|| {
-        let pid = std::process::id();
-        let start = start_time(pid).unwrap_or(0);
-        format!("{pid}.{start}")
-    })
-}
+use codejail_proc::owner::{alive, owner_of, stamp};
 
 /// The name prefix of this process's jail directories.
 pub(crate) fn jail_prefix() -> String {
@@ -31,30 +21,6 @@ pub(crate) fn jail_prefix() -> String {
 /// The name prefix of this process's warm pool directories.
 pub(crate) fn pool_prefix() -> String {
     format!("codejail-warm-{}-", stamp())
-}
-
-/// A process's start time, in clock ticks after boot.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// The owner recorded in a name made by [`jail_prefix`] or
-/// [`pool_prefix`]: (pid, start time).
-fn owner_of(name: &str) -> Option<(u32, u64)> {
-    let rest = name
-        .strip_prefix("codejail-warm-")
-        .or_else(|| name.strip_prefix("codejail-"))?;
-    let (stamp, _random) = rest.split_once('-')?;
-    let (pid, start) = stamp.split_once('.')?;
-    Some((pid.parse().ok()?, start.parse().ok()?))
-}
-
-/// Whether the process that made a name still runs.
-fn alive(pid: u32, start: u64) -> bool {
-    start_time(pid) == Some(start)
 }
 
 /// What [`gc`] did.
@@ -108,11 +74,87 @@ pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
     report
 }
 
+/// Removes the run cgroups whose owner is no longer running, from the
+/// directories this process's runs make theirs in (the probe's
+/// `Cgroups::run_parents`: a caller in the same cgroup as the one that was
+/// killed, such as a restarted service, finds them). A cgroup that still
+/// holds processes is emptied first where cgroup v2 offers `cgroup.kill`;
+/// a v1 one is left, and said to have failed. With `dry_run`, only says
+/// what it would remove.
+pub fn gc_cgroups(dry_run: bool) -> GcReport {
+    let probe = codejail_proc::Probe::get();
+    let parents: Vec<PathBuf> = probe
+        .cgroups
+        .run_parents()
+        .into_iter()
+        .map(Path::to_owned)
+        .collect();
+    let mut report = GcReport::default();
+    for parent in &parents {
+        let Ok(entries) = std::fs::read_dir(parent) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some((pid, start)) = name.to_str().and_then(owner_of) else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            let path = parent.join(&name);
+            if alive(pid, start) {
+                report.live.push(path);
+                continue;
+            }
+            if !dry_run {
+                if let Err(e) = remove_cgroup(&path) {
+                    report.failed.push((path, e));
+                    continue;
+                }
+            }
+            tracing::info!(path = %path.display(), owner = pid, "removed a run cgroup of a dead owner");
+            report.removed.push(path);
+        }
+    }
+    report
+}
+
+/// `rmdir` of a run cgroup; one that still holds processes is killed
+/// first through `cgroup.kill` (v2) and waited for, up to a second.
+fn remove_cgroup(path: &Path) -> Result<(), String> {
+    match std::fs::remove_dir(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.raw_os_error() != Some(libc::EBUSY) => return Err(e.to_string()),
+        Err(_) => {}
+    }
+    let kill = path.join("cgroup.kill");
+    if !kill.exists() {
+        return Err(
+            "it still holds processes, and this cgroup (v1) has no cgroup.kill: end them, then run gc again"
+                .into(),
+        );
+    }
+    std::fs::write(&kill, "1").map_err(|e| format!("cgroup.kill: {e}"))?;
+    for _ in 0..100 {
+        match std::fs::remove_dir(path) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Err("its processes did not end within a second of cgroup.kill".into())
+}
+
 /// [`gc`] of one jail parent (the system temp dir when none is given),
 /// logged: what a warm pool does when it starts.
 pub(crate) fn gc_own_kind(parent: Option<&Path>) {
     let parents = parents_of(std::iter::once(parent));
-    let report = gc(&parents, false);
+    let mut report = gc(&parents, false);
+    let cgroups = gc_cgroups(false);
+    report.failed.extend(cgroups.failed);
     for (path, why) in &report.failed {
         tracing::warn!(path = %path.display(), "could not remove a leftover: {why}");
     }
@@ -153,18 +195,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn owners_are_read_back_from_names() {
-        assert_eq!(owner_of("codejail-123.456-abcdef"), Some((123, 456)));
-        assert_eq!(owner_of("codejail-warm-7.8-xYz012"), Some((7, 8)));
-        assert_eq!(owner_of("codejail-abcdef"), None);
-        assert_eq!(owner_of("codejail-selftest-12"), None);
-        assert_eq!(owner_of("other"), None);
+    fn this_process_is_read_back_from_its_prefixes() {
         let me = std::process::id();
-        assert!(alive(me, start_time(me).unwrap()));
-        assert!(!alive(me, start_time(me).unwrap() + 1));
-        assert_eq!(
-            owner_of(&format!("{}abcdef", jail_prefix())).map(|o| o.0),
-            Some(me)
-        );
+        for prefix in [jail_prefix(), pool_prefix()] {
+            assert_eq!(owner_of(&format!("{prefix}abcdef")).map(|o| o.0), Some(me));
+        }
     }
 }

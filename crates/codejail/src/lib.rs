@@ -44,6 +44,7 @@ mod warm;
 
 pub use cancel::Cancel;
 pub use codejail_fs::{NameError, StageError, validate_name as validate_file_name};
+pub use codejail_proc::owner;
 pub use codejail_proc::{
     Availability, CGROUP_ENV, CgroupMode, Cgroups, Enforcement, KillReason, LANDLOCK_ABI, Layer,
     LayerSet, Policy, Probe, SpawnError, Sysctls, Truncated, UnknownLayer, UsernsCause,
@@ -53,7 +54,7 @@ pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};
 pub use error::{ConfigError, JailError, ProbeError, SafeExecError, WarmError};
 pub use jail::{Jail, check_globals};
-pub use leftovers::{GcReport, gc};
+pub use leftovers::{GcReport, gc, gc_cgroups};
 pub use limits::{
     LimitError, LimitName, LimitSet, effective_limits, override_limit, parse_assignment,
     reset_limits, set_limit,

@@ -50,6 +50,7 @@ mod fsrules;
 mod layers;
 mod limits;
 mod outcome;
+pub mod owner;
 mod probe;
 pub mod root;
 pub mod seccomp;

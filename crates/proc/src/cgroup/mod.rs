@@ -67,9 +67,11 @@ fn err(step: &'static str, path: &Path) -> impl FnOnce(io::Error) -> CgroupError
 
 fn unique_name() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    // The owner in the name, as for jail directories: `codejail gc` and a
+    // warm pool's start remove the cgroups of a caller that was killed.
     format!(
         "codejail-{}-{}",
-        std::process::id(),
+        crate::owner::stamp(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }

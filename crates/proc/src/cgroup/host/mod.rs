@@ -283,7 +283,8 @@ impl Cgroups {
         self.mode.name()
     }
 
-    /// The directories runs' cgroups are made in (`codejail-<pid>-<n>`).
+    /// The directories runs' cgroups are made in
+    /// (`codejail-<pid>.<start>-<n>`, see [`crate::owner`]).
     pub fn run_parents(&self) -> Vec<&Path> {
         self.v2
             .iter()

@@ -1,0 +1,68 @@
+//! Who made a leftover: the owner recorded in the names of what a caller
+//! makes (jail directories, warm pool directories, run cgroups), so that
+//! what a killed caller left can be told from what a running one holds.
+//!
+//! A name carries `<pid>.<start>`, where `<start>` is the owner's start
+//! time in clock ticks since boot (field 22 of `/proc/<pid>/stat`): a pid
+//! reused by another process is not taken for the owner.
+
+use std::sync::OnceLock;
+
+/// This process, as it appears in the names of what it makes:
+/// `<pid>.<start>`.
+pub fn stamp() -> &'static str {
+    static STAMP: OnceLock<String> = OnceLock::new();
+    STAMP.get_or_init(|| {
+        let pid = std::process::id();
+        let start = start_time(pid).unwrap_or(0);
+        format!("{pid}.{start}")
+    })
+}
+
+/// A process's start time, in clock ticks after boot (reads
+/// `/proc/<pid>/stat`); `None` when there is no such process.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// The owner recorded in a name `codejail-<pid>.<start>-...` or
+/// `codejail-warm-<pid>.<start>-...`: (pid, start time).
+pub fn owner_of(name: &str) -> Option<(u32, u64)> {
+    let rest = name
+        .strip_prefix("codejail-warm-")
+        .or_else(|| name.strip_prefix("codejail-"))?;
+    let (stamp, _rest) = rest.split_once('-')?;
+    let (pid, start) = stamp.split_once('.')?;
+    Some((pid.parse().ok()?, start.parse().ok()?))
+}
+
+/// Whether the process that made a name still runs.
+pub fn alive(pid: u32, start: u64) -> bool {
+    start_time(pid) == Some(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn owners_are_read_back_from_names() {
+        assert_eq!(owner_of("codejail-123.456-abcdef"), Some((123, 456)));
+        assert_eq!(owner_of("codejail-warm-7.8-xYz012"), Some((7, 8)));
+        assert_eq!(owner_of("codejail-123.456-0"), Some((123, 456)));
+        assert_eq!(owner_of("codejail-abcdef"), None);
+        assert_eq!(owner_of("codejail-selftest-12"), None);
+        assert_eq!(owner_of("codejail-12-probe-0"), None);
+        assert_eq!(owner_of("other"), None);
+        let me = std::process::id();
+        assert!(alive(me, start_time(me).unwrap()));
+        assert!(!alive(me, start_time(me).unwrap() + 1));
+        assert_eq!(
+            owner_of(&format!("codejail-{}-abcdef", stamp())).map(|o| o.0),
+            Some(me)
+        );
+    }
+}
