@@ -296,7 +296,7 @@ fn held(parent: &Path, pool: Option<&Path>) -> Held {
     let me = std::process::id();
     let procs = processes();
     let count = |dir: &Path| std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0);
-    let prefix = format!("codejail-{me}-");
+    let prefix = format!("codejail-{}-", codejail::owner::stamp());
     let cg = &codejail::Probe::get().cgroups;
     let cgroups = cg
         .run_parents()

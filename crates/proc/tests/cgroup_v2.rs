@@ -313,7 +313,11 @@ fn inner_delegation_in_a_scratch_cgroup() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let run_prefix = format!("{}/codejail-{}-", relative(&scratch), std::process::id());
+    let run_prefix = format!(
+        "{}/codejail-{}-",
+        relative(&scratch),
+        codejail_proc::owner::stamp()
+    );
     assert!(lines[0].starts_with(&run_prefix), "{text}");
     assert_eq!(lines[1], relative(&leaf), "{text}");
     assert_eq!(lines[2], value, "{text}");

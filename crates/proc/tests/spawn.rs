@@ -1128,7 +1128,7 @@ fn the_supervisor_stays_out_of_the_run_cgroup() {
     let out = run(&spawn);
     let t = text(&out.stdout);
     let (program, supervisor) = t.split_once("--\n").unwrap();
-    let run_cgroup = format!("/codejail-{}-", std::process::id());
+    let run_cgroup = format!("/codejail-{}-", codejail_proc::owner::stamp());
     assert!(program.contains(&run_cgroup), "{t}");
     assert!(!supervisor.contains(&run_cgroup), "{t}");
 }

@@ -57,7 +57,7 @@ impl HostState {
             .into_iter()
             .filter(|n| n.starts_with("codejail-") && !n.starts_with("codejail-bait-"))
             .collect();
-        let prefix = format!("codejail-{}-", std::process::id());
+        let prefix = format!("codejail-{}-", codejail::owner::stamp());
         let cg = &Probe::get().cgroups;
         let cgroups = cg
             .run_parents()
