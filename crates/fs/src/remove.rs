@@ -8,7 +8,12 @@
 //! points at `/etc` is removed, its target untouched.
 //!
 //! It must run after the run is over (every process of the jail killed):
-//! then no name in the tree can change under it.
+//! then no name in the tree can change under it. A tree whose owner still
+//! acts on it (`codejail gc` removes leftovers that a local user may have
+//! planted in a shared temp dir) cannot lead the walk out of it: each
+//! `..` is checked to be the directory the walk came down from (device
+//! and inode), and the walk stops with an error where it is not (a
+//! directory moved out of the tree while it was being emptied).
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -41,11 +46,19 @@ fn fail(step: &'static str, entry: &Path) -> impl FnOnce(Errno) -> RemoveError {
     }
 }
 
-/// One directory of the walk: its subdirectories still to remove, and its
-/// own name in its parent (`None` for the jail itself).
+/// One directory of the walk: its subdirectories still to remove, its
+/// own name in its parent (`None` for the jail itself), and its identity
+/// (device, inode), which the way back up through `..` must find again.
 struct Level {
     pending: Vec<CString>,
     name: Option<CString>,
+    id: (u64, u64),
+}
+
+/// A directory's (device, inode), through its descriptor.
+fn identity(dir: BorrowedFd<'_>, path: &Path) -> Result<(u64, u64), RemoveError> {
+    let st = rustix::fs::fstat(dir).map_err(fail("stat", path))?;
+    Ok((st.st_dev, st.st_ino))
 }
 
 /// Removes everything in the jail, then the jail directory itself.
@@ -86,6 +99,16 @@ pub fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Remove
 
 /// Removes everything below `top`, leaving `top` itself, empty.
 fn empty_tree(top: BorrowedFd<'_>) -> Result<(), RemoveError> {
+    empty_tree_observed(top, &mut |_| {})
+}
+
+/// [`empty_tree`], calling `entered` with each directory's path once the
+/// walk holds it (the tests move a directory there, as a racing owner
+/// would).
+fn empty_tree_observed(
+    top: BorrowedFd<'_>,
+    entered: &mut dyn FnMut(&Path),
+) -> Result<(), RemoveError> {
     let root = rustix::fs::openat(top, c".", dir_flags(), Mode::empty())
         .map_err(fail("open", Path::new("")))?;
     let mut cur: OwnedFd = root;
@@ -93,15 +116,19 @@ fn empty_tree(top: BorrowedFd<'_>) -> Result<(), RemoveError> {
     let mut levels = vec![Level {
         pending: empty_dir(cur.as_fd(), &path)?,
         name: None,
+        id: identity(cur.as_fd(), &path)?,
     }];
     while let Some(top) = levels.last_mut() {
         if let Some(sub) = top.pending.pop() {
             path.push(OsStr::from_bytes(sub.as_bytes()));
             cur = open_subdir(cur.as_fd(), &sub, &path)?;
+            entered(&path);
+            let id = identity(cur.as_fd(), &path)?;
             let pending = empty_dir(cur.as_fd(), &path)?;
             levels.push(Level {
                 pending,
                 name: Some(sub),
+                id,
             });
             continue;
         }
@@ -109,6 +136,14 @@ fn empty_tree(top: BorrowedFd<'_>) -> Result<(), RemoveError> {
         let Some(name) = done.name else { break };
         let parent = rustix::fs::openat(&cur, c"..", dir_flags(), Mode::empty())
             .map_err(fail("open the parent of", &path))?;
+        // The directory the walk came down from, or the tree was changed
+        // under it (`cur` moved elsewhere): stop there, outside nothing.
+        let expected = levels.last().expect("a named level has a parent").id;
+        if identity(parent.as_fd(), &path)? != expected {
+            return Err(fail("find the parent again (it was moved) of", &path)(
+                Errno::STALE,
+            ));
+        }
         rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR).map_err(fail("remove", &path))?;
         path.pop();
         cur = parent;
@@ -175,4 +210,56 @@ fn open_subdir(dir: BorrowedFd<'_>, name: &CStr, path: &Path) -> Result<OwnedFd,
     let magic = format!("/proc/self/fd/{}", handle.as_raw_fd());
     rustix::fs::chmod(magic.as_str(), Mode::from_raw_mode(0o700)).map_err(fail("chmod", path))?;
     rustix::fs::openat(&handle, c".", dir_flags(), Mode::empty()).map_err(fail("open", path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An owner that moves the directory being emptied out of the tree,
+    /// next to it (`codejail gc` on a leftover planted in a shared temp
+    /// dir), cannot make the walk go on in the directory above: the way
+    /// back up finds another directory and stops, and the sibling that
+    /// shares a name with what was still to remove is untouched. Shown
+    /// able to fail: without the identity check the walk removed it.
+    #[test]
+    fn deny_a_directory_moved_out_during_removal_leads_the_walk_outside() {
+        let shared = tempfile::tempdir().unwrap();
+        let p = shared.path();
+        std::fs::create_dir_all(p.join("leftover/a/x")).unwrap();
+        std::fs::create_dir_all(p.join("leftover/a/y")).unwrap();
+        for n in ["x", "y"] {
+            std::fs::create_dir(p.join(n)).unwrap();
+            std::fs::write(p.join(n).join("important"), "keep").unwrap();
+        }
+        let parent = std::fs::File::open(p).unwrap();
+        let leftover = open_subdir(parent.as_fd(), c"leftover", Path::new("leftover")).unwrap();
+        let mut moved = None;
+        let result = empty_tree_observed(leftover.as_fd(), &mut |path: &Path| {
+            // The first of a/x, a/y the walk enters goes next to the
+            // leftover, under its own name (the victim of that name gives
+            // way); the other name is still to remove in a/.
+            let Some(name) = path.strip_prefix("a").ok().and_then(|n| n.to_str()) else {
+                return;
+            };
+            if moved.is_none() && !name.is_empty() {
+                std::fs::remove_dir_all(p.join(name)).unwrap();
+                std::fs::rename(p.join("leftover/a").join(name), p.join(name)).unwrap();
+                moved = Some(name.to_owned());
+            }
+        });
+        let moved = moved.expect("the walk entered a/x or a/y");
+        let other = if moved == "x" { "y" } else { "x" };
+        assert_eq!(
+            std::fs::read_to_string(p.join(other).join("important")).ok(),
+            Some("keep".to_owned()),
+            "the walk removed {other} next to the leftover: {result:?}"
+        );
+        let err = result.expect_err("the walk went on after the move");
+        assert_eq!(
+            err.source.raw_os_error(),
+            Some(Errno::STALE.raw_os_error()),
+            "{err}"
+        );
+    }
 }
