@@ -178,6 +178,14 @@ pub const DENIED: &[(&str, libc::c_long, When)] = &[
     // is Landlock's to refuse.
     ("statmount", SYS_STATMOUNT, When::Always),
     ("listmount", SYS_LISTMOUNT, When::Always),
+    // Watching files: Landlock does not mediate inotify or fanotify, and
+    // the private root's binds are the host's own trees (`/usr`, the
+    // devices), so a watch there sees the host's activity on them (which
+    // programs and libraries it opens, its writes to /dev/null) while the
+    // run lasts. Python needs neither.
+    ("inotify_init", libc::SYS_inotify_init, When::Always),
+    ("inotify_init1", libc::SYS_inotify_init1, When::Always),
+    ("fanotify_init", libc::SYS_fanotify_init, When::Always),
     (
         "open_by_handle_at",
         libc::SYS_open_by_handle_at,
