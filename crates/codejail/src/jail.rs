@@ -464,9 +464,7 @@ impl Jail {
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
     ) -> Result<(), SafeExecError> {
-        let text = serde_json::to_string(globals).expect("a map always serializes");
-        let result = self.safe_exec_json(code, &text, options)?;
-        update(globals, &result)
+        crate::Runner::safe_exec(self, code, globals, options)
     }
 
     /// `safe_exec` on JSON text of Python's dialect (`NaN`, `Infinity`,

@@ -43,7 +43,7 @@ use serde_json::{Map, Value, json};
 use self::pool::Pool;
 use self::zygote::{Answering, Recipe, Zygote};
 use crate::error::WarmError;
-use crate::jail::{check_globals, finish_safe_exec, python_path_files, update};
+use crate::jail::{check_globals, finish_safe_exec, python_path_files};
 use crate::limits::{LimitName, LimitSet};
 use crate::{
     Jail, JailCode, JailError, JailResult, SafeExecError, SafeExecOptions, effective_limits,
@@ -283,9 +283,7 @@ impl Warm {
         globals: &mut Map<String, Value>,
         options: &SafeExecOptions,
     ) -> Result<(), SafeExecError> {
-        let text = serde_json::to_string(globals).expect("a map always serializes");
-        let result = self.safe_exec_json(code, &text, options)?;
-        update(globals, &result)
+        crate::Runner::safe_exec(self, code, globals, options)
     }
 
     /// [`Jail::safe_exec_json`] in a warm interpreter.
