@@ -429,7 +429,5 @@ fn sigterm_before_any_request_exits_at_once() {
 }
 
 fn start_time(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let after = &stat[stat.rfind(')').unwrap() + 1..];
-    after.split_whitespace().nth(19).unwrap().parse().unwrap()
+    codejail::owner::start_time(pid).unwrap()
 }

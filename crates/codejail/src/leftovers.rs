@@ -8,9 +8,10 @@
 //! [`gc`] removes the entries whose owner is gone, and only those.
 
 use std::ffi::OsStr;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::{Path, PathBuf};
 
+pub(crate) use codejail_proc::owner::processes_with;
 use codejail_proc::owner::{alive, owner_of, stamp};
 
 /// The name prefix of this process's jail directories.
@@ -40,6 +41,20 @@ pub struct GcReport {
 /// a name codejail did not make, not a link). With `dry_run`, only says
 /// what it would remove.
 pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
+    sweep(parents, dry_run, |parent, name, _path| {
+        codejail_fs::remove_tree_at(parent, name).map_err(|e| e.to_string())
+    })
+}
+
+/// The directories named `codejail-<pid>.<start>-...` in each of
+/// `parents` (never a link or a file): those of a running owner listed as
+/// live, the others removed by `remove` (given the parent's descriptor,
+/// the name and the path), or only listed with `dry_run`.
+fn sweep(
+    parents: &[PathBuf],
+    dry_run: bool,
+    remove: impl Fn(BorrowedFd<'_>, &OsStr, &Path) -> Result<(), String>,
+) -> GcReport {
     let mut report = GcReport::default();
     for parent in parents {
         let Ok(entries) = std::fs::read_dir(parent) else {
@@ -53,17 +68,17 @@ pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
             let Some((pid, start)) = name.to_str().and_then(owner_of) else {
                 continue;
             };
-            let path = parent.join(&name);
             if !entry.file_type().is_ok_and(|t| t.is_dir()) {
                 continue;
             }
+            let path = parent.join(&name);
             if alive(pid, start) {
                 report.live.push(path);
                 continue;
             }
             if !dry_run {
-                if let Err(e) = codejail_fs::remove_tree_at(dir.as_fd(), OsStr::new(&name)) {
-                    report.failed.push((path, e.to_string()));
+                if let Err(e) = remove(dir.as_fd(), &name, &path) {
+                    report.failed.push((path, e));
                     continue;
                 }
             }
@@ -89,35 +104,7 @@ pub fn gc_cgroups(dry_run: bool) -> GcReport {
         .into_iter()
         .map(Path::to_owned)
         .collect();
-    let mut report = GcReport::default();
-    for parent in &parents {
-        let Ok(entries) = std::fs::read_dir(parent) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name();
-            let Some((pid, start)) = name.to_str().and_then(owner_of) else {
-                continue;
-            };
-            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
-                continue;
-            }
-            let path = parent.join(&name);
-            if alive(pid, start) {
-                report.live.push(path);
-                continue;
-            }
-            if !dry_run {
-                if let Err(e) = remove_cgroup(&path) {
-                    report.failed.push((path, e));
-                    continue;
-                }
-            }
-            tracing::info!(path = %path.display(), owner = pid, "removed a run cgroup of a dead owner");
-            report.removed.push(path);
-        }
-    }
-    report
+    sweep(&parents, dry_run, |_, _, path| remove_cgroup(path))
 }
 
 /// `rmdir` of a run cgroup; one that still holds processes is killed
@@ -158,26 +145,6 @@ pub(crate) fn gc_own_kind(parent: Option<&Path>) {
     for (path, why) in &report.failed {
         tracing::warn!(path = %path.display(), "could not remove a leftover: {why}");
     }
-}
-
-/// Host pids of live processes whose command line contains `token`.
-pub(crate) fn processes_with(token: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            (!zombie && String::from_utf8_lossy(&cmdline).contains(token)).then_some(pid)
-        })
-        .collect()
 }
 
 /// The places jails of these settings are made in.

@@ -44,6 +44,28 @@ pub fn alive(pid: u32, start: u64) -> bool {
     start_time(pid) == Some(start)
 }
 
+/// Host pids of live processes (zombies left out) whose command line
+/// contains `token` (reads `/proc/<pid>/cmdline` and `stat`): how the
+/// processes of a run or a pool are found from outside.
+pub fn processes_with(token: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
+            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            (!zombie && String::from_utf8_lossy(&cmdline).contains(token)).then_some(pid)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,25 +5,7 @@ use std::path::{Path, PathBuf};
 
 use codejail::Probe;
 
-/// Host pids of live processes whose command line contains `token`.
-pub fn processes_with(token: &str) -> Vec<i32> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            (!zombie && String::from_utf8_lossy(&cmdline).contains(token)).then_some(pid)
-        })
-        .collect()
-}
+pub use codejail::owner::processes_with;
 
 /// What the host looks like, for before-and-after comparison.
 #[derive(Clone, Debug, PartialEq, Eq)]

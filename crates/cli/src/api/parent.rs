@@ -14,9 +14,7 @@ impl Parent {
     pub(super) fn create(under: Option<&Path>) -> Result<Parent, Refusal> {
         use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let base = under.map_or_else(std::env::temp_dir, Path::to_owned);
-        let pid = std::process::id();
-        let start = start_time(pid).unwrap_or(0);
-        let path = base.join(format!("codejail-{pid}.{start}-api"));
+        let path = base.join(format!("codejail-{}-api", codejail::owner::stamp()));
         let made = std::fs::DirBuilder::new().mode(0o711).create(&path);
         made.and_then(|()| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o711)))
             .map_err(|e| {
@@ -31,12 +29,4 @@ impl Parent {
     pub(super) fn remove(&self) {
         let _ = std::fs::remove_dir(&self.path);
     }
-}
-
-/// A process's start time in clock ticks after boot (field 22 of
-/// `/proc/<pid>/stat`), as `codejail gc` reads owners.
-fn start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
 }
