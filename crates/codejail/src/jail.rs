@@ -403,14 +403,7 @@ impl Jail {
             spawn.cancel_on(watch);
         }
         if let Some(m) = jail.tmp_mount() {
-            spawn.tmpfs(Tmpfs {
-                target: m.target,
-                bytes: m.bytes,
-                inodes: m.inodes,
-                mode: m.mode,
-                uid: m.uid,
-                gid: m.gid,
-            });
+            spawn.tmpfs(tmpfs_of(m));
         }
         let outcome = spawn.run()?;
         jail.remove()?;
@@ -701,4 +694,17 @@ pub(crate) fn finish_safe_exec(result: JailResult) -> Result<String, SafeExecErr
     codejail_pyexec::parse_result(&result.stdout)?;
     let JailResult { stdout, .. } = result;
     Ok(String::from_utf8(stdout).expect("checked to be UTF-8"))
+}
+
+/// The jail's `tmp/` quota as the mount the run makes (`codejail-fs` and
+/// `codejail-proc` do not depend on each other: the facade joins them).
+pub(crate) fn tmpfs_of(m: codejail_fs::TmpMount) -> Tmpfs {
+    Tmpfs {
+        target: m.target,
+        bytes: m.bytes,
+        inodes: m.inodes,
+        mode: m.mode,
+        uid: m.uid,
+        gid: m.gid,
+    }
 }

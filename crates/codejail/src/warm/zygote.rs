@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use codejail_fs::{Contents, JailDir, JailOptions, TmpQuota};
 use codejail_proc::pump::{State, Target};
-use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError, Tmpfs};
+use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
 
 use crate::error::WarmError;
@@ -365,14 +365,7 @@ fn spawn_of(
         .cancel_on(cancel);
     match home.tmp_mount() {
         Some(m) => {
-            spawn.tmpfs(Tmpfs {
-                target: m.target,
-                bytes: m.bytes,
-                inodes: m.inodes,
-                mode: m.mode,
-                uid: m.uid,
-                gid: m.gid,
-            });
+            spawn.tmpfs(crate::jail::tmpfs_of(m));
         }
         // Without a quota the calls' tmp/ directories are on the disk.
         None => rules.read_write.push(home.tmp().to_owned()),
