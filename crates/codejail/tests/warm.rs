@@ -73,7 +73,9 @@ fn the_channel_has_no_name_and_the_pool_is_private() {
     assert_eq!(sockets, Vec::<std::path::PathBuf>::new());
     // The zygote's stdin: a socket whose inode /proc/net/unix lists with
     // no path.
-    let zygote = codejail_tests_zygote(&dir);
+    let zygotes = warm.zygote_pids();
+    assert_eq!(zygotes.len(), 1, "{zygotes:?}");
+    let zygote = zygotes[0];
     let link = std::fs::read_link(format!("/proc/{zygote}/fd/0")).unwrap();
     let inode = link
         .to_string_lossy()
@@ -92,24 +94,6 @@ fn the_channel_has_no_name_and_the_pool_is_private() {
         "the socket has a name: {row}"
     );
     drop(warm);
-}
-
-/// The zygote's pid, found by the pool's directory in its command line.
-fn codejail_tests_zygote(pool: &std::path::Path) -> i32 {
-    let token = pool.to_string_lossy().into_owned();
-    let pids: Vec<i32> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| {
-            let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
-            let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            String::from_utf8_lossy(&cmdline)
-                .contains(&token)
-                .then_some(pid)
-        })
-        .collect();
-    assert_eq!(pids.len(), 1, "{pids:?}");
-    pids[0]
 }
 
 const TAMPER: &str = r#"

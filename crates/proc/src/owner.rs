@@ -22,10 +22,25 @@ pub fn stamp() -> &'static str {
 /// A process's start time, in clock ticks after boot (reads
 /// `/proc/<pid>/stat`); `None` when there is no such process.
 pub fn start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 22)?.parse().ok()
+}
+
+/// The parent of `pid` (reads `/proc/<pid>/stat`), as this process sees
+/// it; `None` when there is no such process.
+pub fn parent_of(pid: u32) -> Option<i32> {
+    stat_field(pid, 4)?.parse().ok()
+}
+
+/// Field `n` of `/proc/<pid>/stat`, numbered from 1 as proc(5) does; only
+/// fields after the command name (3 and on).
+fn stat_field(pid: u32, n: usize) -> Option<String> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
     let after = &stat[stat.rfind(')')? + 1..];
-    after.split_whitespace().nth(19)?.parse().ok()
+    after
+        .split_whitespace()
+        .nth(n.checked_sub(3)?)
+        .map(str::to_owned)
 }
 
 /// The owner recorded in a name `codejail-<pid>.<start>-...` or
@@ -82,6 +97,8 @@ mod tests {
         let me = std::process::id();
         assert!(alive(me, start_time(me).unwrap()));
         assert!(!alive(me, start_time(me).unwrap() + 1));
+        let parent = rustix::process::getppid().map_or(0, |p| p.as_raw_nonzero().get());
+        assert_eq!(parent_of(me), Some(parent));
         assert_eq!(
             owner_of(&format!("codejail-{}-abcdef", stamp())).map(|o| o.0),
             Some(me)

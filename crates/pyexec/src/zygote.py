@@ -20,21 +20,26 @@
 # nothing of one call is ever in the zygote's memory for a later call
 # (forked from it) to find.
 #
+# Ahead of each call (before "ready", then after each answer):
+#             zygote --fork--> worker: new session, generators reseeded;
+#             it waits for its call on a socketpair of its own. Forking
+#             here, between calls, takes the fork and the first writes to
+#             the zygote's pages out of the call's time.
 # Per call:   zygote: makes the call's tmp/ (a directory of its own tmp/,
-#             the tmpfs with the pool's quota where there is one) and adds
-#             it to the call's ruleset, read-write without execute;
-#             zygote --fork--> worker: new session, the nested Landlock
-#             domain (its own directory and tmp/ only; it cannot signal the
-#             zygote), rlimits, cwd, TMPDIR, stdio on the pipes; runs the
-#             code.
+#             the tmpfs with the pool's quota where there is one), adds
+#             it to the call's ruleset, read-write without execute, and
+#             hands the request and its descriptors to the waiting worker;
+#             worker: the nested Landlock domain (its own directory and
+#             tmp/ only; it cannot signal the zygote), rlimits, cwd,
+#             TMPDIR, stdio on the pipes; runs the code.
 #   zygote:   waits for the worker to end, or for "k" from the caller (a
 #             cap, the deadline, a cancel: the caller enforces them all),
 #             then kill(-1, SIGKILL): Landlock's signal scope confines that
 #             to the zygote's domain, where only this call's processes live
 #             (the zygote is a child subreaper, so orphans of the call are
-#             its children); reaps them all; removes the call's tmp/;
-#             checks that nothing of its own was changed; answers one JSON
-#             line.
+#             its children); reaps them all; checks that nothing of its
+#             own was changed; answers one JSON line; then removes the
+#             call's tmp/, before it forks the next worker.
 # A worker cannot act on its zygote by pid (seccomp refuses prlimit,
 # setpriority, sched_set*, ioprio_set and pidfd_open aimed at another
 # process), but the zygote checks anyway, and retires (answers "retire",
@@ -68,14 +73,17 @@ def _check(ret, what):
     return ret
 
 
-def worker(req, fds, chld):
-    """The call's code. Never returns."""
+def worker(chan):
+    """The next call's worker: readies itself, waits for its call on
+    `chan`, and runs it. Never returns."""
     status = 1
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()
         reseed()
+        req, fds, _ = receive(chan, b"")
+        chan.close()
         _check(_libc.syscall(SYS_LANDLOCK_RESTRICT_SELF, fds[4], 0), "landlock_restrict_self")
         # Out of the way of the targets first, then onto 0..3.
         moved = [os.dup(fd) for fd in fds[:4]]
@@ -133,7 +141,8 @@ def worker(req, fds, chld):
 def receive(sock, pending):
     """One request line and its five descriptors; stray "k" bytes (a kill
     that came after its call had ended) are dropped. End of file: the
-    pool is gone, and so is the zygote."""
+    pool is gone, and so is the zygote (or, in a worker waiting for its
+    call, the zygote is gone, and so is the worker)."""
     fds = []
     while b"\n" not in pending or len(fds) < 5:
         data, more, _, _ = socket.recv_fds(sock, 65536, 5)
@@ -144,6 +153,19 @@ def receive(sock, pending):
         pending = pending.lstrip(b"k")
     line, _, rest = pending.partition(b"\n")
     return loads(line.decode("utf-8")), fds, rest
+
+
+def fork_worker(sock):
+    """The worker of the next call, forked now; its pid and the zygote's
+    end of its channel."""
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        sock.close()
+        ours.close()
+        worker(theirs)
+    theirs.close()
+    return pid, ours
 
 
 def call_tmp(req):
@@ -237,8 +259,9 @@ def own_state():
             tuple(sorted(os.sched_getaffinity(0))))
 
 
-def serve(sock, req, fds, chld):
-    """Runs one call; returns the answer."""
+def serve(sock, req, fds, chld, pid, chan):
+    """Runs one call on the waiting worker `pid`: the answer, and the
+    call's tmp/ to remove once the answer is sent."""
     answer = {"status": -9, "cpu_us": 0, "max_rss_kib": 0, "disk_full": False}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     tmp, tmp_fd = call_tmp(req)
@@ -248,10 +271,11 @@ def serve(sock, req, fds, chld):
                              ctypes.byref(rule), 0), "landlock_add_rule")
     finally:
         os.close(tmp_fd)
-    pid = os.fork()
-    if pid == 0:
-        sock.close()
-        worker(req, fds, chld)
+    try:
+        socket.send_fds(chan, [dumps(req).encode("ascii") + b"\n"], fds)
+    except OSError:
+        pass  # the worker is gone: its status says so
+    chan.close()
     for fd in fds:
         os.close(fd)
     wait_for(sock, pid, chld)
@@ -261,8 +285,7 @@ def serve(sock, req, fds, chld):
     answer["max_rss_kib"] = rss
     answer["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     answer["disk_full"] = full(tmp, req["limits"])
-    remove_tree(tmp)
-    return answer
+    return answer, tmp
 
 
 def rehearse():
@@ -362,19 +385,25 @@ def zygote(max_calls, modules):
     # collector off those pages so that forked workers share them.
     gc.freeze()
     state = own_state()
+    pid, chan = fork_worker(sock)
     sock.sendall(b"ready\n")
     pending = b""
     served = 0
     while True:
         req, fds, pending = receive(sock, pending)
-        answer = serve(sock, req, fds, chld)
+        answer, tmp = serve(sock, req, fds, chld, pid, chan)
         del req, fds
         served += 1
         retire = served >= max_calls or own_state() != state
         answer["retire"] = retire
         sock.sendall(dumps(answer).encode("ascii") + b"\n")
+        del answer
+        # After the answer, before the next call (which cannot start
+        # before the next worker is forked): the call's tmp/.
+        remove_tree(tmp)
         if retire:
             os._exit(0)
+        pid, chan = fork_worker(sock)
 
 
 zygote(int(sys.argv[2]), sys.argv[3:])

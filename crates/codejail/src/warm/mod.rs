@@ -261,15 +261,26 @@ impl Warm {
         self.pool.idle_pids()
     }
 
-    /// Processes of the pool beyond its idle zygotes, found on the host by
-    /// the pool's directory in their command line: after a call returns
-    /// (with no other call going on), there must be none.
+    /// Processes of the pool beyond its idle zygotes and the one worker
+    /// each forks ahead of its next call (a child of the zygote), found on
+    /// the host by the pool's directory in their command line: after a
+    /// call returns (with no other call going on), there must be none. A
+    /// zygote has no other child then: it reaped every process of the call
+    /// before it answered.
     pub fn stray_processes(&self) -> usize {
-        let zygotes = self.pool.idle();
+        let zygotes = self.pool.idle_pids();
         let dir = self.dir.to_string_lossy();
+        let mut ahead = std::collections::HashSet::new();
         crate::leftovers::processes_with(&dir)
-            .len()
-            .saturating_sub(zygotes)
+            .into_iter()
+            .filter(|pid| !zygotes.contains(pid))
+            .filter(|&pid| {
+                let parent = u32::try_from(pid)
+                    .ok()
+                    .and_then(codejail_proc::owner::parent_of);
+                !parent.is_some_and(|p| zygotes.contains(&p) && ahead.insert(p))
+            })
+            .count()
     }
 
     /// Python's `exec` in a warm interpreter: the contract of
