@@ -251,8 +251,9 @@ pub fn unenforced(kernel: i32) -> Vec<&'static str> {
 
 /// The enforcement of the rights of [`LANDLOCK_ABI`] on this kernel: a
 /// ruleset that handles them all (best effort, as a run's), with no rule,
-/// applied by `landlock_restrict_self` on a thread of its own, which then
-/// ends. Landlock restricts the calling thread only (no
+/// applied by `landlock_restrict_self` to the calling thread, which must be
+/// a thread of its own that then ends (the probe starts one). Landlock
+/// restricts the calling thread only (no
 /// `LANDLOCK_RESTRICT_SELF_TSYNC` is asked for), so nothing else of the
 /// process is restricted; the status is the crate's account of which
 /// asked rights the kernel took, confirmed by the kernel accepting the
@@ -261,25 +262,15 @@ pub fn unenforced(kernel: i32) -> Vec<&'static str> {
 /// # Errors
 /// Why Landlock cannot be used: the kernel refused the ruleset or the
 /// restriction, or enforced none of it.
-pub(crate) fn enforcement_trial() -> Result<Enforcement, String> {
-    let trial = std::thread::Builder::new()
-        .name("codejail-landlock-probe".into())
-        .spawn(|| {
-            let status = base_ruleset(ABI::from(LANDLOCK_ABI))
-                .and_then(RulesetCreated::restrict_self)
-                .map_err(|e| format!("a trial restriction failed: {e}"))?;
-            match status.ruleset {
-                RulesetStatus::FullyEnforced => Ok(Enforcement::Full),
-                RulesetStatus::PartiallyEnforced => Ok(Enforcement::Partial),
-                RulesetStatus::NotEnforced => {
-                    Err("the kernel enforced none of a trial ruleset".into())
-                }
-            }
-        })
-        .map_err(|e| format!("could not start the trial thread: {e}"))?;
-    trial
-        .join()
-        .unwrap_or_else(|_| Err("the trial thread panicked".into()))
+pub(crate) fn enforcement_trial_here() -> Result<Enforcement, String> {
+    let status = base_ruleset(ABI::from(LANDLOCK_ABI))
+        .and_then(RulesetCreated::restrict_self)
+        .map_err(|e| format!("a trial restriction failed: {e}"))?;
+    match status.ruleset {
+        RulesetStatus::FullyEnforced => Ok(Enforcement::Full),
+        RulesetStatus::PartiallyEnforced => Ok(Enforcement::Partial),
+        RulesetStatus::NotEnforced => Err("the kernel enforced none of a trial ruleset".into()),
+    }
 }
 
 impl FsRules {
@@ -492,7 +483,10 @@ mod tests {
         let Some(kernel) = crate::child::landlock_abi().ok() else {
             return codejail_tests::not_tested("landlock", "the kernel has no Landlock");
         };
-        let status = enforcement_trial().unwrap();
+        let status = std::thread::spawn(enforcement_trial_here)
+            .join()
+            .unwrap()
+            .unwrap();
         let want = if kernel >= LANDLOCK_ABI {
             Enforcement::Full
         } else {

@@ -48,7 +48,10 @@ use std::os::fd::RawFd;
 pub(crate) use holder::spawn_holder;
 pub(crate) use root::Detail as RootDetail;
 pub(crate) use supervisor::spawn_supervisor;
-pub(crate) use trial::{landlock_abi, try_clone, try_clone_into_cgroup, try_exec_guard, try_root};
+pub(crate) use trial::{
+    RootTrial, exec_guard_fits, exec_guard_refused, landlock_abi, try_clone, try_clone_into_cgroup,
+    try_exec_guard, try_root,
+};
 pub(crate) use wire::{ERROR_LEN, Report, Step, decode_error};
 
 /// Everything the two child processes need, built before the clone.

@@ -80,34 +80,14 @@ fn trial_clone(flags: u64, cgroup: Option<c_int>) -> io::Result<()> {
     }
 }
 
-/// Whether the `no_exec` layer works here, or why not: the kernel's
-/// notification structures must fit the supervisor's stack buffers, and a
-/// cloned child (after no_new_privs, as the supervisor) must be able to
-/// install `guard` with a listener — a container's own seccomp policy may
-/// forbid that where the kernel has it.
+/// Whether the `no_exec` layer works here, or why not, where
+/// [`exec_guard_fits`]: a cloned child (after no_new_privs, as the
+/// supervisor) must be able to install `guard` with a listener — a
+/// container's own seccomp policy may forbid that where the kernel has it.
 ///
 /// # References
 /// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
 pub(crate) fn try_exec_guard(guard: &[libc::sock_filter]) -> Result<(), String> {
-    let sizes = sys::seccomp_notif_sizes().map_err(|e| {
-        format!(
-            "the kernel has no seccomp user notification (Linux 5.0): {}",
-            io::Error::from_raw_os_error(e)
-        )
-    })?;
-    let room = sys::NOTIF_ROOM;
-    let fits = |size: u16, ours: usize| (ours..=room).contains(&usize::from(size));
-    if !fits(sizes.seccomp_notif, size_of::<libc::seccomp_notif>())
-        || !fits(
-            sizes.seccomp_notif_resp,
-            size_of::<libc::seccomp_notif_resp>(),
-        )
-    {
-        return Err(format!(
-            "the kernel's seccomp notification structures ({} and {} bytes) do not fit codejail's {room}-byte buffers",
-            sizes.seccomp_notif, sizes.seccomp_notif_resp
-        ));
-    }
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier,
@@ -134,50 +114,87 @@ pub(crate) fn try_exec_guard(guard: &[libc::sock_filter]) -> Result<(), String> 
     };
     match status {
         Some(0) => Ok(()),
-        Some(errno) => Err(format!(
-            "installing a seccomp filter with a listener failed: {}",
-            io::Error::from_raw_os_error(errno)
-        )),
+        Some(errno) => Err(exec_guard_refused(errno)),
         None => Err("the trial of a seccomp listener did not end normally".into()),
     }
 }
 
-/// What [`try_root`] found: whether a private root can be entered here,
-/// and whether a procfs of a new pid namespace can be mounted in it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct RootTrial {
-    /// `Err((what, errno))`: which step failed (`mount`, `chdir`,
-    /// `pivot_root`, `umount`).
-    pub root: Result<(), (&'static str, i32)>,
-    /// `Err(errno)` of the procfs mount (`subset=pid`).
-    pub proc: Result<(), i32>,
+/// Whether the kernel has seccomp user notification with structures that
+/// fit the supervisor's stack buffers (`seccomp(SECCOMP_GET_NOTIF_SIZES)`).
+pub(crate) fn exec_guard_fits() -> Result<(), String> {
+    let sizes = sys::seccomp_notif_sizes().map_err(|e| {
+        format!(
+            "the kernel has no seccomp user notification (Linux 5.0): {}",
+            io::Error::from_raw_os_error(e)
+        )
+    })?;
+    let room = sys::NOTIF_ROOM;
+    let fits = |size: u16, ours: usize| (ours..=room).contains(&usize::from(size));
+    if !fits(sizes.seccomp_notif, size_of::<libc::seccomp_notif>())
+        || !fits(
+            sizes.seccomp_notif_resp,
+            size_of::<libc::seccomp_notif_resp>(),
+        )
+    {
+        return Err(format!(
+            "the kernel's seccomp notification structures ({} and {} bytes) do not fit codejail's {room}-byte buffers",
+            sizes.seccomp_notif, sizes.seccomp_notif_resp
+        ));
+    }
+    Ok(())
 }
 
-/// Tries, in a child cloned into new mount and pid namespaces (and a user
-/// namespace, with `with_userns`), what building a private root needs:
-/// a procfs of the new pid namespace with `subset=pid`, a tmpfs mounted
-/// over `/dev` and `pivot_root(".", ".")` into it with the old root
-/// detached (the steps of `super::root`, without the binds). Containers
-/// may forbid what the kernel offers: a masked `/proc` refuses a new
-/// procfs; a root on the initial ramfs refuses `pivot_root`.
+/// What an exec guard refused with `errno` says.
+pub(crate) fn exec_guard_refused(errno: i32) -> String {
+    format!(
+        "installing a seccomp filter with a listener failed: {}",
+        io::Error::from_raw_os_error(errno)
+    )
+}
+
+/// What [`try_root`] found: whether a private root can be entered here,
+/// whether a procfs of a new pid namespace can be mounted in it, and,
+/// when it was asked to, whether the exec guard can be installed there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct RootTrial {
+    pub root: Result<(), (&'static str, i32)>,
+    pub proc: Result<(), i32>,
+    /// `None`: not tried.
+    pub exec_guard: Option<Result<(), i32>>,
+}
+
+/// Tries, in a child cloned into new mount and pid namespaces and the
+/// other `namespaces` (`CLONE_NEW*` flags), what building a private root
+/// needs: a procfs of the new pid namespace with `subset=pid`, a tmpfs
+/// mounted over `/dev` and `pivot_root(".", ".")` into it with the old
+/// root detached (the steps of `super::root`, without the binds); then,
+/// with `guard`, what the supervisor does in the run's namespaces:
+/// `no_new_privs` and the exec guard installed with a listener
+/// (`seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER)`).
+/// Containers may forbid what the kernel offers: a masked `/proc` refuses
+/// a new procfs; a root on the initial ramfs refuses `pivot_root`. The
+/// clone's own failure (a namespace refused) is the `Err`.
 ///
 /// # References
 /// - [`pivot_root(2)`](https://man7.org/linux/man-pages/man2/pivot_root.2.html)
 /// - [`proc(5)`](https://man7.org/linux/man-pages/man5/proc.5.html), `subset=pid`
-pub(crate) fn try_root(with_userns: bool) -> io::Result<RootTrial> {
+/// - [`seccomp_unotify(2)`](https://man7.org/linux/man-pages/man2/seccomp_unotify.2.html)
+pub(crate) fn try_root(
+    namespaces: u64,
+    guard: Option<&[libc::sock_filter]>,
+) -> io::Result<RootTrial> {
     use rustix::mount::{MountFlags, MountPropagationFlags, UnmountFlags};
     use rustix::pipe::{PipeFlags, pipe_with};
 
     let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    args.flags |= (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
-    if with_userns {
-        args.flags |= libc::CLONE_NEWUSER as u64;
-    }
+    args.flags |= namespaces | (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier,
     // makes only async-signal-safe calls (rustix's raw system calls on
-    // static strings, one write from a stack buffer) and ends in _exit.
+    // static strings, the seccomp call on `guard`, which the caller keeps
+    // alive and the child's copy of memory holds, one write from a stack
+    // buffer) and ends in _exit.
     let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
@@ -188,46 +205,55 @@ pub(crate) fn try_root(with_userns: bool) -> io::Result<RootTrial> {
             c"/",
             MountPropagationFlags::REC | MountPropagationFlags::PRIVATE,
         ));
-        if private != 0 {
-            let mut msg = [0u8; 12];
-            for (chunk, word) in msg.chunks_exact_mut(4).zip([private, 1, private]) {
-                chunk.copy_from_slice(&word.to_ne_bytes());
+        let (proc, failed) = if private != 0 {
+            (private, (1, private))
+        } else {
+            let proc = errno(rustix::mount::mount(
+                c"proc",
+                c"/dev",
+                c"proc",
+                MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
+                c"subset=pid",
+            ));
+            type TrialStep = (i32, fn() -> rustix::io::Result<()>);
+            let steps: [TrialStep; 4] = [
+                (2, || {
+                    rustix::mount::mount(
+                        c"codejail-trial",
+                        c"/dev",
+                        c"tmpfs",
+                        MountFlags::NOSUID | MountFlags::NODEV,
+                        c"size=4k",
+                    )
+                }),
+                (3, || rustix::process::chdir(c"/dev")),
+                (4, || rustix::process::pivot_root(c".", c".")),
+                (5, || rustix::mount::unmount(c".", UnmountFlags::DETACH)),
+            ];
+            let mut failed = (0, 0);
+            for (step, f) in steps {
+                let e = errno(f());
+                if e != 0 {
+                    failed = (step, e);
+                    break;
+                }
             }
-            let _ = rustix::io::write(&write, &msg);
-            sys::exit(0);
-        }
-        let proc = errno(rustix::mount::mount(
-            c"proc",
-            c"/dev",
-            c"proc",
-            MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC,
-            c"subset=pid",
-        ));
-        type TrialStep = (i32, fn() -> rustix::io::Result<()>);
-        let steps: [TrialStep; 4] = [
-            (2, || {
-                rustix::mount::mount(
-                    c"codejail-trial",
-                    c"/dev",
-                    c"tmpfs",
-                    MountFlags::NOSUID | MountFlags::NODEV,
-                    c"size=4k",
-                )
-            }),
-            (3, || rustix::process::chdir(c"/dev")),
-            (4, || rustix::process::pivot_root(c".", c".")),
-            (5, || rustix::mount::unmount(c".", UnmountFlags::DETACH)),
-        ];
-        let mut failed = (0, 0);
-        for (step, f) in steps {
-            let e = errno(f());
-            if e != 0 {
-                failed = (step, e);
-                break;
-            }
-        }
-        let mut msg = [0u8; 12];
-        for (chunk, word) in msg.chunks_exact_mut(4).zip([proc, failed.0, failed.1]) {
+            (proc, failed)
+        };
+        let guarded = match guard {
+            None => -1,
+            Some(guard) => match sys::rx(rustix::thread::set_no_new_privs(true))
+                .and_then(|()| sys::seccomp_set_filter_listener(guard).map(drop))
+            {
+                Ok(()) => 0,
+                Err(errno) => errno.max(1),
+            },
+        };
+        let mut msg = [0u8; 16];
+        for (chunk, word) in msg
+            .chunks_exact_mut(4)
+            .zip([proc, failed.0, failed.1, guarded])
+        {
             chunk.copy_from_slice(&word.to_ne_bytes());
         }
         let _ = rustix::io::write(&write, &msg);
@@ -239,7 +265,7 @@ pub(crate) fn try_root(with_userns: bool) -> io::Result<RootTrial> {
     while let Err(rustix::io::Errno::INTR) =
         rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options)
     {}
-    let mut msg = [0u8; 12];
+    let mut msg = [0u8; 16];
     let got = rustix::io::read(&read, &mut msg)?;
     if got != msg.len() {
         return Err(io::Error::other("the trial child said nothing"));
@@ -249,7 +275,7 @@ pub(crate) fn try_root(with_userns: bool) -> io::Result<RootTrial> {
         w.copy_from_slice(&msg[i * 4..i * 4 + 4]);
         i32::from_ne_bytes(w)
     };
-    let (proc, step, errno) = (word(0), word(1), word(2));
+    let (proc, step, errno, guarded) = (word(0), word(1), word(2), word(3));
     let what = match step {
         1 => "make the mounts private",
         2 => "mount a tmpfs",
@@ -264,5 +290,10 @@ pub(crate) fn try_root(with_userns: bool) -> io::Result<RootTrial> {
             Err((what, errno))
         },
         proc: if proc == 0 { Ok(()) } else { Err(proc) },
+        exec_guard: match guarded {
+            -1 => None,
+            0 => Some(Ok(())),
+            errno => Some(Err(errno)),
+        },
     })
 }

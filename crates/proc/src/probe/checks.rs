@@ -16,8 +16,20 @@ pub(super) fn root_availability(
         let no = Availability::No(format!("it needs a mount namespace: {why}"));
         return (no.clone(), no);
     }
+    let userns = if with_userns {
+        libc::CLONE_NEWUSER as u64
+    } else {
+        0
+    };
+    root_verdicts(child::try_root(userns, None))
+}
+
+/// The private root's and its procfs's availability from a root trial.
+pub(super) fn root_verdicts(
+    trial: std::io::Result<child::RootTrial>,
+) -> (Availability, Availability) {
     let errno = |e: i32| std::io::Error::from_raw_os_error(e);
-    match child::try_root(with_userns) {
+    match trial {
         Err(e) => {
             let no = Availability::No(format!("the trial could not run: {e}"));
             (no.clone(), no)
@@ -113,22 +125,27 @@ pub(super) fn apparmor_availability() -> Availability {
 /// The `no_exec` layer: seccomp with user notification and its
 /// `CONTINUE` answer (Linux 5.5), and a trial of the supervisor's step.
 pub(super) fn exec_guard_availability() -> Availability {
-    if let Availability::No(why) = seccomp_availability() {
-        return Availability::No(why);
+    match exec_guard_precheck() {
+        Err(why) => Availability::No(why),
+        Ok(guard) => Availability::from_result(child::try_exec_guard(guard)),
     }
-    if !kernel_at_least(5, 5) {
-        return Availability::No(
-            "the kernel is older than 5.5 (no SECCOMP_USER_NOTIF_FLAG_CONTINUE)".into(),
-        );
-    }
-    let guard = match crate::spawn::exec_guard_filter() {
-        Ok(guard) => guard,
-        Err(e) => return Availability::No(e.to_string()),
-    };
-    Availability::from_result(child::try_exec_guard(guard))
 }
 
-/// Whether the running kernel's release is at least `major.minor`.
+/// What the exec guard needs before a trial: seccomp, Linux 5.5, its
+/// filter, notification structures that fit. The filter to try, or why
+/// the layer is unavailable.
+pub(super) fn exec_guard_precheck() -> Result<&'static [libc::sock_filter], String> {
+    if let Availability::No(why) = seccomp_availability() {
+        return Err(why);
+    }
+    if !kernel_at_least(5, 5) {
+        return Err("the kernel is older than 5.5 (no SECCOMP_USER_NOTIF_FLAG_CONTINUE)".into());
+    }
+    let guard = crate::spawn::exec_guard_filter().map_err(|e| e.to_string())?;
+    child::exec_guard_fits()?;
+    Ok(guard)
+}
+
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let uname = rustix::system::uname();
     let release = uname.release().to_string_lossy();

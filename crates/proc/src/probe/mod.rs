@@ -16,7 +16,7 @@ use crate::layers::{Layer, LayerSet};
 
 use checks::{
     CAP_SETGID, CAP_SETUID, CAP_SYS_ADMIN, apparmor_availability, exec_guard_availability,
-    has_caps, root_availability, seccomp_availability, try_ns,
+    exec_guard_precheck, has_caps, root_availability, root_verdicts, seccomp_availability, try_ns,
 };
 
 /// Whether a layer can be used, and if not, why.
@@ -144,38 +144,27 @@ impl Probe {
         let can_setuid = has_caps(&[CAP_SETUID, CAP_SETGID]);
         let cap_sys_admin = has_caps(&[CAP_SYS_ADMIN]);
         let landlock_abi = child::landlock_abi().ok();
-        let landlock_status = landlock_abi.map(|_| fsrules::enforcement_trial());
-        let cgroups = host::detect(options);
-
-        let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
-        let needs_userns = !cap_sys_admin;
-        // One trial clone with every namespace at once: where it works (the
-        // common case) each one works, and five clones are saved (each a
-        // millisecond or so, the network namespace most); where it fails,
-        // each is tried alone, for its own reason.
-        let all_ns = (!needs_userns || userns.is_yes())
-            && try_ns(
-                libc::CLONE_NEWNS
-                    | libc::CLONE_NEWPID
-                    | libc::CLONE_NEWNET
-                    | libc::CLONE_NEWIPC
-                    | libc::CLONE_NEWUTS,
-                needs_userns,
-            )
-            .is_ok();
-        let ns = |flag: libc::c_int| {
-            if let (true, Availability::No(why)) = (needs_userns, &userns) {
-                return Availability::No(format!(
-                    "needs a user namespace (this process has no CAP_SYS_ADMIN), which is unavailable: {why}"
-                ));
-            }
-            if all_ns {
-                return Availability::Yes;
-            }
-            Availability::from_result(try_ns(flag, needs_userns))
-        };
-        let mount_ns = ns(libc::CLONE_NEWNS);
-        let (rootfs, procfs) = root_availability(&mount_ns, userns.is_yes());
+        // The cgroups' set-up (with its trial clone) and Landlock's trial
+        // restriction touch no namespace: each runs on a thread of its own
+        // beside the namespace trials (Landlock's restricts its thread).
+        let (landlock_status, cgroups, ns) = std::thread::scope(|s| {
+            let landlock = landlock_abi.map(|_| s.spawn(fsrules::enforcement_trial_here));
+            let cgroups = s.spawn(|| host::detect(options));
+            let ns = NsTrials::run(cap_sys_admin);
+            let landlock = landlock.map(|t| {
+                t.join()
+                    .unwrap_or_else(|_| Err("the trial thread panicked".into()))
+            });
+            let cgroups = cgroups.join().unwrap_or_else(|_| {
+                let why = Some("the cgroup probe panicked".to_owned());
+                Cgroups {
+                    v2_missing: why.clone(),
+                    v1_missing: why,
+                    ..Cgroups::default()
+                }
+            });
+            (landlock, cgroups, ns)
+        });
         let layers = Layer::ALL
             .into_iter()
             .map(|layer| {
@@ -184,13 +173,13 @@ impl Probe {
                     Layer::Identity => Availability::No(
                         "the caller cannot change uid (no CAP_SETUID and CAP_SETGID: not root, or a container runtime dropped them); a user namespace maps its own uid instead".into(),
                     ),
-                    Layer::UserNs => userns.clone(),
-                    Layer::PidNs => ns(libc::CLONE_NEWPID),
-                    Layer::NetNs => ns(libc::CLONE_NEWNET),
-                    Layer::MountNs => mount_ns.clone(),
-                    Layer::RootFs => rootfs.clone(),
-                    Layer::IpcNs => ns(libc::CLONE_NEWIPC),
-                    Layer::UtsNs => ns(libc::CLONE_NEWUTS),
+                    Layer::UserNs => ns.userns.clone(),
+                    Layer::PidNs => ns.ns(libc::CLONE_NEWPID),
+                    Layer::NetNs => ns.ns(libc::CLONE_NEWNET),
+                    Layer::MountNs => ns.ns(libc::CLONE_NEWNS),
+                    Layer::RootFs => ns.rootfs.clone(),
+                    Layer::IpcNs => ns.ns(libc::CLONE_NEWIPC),
+                    Layer::UtsNs => ns.ns(libc::CLONE_NEWUTS),
                     Layer::Cgroup => match cgroups.why_unavailable() {
                         None => Availability::Yes,
                         Some(why) => Availability::No(why),
@@ -210,7 +199,7 @@ impl Probe {
                         ),
                     },
                     Layer::Seccomp => seccomp_availability(),
-                    Layer::NoExec => exec_guard_availability(),
+                    Layer::NoExec => ns.no_exec.clone(),
                     Layer::AppArmor => apparmor_availability(),
                 };
                 (layer, a)
@@ -224,7 +213,7 @@ impl Probe {
             landlock_status: landlock_status.and_then(Result::ok),
             layers,
             cgroups,
-            procfs,
+            procfs: ns.procfs,
         }
     }
 
@@ -244,6 +233,91 @@ impl Probe {
             .filter(|(_, a)| a.is_yes())
             .map(|(l, _)| *l)
             .collect()
+    }
+}
+
+/// The trials of the namespaces, the private root and the exec guard.
+struct NsTrials {
+    userns: Availability,
+    /// The other namespaces need a user namespace (no `CAP_SYS_ADMIN`).
+    needs_userns: bool,
+    /// One clone with every namespace worked: each of them works.
+    all_ns: bool,
+    rootfs: Availability,
+    procfs: Availability,
+    no_exec: Availability,
+}
+
+impl NsTrials {
+    /// First one trial clone of everything: every namespace at once, the
+    /// private root's steps and the exec guard in them, as a run has them.
+    /// Where it works (the common case), each works, and five clones are
+    /// saved (each a millisecond or so, the network namespace most).
+    /// Where the clone is refused, each is tried alone, for its own reason.
+    fn run(cap_sys_admin: bool) -> NsTrials {
+        let needs_userns = !cap_sys_admin;
+        let guard = exec_guard_precheck();
+        let all = libc::CLONE_NEWUSER
+            | libc::CLONE_NEWNS
+            | libc::CLONE_NEWPID
+            | libc::CLONE_NEWNET
+            | libc::CLONE_NEWIPC
+            | libc::CLONE_NEWUTS;
+        if let Ok(trial) = child::try_root(all as u64, guard.as_ref().ok().copied()) {
+            let (rootfs, procfs) = root_verdicts(Ok(trial));
+            let no_exec = match (guard, trial.exec_guard) {
+                (Err(why), _) => Availability::No(why),
+                (Ok(_), Some(Ok(()))) => Availability::Yes,
+                (Ok(_), Some(Err(errno))) => Availability::No(child::exec_guard_refused(errno)),
+                (Ok(_), None) => NOT_PROBED.clone(),
+            };
+            return NsTrials {
+                userns: Availability::Yes,
+                needs_userns,
+                all_ns: true,
+                rootfs,
+                procfs,
+                no_exec,
+            };
+        }
+        let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
+        let all_ns = (!needs_userns || userns.is_yes())
+            && try_ns(
+                libc::CLONE_NEWNS
+                    | libc::CLONE_NEWPID
+                    | libc::CLONE_NEWNET
+                    | libc::CLONE_NEWIPC
+                    | libc::CLONE_NEWUTS,
+                needs_userns,
+            )
+            .is_ok();
+        let mut trials = NsTrials {
+            userns,
+            needs_userns,
+            all_ns,
+            rootfs: NOT_PROBED.clone(),
+            procfs: NOT_PROBED.clone(),
+            no_exec: exec_guard_availability(),
+        };
+        let mount_ns = trials.ns(libc::CLONE_NEWNS);
+        (trials.rootfs, trials.procfs) = root_availability(&mount_ns, trials.userns.is_yes());
+        trials
+    }
+
+    /// Whether the namespace `flag` (one `CLONE_NEW*` other than the user
+    /// namespace) can be made: known where every namespace could be made
+    /// at once, else tried alone (inside a user namespace where it needs
+    /// one).
+    fn ns(&self, flag: libc::c_int) -> Availability {
+        if let (true, Availability::No(why)) = (self.needs_userns, &self.userns) {
+            return Availability::No(format!(
+                "needs a user namespace (this process has no CAP_SYS_ADMIN), which is unavailable: {why}"
+            ));
+        }
+        if self.all_ns {
+            return Availability::Yes;
+        }
+        Availability::from_result(try_ns(flag, self.needs_userns))
     }
 }
 
