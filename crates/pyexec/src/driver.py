@@ -81,24 +81,46 @@ def _as_text(value):
     return value
 
 
+# Values a dumps+loads round trip gives back as they are, which json_safe
+# then keeps without one: exactly these types (a subclass comes back as its
+# base type), text without surrogates (ASCII: a pair of lone surrogates
+# comes back as one character), integers far from the digit limit.
+_BIG = 1 << 63
+
+
+def _same_after_trip(value):
+    kind = type(value)
+    if kind is str:
+        return value.isascii()
+    if kind is int:
+        return -_BIG < value < _BIG
+    return kind is float or kind is bool or value is None
+
+
 def json_safe(namespace):
     """What of a namespace crosses a JSON round trip, exactly as CodeJail's
     json_safe keeps it: entries whose value is of a JSON-like type (None,
     numbers, text, bytes, lists, tuples, dicts) and survives dumps+loads
     after bytes are decoded, under their key as it survives the same;
     `__builtins__` never. A key that comes back unhashable fails the run,
-    as it does in CodeJail."""
+    as it does in CodeJail. Values and keys the trip gives back as they
+    are skip it; so does the last trip of the whole, when every key is
+    text (each value has made the trip, or needs none)."""
     kept = {}
+    text_keys = True
     for key, value in namespace.items():
         if not isinstance(value, _KEPT_TYPES) or key in ("__builtins__",):
             continue
         try:
-            value = loads(dumps(_as_text(value)))
-            key = loads(dumps(_as_text(key)))
+            if not _same_after_trip(value):
+                value = loads(dumps(_as_text(value)))
+            if not _same_after_trip(key):
+                key = loads(dumps(_as_text(key)))
         except Exception:
             continue
         kept[key] = value
-    return loads(dumps(kept))
+        text_keys = text_keys and type(key) is str
+    return kept if text_keys else loads(dumps(kept))
 
 
 class DevNull(object):

@@ -2,8 +2,10 @@
 # json_safe as CodeJail runs it, on the standard library's json module.
 # Random namespaces (seeded; the seed and count come from argv) of the
 # values safe_exec code makes: nested lists, tuples, dicts, bytes (valid
-# UTF-8 or not), text with lone surrogates, integers of any size, floats
-# with NaN and infinities, booleans, None, and things JSON cannot carry.
+# UTF-8 or not), text with lone surrogates (and pairs of them), integers of
+# any size (around 64 bits and the 4300-digit limit), floats with NaN and
+# infinities, booleans, None, subclasses of str, int and float, and things
+# JSON cannot carry; as values and as keys.
 # Prints one line per mismatch and exits 1 if there was any.
 import json
 import random
@@ -50,8 +52,31 @@ def reference_json_safe(d):
     return json.loads(json.dumps(jd))
 
 
+class Text(str):
+    pass
+
+
+class Number(int):
+    pass
+
+
+class Real(float):
+    pass
+
+
 def scalar(r):
-    kind = r.randrange(12)
+    kind = r.randrange(17)
+    if kind == 12:
+        return Text(r.choice(["plain", "k1", "\u00e9"]))
+    if kind == 13:
+        return Number(r.randrange(-3, 3))
+    if kind == 14:
+        return Real(r.choice([0.5, float("nan")]))
+    if kind == 15:
+        # A pair of lone surrogates, and the character they make.
+        return r.choice(["\ud83c\udf89", "\U0001f389", "a\ud83c\udf89"])
+    if kind == 16:
+        return r.choice([2 ** 63 - 1, 2 ** 63, -(2 ** 63), -(2 ** 63) - 1, 10 ** 4299, 10 ** 4300])
     if kind == 0:
         return None
     if kind == 1:
@@ -107,6 +132,15 @@ def namespace(r):
     return ns
 
 
+def show(x):
+    """repr(x), or what kept it from being printed (an integer past the
+    digit limit, which the driver must keep in force)."""
+    try:
+        return repr(x)[:300]
+    except ValueError as e:
+        return "<%s>" % e
+
+
 def outcome(f, ns):
     try:
         return "ok", json.dumps(f(ns))
@@ -123,13 +157,13 @@ for n in range(count):
     got = outcome(driver["json_safe"], ns)
     if want != got:
         bad += 1
-        print("json_safe", n, repr(ns)[:300], want, got)
+        print("json_safe", n, show(ns), show(want)[:300], show(got)[:300])
     # dumps and loads are json.dumps and json.loads.
     v = value(r, 0)
     want, got = outcome(lambda x: json.dumps(x), v), outcome(lambda x: driver["dumps"](x), v)
     if want != got:
         bad += 1
-        print("dumps", n, repr(v)[:300], want, got)
+        print("dumps", n, show(v), show(want)[:300], show(got)[:300])
     elif want[0] == "ok":
         text = json.loads(want[1])
         if repr(json.loads(text)) != repr(driver["loads"](text)):
