@@ -450,17 +450,29 @@ impl Warm {
             own: &own,
         };
         contents.validate()?;
-        let tmp = zygote.tmp().join(format!("call-{id}"));
-        // In the zygote's home: its private root holds that directory
-        // (live), and no other zygote's holds it.
-        let dir = JailDir::create(&JailOptions {
-            parent: Some(zygote.home().to_owned()),
-            owner: zygote.owner(),
-            tmp: Tmp::Link(tmp.clone()),
-            prefix: Some(crate::leftovers::jail_prefix()),
-            ..JailOptions::default()
-        })?;
-        dir.stage(&contents)?;
+        // A call that stages nothing runs in the zygote's home for such
+        // calls, made once; any other in a directory of its own, in the
+        // zygote's home: its private root holds that directory (live),
+        // and no other zygote's holds it.
+        let staged = match mode {
+            Mode::Exec(_) if call.files.is_empty() && call.extra_files.is_empty() => None,
+            _ => {
+                let tmp = zygote.tmp().join(format!("call-{id}"));
+                let dir = JailDir::create(&JailOptions {
+                    parent: Some(zygote.home().to_owned()),
+                    owner: zygote.owner(),
+                    tmp: Tmp::Link(tmp.clone()),
+                    prefix: Some(crate::leftovers::jail_prefix()),
+                    ..JailOptions::default()
+                })?;
+                dir.stage(&contents)?;
+                Some((dir, tmp))
+            }
+        };
+        let (dir, tmp) = match &staged {
+            Some((dir, tmp)) => (dir, tmp.clone()),
+            None => zygote.exec_home(),
+        };
         let mut rules = self.jail.base_rules();
         rules.read.push(dir.path().to_owned());
         let ruleset = rules
@@ -489,7 +501,9 @@ impl Warm {
             },
         };
         let answered = exchange(zygote, &line, ruleset, stdin, limits, call, start);
-        dir.remove()?;
+        if let Some((dir, _)) = staged {
+            dir.remove()?;
+        }
         answered
     }
 

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use codejail_fs::{Contents, JailDir, JailOptions, TmpQuota};
+use codejail_fs::{Contents, JailDir, JailOptions, Tmp, TmpQuota};
 use codejail_proc::pump::{State, Target};
 use codejail_proc::{KillReason, Limits, Outcome, Spawn, SpawnError};
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
@@ -46,6 +46,12 @@ pub(crate) struct Zygote {
     /// Dropping the write end cancels the zygote's run.
     cancel: Option<OwnedFd>,
     run: Option<JoinHandle<Result<Outcome, SpawnError>>>,
+    /// The home of its calls that stage nothing (`safe_exec` without
+    /// files), made once, in `home` (so dropped first): read-only to the
+    /// calls, it holds only the `tmp` link, to [`EXEC_TMP`] in the
+    /// zygote's `tmp/`, which the zygote makes before each such call and
+    /// removes after it.
+    exec_home: JailDir,
     home: JailDir,
     /// Its uid and gid, when it switches uid: its calls' directories are
     /// given to them. The lease on the uid is dropped after `drop` has
@@ -97,6 +103,14 @@ impl Zygote {
             ..Contents::default()
         })
         .map_err(|e| WarmError::Start(e.to_string()))?;
+        let exec_home = JailDir::create(&JailOptions {
+            parent: Some(home.path().to_owned()),
+            owner,
+            tmp: Tmp::Link(home.tmp().join(EXEC_TMP)),
+            prefix: Some(crate::leftovers::jail_prefix()),
+            ..JailOptions::default()
+        })
+        .map_err(|e| WarmError::Start(e.to_string()))?;
         let (ours, theirs) = UnixStream::pair().map_err(io_err("make the zygote's channel"))?;
         // The kernel then attaches the sender's pid, as this process sees
         // it, to what the zygote sends (its `ready` line).
@@ -112,6 +126,7 @@ impl Zygote {
             socket: ours,
             cancel: Some(cancel_w),
             run: Some(run),
+            exec_home,
             home,
             owner,
             _uid: who,
@@ -272,7 +287,17 @@ impl Zygote {
     pub(crate) fn home(&self) -> &Path {
         self.home.path()
     }
+
+    /// The home of its calls that stage nothing, and their `tmp/` (in its
+    /// mount namespace).
+    pub(crate) fn exec_home(&self) -> (&JailDir, PathBuf) {
+        (&self.exec_home, self.home.tmp().join(EXEC_TMP))
+    }
 }
+
+/// The name of the `tmp/` of a call without files in the zygote's
+/// `tmp/`: one call at a time, each made and removed by the zygote.
+const EXEC_TMP: &str = "call";
 
 /// The longest word of a zygote that will not serve.
 const READY_MAX: usize = 4096;
