@@ -42,7 +42,7 @@ commands:
                    selftest with its settings, dpkg --purge it
   man              regenerate crates/cli/man/ (the man pages, from the
                    clap definitions of the codejail command)
-  bench            [--quick] [--only ROW] [--shuffle] [--settle MS]
+  bench            [--quick] [--only ROW] [--no-soak] [--shuffle] [--settle MS]
                    codejail against the bare interpreter (see
                    crates/codejail/benches/bench.rs), then the Python
                    package (python/bench/bench.py); --quick fits in a minute

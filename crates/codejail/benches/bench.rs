@@ -20,7 +20,8 @@
 //! CI runs `--quick` and fails only on errors.
 //!
 //! `--only TEXT`: the rows whose name has TEXT (and the bare spawn), no
-//! soak. `--shuffle`: a new row order every round. `--settle MS`: a pause
+//! soak. `--no-soak`: every row, no soak (for repeated runs: the spread
+//! between them). `--shuffle`: a new row order every round. `--settle MS`: a pause
 //! before each sample (so that one row's after-effects, a namespace's
 //! teardown, do not land on the next).
 
@@ -375,6 +376,7 @@ fn main() {
         .iter()
         .position(|a| a == "--only")
         .and_then(|i| args.get(i + 1).cloned());
+    let no_soak = args.iter().any(|a| a == "--no-soak");
     let (warmup, rounds, each, soak) = if quick {
         (3, 30, 10, 300)
     } else {
@@ -584,7 +586,7 @@ fn main() {
     // soak's handle is left, and with `--only` none, so that the jail
     // parent is empty when it is removed.
     drop(rows);
-    if only.is_none() {
+    if only.is_none() && !no_soak {
         soak_test(&jail, warm, &parent, soak);
     } else {
         drop(warm);
