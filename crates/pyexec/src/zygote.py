@@ -16,9 +16,11 @@
 # stderr and result pipes, whose other ends the caller reads, and the
 # call's Landlock ruleset, built by the caller. The zygote never reads a
 # call's code, data or output: code and data are files in the call's own
-# directory, read by the worker; output goes straight to the caller. So
-# nothing of one call is ever in the zygote's memory for a later call
-# (forked from it) to find.
+# directory, read by the worker; output goes straight to the caller; the
+# names of what a call left in its tmp/ are read by a child forked to
+# remove them. So nothing of one call is in the zygote's memory for a
+# later call (forked from it) to find, but what the zygote learns of it
+# to answer: its status, CPU time and peak memory, and its tmp/'s path.
 #
 # Ahead of each call (before "ready", then after each answer):
 #             zygote --fork--> worker: new session, generators reseeded;
@@ -37,9 +39,12 @@
 #             then kill(-1, SIGKILL): Landlock's signal scope confines that
 #             to the zygote's domain, where only this call's processes live
 #             (the zygote is a child subreaper, so orphans of the call are
-#             its children); reaps them all; checks that nothing of its
-#             own was changed; answers one JSON line; then removes the
-#             call's tmp/, before it forks the next worker.
+#             its children); reaps them all; removes the call's tmp/
+#             (in a child forked for it, unless it is empty) and puts its
+#             own tmp/ back as it was (mode, times, extended attributes);
+#             checks that nothing of its own was changed; answers one JSON
+#             line (retiring if the tmp/ could not be cleared); forks the
+#             next worker.
 # A worker cannot act on its zygote by pid (seccomp refuses prlimit,
 # setpriority, sched_set*, ioprio_set and pidfd_open aimed at another
 # process), but the zygote checks anyway, and retires (answers "retire",
@@ -222,21 +227,105 @@ def reap_all(pid):
 
 
 def remove_tree(path):
-    """Removes what the call left in its tmp/, never following a link, and
-    giving back the permissions the call took away (same owner)."""
+    """Removes `path` and what is beneath it, never following a link, and
+    giving back the permissions a call took away (the same owner). One
+    open directory at a time, each reached from its parent's descriptor
+    and left by "..": depth is no matter (past the recursion limit, past
+    PATH_MAX). Run only when no process of the call is left, in a child of
+    the zygote (the names it reads die with it)."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         return
-    if stat.S_ISDIR(st.st_mode):
-        os.chmod(path, 0o700)
-        with os.scandir(path) as entries:
-            names = [e.name for e in entries]
-        for name in names:
-            remove_tree(os.path.join(path, name))
-        os.rmdir(path)
-    else:
+    if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
+        return
+    os.chmod(path, 0o700)
+    fd = os.open(path, flags)
+    depth = []
+    while True:
+        child = None
+        with os.scandir(fd) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    child = entry.name
+                    break
+                os.unlink(entry.name, dir_fd=fd)
+        if child is not None:
+            os.chmod(child, 0o700, dir_fd=fd)
+            below = os.open(child, flags, dir_fd=fd)
+            os.close(fd)
+            fd = below
+            depth.append(child)
+            continue
+        if not depth:
+            break
+        above = os.open("..", flags & ~os.O_NOFOLLOW, dir_fd=fd)
+        os.close(fd)
+        fd = above
+        os.rmdir(depth.pop(), dir_fd=fd)
+    os.close(fd)
+    os.rmdir(path)
+
+
+class TmpRoot:
+    """The zygote's tmp/, where each call's tmp/ is made: the worker owns
+    it too (the same uid), and Landlock does not cover its metadata, so a
+    call could change its mode (taking the zygote's own access away) or
+    its times and extended attributes (a message to the next call), all
+    by name. After each call they are put back as they were when the
+    zygote started. (Its inode flags need a descriptor of it, which
+    Landlock refuses the worker.)"""
+
+    def __init__(self, path):
+        self.path = path
+        st = os.stat(path)
+        self.mode = stat.S_IMODE(st.st_mode)
+        self.times = (st.st_atime_ns, st.st_mtime_ns)
+
+    def restore(self):
+        os.chmod(self.path, self.mode)
+        for name in os.listxattr(self.path):
+            # What the owner may set; other names need privileges.
+            if name.startswith(("user.", "system.posix_acl_")):
+                os.removexattr(self.path, name)
+        os.utime(self.path, ns=self.times)
+
+
+def clear_tmp(root, tmp):
+    """Removes the call's tmp/ and puts the zygote's tmp/ back as it was:
+    an empty call tmp/ by rmdir; one with anything in it by a child
+    forked for it, so that the names of what the call left are never in
+    the zygote's memory, which the next worker is forked from. False when
+    that failed: the zygote then retires."""
+    try:
+        os.chmod(root.path, 0o700)
+        try:
+            os.rmdir(tmp)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    remove_tree(tmp)
+                    code = 0
+                finally:
+                    os._exit(code)
+            while True:
+                try:
+                    _, status = os.waitpid(pid, 0)
+                    break
+                except InterruptedError:
+                    continue
+            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
+                return False
+        root.restore()
+        return True
+    except OSError:
+        return False
 
 
 def full(path, limits):
@@ -261,7 +350,7 @@ def own_state():
 
 def serve(sock, req, fds, chld, pid, chan):
     """Runs one call on the waiting worker `pid`: the answer, and the
-    call's tmp/ to remove once the answer is sent."""
+    call's tmp/ to clear."""
     answer = {"status": -9, "cpu_us": 0, "max_rss_kib": 0, "disk_full": False}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     tmp, tmp_fd = call_tmp(req)
@@ -385,6 +474,7 @@ def zygote(max_calls, modules):
     # collector off those pages so that forked workers share them.
     gc.freeze()
     state = own_state()
+    root = TmpRoot(os.environ["TMPDIR"])
     pid, chan = fork_worker(sock)
     sock.sendall(b"ready\n")
     pending = b""
@@ -394,13 +484,13 @@ def zygote(max_calls, modules):
         answer, tmp = serve(sock, req, fds, chld, pid, chan)
         del req, fds
         served += 1
-        retire = served >= max_calls or own_state() != state
+        # Before the answer: a zygote that could not clear the call's
+        # tmp/ must not serve again, and says so (retire).
+        cleared = clear_tmp(root, tmp)
+        retire = not cleared or served >= max_calls or own_state() != state
         answer["retire"] = retire
         sock.sendall(dumps(answer).encode("ascii") + b"\n")
         del answer
-        # After the answer, before the next call (which cannot start
-        # before the next worker is forked): the call's tmp/.
-        remove_tree(tmp)
         if retire:
             os._exit(0)
         pid, chan = fork_worker(sock)
