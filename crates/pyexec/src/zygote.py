@@ -231,8 +231,9 @@ def remove_tree(path):
     giving back the permissions a call took away (the same owner). One
     open directory at a time, each reached from its parent's descriptor
     and left by "..": depth is no matter (past the recursion limit, past
-    PATH_MAX). Run only when no process of the call is left, in a child of
-    the zygote (the names it reads die with it)."""
+    PATH_MAX); each directory is read once. Run only when no process of
+    the call is left, in a child of the zygote (the names it reads die
+    with it)."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         st = os.lstat(path)
@@ -241,24 +242,35 @@ def remove_tree(path):
     if not stat.S_ISDIR(st.st_mode):
         os.unlink(path)
         return
-    os.chmod(path, 0o700)
-    fd = os.open(path, flags)
-    depth = []
-    while True:
-        child = None
+
+    def scan(fd):
+        """Unlinks what is not a directory; the directories' names."""
+        below = []
         with os.scandir(fd) as entries:
             for entry in entries:
                 if entry.is_dir(follow_symlinks=False):
-                    child = entry.name
-                    break
-                os.unlink(entry.name, dir_fd=fd)
-        if child is not None:
+                    below.append(entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+        return below
+
+    os.chmod(path, 0o700)
+    fd = os.open(path, flags)
+    # Each directory is read once: the directories still to go down into,
+    # level by level, and the names of those gone down into.
+    levels = [scan(fd)]
+    depth = []
+    while levels:
+        if levels[-1]:
+            child = levels[-1].pop()
             os.chmod(child, 0o700, dir_fd=fd)
             below = os.open(child, flags, dir_fd=fd)
             os.close(fd)
             fd = below
             depth.append(child)
+            levels.append(scan(fd))
             continue
+        levels.pop()
         if not depth:
             break
         above = os.open("..", flags & ~os.O_NOFOLLOW, dir_fd=fd)
