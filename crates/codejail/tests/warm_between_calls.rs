@@ -225,3 +225,66 @@ fn deny_the_previous_calls_file_names_in_the_next_workers_memory() {
         "the next call found the previous call's file names: {out:?}"
     );
 }
+
+/// A call fills the zygote's tmpfs with extended attributes on its own
+/// tmp/, which stays in the tmpfs after the rmdir while the call's
+/// Landlock ruleset still holds it: the next call's tmp/ could not be
+/// made, and the zygote ended without answering. The zygote now removes
+/// them (in the child that clears a non-empty or attributed tmp/) and
+/// retires when the room does not come back; the next call runs.
+#[test]
+fn deny_extended_attributes_on_a_calls_tmp_starving_the_next_call() {
+    let Some((_parent, warm)) = pool("wa-xspace", WarmOptions::new(1)) else {
+        return;
+    };
+    let sent = exec(
+        &warm,
+        "import os\nn = 0\nerr = None\ni = 0\nfor size in [65536, 16384, 4096, 1024, 256, 64, 16, 1]:\n    \
+         while True:\n        i += 1\n        \
+         try:\n            os.setxattr('tmp', 'user.%d' % i, b'v' * size)\n            n += size\n        \
+         except OSError as e:\n            err = str(e)\n            break\n\
+         out = [n, err, os.statvfs('tmp').f_ffree]",
+    );
+    eprintln!("attack call: {sent:?}");
+    let next = exec(
+        &warm,
+        "made = 0\nfor i in range(50):\n    open('tmp/f%d' % i, 'w').close()\n    made += 1\nout = made",
+    );
+    eprintln!("next call: {next:?}; health {:?}", warm.health());
+    assert_eq!(next, Ok(Value::from(50)), "the next call was starved");
+}
+
+/// A call keeps 300 of its tmp/'s files alive past its end, their
+/// descriptors in flight in unix sockets that are themselves in flight in
+/// each other (a cycle the kernel's collector frees later): the next call
+/// would find the quota's inodes taken. The
+/// zygote retires when less than nine tenths of its room came back; the
+/// next call, on a new zygote, has it all. (Less than a tenth held is a
+/// count one call can pass to the next: decision 0015.)
+#[test]
+fn deny_descriptors_in_flight_starving_the_next_call() {
+    let Some((_parent, warm)) = pool("wa-inflight", WarmOptions::new(1)) else {
+        return;
+    };
+    let free = "out = __import__('os').statvfs('tmp').f_ffree";
+    let base = exec(&warm, free).unwrap();
+    let sent = exec(
+        &warm,
+        "import os, socket\n\
+         fds = [os.open('tmp/f%d' % k, os.O_CREAT | os.O_RDWR, 0o600) for k in range(300)]\n\
+         a, b = socket.socketpair()\n\
+         for k in range(0, 300, 200):\n    socket.send_fds(a, [b'x'], fds[k:k + 200])\n\
+         socket.send_fds(a, [b'y'], [a.fileno(), b.fileno()])\n\
+         c, d = socket.socketpair()\n\
+         socket.send_fds(c, [b'z'], [c.fileno(), d.fileno(), a.fileno(), b.fileno()])\n\
+         out = os.statvfs('tmp').f_ffree",
+    );
+    eprintln!("base {base:?}; attack call: {sent:?}");
+    let next = exec(&warm, free);
+    eprintln!("next call: {next:?}; health {:?}", warm.health());
+    let (base, next) = (base.as_u64().unwrap(), next.unwrap().as_u64().unwrap());
+    assert!(
+        next * 10 >= base * 9,
+        "the next call found {next} inodes free of {base}"
+    );
+}

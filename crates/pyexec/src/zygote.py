@@ -255,6 +255,10 @@ def remove_tree(path):
         return below
 
     os.chmod(path, 0o700)
+    # Its own extended attributes: the call's ruleset holds its inode for
+    # a while after the rmdir, and with it their room in the tmpfs.
+    for name in os.listxattr(path, follow_symlinks=False):
+        os.removexattr(path, name, follow_symlinks=False)
     fd = os.open(path, flags)
     # Each directory is read once: the directories still to go down into,
     # level by level, and the names of those gone down into.
@@ -295,6 +299,20 @@ class TmpRoot:
         st = os.stat(path)
         self.mode = stat.S_IMODE(st.st_mode)
         self.times = (st.st_atime_ns, st.st_mtime_ns)
+        room = os.statvfs(path)
+        self.room = (room.f_bavail, room.f_ffree)
+
+    def roomy(self, limits):
+        """Whether the pool's quota (where there is one) has nine tenths of
+        the room it had at start: room a call keeps after it ended (an
+        inode the kernel frees later, a descriptor in flight in a unix
+        socket) must not starve the next call."""
+        room = os.statvfs(self.path)
+        blocks, inodes = self.room
+        return not (
+            (limits["disk"] and room.f_bavail * 10 < blocks * 9)
+            or (limits["files"] and room.f_ffree * 10 < inodes * 9)
+        )
 
     def restore(self):
         os.chmod(self.path, self.mode)
@@ -305,15 +323,20 @@ class TmpRoot:
         os.utime(self.path, ns=self.times)
 
 
-def clear_tmp(root, tmp):
+def clear_tmp(root, tmp, limits):
     """Removes the call's tmp/ and puts the zygote's tmp/ back as it was:
-    an empty call tmp/ by rmdir; one with anything in it by a child
-    forked for it, so that the names of what the call left are never in
-    the zygote's memory, which the next worker is forked from. False when
-    that failed: the zygote then retires."""
+    an empty call tmp/ without extended attributes by rmdir; any other by
+    a child forked for it, so that the names of what the call left are
+    never in the zygote's memory, which the next worker is forked from.
+    False when that failed, or when the quota's room did not come back:
+    the zygote then retires."""
     try:
         os.chmod(root.path, 0o700)
+        # The size of its attribute names' list, without reading them.
+        named = _libc.listxattr(os.fsencode(tmp), None, 0)
         try:
+            if named > 0:
+                raise OSError("extended attributes")
             os.rmdir(tmp)
         except FileNotFoundError:
             pass
@@ -335,7 +358,7 @@ def clear_tmp(root, tmp):
             if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
                 return False
         root.restore()
-        return True
+        return root.roomy(limits)
     except OSError:
         return False
 
@@ -361,8 +384,8 @@ def own_state():
 
 
 def serve(sock, req, fds, chld, pid, chan):
-    """Runs one call on the waiting worker `pid`: the answer, and the
-    call's tmp/ to clear."""
+    """Runs one call on the waiting worker `pid`: the answer, the call's
+    tmp/ to clear, and its limits."""
     answer = {"status": -9, "cpu_us": 0, "max_rss_kib": 0, "disk_full": False}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     tmp, tmp_fd = call_tmp(req)
@@ -386,7 +409,7 @@ def serve(sock, req, fds, chld, pid, chan):
     answer["max_rss_kib"] = rss
     answer["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     answer["disk_full"] = full(tmp, req["limits"])
-    return answer, tmp
+    return answer, tmp, req["limits"]
 
 
 def rehearse():
@@ -493,12 +516,12 @@ def zygote(max_calls, modules):
     served = 0
     while True:
         req, fds, pending = receive(sock, pending)
-        answer, tmp = serve(sock, req, fds, chld, pid, chan)
+        answer, tmp, limits = serve(sock, req, fds, chld, pid, chan)
         del req, fds
         served += 1
         # Before the answer: a zygote that could not clear the call's
         # tmp/ must not serve again, and says so (retire).
-        cleared = clear_tmp(root, tmp)
+        cleared = clear_tmp(root, tmp, limits)
         retire = not cleared or served >= max_calls or own_state() != state
         answer["retire"] = retire
         sock.sendall(dumps(answer).encode("ascii") + b"\n")
