@@ -157,9 +157,13 @@ pub(crate) fn exec_guard_refused(errno: i32) -> String {
 /// when it was asked to, whether the exec guard can be installed there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct RootTrial {
+    /// `Err((what, errno))`: which step failed (`mount`, `chdir`,
+    /// `pivot_root`, `umount`).
     pub root: Result<(), (&'static str, i32)>,
+    /// `Err(errno)` of the procfs mount (`subset=pid`).
     pub proc: Result<(), i32>,
-    /// `None`: not tried.
+    /// `Err(errno)` of `no_new_privs` or the guard's install; `None`: not
+    /// tried.
     pub exec_guard: Option<Result<(), i32>>,
 }
 

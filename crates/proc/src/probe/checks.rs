@@ -146,6 +146,7 @@ pub(super) fn exec_guard_precheck() -> Result<&'static [libc::sock_filter], Stri
     Ok(guard)
 }
 
+/// Whether the running kernel's release is at least `major.minor`.
 fn kernel_at_least(major: u32, minor: u32) -> bool {
     let uname = rustix::system::uname();
     let release = uname.release().to_string_lossy();

@@ -176,7 +176,7 @@ impl Probe {
                     Layer::UserNs => ns.userns.clone(),
                     Layer::PidNs => ns.ns(libc::CLONE_NEWPID),
                     Layer::NetNs => ns.ns(libc::CLONE_NEWNET),
-                    Layer::MountNs => ns.ns(libc::CLONE_NEWNS),
+                    Layer::MountNs => ns.mount_ns.clone(),
                     Layer::RootFs => ns.rootfs.clone(),
                     Layer::IpcNs => ns.ns(libc::CLONE_NEWIPC),
                     Layer::UtsNs => ns.ns(libc::CLONE_NEWUTS),
@@ -236,6 +236,13 @@ impl Probe {
     }
 }
 
+/// The namespaces other than the user namespace, as a run makes them.
+const OTHER_NS: libc::c_int = libc::CLONE_NEWNS
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUTS;
+
 /// The trials of the namespaces, the private root and the exec guard.
 struct NsTrials {
     userns: Availability,
@@ -243,6 +250,8 @@ struct NsTrials {
     needs_userns: bool,
     /// One clone with every namespace worked: each of them works.
     all_ns: bool,
+    /// Tried once (the private root's trial needs it too).
+    mount_ns: Availability,
     rootfs: Availability,
     procfs: Availability,
     no_exec: Availability,
@@ -257,13 +266,8 @@ impl NsTrials {
     fn run(cap_sys_admin: bool) -> NsTrials {
         let needs_userns = !cap_sys_admin;
         let guard = exec_guard_precheck();
-        let all = libc::CLONE_NEWUSER
-            | libc::CLONE_NEWNS
-            | libc::CLONE_NEWPID
-            | libc::CLONE_NEWNET
-            | libc::CLONE_NEWIPC
-            | libc::CLONE_NEWUTS;
-        if let Ok(trial) = child::try_root(all as u64, guard.as_ref().ok().copied()) {
+        let all = (libc::CLONE_NEWUSER | OTHER_NS) as u64;
+        if let Ok(trial) = child::try_root(all, guard.as_ref().ok().copied()) {
             let (rootfs, procfs) = root_verdicts(Ok(trial));
             let no_exec = match (guard, trial.exec_guard) {
                 (Err(why), _) => Availability::No(why),
@@ -275,32 +279,26 @@ impl NsTrials {
                 userns: Availability::Yes,
                 needs_userns,
                 all_ns: true,
+                mount_ns: Availability::Yes,
                 rootfs,
                 procfs,
                 no_exec,
             };
         }
         let userns = Availability::from_result(try_ns(libc::CLONE_NEWUSER, false));
-        let all_ns = (!needs_userns || userns.is_yes())
-            && try_ns(
-                libc::CLONE_NEWNS
-                    | libc::CLONE_NEWPID
-                    | libc::CLONE_NEWNET
-                    | libc::CLONE_NEWIPC
-                    | libc::CLONE_NEWUTS,
-                needs_userns,
-            )
-            .is_ok();
+        let all_ns = (!needs_userns || userns.is_yes()) && try_ns(OTHER_NS, needs_userns).is_ok();
         let mut trials = NsTrials {
             userns,
             needs_userns,
             all_ns,
+            mount_ns: NOT_PROBED.clone(),
             rootfs: NOT_PROBED.clone(),
             procfs: NOT_PROBED.clone(),
             no_exec: exec_guard_availability(),
         };
-        let mount_ns = trials.ns(libc::CLONE_NEWNS);
-        (trials.rootfs, trials.procfs) = root_availability(&mount_ns, trials.userns.is_yes());
+        trials.mount_ns = trials.ns(libc::CLONE_NEWNS);
+        (trials.rootfs, trials.procfs) =
+            root_availability(&trials.mount_ns, trials.userns.is_yes());
         trials
     }
 
