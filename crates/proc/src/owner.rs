@@ -59,9 +59,10 @@ pub fn alive(pid: u32, start: u64) -> bool {
     start_time(pid) == Some(start)
 }
 
-/// Host pids of live processes (zombies left out) whose command line
-/// contains `token` (reads `/proc/<pid>/cmdline` and `stat`): how the
-/// processes of a run or a pool are found from outside.
+/// Host pids of live processes whose command line contains `token`
+/// (reads `/proc/<pid>/cmdline`): how the processes of a run or a pool are
+/// found from outside. A zombie is not one: its memory, and with it its
+/// command line, is gone.
 pub fn processes_with(token: &str) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -71,12 +72,9 @@ pub fn processes_with(token: &str) -> Vec<i32> {
         .filter_map(|e| {
             let pid: i32 = e.file_name().to_string_lossy().parse().ok()?;
             let cmdline = std::fs::read(e.path().join("cmdline")).ok()?;
-            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
-            let zombie = stat
-                .rsplit(')')
-                .next()
-                .is_some_and(|s| s.trim_start().starts_with('Z'));
-            (!zombie && String::from_utf8_lossy(&cmdline).contains(token)).then_some(pid)
+            String::from_utf8_lossy(&cmdline)
+                .contains(token)
+                .then_some(pid)
         })
         .collect()
 }
@@ -103,5 +101,32 @@ mod tests {
             owner_of(&format!("codejail-{}-abcdef", stamp())).map(|o| o.0),
             Some(me)
         );
+    }
+
+    /// A live process is found by a token of its command line; once it
+    /// is a zombie (killed, not yet reaped) it is not: the kernel shows a
+    /// zombie's command line empty (so no state check is needed; a search
+    /// by anything a zombie keeps, its name or stat, would fail here).
+    #[test]
+    fn processes_are_found_by_their_command_line_zombies_not() {
+        let token = format!("{}.{}", std::process::id(), 271828);
+        let mut child = std::process::Command::new("/bin/sleep")
+            .arg(&token)
+            .spawn()
+            .unwrap();
+        let pid = i32::try_from(child.id()).unwrap();
+        let live = processes_with(&token);
+        child.kill().unwrap();
+        // A zombie until the wait below: its stat says `Z` once it died.
+        let died = std::time::Instant::now();
+        while stat_field(child.id(), 3).as_deref() != Some("Z")
+            && died.elapsed() < std::time::Duration::from_secs(5)
+        {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let zombie = processes_with(&token);
+        child.wait().unwrap();
+        assert_eq!(live, vec![pid]);
+        assert_eq!(zombie, Vec::<i32>::new());
     }
 }
