@@ -27,7 +27,7 @@ const ACCEPTED_MISSING: &str = "apparmor";
 
 /// Builds the package (installing cargo-deb when missing); its path.
 pub(crate) fn build() -> Result<PathBuf, String> {
-    ensure_cargo_deb()?;
+    crate::ensure_cargo_tool("deb")?;
     let mut cmd = cargo();
     cmd.args(["deb", "-p", "codejail-cli"]);
     let shown = format!("{cmd:?}").replace('"', "");
@@ -132,17 +132,4 @@ fn checks() -> Result<(), String> {
         "--accept-missing",
         ACCEPTED_MISSING,
     ]))
-}
-
-fn ensure_cargo_deb() -> Result<(), String> {
-    let present = cargo()
-        .args(["deb", "--version"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if present {
-        return Ok(());
-    }
-    let mut install = cargo();
-    install.args(["install", "cargo-deb", "--locked"]);
-    run(install)
 }

@@ -154,7 +154,7 @@ fn ci() -> Result<(), String> {
     dry_run.arg(target.join("debug/codejail"));
     run(dry_run)?;
 
-    ensure_cargo_deny()?;
+    ensure_cargo_tool("deny")?;
     let mut deny = cargo();
     // The advisories database cannot be fetched here, so only these checks.
     deny.args([
@@ -333,16 +333,18 @@ fn bench_service(args: &[String]) -> Result<(), String> {
     run(cmd)
 }
 
-fn ensure_cargo_deny() -> Result<(), String> {
+/// The cargo subcommand `cargo <name>` (crate `cargo-<name>`), installed
+/// with `cargo install --locked` where it is missing.
+pub(crate) fn ensure_cargo_tool(name: &str) -> Result<(), String> {
     let present = cargo()
-        .args(["deny", "--version"])
+        .args([name, "--version"])
         .output()
         .is_ok_and(|o| o.status.success());
     if present {
         return Ok(());
     }
     let mut install = cargo();
-    install.args(["install", "cargo-deny", "--locked"]);
+    install.args(["install", &format!("cargo-{name}"), "--locked"]);
     run(install)
 }
 
