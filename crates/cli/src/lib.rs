@@ -73,9 +73,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove the jail and warm pool directories left by codejail
-    /// processes that are gone (killed, crashed); never those of a
-    /// running one.
+    /// Remove the jail and warm pool directories and the run cgroups left
+    /// by codejail processes that are gone (killed, crashed); never those
+    /// of a running one.
     Gc {
         /// Only say what would be removed.
         #[arg(long)]
@@ -284,11 +284,7 @@ pub(crate) fn print_line(text: &str) {
 
 fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
     let settings = settings(config)?;
-    let mut report = codejail::gc(&settings.jail_parents(), dry_run);
-    let cgroups = codejail::gc_cgroups(dry_run);
-    report.removed.extend(cgroups.removed);
-    report.live.extend(cgroups.live);
-    report.failed.extend(cgroups.failed);
+    let report = codejail::gc(&settings.jail_parents(), dry_run).and(codejail::gc_cgroups(dry_run));
     let verb = if dry_run { "would remove" } else { "removed" };
     for path in &report.removed {
         say!("{verb} {}", path.display());

@@ -36,6 +36,17 @@ pub struct GcReport {
     pub failed: Vec<(PathBuf, String)>,
 }
 
+impl GcReport {
+    /// This report and `other` as one (a [`gc`] and a [`gc_cgroups`]).
+    #[must_use]
+    pub fn and(mut self, other: GcReport) -> GcReport {
+        self.removed.extend(other.removed);
+        self.live.extend(other.live);
+        self.failed.extend(other.failed);
+        self
+    }
+}
+
 /// Removes, from each of `parents`, the jail and warm pool directories
 /// whose owner is no longer running (nothing else: not a live owner's, not
 /// a name codejail did not make, not a link). With `dry_run`, only says
@@ -139,9 +150,7 @@ fn remove_cgroup(path: &Path) -> Result<(), String> {
 /// logged: what a warm pool does when it starts.
 pub(crate) fn gc_own_kind(parent: Option<&Path>) {
     let parents = parents_of(std::iter::once(parent));
-    let mut report = gc(&parents, false);
-    let cgroups = gc_cgroups(false);
-    report.failed.extend(cgroups.failed);
+    let report = gc(&parents, false).and(gc_cgroups(false));
     for (path, why) in &report.failed {
         tracing::warn!(path = %path.display(), "could not remove a leftover: {why}");
     }
