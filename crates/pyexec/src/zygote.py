@@ -40,7 +40,8 @@
 #             to the zygote's domain, where only this call's processes live
 #             (the zygote is a child subreaper, so orphans of the call are
 #             its children); reaps them all; removes the call's tmp/
-#             (in a child forked for it, unless it is empty) and puts its
+#             (in a child forked for it, unless it is empty and has no
+#             extended attributes) and puts its
 #             own tmp/ back as it was (mode, times, extended attributes);
 #             checks that nothing of its own was changed; answers one JSON
 #             line (retiring if the tmp/ could not be cleared); forks the
@@ -233,7 +234,9 @@ def remove_tree(path):
     and left by "..": depth is no matter (past the recursion limit, past
     PATH_MAX); each directory is read once. Run only when no process of
     the call is left, in a child of the zygote (the names it reads die
-    with it)."""
+    with it). The zygote's own: codejail-fs's removal (which also checks
+    each ".." against a tree changed under it) runs outside the jail, and
+    nothing changes this tree now."""
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
         st = os.lstat(path)
@@ -323,40 +326,46 @@ class TmpRoot:
         os.utime(self.path, ns=self.times)
 
 
+def rmdir_if_bare(tmp):
+    """Removes the call's tmp/ if it is empty and has no extended
+    attributes (the size of their names' list is read, not the names):
+    whether it is gone."""
+    if _libc.listxattr(os.fsencode(tmp), None, 0) > 0:
+        return False
+    try:
+        os.rmdir(tmp)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    return True
+
+
+def in_child(f, *args):
+    """Runs f(*args) in a child forked for it: what it reads dies with it,
+    out of the memory the next worker is forked from. Whether it
+    returned."""
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            f(*args)
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+
+
 def clear_tmp(root, tmp, limits):
-    """Removes the call's tmp/ and puts the zygote's tmp/ back as it was:
-    an empty call tmp/ without extended attributes by rmdir; any other by
-    a child forked for it, so that the names of what the call left are
-    never in the zygote's memory, which the next worker is forked from.
-    False when that failed, or when the quota's room did not come back:
-    the zygote then retires."""
+    """Removes the call's tmp/ (by rmdir when it is bare, else in a child:
+    the names of what the call left never enter the zygote's memory) and
+    puts the zygote's tmp/ back as it was. False when that failed, or when
+    the quota's room did not come back: the zygote then retires."""
     try:
         os.chmod(root.path, 0o700)
-        # The size of its attribute names' list, without reading them.
-        named = _libc.listxattr(os.fsencode(tmp), None, 0)
-        try:
-            if named > 0:
-                raise OSError("extended attributes")
-            os.rmdir(tmp)
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pid = os.fork()
-            if pid == 0:
-                code = 1
-                try:
-                    remove_tree(tmp)
-                    code = 0
-                finally:
-                    os._exit(code)
-            while True:
-                try:
-                    _, status = os.waitpid(pid, 0)
-                    break
-                except InterruptedError:
-                    continue
-            if not (os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0):
-                return False
+        if not (rmdir_if_bare(tmp) or in_child(remove_tree, tmp)):
+            return False
         root.restore()
         return root.roomy(limits)
     except OSError:
@@ -384,8 +393,8 @@ def own_state():
 
 
 def serve(sock, req, fds, chld, pid, chan):
-    """Runs one call on the waiting worker `pid`: the answer, the call's
-    tmp/ to clear, and its limits."""
+    """Runs one call on the waiting worker `pid`: the answer, and the
+    call's tmp/ to clear."""
     answer = {"status": -9, "cpu_us": 0, "max_rss_kib": 0, "disk_full": False}
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     tmp, tmp_fd = call_tmp(req)
@@ -409,7 +418,7 @@ def serve(sock, req, fds, chld, pid, chan):
     answer["max_rss_kib"] = rss
     answer["status"] = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     answer["disk_full"] = full(tmp, req["limits"])
-    return answer, tmp, req["limits"]
+    return answer, tmp
 
 
 def rehearse():
@@ -516,12 +525,12 @@ def zygote(max_calls, modules):
     served = 0
     while True:
         req, fds, pending = receive(sock, pending)
-        answer, tmp, limits = serve(sock, req, fds, chld, pid, chan)
-        del req, fds
-        served += 1
+        answer, tmp = serve(sock, req, fds, chld, pid, chan)
         # Before the answer: a zygote that could not clear the call's
         # tmp/ must not serve again, and says so (retire).
-        cleared = clear_tmp(root, tmp, limits)
+        cleared = clear_tmp(root, tmp, req["limits"])
+        del req, fds
+        served += 1
         retire = not cleared or served >= max_calls or own_state() != state
         answer["retire"] = retire
         sock.sendall(dumps(answer).encode("ascii") + b"\n")
