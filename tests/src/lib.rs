@@ -80,6 +80,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "sandbox_venv",
         "the sandbox virtualenv, named by CODEJAIL_SANDBOX_PYTHON (cargo xtask setup-sandbox makes it)",
     ),
+    (
+        "tmpfs_user_xattr",
+        "a tmpfs that takes user extended attributes (Linux 6.6 or later): the attacks between warm calls that message or fill by them",
+    ),
     ("x32", "a kernel with the x32 ABI"),
 ];
 

@@ -5,25 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use codejail::{CallOptions, JailCode, JailConfig, LimitName, Warm, WarmError, WarmOptions};
+use codejail::{CallOptions, JailCode, LimitName, Warm, WarmError, WarmOptions};
 
-/// A jail whose runs go to a private parent, and a pool of it; `None`
-/// (said) where this machine cannot have a warm pool.
-fn pool(name: &str, options: WarmOptions) -> Option<(tempfile::TempDir, Warm)> {
-    let parent = tempfile::tempdir().unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(parent.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut config = JailConfig::new("/usr/bin/python3");
-    config.jail_parent = Some(parent.path().to_owned());
-    let jail = Arc::new(codejail::Jail::new(name, config).unwrap());
-    match jail.warm_with(options) {
-        Ok(warm) => Some((parent, warm)),
-        Err(e) => {
-            codejail_tests::require("landlock_scopes", Some(&e.to_string()));
-            None
-        }
-    }
-}
+mod common;
+use common::pool;
 
 fn run(warm: &Warm, code: &str) -> codejail::JailResult {
     let r = warm.jail_code(&JailCode::code(code)).unwrap();
