@@ -62,7 +62,10 @@ pub fn alive(pid: u32, start: u64) -> bool {
 /// Host pids of live processes whose command line contains `token`
 /// (reads `/proc/<pid>/cmdline`): how the processes of a run or a pool are
 /// found from outside. A zombie is not one: its memory, and with it its
-/// command line, is gone.
+/// command line, is gone. Nor is a process in the middle of an `execve`,
+/// between the kernel's taking its new memory and setting its arguments
+/// (a short window, each time it executes): a search for something that
+/// may be moving looks more than once.
 pub fn processes_with(token: &str) -> Vec<i32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
@@ -115,7 +118,15 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        let live = processes_with(&token);
+        // `spawn` returns once the child's execve closed the close-on-exec
+        // pipe, which is before the kernel gives the new image its
+        // arguments: until then its command line reads empty.
+        let started = std::time::Instant::now();
+        let mut live = processes_with(&token);
+        while live.is_empty() && started.elapsed() < std::time::Duration::from_secs(5) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            live = processes_with(&token);
+        }
         child.kill().unwrap();
         // A zombie until the wait below: its stat says `Z` once it died.
         let died = std::time::Instant::now();

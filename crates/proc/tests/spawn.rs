@@ -9,6 +9,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
+use codejail_proc::owner::processes_with;
 use codejail_proc::{FsRules, KillReason, Limits, Outcome, Spawn, SpawnError};
 
 const PY: &str = "/usr/bin/python3";
@@ -41,22 +42,6 @@ fn token() -> String {
         std::process::id(),
         N.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-/// Host pids of the live processes whose command line contains `token`.
-/// (A jailed program sees its pid namespace's numbers, not these.)
-fn processes_with(token: &str) -> Vec<i32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(token) {
-            found.push(pid);
-        }
-    }
-    found
 }
 
 /// A directory the sandbox identity may write to.
