@@ -1866,3 +1866,55 @@ print("own socket works")
         text(&out.stderr)
     );
 }
+
+const HOLDERS_EXECUTABLE: &str = r#"
+def attempt(what, f):
+    try:
+        print(what, f())
+    except OSError as e:
+        print(what, e.strerror)
+
+def write():
+    with open("/proc/1/exe", "r+b") as f:
+        return f.write(b"\x7fELF")
+
+attempt("pid 1", lambda: open("/proc/1/comm").read().strip())
+attempt("read", lambda: open("/proc/1/exe", "rb").read(4))
+attempt("write", write)
+"#;
+
+/// The holder is the init of the run's pid namespace: its executable,
+/// `/proc/1/exe`, is a way to the host's `/bin/cat` (runc's CVE-2019-5736
+/// overwrote the runtime's binary this way). With every layer nothing of
+/// pid 1 can be opened (Landlock confines ptrace-like access to the
+/// program's own domain, and the program runs as another uid). With only
+/// the pid and mount namespaces and the private root, the attack reaches
+/// the file, and only the kernel's refusal to write a file being executed
+/// (or, without privilege, its owner) keeps it whole.
+#[test]
+fn deny_the_program_changes_the_holders_executable() {
+    if !have(&ns(Layer::PidNs)) || !have(&[Layer::MountNs, Layer::RootFs, Layer::Landlock]) {
+        return;
+    }
+    let out = confined(HOLDERS_EXECUTABLE, Policy::Auto);
+    assert_eq!(
+        text(&out.stdout),
+        "pid 1 Permission denied\nread Permission denied\nwrite Permission denied\n",
+        "{}",
+        text(&out.stderr)
+    );
+    let mut layers = ns(Layer::PidNs);
+    layers.extend([Layer::MountNs, Layer::RootFs]);
+    let open = confined(HOLDERS_EXECUTABLE, only(&layers));
+    let refused = if rustix::process::geteuid().is_root() {
+        "Text file busy"
+    } else {
+        "Permission denied"
+    };
+    assert_eq!(
+        text(&open.stdout),
+        format!("pid 1 cat\nread b'\\x7fELF'\nwrite {refused}\n"),
+        "{}",
+        text(&open.stderr)
+    );
+}
