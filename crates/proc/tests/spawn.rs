@@ -1918,3 +1918,48 @@ fn deny_the_program_changes_the_holders_executable() {
         text(&open.stderr)
     );
 }
+
+/// Runs at the same time never share namespaces: each run's program is
+/// in a pid and a network namespace of its own (the ids the kernel shows
+/// in `/proc/self/ns`, compared only between runs alive together, since
+/// the kernel reuses the number of a namespace that is gone). A holder
+/// handed to two runs (one made ahead and kept for the next run, say)
+/// would show here as two runs in one namespace.
+#[test]
+fn deny_two_runs_share_namespaces() {
+    if !have(&ns(Layer::PidNs)) || !have(&ns(Layer::NetNs)) {
+        return;
+    }
+    let code = "import os, sys, time\n\
+                print(*(os.readlink('/proc/self/ns/' + k) for k in ('pid', 'net')), flush=True)\n\
+                time.sleep(0.5)";
+    for _round in 0..2 {
+        let seen = std::sync::Mutex::new(Vec::new());
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    let out = confined(code, Policy::Auto);
+                    assert_eq!(out.status, 0, "{}", text(&out.stderr));
+                    seen.lock()
+                        .unwrap()
+                        .push(text(&out.stdout).trim().to_owned());
+                });
+            }
+        });
+        let seen = seen.into_inner().unwrap();
+        for (i, kind) in ["pid", "net"].into_iter().enumerate() {
+            let mut ids: Vec<&str> = seen
+                .iter()
+                .map(|line| line.split(' ').nth(i).unwrap_or(""))
+                .collect();
+            assert!(ids.iter().all(|id| id.starts_with(kind)), "{seen:?}");
+            ids.sort_unstable();
+            ids.dedup();
+            assert_eq!(
+                ids.len(),
+                seen.len(),
+                "two runs in one {kind} namespace: {seen:?}"
+            );
+        }
+    }
+}
