@@ -914,6 +914,31 @@ fn logs_name_the_slug_and_every_kill() {
             .any(|l| l == "codejail: killed: realtime limit (1 s)"),
         "{err}"
     );
+    // Named once a line, though the run inside the call has a span too
+    // (its lines are at debug level).
+    let out = codejail(&[
+        "--log-level",
+        "debug",
+        "run",
+        "--slug",
+        "course-42/p2",
+        "--code",
+        "pass",
+    ]);
+    let debug = text(&out.stderr);
+    assert!(
+        debug.lines().any(|l| l
+            .starts_with("codejail: debug: [jail=python slug=course-42/p2 pid=")
+            && l.contains("] started")),
+        "{debug}"
+    );
+    assert!(
+        debug
+            .lines()
+            .filter(|l| l.contains('['))
+            .all(|l| l.matches("slug=").count() == 1),
+        "{debug}"
+    );
     let out = codejail(&[
         "run",
         "--limit",

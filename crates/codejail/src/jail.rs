@@ -382,8 +382,9 @@ impl Jail {
             .policy(policy)
             .allow_exec(self.config.allow_exec)
             .identity(who.uid, who.gid)
-            .fs_rules(self.fs_rules(&jail, &tmp))
-            .slug(call.slug.clone().unwrap_or_default());
+            .fs_rules(self.fs_rules(&jail, &tmp));
+        // No slug for the run's own span: this call's span, around it,
+        // names the slug (and the jail) on every line already.
         if let Some(profile) = &self.config.apparmor_profile {
             spawn.apparmor_profile(profile);
         }

@@ -250,7 +250,8 @@ impl Spawn {
         self
     }
 
-    /// A label for the caller's logs (CodeJail's `slug`).
+    /// A label for the caller's logs (CodeJail's `slug`); none when empty
+    /// (the default).
     pub fn slug(&mut self, slug: impl Into<String>) -> &mut Spawn {
         self.slug = slug.into();
         self
@@ -266,7 +267,16 @@ impl Spawn {
     /// setup step failed) or the run could not be supervised.
     pub fn run(&self) -> Result<Outcome, SpawnError> {
         let start = Instant::now();
-        let span = tracing::info_span!("run", slug = %self.slug, pid = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "run",
+            slug = tracing::field::Empty,
+            pid = tracing::field::Empty
+        );
+        // Without a slug, none is shown: a caller whose own span names it
+        // (the facade's) leaves it out here, so that no line names it twice.
+        if !self.slug.is_empty() {
+            span.record("slug", tracing::field::display(&self.slug));
+        }
         let _entered = span.enter();
         let mut run = self.start()?;
         let cap = self.limits.output();
