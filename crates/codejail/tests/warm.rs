@@ -297,3 +297,56 @@ fn a_zygote_retires_after_its_calls() {
     }
     assert!(warm.health().restarts >= 2, "{:?}", warm.health());
 }
+
+/// A warm call killed at its deadline is said at warning level, as a cold
+/// run's kill is (`Killing process <pid>: wall-clock limit reached`, the
+/// pid of the process that kills the call's processes: here its zygote),
+/// on a line that names the call's slug.
+#[test]
+fn support_a_warm_kill_is_logged_with_its_slug() {
+    use std::sync::Mutex;
+
+    #[derive(Clone, Default)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    let Some((_parent, warm)) = pool("warm-kill-log", WarmOptions::new(1)) else {
+        return;
+    };
+    let buf = Buf::default();
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .finish();
+    let r = tracing::subscriber::with_default(subscriber, || {
+        warm.jail_code(&JailCode {
+            call: CallOptions {
+                limits: vec![(LimitName::Realtime, 1)],
+                slug: Some("course-7/answer".into()),
+                ..CallOptions::default()
+            },
+            ..JailCode::code("import time; time.sleep(10)")
+        })
+        .unwrap()
+    });
+    assert!(r.warm, "the call went cold");
+    assert_eq!(r.killed_by, Some(codejail::KillReason::Wall));
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let kill = log
+        .lines()
+        .find(|l| l.contains("Killing process "))
+        .unwrap_or_else(|| panic!("no kill warning in {log:?}"));
+    assert!(kill.contains("WARN"), "{kill}");
+    assert!(kill.contains("slug=course-7/answer"), "{kill}");
+    assert!(kill.ends_with(": wall-clock limit reached"), "{kill}");
+}

@@ -37,6 +37,19 @@ impl KillReason {
             KillReason::Cancelled => "cancelled",
         }
     }
+
+    /// Why, as the warning logged when codejail kills a run says it
+    /// (`Killing process 1234: wall-clock limit reached`).
+    pub fn why(self) -> &'static str {
+        match self {
+            KillReason::Wall => "wall-clock limit reached",
+            KillReason::Cpu => "CPU time limit reached",
+            KillReason::Output => "output limit reached",
+            KillReason::Memory => "memory limit reached",
+            KillReason::Disk => "disk full",
+            KillReason::Cancelled => "the run was cancelled",
+        }
+    }
 }
 
 impl fmt::Display for KillReason {

@@ -118,9 +118,10 @@ mod tests {
             .spawn()
             .unwrap();
         let pid = i32::try_from(child.id()).unwrap();
-        // `spawn` returns once the child's execve closed the close-on-exec
-        // pipe, which is before the kernel gives the new image its
-        // arguments: until then its command line reads empty.
+        // `spawn` returns once the child's `execve` is under way (the
+        // parent is let go when the old image is released), which is
+        // before the kernel gives the new image its arguments: until then
+        // its command line reads empty.
         let started = std::time::Instant::now();
         let mut live = processes_with(&token);
         while live.is_empty() && started.elapsed() < std::time::Duration::from_secs(5) {

@@ -208,15 +208,7 @@ impl Target for Supervisor {
     }
 
     fn kill(&mut self, reason: KillReason) {
-        let pid = self.pid;
-        match reason {
-            KillReason::Wall => {
-                tracing::warn!("Killing process {pid}: wall-clock limit reached");
-            }
-            KillReason::Output => tracing::warn!("Killing process {pid}: output limit reached"),
-            KillReason::Cancelled => tracing::warn!("Killing process {pid}: the run was cancelled"),
-            other => tracing::warn!("Killing process {pid}: {other}"),
-        }
+        tracing::warn!("Killing process {}: {}", self.pid, reason.why());
         self.request_kill();
     }
 
