@@ -46,6 +46,10 @@ impl Target for Zygote {
         }
     }
 
+    fn pid(&self) -> i32 {
+        0
+    }
+
     fn kill(&mut self, reason: KillReason) {
         self.kills.push(reason);
         let _ = self.socket.write_all(b"k");

@@ -439,12 +439,14 @@ impl Target for Answering<'_> {
         })
     }
 
-    fn kill(&mut self, reason: KillReason) {
-        // As a cold run's supervisor says it, with the process that kills
-        // the call's processes (the zygote; the call's span names the
-        // jail and the slug). The reason is the pump's to report; the
-        // zygote only kills.
-        tracing::warn!("Killing process {}: {}", self.zygote.pid(), reason.why());
+    fn pid(&self) -> i32 {
+        // The process that kills the call's processes.
+        self.zygote.pid()
+    }
+
+    fn kill(&mut self, _reason: KillReason) {
+        // The reason is the pump's to log and report; the zygote only
+        // kills.
         let _ = io::Write::write_all(&mut &self.zygote.socket, b"k");
     }
 

@@ -33,6 +33,7 @@
 //!         }
 //!         Ok(if self.answer.ends_with(b"\n") { State::Finished } else { State::Running })
 //!     }
+//!     fn pid(&self) -> i32 { 0 /* the service's pid */ }
 //!     fn kill(&mut self, _: codejail_proc::KillReason) {
 //!         let _ = std::io::Write::write_all(&mut self.socket, b"k");
 //!     }
@@ -83,9 +84,15 @@ pub trait Target {
     /// `learn the run's state`, carrying this error.
     fn ready(&mut self) -> io::Result<State>;
 
+    /// The process the kill is asked of (a run's supervisor, a warm
+    /// pool's zygote), as the pump's warning names it:
+    /// `Killing process <pid>: <why>`.
+    fn pid(&self) -> i32;
+
     /// Asks the target to end the run, politely (close a control pipe,
     /// write a request). Called at most once, with the first reason, and
-    /// only while the target is running.
+    /// only while the target is running, after the pump logged the kill
+    /// at warning level.
     fn kill(&mut self, reason: KillReason);
 
     /// Ends the target by force (`SIGKILL`). Called at most once: when the
@@ -214,6 +221,7 @@ impl Ending {
         }
         self.killed = Some(reason);
         if state == State::Running {
+            tracing::warn!("Killing process {}: {}", target.pid(), reason.why());
             target.kill(reason);
             self.kill = Kill::Asked(now);
         }

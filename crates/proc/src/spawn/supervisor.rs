@@ -207,8 +207,11 @@ impl Target for Supervisor {
         })
     }
 
-    fn kill(&mut self, reason: KillReason) {
-        tracing::warn!("Killing process {}: {}", self.pid, reason.why());
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn kill(&mut self, _reason: KillReason) {
         self.request_kill();
     }
 
