@@ -555,27 +555,16 @@ mod tests {
     // subscriber is installed.
     #[test]
     fn the_deadline_warning_names_the_slug_and_the_pid() {
-        use std::sync::{Arc, Mutex};
+        use std::io::{Read, Seek};
         use std::time::Duration;
 
         use crate::{KillReason, Limits, Spawn};
 
-        #[derive(Clone, Default)]
-        struct Buf(Arc<Mutex<Vec<u8>>>);
-        impl std::io::Write for Buf {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-
-        let buf = Buf::default();
-        let writer = buf.clone();
+        // The log goes to a file this test reads back (the copy shares
+        // its offset).
+        let mut file = tempfile::tempfile().unwrap();
         let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
+            .with_writer(file.try_clone().unwrap())
             .with_ansi(false)
             .with_max_level(tracing::Level::INFO)
             .finish();
@@ -586,7 +575,9 @@ mod tests {
         });
         let out = tracing::subscriber::with_default(subscriber, || spawn.run().unwrap());
         assert_eq!(out.killed_by, Some(KillReason::Wall));
-        let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let mut log = String::new();
+        file.rewind().unwrap();
+        file.read_to_string(&mut log).unwrap();
         assert!(log.contains("WARN"), "{log}");
         assert!(log.contains("slug=course-42/answer"), "{log}");
         let pid = log
