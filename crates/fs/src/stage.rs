@@ -78,6 +78,11 @@ pub enum StageError {
 }
 
 impl Contents<'_> {
+    /// Whether there is nothing to stage.
+    pub fn is_empty(&self) -> bool {
+        self.code.is_none() && self.files.is_empty() && self.extra.is_empty() && self.own.is_empty()
+    }
+
     /// Checks every name, before anything is written: each is one plain
     /// component, not reserved, and none is staged twice.
     ///
@@ -309,5 +314,40 @@ fn copy_entry(
         Err(StageError::Unsupported {
             path: src.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Contents;
+
+    /// Empty only with nothing of any kind: code, files, extra files or
+    /// codejail's own.
+    #[test]
+    fn contents_are_empty_only_without_anything() {
+        assert!(Contents::default().is_empty());
+        let files = [std::path::PathBuf::from("/etc/hostname")];
+        let extra = [("a".to_owned(), Vec::new())];
+        let own: [(&str, &[u8]); 1] = [(".codejail-x", b"")];
+        for contents in [
+            Contents {
+                code: Some(b""),
+                ..Contents::default()
+            },
+            Contents {
+                files: &files,
+                ..Contents::default()
+            },
+            Contents {
+                extra: &extra,
+                ..Contents::default()
+            },
+            Contents {
+                own: &own,
+                ..Contents::default()
+            },
+        ] {
+            assert!(!contents.is_empty());
+        }
     }
 }

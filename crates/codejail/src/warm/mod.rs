@@ -450,24 +450,23 @@ impl Warm {
             own: &own,
         };
         contents.validate()?;
-        // A call that stages nothing runs in the zygote's home for such
-        // calls, made once; any other in a directory of its own, in the
-        // zygote's home: its private root holds that directory (live),
-        // and no other zygote's holds it.
-        let staged = match mode {
-            Mode::Exec(_) if call.files.is_empty() && call.extra_files.is_empty() => None,
-            _ => {
-                let tmp = zygote.tmp().join(format!("call-{id}"));
-                let dir = JailDir::create(&JailOptions {
-                    parent: Some(zygote.home().to_owned()),
-                    owner: zygote.owner(),
-                    tmp: Tmp::Link(tmp.clone()),
-                    prefix: Some(crate::leftovers::jail_prefix()),
-                    ..JailOptions::default()
-                })?;
-                dir.stage(&contents)?;
-                Some((dir, tmp))
-            }
+        // A call that stages nothing (`safe_exec` without files) runs in
+        // the zygote's home for such calls, made once; any other in a
+        // directory of its own, in the zygote's home: its private root
+        // holds that directory (live), and no other zygote's holds it.
+        let staged = if contents.is_empty() {
+            None
+        } else {
+            let tmp = zygote.tmp().join(format!("call-{id}"));
+            let dir = JailDir::create(&JailOptions {
+                parent: Some(zygote.home().to_owned()),
+                owner: zygote.owner(),
+                tmp: Tmp::Link(tmp.clone()),
+                prefix: Some(crate::leftovers::jail_prefix()),
+                ..JailOptions::default()
+            })?;
+            dir.stage(&contents)?;
+            Some((dir, tmp))
         };
         let (dir, tmp) = match &staged {
             Some((dir, tmp)) => (dir, tmp.clone()),
