@@ -27,7 +27,7 @@ use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 
 use self::holder::Holder;
-use self::pump::{Pump, Pumped};
+use self::pump::{Pump, Pumped, Target};
 use self::supervisor::Supervisor;
 use crate::cgroup::{self, Need, RunCgroup, Setting};
 use crate::child::{self, ChildFds, Report, Step};

@@ -77,11 +77,6 @@ impl Supervisor {
         })
     }
 
-    /// The supervisor's pid, for logs.
-    pub(crate) fn pid(&self) -> i32 {
-        self.pid
-    }
-
     /// After the pump: the supervisor's report, once it is reaped. Without
     /// a report the run may not be contained: its process group is killed
     /// before the supervisor is reaped, and the run fails with
@@ -207,6 +202,7 @@ impl Target for Supervisor {
         })
     }
 
+    /// The supervisor's pid (also the run span's `pid`).
     fn pid(&self) -> i32 {
         self.pid
     }
@@ -268,7 +264,7 @@ mod tests {
     #[test]
     fn dropping_the_handle_kills_and_reaps_the_supervisor() {
         let started = Spawn::new("/bin/sleep").arg("60").start().unwrap();
-        let pid = started.sup.pid();
+        let pid = started.sup.pid;
         assert!(is_our_child(pid));
         drop(started);
         assert!(!is_our_child(pid), "the supervisor {pid} was left behind");
