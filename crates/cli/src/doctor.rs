@@ -469,7 +469,7 @@ impl Container {
         let mut parts = Vec::new();
         if self.namespaces_lost() {
             parts.push(
-                "namespaces: run the container with a seccomp profile that allows clone and clone3 with namespace flags, setns, mount and sethostname (Docker's default plus these; or `--security-opt seccomp=unconfined`), and on AppArmor hosts an AppArmor profile that allows `userns` and mounts (or `--security-opt apparmor=unconfined`); in Kubernetes, `securityContext.seccompProfile` (type Localhost with that profile, or Unconfined) and `securityContext.appArmorProfile` likewise. CAP_SYS_ADMIN and privileged mode are not needed: codejail makes its namespaces inside a user namespace of its own"
+                "namespaces: run the container with a seccomp profile that allows clone and clone3 with namespace flags, unshare, setns, mount and sethostname (Docker's default plus these; or `--security-opt seccomp=unconfined`), and on AppArmor hosts an AppArmor profile that allows `userns` and mounts (or `--security-opt apparmor=unconfined`); in Kubernetes, `securityContext.seccompProfile` (type Localhost with that profile, or Unconfined) and `securityContext.appArmorProfile` likewise. CAP_SYS_ADMIN and privileged mode are not needed: codejail makes its namespaces inside a user namespace of its own"
                     .to_owned(),
             );
         }

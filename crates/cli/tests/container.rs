@@ -214,7 +214,7 @@ fn doctor_says_what_the_container_lacks_and_what_gives_it_back() {
     let remedy = line("to get them back");
     for needed in [
         "seccomp profile",
-        "clone3 with namespace flags",
+        "clone3 with namespace flags, unshare, setns",
         "seccompProfile",
         "CAP_SYS_ADMIN and privileged mode are not needed",
         "--memory",

@@ -1986,3 +1986,51 @@ fn deny_two_runs_share_namespaces() {
     }
     panic!("in six rounds, {counted} had their four runs alive at once");
 }
+
+/// In a run with a private root the holder makes the run's network
+/// namespace after its clone, while the program builds the root, and the
+/// program joins it last, once the holder says it exists; without a root
+/// the holder is cloned into it. Either way no program may reach `execve`
+/// in the caller's network namespace, however the processes race. Runs
+/// eight at a time, with every layer and with the network namespace
+/// alone; without it the program is in the caller's (the check can fail).
+#[test]
+fn deny_the_program_runs_in_the_callers_network_namespace() {
+    if !have(&ns(Layer::NetNs)) {
+        return;
+    }
+    let callers = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let callers = callers.to_string_lossy().into_owned();
+    let code = "import os; print(os.readlink('/proc/self/ns/net'))";
+    let seen = |policy: Policy| -> Vec<String> {
+        std::thread::scope(|s| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(move || {
+                        let out = confined(code, policy);
+                        assert_eq!(out.status, 0, "{}", text(&out.stderr));
+                        text(&out.stdout).trim().to_owned()
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().unwrap()).collect()
+        })
+    };
+    for _round in 0..5 {
+        for policy in [Policy::Auto, only(&ns(Layer::NetNs))] {
+            for id in seen(policy) {
+                assert!(id.starts_with("net:["), "{id}");
+                assert_ne!(
+                    id, callers,
+                    "{policy:?}: a program in the caller's network namespace"
+                );
+            }
+        }
+    }
+    let without = if rustix::process::geteuid().is_root() {
+        only(&[Layer::PidNs])
+    } else {
+        only(&[Layer::UserNs, Layer::PidNs])
+    };
+    assert!(seen(without).iter().all(|id| *id == callers));
+}

@@ -17,6 +17,15 @@ use super::sys;
 /// maps without a handshake; measured, this is faster than cloning the
 /// supervisor into new namespaces (see ARCHITECTURE.md).
 ///
+/// With `net`, the network namespace is not among the clone's: the holder
+/// makes it itself (`unshare(CLONE_NEWNET)`, with the capabilities it has
+/// in its new user namespace) and writes the outcome on `net` as one
+/// native-endian `i32`, 0 or the errno, before anything else. The
+/// namespace costs more to make than all the others together, and this
+/// way the kernel makes it on the holder's CPU while the supervisor and
+/// the program set the run up; the program joins it last, once the word
+/// says it exists (`program::join_net_ns`).
+///
 /// The holder closes every descriptor but `keepalive`, the read end of a
 /// pipe, puts it on its stdin (`/dev/null` on the others) and execs
 /// `/bin/cat` (a small image, rather than a copy of the caller's memory
@@ -27,21 +36,58 @@ use super::sys;
 ///
 /// # References
 /// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
+/// - [`unshare(2)`](https://man7.org/linux/man-pages/man2/unshare.2.html)
 /// - [`setns(2)`](https://man7.org/linux/man-pages/man2/setns.2.html), on a pidfd
 /// - [`pid_namespaces(7)`](https://man7.org/linux/man-pages/man7/pid_namespaces.7.html)
-pub(crate) fn spawn_holder(namespaces: u64, keepalive: RawFd) -> io::Result<(i32, OwnedFd)> {
+pub(crate) fn spawn_holder(
+    namespaces: u64,
+    keepalive: RawFd,
+    net: Option<RawFd>,
+) -> io::Result<(i32, OwnedFd)> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
     args.flags |= namespaces;
+    if net.is_some() {
+        args.flags &= !(libc::CLONE_NEWNET as u64);
+    }
     // SAFETY: `pidfd` outlives the call; the child branch holds a panic
     // barrier, makes only async-signal-safe calls and ends in execve or
     // _exit.
     let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
+        if let Some(net) = net {
+            make_net_ns(net);
+        }
         exec_cat(keepalive);
     }
     Ok((ret, sys::take_pidfd(pidfd)))
+}
+
+/// `unshare(CLONE_NEWNET)`, and its outcome written on `net` (0 or the
+/// errno, one `i32`: a write of 4 bytes to a pipe is atomic). Exits 126
+/// when it could not make the namespace or say so: the program then reads
+/// the error, or the end of the pipe, and never runs outside the
+/// namespace.
+fn make_net_ns(net: RawFd) {
+    let word = unshare_net().err().unwrap_or(0);
+    let said = sys::write_word(net, word);
+    if word != 0 || said.is_err() {
+        sys::exit(126);
+    }
+}
+
+/// `unshare(CLONE_NEWNET)`: the calling process (a single-threaded child)
+/// moves into a new network namespace. The holder's way of making it, and
+/// the probe's trials' (`trial.rs`), so that what the probe finds is what
+/// the runs do.
+pub(super) fn unshare_net() -> Result<(), sys::Errno> {
+    // SAFETY: rustix marks unshare unsafe for CLONE_FILES and CLONE_FS,
+    // which change what other threads share with this one; the callers
+    // are single-threaded copies, and NEWNET changes nothing but the
+    // network namespace.
+    let made = unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) };
+    sys::rx(made)
 }
 
 /// The holder: `keepalive` on stdin, `/dev/null` on stdout and stderr

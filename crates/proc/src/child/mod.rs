@@ -4,18 +4,22 @@
 //! A run is two processes, and, with namespaces, a third that holds them:
 //!
 //! * the **holder** ([`holder`]: `clone3(CLONE_NEW*)` from the caller,
-//!   execs `/bin/cat`), which keeps the run's namespaces;
+//!   with a private root then `unshare(CLONE_NEWNET)`, execs `/bin/cat`),
+//!   which keeps the run's namespaces;
 //! * the **supervisor** ([`supervisor`]: `clone3` from the caller, never
 //!   execs): new session, child subreaper, parent-death signal, the
-//!   holder's namespaces joined. It starts the program, reaps every orphan
-//!   of the run, and when the program ends — or the caller asks by closing
-//!   the control pipe — kills every process left in the run and reaps them
-//!   ([`reap`]), and writes a fixed-size [`Report`] to the caller;
+//!   holder's namespaces joined (with a private root, but the network
+//!   one). It starts the
+//!   program, reaps every orphan of the run, and when the program ends —
+//!   or the caller asks by closing the control pipe — kills every process
+//!   left in the run and reaps them ([`reap`]), and writes a fixed-size
+//!   [`Report`] to the caller;
 //! * the **program** ([`program`]: `clone3` from the supervisor, into the
 //!   run's cgroup — the supervisor stays out of it): signal
 //!   mask and dispositions reset, descriptors above 2 closed on exec,
-//!   rlimits, identity, working directory, no_new_privs, Landlock,
-//!   seccomp, then `execve`.
+//!   rlimits, the private root and the holder's network namespace,
+//!   identity, working directory, no_new_privs, Landlock, seccomp, then
+//!   `execve`.
 //!
 //! [`trial`] holds the probe's two system calls (the Landlock ABI, a trial
 //! clone). [`sys`] wraps the raw system calls the children make, and
@@ -72,9 +76,14 @@ pub(crate) struct Prepared {
 /// The confinement steps of a run, decided by the caller before the clone.
 #[derive(Debug, Default)]
 pub(crate) struct Confine {
-    /// `CLONE_NEW*` flags of the namespaces the supervisor joins: those of
-    /// the holder passed in `ChildFds` (see `spawn_holder`).
+    /// `CLONE_NEW*` flags of the run's namespaces, the holder's (see
+    /// `spawn_holder`), which the supervisor joins (but the network
+    /// namespace, with `net_late`).
     pub namespaces: u64,
+    /// The holder makes the network namespace after its clone, and the
+    /// program joins it, last, once the holder says it exists: a run with
+    /// a private root, whose building the making overlaps.
+    pub net_late: bool,
     /// The supervisor makes a mount namespace of its own (`unshare`),
     /// which the program inherits.
     pub mount_ns: bool,
@@ -196,6 +205,12 @@ impl Prepared {
     pub(crate) fn root(&self) -> Option<&Root> {
         self.confine.root.as_ref()
     }
+
+    /// Whether the holder makes the network namespace after its clone
+    /// ([`Confine::net_late`]).
+    pub(crate) fn net_late(&self) -> bool {
+        self.confine.net_late
+    }
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
@@ -223,6 +238,9 @@ pub(crate) struct ChildFds {
     pub control: RawFd,
     /// pidfd of the holder whose namespaces the supervisor joins.
     pub holder: Option<RawFd>,
+    /// Read end of the pipe on which the holder says whether it made the
+    /// network namespace, which the program joins.
+    pub holder_net: Option<RawFd>,
     /// The Landlock ruleset.
     pub landlock: Option<RawFd>,
     /// v1 `cgroup.procs` files the program writes itself into.
@@ -232,13 +250,14 @@ pub(crate) struct ChildFds {
     pub cgroup_v2: Option<RawFd>,
 }
 
-// The slots the supervisor moves its descriptors to (0..=10, in the order
+// The slots the supervisor moves its descriptors to (0..=11, in the order
 // of `ChildFds`); the program keeps 0..=2 only.
 const FD_ERROR: c_int = 3;
 const FD_REPORT: c_int = 4;
 const FD_CONTROL: c_int = 5;
 const FD_HOLDER: c_int = 6;
-const FD_LANDLOCK: c_int = 7;
-const FD_CGROUP_PROCS: [c_int; 2] = [8, 9];
-const FD_CGROUP_V2: c_int = 10;
-const FD_FIRST_FREE: c_int = 11;
+const FD_HOLDER_NET: c_int = 7;
+const FD_LANDLOCK: c_int = 8;
+const FD_CGROUP_PROCS: [c_int; 2] = [9, 10];
+const FD_CGROUP_V2: c_int = 11;
+const FD_FIRST_FREE: c_int = 12;

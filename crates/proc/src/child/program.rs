@@ -10,7 +10,7 @@ use rustix::thread::{Gid, Uid};
 
 use super::sys::{self, Errno, fail, or_fail, rx};
 use super::wire::Step;
-use super::{Confine, FD_ERROR, FD_LANDLOCK, Prepared};
+use super::{Confine, FD_ERROR, FD_HOLDER, FD_HOLDER_NET, FD_LANDLOCK, Prepared};
 
 /// The program: sets itself up and execs, or reports the failed step.
 pub(super) fn exec_program(prep: &Prepared) -> ! {
@@ -34,6 +34,9 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
     if let Some(root) = &confine.root {
         super::root::build(root);
     }
+    if confine.net_late {
+        join_net_ns();
+    }
     if let Some((uid, gid)) = confine.identity {
         switch_identity(uid, gid, confine.setgroups);
     }
@@ -54,6 +57,29 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
         unsafe { sys::execve(&prep.program, &prep.argv_ptrs, &prep.envp_ptrs) }
     };
     fail(Step::Execve, err)
+}
+
+/// In a run with a private root: waits for the holder's word that it made
+/// the run's network namespace, then joins it: `setns(holder pidfd,
+/// CLONE_NEWNET)`, with the capabilities the program still has in the
+/// run's user namespace (or as root). The last of the set-up that needs
+/// them, so that the kernel makes the namespace on the holder's CPU while
+/// this process builds the root. An error the holder met is the
+/// program's failed step; a holder gone without a word is `ESRCH`.
+/// Nothing but this set-up runs before `execve`, which comes after.
+fn join_net_ns() {
+    match sys::read_word(FD_HOLDER_NET) {
+        Ok(Some(0)) => {}
+        Ok(Some(errno)) => fail(Step::NetNs, errno),
+        Ok(None) => fail(Step::NetNs, libc::ESRCH),
+        Err(errno) => fail(Step::NetNs, errno),
+    }
+    // SAFETY: `setns` takes two integers; the holder's pidfd is open in
+    // this copy of the supervisor's descriptor table (closed on exec).
+    let joined = unsafe { libc::setns(FD_HOLDER, libc::CLONE_NEWNET) };
+    if joined != 0 {
+        fail(Step::Setns, sys::errno());
+    }
 }
 
 /// Default dispositions for every catchable signal (ignored ones, like the

@@ -24,7 +24,7 @@ use super::sys::{self, NotifAnswer, NotifBuf, fail, fail_on, or_fail, rx};
 use super::wire::{Report, Step};
 use super::{
     ChildFds, Confine, FD_CGROUP_PROCS, FD_CGROUP_V2, FD_CONTROL, FD_ERROR, FD_FIRST_FREE,
-    FD_HOLDER, FD_LANDLOCK, FD_REPORT, Prepared,
+    FD_HOLDER, FD_HOLDER_NET, FD_LANDLOCK, FD_REPORT, Prepared,
 };
 
 /// Starts the supervisor with `clone3(CLONE_PIDFD)` and returns its pid
@@ -86,7 +86,16 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
     // now; the supervisor lets go so that end-of-file means what the
     // caller thinks.
     let [procs_a, procs_b] = FD_CGROUP_PROCS;
-    for fd in [0, 1, 2, FD_ERROR, procs_a, procs_b, FD_CGROUP_V2] {
+    for fd in [
+        0,
+        1,
+        2,
+        FD_ERROR,
+        FD_HOLDER_NET,
+        procs_a,
+        procs_b,
+        FD_CGROUP_V2,
+    ] {
         slots.close(fd);
     }
     let mut guard = listener.map(|listener| ExecGuard {
@@ -133,7 +142,7 @@ fn detach(error_fd: c_int) {
 }
 
 /// The supervisor's descriptor table once [`Slots::remap`] has moved the
-/// run's descriptors to their slots (0..=10, in the order of `ChildFds`)
+/// run's descriptors to their slots (0..=11, in the order of `ChildFds`)
 /// and closed every other one.
 ///
 /// A slot is lent out ([`Slots::get`]) only while this table says it is
@@ -160,6 +169,7 @@ impl Slots {
             Some(fds.report),
             Some(fds.control),
             fds.holder,
+            fds.holder_net,
             fds.landlock,
             fds.cgroup_procs[0],
             fds.cgroup_procs[1],
@@ -224,15 +234,22 @@ impl Slots {
     }
 }
 
-/// `setns(holder pidfd, the run's CLONE_NEW* flags)`: the user namespace
-/// is entered first, which gives this process every capability in it,
-/// hence the right to enter the others; then the host name.
+/// `setns(holder pidfd, the run's CLONE_NEW* flags)`, but the network
+/// namespace with `net_late` (the program joins that one, once the holder
+/// has made it): the user namespace is entered first, which gives this
+/// process every capability in it, hence the right to enter the others;
+/// then the host name.
 fn join_namespaces(confine: &Confine, slots: &Slots) {
-    if confine.namespaces != 0 {
+    let namespaces = if confine.net_late {
+        confine.namespaces & !(libc::CLONE_NEWNET as u64)
+    } else {
+        confine.namespaces
+    };
+    if namespaces != 0 {
         let Some(holder) = slots.get(FD_HOLDER) else {
             fail(Step::Setns, libc::EBADF);
         };
-        let kinds = ThreadNameSpaceType::from_bits_retain(confine.namespaces as u32);
+        let kinds = ThreadNameSpaceType::from_bits_retain(namespaces as u32);
         or_fail(
             Step::Setns,
             rx(rustix::thread::move_into_thread_name_spaces(holder, kinds)),

@@ -10,6 +10,7 @@ use std::os::fd::{AsFd, AsRawFd};
 
 use rustix::process::{WaitId, WaitIdOptions};
 
+use super::holder::unshare_net;
 use super::sys;
 
 /// The kernel's Landlock ABI version.
@@ -38,7 +39,9 @@ pub(crate) fn landlock_abi() -> io::Result<i32> {
 
 /// Clones a child with these `CLONE_NEW*` flags that exits at once, and
 /// reaps it: whether the namespaces can really be created here
-/// (containers may forbid what the kernel has).
+/// (containers may forbid what the kernel has). This is how a run
+/// without a private root makes its network namespace; [`try_root`]
+/// makes it as a run with one does.
 ///
 /// # References
 /// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
@@ -177,7 +180,9 @@ pub(crate) struct RootTrial {
 /// (`seccomp(SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER)`).
 /// Containers may forbid what the kernel offers: a masked `/proc` refuses
 /// a new procfs; a root on the initial ramfs refuses `pivot_root`. The
-/// clone's own failure (a namespace refused) is the `Err`.
+/// clone's own failure (a namespace refused) is the `Err`, and so is a
+/// network namespace refused to the child's `unshare`: made after the
+/// clone, as the holder of a run with a private root makes it.
 ///
 /// # References
 /// - [`pivot_root(2)`](https://man7.org/linux/man-pages/man2/pivot_root.2.html)
@@ -191,9 +196,11 @@ pub(crate) fn try_root(
     use rustix::pipe::{PipeFlags, pipe_with};
 
     let (read, write) = pipe_with(PipeFlags::CLOEXEC)?;
+    let net = namespaces & libc::CLONE_NEWNET as u64 != 0;
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    args.flags |= namespaces | (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
+    args.flags |= (namespaces & !(libc::CLONE_NEWNET as u64))
+        | (libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier,
     // makes only async-signal-safe calls (rustix's raw system calls on
     // static strings, the seccomp call on `guard`, which the caller keeps
@@ -202,6 +209,13 @@ pub(crate) fn try_root(
     let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
+        // The network namespace as a run's holder makes it; refused, the
+        // child says nothing and exits with the errno.
+        if net {
+            if let Err(errno) = unshare_net() {
+                sys::exit(errno.clamp(1, 255));
+            }
+        }
         let errno = |r: rustix::io::Result<()>| r.err().map_or(0, |e| e.raw_os_error());
         // First of all: nothing this child mounts may propagate to the
         // host (without a user namespace the copies stay shared).
@@ -266,13 +280,20 @@ pub(crate) fn try_root(
     drop(write);
     let pidfd = sys::take_pidfd(pidfd);
     let options = WaitIdOptions::EXITED | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
-    while let Err(rustix::io::Errno::INTR) =
-        rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options)
-    {}
+    let status = loop {
+        match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+            Err(rustix::io::Errno::INTR) => continue,
+            Ok(Some(status)) => break status.exit_status(),
+            _ => break None,
+        }
+    };
     let mut msg = [0u8; 16];
     let got = rustix::io::read(&read, &mut msg)?;
     if got != msg.len() {
-        return Err(io::Error::other("the trial child said nothing"));
+        return Err(match status {
+            Some(errno) if errno != 0 => io::Error::from_raw_os_error(errno),
+            _ => io::Error::other("the trial child said nothing"),
+        });
     }
     let word = |i: usize| {
         let mut w = [0u8; 4];

@@ -33,10 +33,11 @@ pub(crate) enum Step {
     Root,
     MountNs,
     ExecGuard,
+    NetNs,
 }
 
 impl Step {
-    const ALL: [Step; 24] = [
+    const ALL: [Step; 25] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
@@ -61,6 +62,7 @@ impl Step {
         Step::Root,
         Step::MountNs,
         Step::ExecGuard,
+        Step::NetNs,
     ];
 
     /// The name used in errors, e.g. `SpawnError::Setup { step: "chdir" }`.
@@ -90,6 +92,7 @@ impl Step {
             Step::Root => "build the private root",
             Step::MountNs => "unshare (a mount namespace)",
             Step::ExecGuard => "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) (the exec guard)",
+            Step::NetNs => "unshare (the run's network namespace, made by its holder)",
         }
     }
 

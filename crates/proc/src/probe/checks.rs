@@ -75,7 +75,7 @@ fn refusal_hint(e: &std::io::Error, flags: u64) -> String {
     match e.raw_os_error() {
         Some(libc::EPERM | libc::EACCES) => {
             if status_field("Seccomp").as_deref() == Some("2") {
-                return " (this process runs under a seccomp filter that refuses it, as a container runtime's default profile does: the container's seccomp profile must allow clone and clone3 with namespace flags, setns, mount and sethostname; README, \"Hosts\")".into();
+                return " (this process runs under a seccomp filter that refuses it, as a container runtime's default profile does: the container's seccomp profile must allow clone and clone3 with namespace flags, unshare, setns, mount and sethostname; README, \"Hosts\")".into();
             }
             if userns && read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns") == "1" {
                 return " (kernel.apparmor_restrict_unprivileged_userns=1 refuses unprivileged user namespaces: load an AppArmor profile for this program that allows `userns,`, or set the sysctl to 0; README, \"Hosts\")".into();

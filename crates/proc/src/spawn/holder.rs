@@ -40,12 +40,22 @@ pub(crate) struct Holder {
     pidfd: OwnedFd,
     /// Its stdin's other end: closing it ends the holder.
     _keepalive: OwnedFd,
+    /// With a network namespace, the read end of the pipe on which the
+    /// holder says whether it made it (see `child::spawn_holder`); the
+    /// program reads it.
+    net: Option<OwnedFd>,
 }
 
 impl Holder {
     /// Makes the namespaces `namespaces` (`CLONE_NEW*` flags) and, with a
-    /// user namespace, writes its id maps.
-    pub(crate) fn create(namespaces: u64, maps: Option<IdMaps>) -> Result<Holder, SpawnError> {
+    /// user namespace, writes its id maps. With `net_late`, the holder
+    /// makes the network namespace after its clone and says so on a pipe
+    /// ([`Holder::net`]).
+    pub(crate) fn create(
+        namespaces: u64,
+        net_late: bool,
+        maps: Option<IdMaps>,
+    ) -> Result<Holder, SpawnError> {
         // Checked here, once: a holder that cannot exec would die at once,
         // and the run would fail later with a less helpful `setns` error.
         static CAT: std::sync::OnceLock<Result<(), Errno>> = std::sync::OnceLock::new();
@@ -55,17 +65,27 @@ impl Holder {
             ))?;
         let (keep_r, keep_w) =
             pipe_with(PipeFlags::CLOEXEC).map_err(SpawnError::parent("create a pipe"))?;
-        let (pid, pidfd) =
-            child::spawn_holder(namespaces, keep_r.as_raw_fd()).map_err(|source| {
-                SpawnError::Parent {
-                    step: "clone the namespace holder",
-                    source,
-                }
-            })?;
+        let net = (net_late && namespaces & libc::CLONE_NEWNET as u64 != 0)
+            .then(|| pipe_with(PipeFlags::CLOEXEC))
+            .transpose()
+            .map_err(SpawnError::parent("create a pipe"))?;
+        let (pid, pidfd) = child::spawn_holder(
+            namespaces,
+            keep_r.as_raw_fd(),
+            net.as_ref().map(|(_, w)| w.as_raw_fd()),
+        )
+        .map_err(|source| SpawnError::Parent {
+            step: "clone the namespace holder",
+            source,
+        })?;
         drop(keep_r);
+        // Only the holder keeps the write end: were it to end without its
+        // word, the program reads the end of the pipe rather than waiting.
+        let net = net.map(|(r, _w)| r);
         let holder = Holder {
             pidfd,
             _keepalive: keep_w,
+            net,
         };
         if let Some(maps) = maps {
             write_id_maps(pid, maps)?;
@@ -76,6 +96,12 @@ impl Holder {
     /// The holder's pidfd, for `setns`.
     pub(crate) fn pidfd(&self) -> BorrowedFd<'_> {
         self.pidfd.as_fd()
+    }
+
+    /// Where the holder says whether it made the network namespace, if
+    /// the run has one.
+    pub(crate) fn net(&self) -> Option<BorrowedFd<'_>> {
+        self.net.as_ref().map(AsFd::as_fd)
     }
 }
 

@@ -345,7 +345,7 @@ impl Spawn {
         let holder = (plan.namespaces != 0)
             .then(|| {
                 let maps = (plan.layers.contains(Layer::UserNs)).then(|| self.id_maps(probe));
-                Holder::create(plan.namespaces, maps)
+                Holder::create(plan.namespaces, plan.prep.net_late(), maps)
             })
             .transpose()?;
         let pipes = Pipes::new()?;
@@ -355,6 +355,10 @@ impl Spawn {
             .and_then(|fd| fd.lock().unwrap_or_else(|e| e.into_inner()).take());
         let fds = ChildFds {
             holder: holder.as_ref().map(|h| h.pidfd().as_raw_fd()),
+            holder_net: holder
+                .as_ref()
+                .and_then(Holder::net)
+                .map(|fd| fd.as_raw_fd()),
             landlock: plan.ruleset.as_ref().map(AsRawFd::as_raw_fd),
             cgroup_procs: [
                 cgroup_procs.first().map(AsRawFd::as_raw_fd),
@@ -521,6 +525,7 @@ impl Pipes {
             report,
             control,
             holder: None,
+            holder_net: None,
             landlock: None,
             cgroup_procs: [None, None],
             cgroup_v2: None,

@@ -44,7 +44,7 @@ use super::wire::{self, Step};
 pub(super) use clone::{
     CLONE_INTO_CGROUP, clone3, empty_clone_args, execve, pidfd_clone_args, take_pidfd,
 };
-pub(super) use fd::{close, close_range, dup_above, dup3};
+pub(super) use fd::{close, close_range, dup_above, dup3, read_word, write_word};
 pub(super) use landlock::{landlock_add_path_rule, landlock_restrict_self};
 pub(crate) use seccomp::NOTIF_ROOM;
 pub(super) use seccomp::{
