@@ -131,9 +131,7 @@ fn inner_a_holder_that_cannot_make_the_network_namespace() {
             .policy(Policy::Only(layers.iter().copied().collect()))
             .run()
     };
-    let with_root = [Layer::NetNs, Layer::MountNs, Layer::RootFs];
-    let err = run(&with_root).unwrap_err();
-    match &err {
+    let holders_step = |err: &SpawnError| match err {
         SpawnError::Setup { step, source } => {
             assert_eq!(
                 *step, "unshare (the run's network namespace, made by its holder)",
@@ -142,8 +140,28 @@ fn inner_a_holder_that_cannot_make_the_network_namespace() {
             assert_eq!(source.raw_os_error(), Some(libc::ENOSPC), "{err}");
         }
         other => panic!("not the holder's step: {other}"),
-    }
+    };
+    let with_root = [Layer::NetNs, Layer::MountNs, Layer::RootFs];
+    let err = run(&with_root).unwrap_err();
+    holders_step(&err);
     assert_eq!(children(), Vec::<String>::new(), "children after the run");
+    // With a pid namespace too, whose init the holder is (its exit would
+    // end the program before it could report), sixteen at a time.
+    let with_pid_ns = [
+        Layer::NetNs,
+        Layer::MountNs,
+        Layer::RootFs,
+        Layer::PidNs,
+        Layer::IpcNs,
+        Layer::UtsNs,
+    ];
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..16).map(|_| s.spawn(|| run(&with_pid_ns))).collect();
+        for r in runs {
+            holders_step(&r.join().unwrap().unwrap_err());
+        }
+    });
+    assert_eq!(children(), Vec::<String>::new(), "children after the runs");
     match run(&[Layer::NetNs]).unwrap_err() {
         SpawnError::Parent { step, source } => {
             assert_eq!(step, "clone the namespace holder");
@@ -155,6 +173,7 @@ fn inner_a_holder_that_cannot_make_the_network_namespace() {
     // The limit back: the same runs go through.
     std::fs::write("/proc/sys/user/max_net_namespaces", "1000").unwrap();
     assert_eq!(run(&with_root).unwrap().status, 0);
+    assert_eq!(run(&with_pid_ns).unwrap().status, 0);
     assert_eq!(run(&[Layer::NetNs]).unwrap().status, 0);
     println!("refused with ENOSPC: {err}");
 }

@@ -1992,8 +1992,9 @@ fn deny_two_runs_share_namespaces() {
 /// program joins it last, once the holder says it exists; without a root
 /// the holder is cloned into it. Either way no program may reach `execve`
 /// in the caller's network namespace, however the processes race. Runs
-/// eight at a time, with every layer and with the network namespace
-/// alone; without it the program is in the caller's (the check can fail).
+/// eight at a time, with every layer, with the network namespace alone,
+/// and with it and a private root; without it the program is in the
+/// caller's (the check can fail).
 #[test]
 fn deny_the_program_runs_in_the_callers_network_namespace() {
     if !have(&ns(Layer::NetNs)) {
@@ -2016,8 +2017,16 @@ fn deny_the_program_runs_in_the_callers_network_namespace() {
             runs.into_iter().map(|r| r.join().unwrap()).collect()
         })
     };
+    // With a private root (and the pid namespace its procfs needs), for a
+    // root caller without a user namespace: the holder makes the
+    // namespace after its clone.
+    let mut with_root = ns(Layer::NetNs);
+    with_root.extend([Layer::MountNs, Layer::RootFs, Layer::PidNs]);
+    if !have(&with_root) {
+        return;
+    }
     for _round in 0..5 {
-        for policy in [Policy::Auto, only(&ns(Layer::NetNs))] {
+        for policy in [Policy::Auto, only(&ns(Layer::NetNs)), only(&with_root)] {
             for id in seen(policy) {
                 assert!(id.starts_with("net:["), "{id}");
                 assert_ne!(

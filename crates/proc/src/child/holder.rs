@@ -64,15 +64,21 @@ pub(crate) fn spawn_holder(
     Ok((ret, sys::take_pidfd(pidfd)))
 }
 
-/// `unshare(CLONE_NEWNET)`, and its outcome written on `net` (0 or the
-/// errno, one `i32`: a write of 4 bytes to a pipe is atomic). Exits 126
-/// when it could not make the namespace or say so: the program then reads
-/// the error, or the end of the pipe, and never runs outside the
-/// namespace.
+/// `unshare(CLONE_NEWNET)`, then its outcome written on `net` (0 or the
+/// errno, one `i32`: a write of 4 bytes to a pipe is atomic): the word is
+/// written only once `unshare` has returned, so a 0 means the namespace
+/// exists.
+///
+/// A holder refused the namespace goes on to exec `cat` all the same: in
+/// a pid namespace it is init, and its exit would kill the program
+/// before the program could report the errno (the run would fail on
+/// whatever step the program or the supervisor was at, or look like a
+/// program killed by a signal). The program reads the errno and fails its
+/// step; the caller then kills the holder. Only a word it could not write
+/// ends it (126): the program then reads the end of the pipe.
 fn make_net_ns(net: RawFd) {
     let word = unshare_net().err().unwrap_or(0);
-    let said = sys::write_word(net, word);
-    if word != 0 || said.is_err() {
+    if sys::write_word(net, word).is_err() {
         sys::exit(126);
     }
 }

@@ -64,21 +64,22 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
 /// CLONE_NEWNET)`, with the capabilities the program still has in the
 /// run's user namespace (or as root). The last of the set-up that needs
 /// them, so that the kernel makes the namespace on the holder's CPU while
-/// this process builds the root. An error the holder met is the
-/// program's failed step; a holder gone without a word is `ESRCH`.
-/// Nothing but this set-up runs before `execve`, which comes after.
+/// this process builds the root. The errno the holder met fails the step
+/// [`Step::NetNs`]; a failed `setns`, or a holder gone without a word
+/// (`ESRCH`), fails [`Step::JoinNetNs`]. Nothing but this set-up runs
+/// before `execve`, which comes after.
 fn join_net_ns() {
     match sys::read_word(FD_HOLDER_NET) {
         Ok(Some(0)) => {}
         Ok(Some(errno)) => fail(Step::NetNs, errno),
-        Ok(None) => fail(Step::NetNs, libc::ESRCH),
-        Err(errno) => fail(Step::NetNs, errno),
+        Ok(None) => fail(Step::JoinNetNs, libc::ESRCH),
+        Err(errno) => fail(Step::JoinNetNs, errno),
     }
     // SAFETY: `setns` takes two integers; the holder's pidfd is open in
     // this copy of the supervisor's descriptor table (closed on exec).
     let joined = unsafe { libc::setns(FD_HOLDER, libc::CLONE_NEWNET) };
     if joined != 0 {
-        fail(Step::Setns, sys::errno());
+        fail(Step::JoinNetNs, sys::errno());
     }
 }
 

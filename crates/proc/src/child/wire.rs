@@ -34,10 +34,11 @@ pub(crate) enum Step {
     MountNs,
     ExecGuard,
     NetNs,
+    JoinNetNs,
 }
 
 impl Step {
-    const ALL: [Step; 25] = [
+    const ALL: [Step; 26] = [
         Step::Setsid,
         Step::Pdeathsig,
         Step::Subreaper,
@@ -63,6 +64,7 @@ impl Step {
         Step::MountNs,
         Step::ExecGuard,
         Step::NetNs,
+        Step::JoinNetNs,
     ];
 
     /// The name used in errors, e.g. `SpawnError::Setup { step: "chdir" }`.
@@ -93,6 +95,7 @@ impl Step {
             Step::MountNs => "unshare (a mount namespace)",
             Step::ExecGuard => "seccomp(SECCOMP_FILTER_FLAG_NEW_LISTENER) (the exec guard)",
             Step::NetNs => "unshare (the run's network namespace, made by its holder)",
+            Step::JoinNetNs => "setns (join the run's network namespace)",
         }
     }
 

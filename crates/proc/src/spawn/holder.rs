@@ -6,7 +6,10 @@
 //!
 //! The holder is created with the run's namespaces and does nothing but
 //! keep them; the supervisor joins them with `setns` and its program is
-//! born in them. In a pid namespace the holder is init: killing it ends
+//! born in them. In a run with a private root the network namespace is
+//! the exception: the holder makes it after its clone and says so on a
+//! pipe ([`Holder::net`]), and the program joins it once its root is
+//! built (see `child::spawn_holder`). In a pid namespace the holder is init: killing it ends
 //! every process of the namespace, and the supervisor, outside it, can
 //! neither be seen nor signalled from it.
 //!
@@ -98,10 +101,16 @@ impl Holder {
         self.pidfd.as_fd()
     }
 
-    /// Where the holder says whether it made the network namespace, if
-    /// the run has one.
+    /// Where the holder says whether it made the network namespace, when
+    /// it makes it after its clone.
     pub(crate) fn net(&self) -> Option<BorrowedFd<'_>> {
         self.net.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Closes the caller's copy of [`Holder::net`], once the supervisor
+    /// (and through it the program) has its own.
+    pub(crate) fn release_net(&mut self) {
+        self.net = None;
     }
 }
 
@@ -143,4 +152,51 @@ fn write_id_maps(pid: i32, maps: IdMaps) -> Result<(), SpawnError> {
     }
     write("gid_map", format!("{0} {0} 1", maps.gid))?;
     write("uid_map", format!("{0} {0} 1", maps.uid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Availability, Layer, Probe};
+
+    /// The pid behind a pidfd, from its `fdinfo`.
+    fn pid_of(pidfd: BorrowedFd<'_>) -> String {
+        let info =
+            std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd())).unwrap();
+        info.lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .map(|p| p.trim().to_owned())
+            .unwrap()
+    }
+
+    /// The holder's word comes only once its network namespace exists: as
+    /// soon as the word is read, the holder is in a namespace other than
+    /// the caller's. (Were the word written before `unshare`, which takes
+    /// about half a millisecond, the holder would most often still be in
+    /// the caller's namespace here.)
+    #[test]
+    fn deny_a_holders_word_before_its_network_namespace_exists() {
+        let why = match Probe::get().availability(Layer::NetNs) {
+            Availability::No(why) => Some(why.as_str()),
+            Availability::Yes => None,
+        };
+        if !codejail_tests::require("netns", why) {
+            return;
+        }
+        let callers = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let mut namespaces = libc::CLONE_NEWNET as u64;
+        if !rustix::process::geteuid().is_root() {
+            namespaces |= libc::CLONE_NEWUSER as u64;
+        }
+        for _ in 0..20 {
+            let holder = Holder::create(namespaces, true, None).unwrap();
+            let net = holder.net().expect("a holder that makes its namespace");
+            let mut word = [0u8; 4];
+            assert_eq!(rustix::io::read(net, &mut word), Ok(4));
+            assert_eq!(i32::from_ne_bytes(word), 0);
+            let pid = pid_of(holder.pidfd());
+            let holders = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap();
+            assert_ne!(holders, callers, "the word came before the namespace");
+        }
+    }
 }

@@ -342,7 +342,7 @@ impl Spawn {
             .map(RunCgroup::v1_procs)
             .transpose()?
             .unwrap_or_default();
-        let holder = (plan.namespaces != 0)
+        let mut holder = (plan.namespaces != 0)
             .then(|| {
                 let maps = (plan.layers.contains(Layer::UserNs)).then(|| self.id_maps(probe));
                 Holder::create(plan.namespaces, plan.prep.net_late(), maps)
@@ -372,6 +372,9 @@ impl Spawn {
         tracing::debug!(program = %plan.program.display(), "started");
         drop(pipes.child_ends);
         drop((plan.ruleset, cgroup_v2, cgroup_procs, stdin_fd));
+        if let Some(holder) = holder.as_mut() {
+            holder.release_net();
+        }
         if let Some((step, detail, errno)) = read_setup_error(&pipes.error_r) {
             // Dropping `sup` kills and reaps the supervisor, then the holder.
             let source = std::io::Error::from_raw_os_error(errno);
