@@ -78,12 +78,8 @@ pub(crate) struct Prepared {
 pub(crate) struct Confine {
     /// `CLONE_NEW*` flags of the run's namespaces, the holder's (see
     /// `spawn_holder`), which the supervisor joins (but the network
-    /// namespace, with `net_late`).
+    /// namespace, with [`Confine::net_late`]).
     pub namespaces: u64,
-    /// The holder makes the network namespace after its clone, and the
-    /// program joins it, last, once the holder says it exists: a run with
-    /// a private root, whose building the making overlaps.
-    pub net_late: bool,
     /// The supervisor makes a mount namespace of its own (`unshare`),
     /// which the program inherits.
     pub mount_ns: bool,
@@ -209,7 +205,18 @@ impl Prepared {
     /// Whether the holder makes the network namespace after its clone
     /// ([`Confine::net_late`]).
     pub(crate) fn net_late(&self) -> bool {
-        self.confine.net_late
+        self.confine.net_late()
+    }
+}
+
+impl Confine {
+    /// The holder makes the network namespace after its clone, and the
+    /// program joins it, last, once the holder says it exists: in a run
+    /// with a network namespace and a private root, whose building the
+    /// making overlaps (decision 0015; without a root to build, the
+    /// program would only wait for it).
+    pub(crate) fn net_late(&self) -> bool {
+        self.namespaces & libc::CLONE_NEWNET as u64 != 0 && self.root.is_some()
     }
 }
 

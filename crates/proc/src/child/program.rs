@@ -34,7 +34,7 @@ pub(super) fn exec_program(prep: &Prepared) -> ! {
     if let Some(root) = &confine.root {
         super::root::build(root);
     }
-    if confine.net_late {
+    if confine.net_late() {
         join_net_ns();
     }
     if let Some((uid, gid)) = confine.identity {

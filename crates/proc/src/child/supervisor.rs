@@ -235,12 +235,12 @@ impl Slots {
 }
 
 /// `setns(holder pidfd, the run's CLONE_NEW* flags)`, but the network
-/// namespace with `net_late` (the program joins that one, once the holder
-/// has made it): the user namespace is entered first, which gives this
-/// process every capability in it, hence the right to enter the others;
-/// then the host name.
+/// namespace with [`Confine::net_late`] (the program joins that one, once
+/// the holder has made it): the user namespace is entered first, which
+/// gives this process every capability in it, hence the right to enter
+/// the others; then the host name.
 fn join_namespaces(confine: &Confine, slots: &Slots) {
-    let namespaces = if confine.net_late {
+    let namespaces = if confine.net_late() {
         confine.namespaces & !(libc::CLONE_NEWNET as u64)
     } else {
         confine.namespaces

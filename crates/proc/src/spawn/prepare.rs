@@ -133,10 +133,6 @@ impl Spawn {
         };
         Ok(Confine {
             namespaces,
-            // The program's private root takes long enough to build that
-            // the holder makes the network namespace meanwhile (decision
-            // 0015); without one, the program would only wait for it.
-            net_late: layers.contains(Layer::NetNs) && layers.contains(Layer::RootFs),
             mount_ns: layers.contains(Layer::MountNs),
             pid_ns: layers.contains(Layer::PidNs),
             hostname: layers.contains(Layer::UtsNs),
