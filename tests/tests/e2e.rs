@@ -87,13 +87,9 @@ fn have_mount_ns() -> bool {
     } else {
         &[Layer::UserNs, Layer::MountNs]
     };
-    needed.iter().all(|l| {
-        let why = match probe.availability(*l) {
-            codejail_proc::Availability::No(why) => Some(why.as_str()),
-            codejail_proc::Availability::Yes => None,
-        };
-        codejail_tests::require(l.name(), why)
-    })
+    needed
+        .iter()
+        .all(|l| codejail_tests::require(l.name(), probe.availability(*l).why_not()))
 }
 
 const ONE_BIG_FILE: &str = r#"

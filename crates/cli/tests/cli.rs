@@ -1159,11 +1159,10 @@ attempt('execv', lambda: os.execv(sys.executable, [sys.executable, '-c', 'print(
 /// message; a settings file's `allow_exec = true` lets them start.
 #[test]
 fn deny_exec_through_the_binary_and_allow_it_in_the_settings() {
-    let why = match codejail::Probe::get().availability(codejail::Layer::NoExec) {
-        codejail::Availability::No(why) => Some(why.clone()),
-        codejail::Availability::Yes => None,
-    };
-    if !codejail_tests::require("no_exec", why.as_deref()) {
+    let why = codejail::Probe::get()
+        .availability(codejail::Layer::NoExec)
+        .why_not();
+    if !codejail_tests::require("no_exec", why) {
         return;
     }
     let v = json_of(&codejail(&["run", "--json", "--code", START_PROGRAMS]));

@@ -68,11 +68,10 @@ fn root() -> bool {
 /// The filesystem layer the container leaves, through the gate: without
 /// Landlock, `auto` refuses to run at all (no filesystem confinement).
 fn have_landlock() -> bool {
-    let why = match codejail::Probe::get().availability(codejail::Layer::Landlock) {
-        codejail::Availability::Yes => None,
-        codejail::Availability::No(why) => Some(why.clone()),
-    };
-    codejail_tests::require("landlock", why.as_deref())
+    let why = codejail::Probe::get()
+        .availability(codejail::Layer::Landlock)
+        .why_not();
+    codejail_tests::require("landlock", why)
 }
 
 const NAMESPACES: [&str; 6] = ["userns", "pidns", "netns", "mountns", "ipcns", "utsns"];
@@ -245,11 +244,10 @@ fn doctor_says_what_the_container_lacks_and_what_gives_it_back() {
 /// without CAP_SYS_ADMIN: inside a user namespace of codejail's own.
 #[test]
 fn without_the_seccomp_profile_namespaces_need_no_cap_sys_admin() {
-    let why = match codejail::Probe::get().availability(codejail::Layer::UserNs) {
-        codejail::Availability::Yes => None,
-        codejail::Availability::No(why) => Some(why.clone()),
-    };
-    if !have_landlock() || !codejail_tests::require("userns", why.as_deref()) {
+    let why = codejail::Probe::get()
+        .availability(codejail::Layer::UserNs)
+        .why_not();
+    if !have_landlock() || !codejail_tests::require("userns", why) {
         return;
     }
     let v = json(&in_container(

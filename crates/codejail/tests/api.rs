@@ -899,11 +899,8 @@ fn a_root_sandbox_user_is_refused_unless_allowed() {
 
 /// Whether this machine has the `no_exec` layer, through the gate.
 fn have_no_exec() -> bool {
-    let why = match codejail::Probe::get().availability(Layer::NoExec) {
-        codejail::Availability::No(why) => Some(why.clone()),
-        codejail::Availability::Yes => None,
-    };
-    codejail_tests::require("no_exec", why.as_deref())
+    let why = codejail::Probe::get().availability(Layer::NoExec).why_not();
+    codejail_tests::require("no_exec", why)
 }
 
 /// CodeJail's three cases: a program, the interpreter itself, and the

@@ -10,11 +10,7 @@ use codejail::Layer;
 /// when there is none.
 fn run_parent() -> Option<PathBuf> {
     let probe = codejail::Probe::get();
-    let missing = match probe.availability(Layer::Cgroup) {
-        codejail::Availability::Yes => None,
-        codejail::Availability::No(why) => Some(why.clone()),
-    };
-    if !codejail_tests::require("cgroup", missing.as_deref()) {
+    if !codejail_tests::require("cgroup", probe.availability(Layer::Cgroup).why_not()) {
         return None;
     }
     Some(probe.cgroups.run_parents()[0].to_owned())

@@ -19,11 +19,7 @@ use codejail::{
 /// Whether this caller switches uid; said when not.
 fn switches_uid() -> bool {
     let probe = codejail::Probe::get();
-    let missing = match probe.availability(Layer::Identity) {
-        codejail::Availability::Yes => None,
-        codejail::Availability::No(why) => Some(why.clone()),
-    };
-    codejail_tests::require("identity", missing.as_deref())
+    codejail_tests::require("identity", probe.availability(Layer::Identity).why_not())
 }
 
 /// A jail parent the sandbox uids may enter, a lock directory, and a
@@ -365,11 +361,7 @@ fn deny_a_fork_bomb_starving_a_concurrent_run_without_a_user_namespace() {
     }
     let probe = codejail::Probe::get();
     for layer in [Layer::NoNewPrivs, Layer::Landlock, Layer::Seccomp] {
-        let missing = match probe.availability(layer) {
-            codejail::Availability::Yes => None,
-            codejail::Availability::No(why) => Some(why.clone()),
-        };
-        if !codejail_tests::require(layer.name(), missing.as_deref()) {
+        if !codejail_tests::require(layer.name(), probe.availability(layer).why_not()) {
             return;
         }
     }

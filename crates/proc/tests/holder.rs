@@ -18,11 +18,7 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
 
 /// Whether `layer` is available, through the workspace's gate.
 fn have(layer: Layer) -> bool {
-    let why = match Probe::get().availability(layer) {
-        codejail_proc::Availability::No(why) => Some(why.as_str()),
-        codejail_proc::Availability::Yes => None,
-    };
-    codejail_tests::require(layer.name(), why)
+    codejail_tests::require(layer.name(), Probe::get().availability(layer).why_not())
 }
 
 /// Children of this process, zombies included, from `/proc/*/stat`.

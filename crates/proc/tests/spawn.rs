@@ -603,11 +603,7 @@ use codejail_proc::{Availability, Layer, Policy, Probe};
 #[track_caller]
 fn have(layers: &[Layer]) -> bool {
     layers.iter().all(|&layer| {
-        let why = match Probe::get().availability(layer) {
-            Availability::No(why) => Some(why.as_str()),
-            Availability::Yes => None,
-        };
-        codejail_tests::require(layer.name(), why)
+        codejail_tests::require(layer.name(), Probe::get().availability(layer).why_not())
     })
 }
 

@@ -34,6 +34,15 @@ impl Availability {
         matches!(self, Availability::Yes)
     }
 
+    /// Why not, for [`Availability::No`]; `None` for
+    /// [`Availability::Yes`].
+    pub fn why_not(&self) -> Option<&str> {
+        match self {
+            Availability::Yes => None,
+            Availability::No(why) => Some(why),
+        }
+    }
+
     fn from_result(r: Result<(), String>) -> Availability {
         match r {
             Ok(()) => Availability::Yes,

@@ -157,7 +157,7 @@ fn write_id_maps(pid: i32, maps: IdMaps) -> Result<(), SpawnError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Availability, Layer, Probe};
+    use crate::{Layer, Probe};
 
     /// The pid behind a pidfd, from its `fdinfo`.
     fn pid_of(pidfd: BorrowedFd<'_>) -> String {
@@ -176,10 +176,7 @@ mod tests {
     /// the caller's namespace here.)
     #[test]
     fn deny_a_holders_word_before_its_network_namespace_exists() {
-        let why = match Probe::get().availability(Layer::NetNs) {
-            Availability::No(why) => Some(why.as_str()),
-            Availability::Yes => None,
-        };
+        let why = Probe::get().availability(Layer::NetNs).why_not();
         if !codejail_tests::require("netns", why) {
             return;
         }
