@@ -57,6 +57,10 @@ pub const FEATURES: &[(&str, &str)] = &[
         "a cgroup memory controller this caller can write (a run's memory limit)",
     ),
     (
+        "fuse",
+        "a caller that can mount a FUSE file system (root, and /dev/fuse): the set-up that hangs on a file system that does not answer",
+    ),
+    (
         "landlock_scopes",
         "Landlock ABI 6 or later: signals and abstract sockets scoped to the run",
     ),

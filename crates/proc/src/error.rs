@@ -2,6 +2,7 @@
 
 use std::io;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::Layer;
 use crate::cgroup::CgroupError;
@@ -44,6 +45,17 @@ pub enum SpawnError {
         /// The child's errno.
         #[source]
         source: io::Error,
+    },
+    /// The run's wall-clock limit passed before its program started: a
+    /// set-up step in the children (its private root, its working
+    /// directory, `execve`) was still waiting, most likely on a file
+    /// system that does not answer. Every process of the run was killed.
+    #[error(
+        "the run's set-up did not finish within its wall-clock limit of {wall:?}, so it was killed; check that the program, its working directory and the paths of its rules are on a file system that answers"
+    )]
+    SetupTimeout {
+        /// The run's wall-clock limit.
+        wall: Duration,
     },
     /// The policy requires a layer this machine or caller cannot provide.
     #[error("confinement layer `{layer}` is required but unavailable: {reason}")]

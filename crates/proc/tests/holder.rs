@@ -1,14 +1,18 @@
-//! The namespace holder is gone with its run, whatever the run's end, and
-//! what it does for the run (the network namespace it makes) fails the
-//! run with the kernel's errno when it cannot: a test binary of its own,
-//! whose tests take turns, so that no other test's run is going on while
-//! one looks for children of this process.
+//! The namespace holder is gone with its run, whatever the run's end (a
+//! set-up that hangs past the wall-clock limit among them), and what it
+//! does for the run (the network namespace it makes) fails the run with
+//! the kernel's errno when it cannot: a test binary of its own, whose
+//! tests take turns, so that no other test's run is going on while one
+//! looks for children of this process.
 
+use std::os::fd::AsRawFd;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use codejail_proc::{KillReason, Layer, Limits, Policy, Probe, Spawn, SpawnError};
+use codejail_proc::{
+    KillReason, Layer, LayerSet, Limits, Outcome, Policy, Probe, Spawn, SpawnError,
+};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
@@ -172,4 +176,161 @@ fn inner_a_holder_that_cannot_make_the_network_namespace() {
     assert_eq!(run(&with_pid_ns).unwrap().status, 0);
     assert_eq!(run(&[Layer::NetNs]).unwrap().status, 0);
     println!("refused with ENOSPC: {err}");
+}
+
+/// A FUSE file system whose server never answers, mounted on a temporary
+/// directory: as nobody reads `/dev/fuse`, every request in it (the
+/// lookup of a name under it) waits for the connection's first answer,
+/// killably, as a lookup on a network file system that stopped answering
+/// does. Dropping it unmounts it (lazily: a process that still waits keeps
+/// its copy), then closes `/dev/fuse`, which aborts the connection and
+/// ends every wait.
+struct HungMount {
+    dir: tempfile::TempDir,
+    _fuse: std::fs::File,
+}
+
+impl HungMount {
+    /// The mount, or why this caller cannot make one (the `fuse` gate).
+    fn new() -> Result<HungMount, String> {
+        use rustix::mount::{MountFlags, mount};
+        use std::os::unix::fs::PermissionsExt;
+        if !rustix::process::geteuid().is_root() {
+            return Err("mounting a FUSE file system needs root".into());
+        }
+        let fuse = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/fuse")
+            .map_err(|e| format!("/dev/fuse: {e}"))?;
+        let dir = tempfile::tempdir().map_err(|e| format!("a temporary directory: {e}"))?;
+        // The program's identity must get through to the mount.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| format!("chmod the temporary directory: {e}"))?;
+        // `allow_other`: the run's uid is not the mounter's.
+        let data = std::ffi::CString::new(format!(
+            "fd={},rootmode=40000,user_id=0,group_id=0,allow_other",
+            fuse.as_raw_fd()
+        ))
+        .unwrap();
+        mount(
+            "codejail-test-hung",
+            dir.path(),
+            "fuse",
+            MountFlags::NOSUID | MountFlags::NODEV,
+            data.as_c_str(),
+        )
+        .map_err(|e| format!("mount a FUSE file system: {e}"))?;
+        Ok(HungMount { dir, _fuse: fuse })
+    }
+}
+
+impl Drop for HungMount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.dir.path(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// The hung mount, through the workspace's gate.
+fn hung_mount() -> Option<HungMount> {
+    match HungMount::new() {
+        Ok(mount) => Some(mount),
+        Err(why) => {
+            codejail_tests::require("fuse", Some(&why));
+            None
+        }
+    }
+}
+
+/// Every layer this caller has but the private root (which binds no mount
+/// of the hung file system, so that the program's `chdir` would fail
+/// rather than wait) and AppArmor (which needs a profile).
+fn every_layer_but_the_root() -> LayerSet {
+    let probe = Probe::get();
+    Layer::ALL
+        .into_iter()
+        .filter(|l| !matches!(l, Layer::RootFs | Layer::AppArmor))
+        .filter(|l| probe.availability(*l).is_yes())
+        .collect()
+}
+
+/// Runs `spawn` on a thread of its own and waits for its end at most
+/// `limit`: a run that hangs fails the test instead of hanging it. Also
+/// how long the run took.
+fn run_within(spawn: Spawn, limit: Duration) -> (Result<Outcome, SpawnError>, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let start = Instant::now();
+        let result = spawn.run();
+        let _ = tx.send((result, start.elapsed()));
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the run had not ended {limit:?} after it started: it hangs"))
+}
+
+/// A set-up step that waits in the kernel (here the program's `chdir`
+/// into a file system that does not answer) ends at the run's wall-clock
+/// limit: the caller gets `SetupTimeout` with that limit, not a hang, and
+/// no process of the run is left. Under every layer but the private root,
+/// and under none. Without the deadline on the error pipe the run waits
+/// as long as the file system does.
+#[test]
+fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
+    let _turn = one_at_a_time();
+    let Some(mount) = hung_mount() else {
+        return;
+    };
+    let wall = Duration::from_millis(500);
+    for policy in [Policy::Only(every_layer_but_the_root()), Policy::None] {
+        let mut spawn = Spawn::new("/bin/true");
+        spawn
+            .cwd(mount.dir.path().join("sub"))
+            .policy(policy)
+            .limits(Limits {
+                wall: Some(wall),
+                ..Limits::default()
+            });
+        let (result, took) = run_within(spawn, Duration::from_secs(30));
+        match result {
+            Err(SpawnError::SetupTimeout { wall: limit }) => assert_eq!(limit, wall),
+            other => panic!("{policy:?}: not a set-up timeout: {other:?}"),
+        }
+        assert!(
+            took >= wall,
+            "{policy:?}: ended after {took:?}, before its limit"
+        );
+        assert_eq!(
+            children(),
+            Vec::<String>::new(),
+            "{policy:?}: children after the run"
+        );
+        println!("{policy:?}: set-up timeout after {took:?}");
+    }
+}
+
+/// A run cancelled while its set-up waits in the kernel ends as
+/// cancelled, with no process left, though it has no wall-clock limit.
+#[test]
+fn support_a_run_cancelled_while_its_set_up_hangs_ends_as_cancelled() {
+    let _turn = one_at_a_time();
+    let Some(mount) = hung_mount() else {
+        return;
+    };
+    let (cancel_r, cancel_w) = std::io::pipe().unwrap();
+    let mut spawn = Spawn::new("/bin/true");
+    spawn
+        .cwd(mount.dir.path().join("sub"))
+        .policy(Policy::Only(every_layer_but_the_root()))
+        .cancel_on(cancel_r.into());
+    let cancel = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        drop(cancel_w);
+    });
+    let (result, took) = run_within(spawn, Duration::from_secs(30));
+    cancel.join().unwrap();
+    let out = result.unwrap_or_else(|e| panic!("the cancelled run failed: {e}"));
+    assert_eq!(out.killed_by, Some(KillReason::Cancelled), "{out:?}");
+    assert_eq!(out.status, -libc::SIGKILL, "{out:?}");
+    assert_eq!(children(), Vec::<String>::new(), "children after the run");
+    println!("cancelled after {took:?}");
 }

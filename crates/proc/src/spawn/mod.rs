@@ -278,12 +278,12 @@ impl Spawn {
             span.record("slug", tracing::field::display(&self.slug));
         }
         let _entered = span.enter();
-        let mut run = self.start()?;
-        let cap = self.limits.output();
         let deadline = self
             .limits
             .wall()
             .and_then(|wall| pump::deadline_after(start, wall));
+        let mut run = self.start(deadline)?;
+        let cap = self.limits.output();
         let mut pump = Pump::new(deadline).kill_grace(KILL_GRACE);
         if let Some(stdin) = run.stdin.take() {
             pump = pump.stdin(stdin, &self.stdin);
@@ -313,8 +313,10 @@ impl Spawn {
     /// what the children need ([`Spawn::plan`]), makes the cgroup, the
     /// holder and the pipes, clones the supervisor (which clones the
     /// program into the cgroup), and waits on the error pipe until
-    /// `execve` succeeded.
-    fn start(&self) -> Result<Started, SpawnError> {
+    /// `execve` succeeded, the run's `deadline` passed
+    /// ([`SpawnError::SetupTimeout`]) or the caller cancelled it (the pump
+    /// then ends it, as [`KillReason::Cancelled`]).
+    fn start(&self, deadline: Option<Instant>) -> Result<Started, SpawnError> {
         let plan = self.plan()?;
         let probe = Probe::get();
         cgroup::check_settings(&probe.cgroups, &self.cgroup_settings)?;
@@ -375,24 +377,39 @@ impl Spawn {
         if let Some(holder) = holder.as_mut() {
             holder.release_net();
         }
-        if let Some((step, detail, errno)) = read_setup_error(&pipes.error_r) {
-            // Dropping `sup` kills and reaps the supervisor, then the holder.
-            let source = std::io::Error::from_raw_os_error(errno);
-            return Err(match step {
-                Step::Execve if errno == libc::ENOENT => SpawnError::NotFound {
-                    program: plan.program,
-                },
-                Step::Root => {
-                    let what = plan.prep.root().map_or_else(String::new, |root| {
-                        crate::root::describe(root, child::RootDetail::decode(detail))
-                    });
-                    SpawnError::Root(crate::root::RootError::Build { what, source })
-                }
-                _ => SpawnError::Setup {
-                    step: step.name(),
-                    source,
-                },
-            });
+        let cancel = self.cancel.as_deref().map(AsFd::as_fd);
+        // Past this point an error return drops `sup`, which kills and
+        // reaps the supervisor (it kills the program), then the holder,
+        // then the cgroup.
+        match wait_setup(&pipes.error_r, deadline, cancel)? {
+            SetupEnd::Started => {}
+            SetupEnd::TimedOut => {
+                tracing::warn!(
+                    pid = sup.pid(),
+                    "the run's set-up passed its wall-clock limit; killing it"
+                );
+                return Err(SpawnError::SetupTimeout {
+                    wall: self.limits.wall().unwrap_or_default(),
+                });
+            }
+            SetupEnd::Failed(step, detail, errno) => {
+                let source = std::io::Error::from_raw_os_error(errno);
+                return Err(match step {
+                    Step::Execve if errno == libc::ENOENT => SpawnError::NotFound {
+                        program: plan.program,
+                    },
+                    Step::Root => {
+                        let what = plan.prep.root().map_or_else(String::new, |root| {
+                            crate::root::describe(root, child::RootDetail::decode(detail))
+                        });
+                        SpawnError::Root(crate::root::RootError::Build { what, source })
+                    }
+                    _ => SpawnError::Setup {
+                        step: step.name(),
+                        source,
+                    },
+                });
+            }
         }
         Ok(Started {
             sup,
@@ -536,8 +553,68 @@ impl Pipes {
     }
 }
 
-/// Waits for the end of the error pipe: `None` once `execve` succeeded,
-/// else the step, its detail and the errno.
+/// How the wait for the program's `execve` ended.
+enum SetupEnd {
+    /// `execve` succeeded (the error pipe ended without a message), or the
+    /// caller cancelled the run first (the pump ends it).
+    Started,
+    /// A set-up step failed: the step, its detail, its errno.
+    Failed(Step, u32, i32),
+    /// The run's deadline passed first.
+    TimedOut,
+}
+
+/// Waits on the error pipe `fd` (with `poll`) until it has something to
+/// read or hangs up, `deadline` passes, or `cancel` becomes readable or
+/// hangs up; then reads the pipe's message, if any.
+///
+/// A set-up step can block in the kernel (a path lookup on a network file
+/// system that does not answer, in the program's `chdir` or its root's
+/// `open_tree`): without the deadline the caller would wait with it.
+fn wait_setup(
+    fd: &OwnedFd,
+    deadline: Option<Instant>,
+    cancel: Option<std::os::fd::BorrowedFd<'_>>,
+) -> Result<SetupEnd, SpawnError> {
+    use rustix::event::{PollFd, PollFlags, poll};
+    loop {
+        let timeout = match deadline {
+            None => None,
+            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(pump::timespec(left)),
+                _ => return Ok(SetupEnd::TimedOut),
+            },
+        };
+        // Without a cancel descriptor the second entry asks for nothing.
+        let (cancel_fd, cancel_events) = match cancel {
+            Some(c) => (c, PollFlags::IN),
+            None => (fd.as_fd(), PollFlags::empty()),
+        };
+        let mut fds = [
+            PollFd::new(fd, PollFlags::IN),
+            PollFd::from_borrowed_fd(cancel_fd, cancel_events),
+        ];
+        match poll(&mut fds, timeout.as_ref()) {
+            Ok(_) | Err(Errno::INTR) => {}
+            Err(e) => return Err(SpawnError::parent("poll the error pipe")(e)),
+        }
+        let [error, cancelled] = fds.map(|f| f.revents());
+        if !error.is_empty() {
+            return Ok(match read_setup_error(fd) {
+                None => SetupEnd::Started,
+                Some((step, detail, errno)) => SetupEnd::Failed(step, detail, errno),
+            });
+        }
+        if !cancelled.is_empty() {
+            return Ok(SetupEnd::Started);
+        }
+    }
+}
+
+/// Reads the error pipe, once `poll` said it is readable, to its end:
+/// `None` once `execve` succeeded, else the step, its detail and the
+/// errno. The children write the message in one `write` shorter than
+/// `PIPE_BUF`, so it is there whole.
 fn read_setup_error(fd: &OwnedFd) -> Option<(Step, u32, i32)> {
     let mut msg = [0u8; child::ERROR_LEN];
     let mut got = 0;

@@ -16,7 +16,7 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
@@ -127,10 +127,7 @@ impl Supervisor {
         if self.exited {
             return true;
         }
-        let timeout = Timespec {
-            tv_sec: i64::try_from(timeout.as_secs()).unwrap_or(i64::MAX),
-            tv_nsec: i64::from(timeout.subsec_nanos()),
-        };
+        let timeout = crate::pump::timespec(timeout);
         let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
         loop {
             match poll(&mut fds, Some(&timeout)) {
@@ -263,7 +260,7 @@ mod tests {
     /// signal is 0).
     #[test]
     fn dropping_the_handle_kills_and_reaps_the_supervisor() {
-        let started = Spawn::new("/bin/sleep").arg("60").start().unwrap();
+        let started = Spawn::new("/bin/sleep").arg("60").start(None).unwrap();
         let pid = started.sup.pid;
         assert!(is_our_child(pid));
         drop(started);
