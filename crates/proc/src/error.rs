@@ -46,12 +46,15 @@ pub enum SpawnError {
         #[source]
         source: io::Error,
     },
-    /// The run's wall-clock limit passed before its program started: a
-    /// set-up step in the children (its private root, its working
-    /// directory, `execve`) was still waiting, most likely on a file
-    /// system that does not answer. Every process of the run was killed.
+    /// The run's wall-clock limit passed before its program's `execve`
+    /// was seen: a set-up step in the children (its private root, its
+    /// working directory, `execve`) was still going, most likely waiting
+    /// on a file system that does not answer, or the limit is shorter
+    /// than a set-up takes on this host. The run's processes were sent
+    /// `SIGKILL` at once (one in uninterruptible sleep dies only when its
+    /// wait ends; decision 0016).
     #[error(
-        "the run's set-up did not finish within its wall-clock limit of {wall:?}, so it was killed; check that the program, its working directory and the paths of its rules are on a file system that answers"
+        "the run's set-up did not finish within its wall-clock limit of {wall:?}, so it was killed; raise the limit if the host is slow, else check that the program, its working directory and the paths of its rules are on a file system that answers"
     )]
     SetupTimeout {
         /// The run's wall-clock limit.

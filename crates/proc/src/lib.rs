@@ -48,6 +48,7 @@ mod child;
 mod error;
 mod fsrules;
 mod layers;
+mod leftover;
 mod limits;
 mod outcome;
 pub mod owner;

@@ -13,8 +13,11 @@ pub struct Limits {
     /// `SIGXCPU`, status -24.
     pub cpu_secs: Option<u64>,
     /// Wall-clock time from the start of the run (CodeJail's `REALTIME`):
-    /// every process of the run gets `SIGKILL`. A duration too long to be
-    /// an instant (such as `u64::MAX` seconds) is no deadline.
+    /// every process of the run gets `SIGKILL`. A run whose set-up had not
+    /// started the program by then fails with
+    /// [`SpawnError::SetupTimeout`](crate::SpawnError::SetupTimeout)
+    /// instead. A duration too long to be an instant (such as `u64::MAX`
+    /// seconds) is no deadline.
     pub wall: Option<Duration>,
     /// Address-space bytes (`RLIMIT_AS`, CodeJail's `VMEM`): allocations fail.
     pub vmem_bytes: Option<u64>,

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use codejail_proc::{
-    KillReason, Layer, LayerSet, Limits, Outcome, Policy, Probe, Spawn, SpawnError,
+    KillReason, Layer, LayerSet, Limits, Outcome, Policy, Probe, Spawn, SpawnError, Tmpfs,
 };
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
@@ -179,20 +179,38 @@ fn inner_a_holder_that_cannot_make_the_network_namespace() {
 }
 
 /// A FUSE file system whose server never answers, mounted on a temporary
-/// directory: as nobody reads `/dev/fuse`, every request in it (the
-/// lookup of a name under it) waits for the connection's first answer,
-/// killably, as a lookup on a network file system that stopped answering
-/// does. Dropping it unmounts it (lazily: a process that still waits keeps
-/// its copy), then closes `/dev/fuse`, which aborts the connection and
-/// ends every wait.
+/// directory. With [`Server::None`] nobody reads `/dev/fuse`: every
+/// request in it (the lookup of a name under it) waits for the
+/// connection's first answer, killably, as a lookup on a network file
+/// system that stopped answering does. With [`Server::Swallows`] a thread
+/// answers the connection's `INIT` and reads every later request without
+/// answering it: the process that made it waits in uninterruptible sleep,
+/// which no signal ends, until [`HungMount::answer_held`]. Dropping it
+/// unmounts it (lazily: a process that still waits keeps its copy), which
+/// ends the connection once nothing uses it.
 struct HungMount {
     dir: tempfile::TempDir,
-    _fuse: std::fs::File,
+    fuse: std::sync::Arc<std::fs::File>,
+    /// The requests the server read and holds: their `unique` ids.
+    held: std::sync::Arc<Mutex<Vec<u64>>>,
 }
+
+/// What answers the mount's requests.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Server {
+    /// Nobody: the connection is never initialised.
+    None,
+    /// A thread that answers `INIT` and holds every other request.
+    Swallows,
+}
+
+/// `FUSE_INIT` and `FUSE_INTERRUPT`, from `<linux/fuse.h>`.
+const FUSE_INIT: u32 = 26;
+const FUSE_INTERRUPT: u32 = 36;
 
 impl HungMount {
     /// The mount, or why this caller cannot make one (the `fuse` gate).
-    fn new() -> Result<HungMount, String> {
+    fn new(server: Server) -> Result<HungMount, String> {
         use rustix::mount::{MountFlags, mount};
         use std::os::unix::fs::PermissionsExt;
         if !rustix::process::geteuid().is_root() {
@@ -221,7 +239,74 @@ impl HungMount {
             data.as_c_str(),
         )
         .map_err(|e| format!("mount a FUSE file system: {e}"))?;
-        Ok(HungMount { dir, _fuse: fuse })
+        let mount = HungMount {
+            dir,
+            fuse: std::sync::Arc::new(fuse),
+            held: std::sync::Arc::default(),
+        };
+        if server == Server::Swallows {
+            let (fuse, held) = (mount.fuse.clone(), mount.held.clone());
+            std::thread::spawn(move || serve(&fuse, &held));
+        }
+        Ok(mount)
+    }
+
+    /// Answers every request the server holds with `ENOENT`; how many.
+    fn answer_held(&self) -> usize {
+        use std::io::Write;
+        let held: Vec<u64> = std::mem::take(&mut *self.held.lock().unwrap());
+        for unique in &held {
+            let mut reply = Vec::with_capacity(16);
+            reply.extend_from_slice(&16u32.to_ne_bytes());
+            reply.extend_from_slice(&(-libc::ENOENT).to_ne_bytes());
+            reply.extend_from_slice(&unique.to_ne_bytes());
+            (&*self.fuse).write_all(&reply).unwrap();
+        }
+        held.len()
+    }
+}
+
+/// The [`Server::Swallows`] thread: answers `INIT` (protocol 7.31, no
+/// features), holds every other request but interrupts, until the
+/// connection ends.
+fn serve(fuse: &std::fs::File, held: &Mutex<Vec<u64>>) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match (&*fuse).read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => return, // ENODEV: the connection ended
+        };
+        if n < 40 {
+            continue;
+        }
+        let opcode = u32::from_ne_bytes(buf[4..8].try_into().unwrap());
+        let unique = u64::from_ne_bytes(buf[8..16].try_into().unwrap());
+        match opcode {
+            FUSE_INIT => {
+                // fuse_out_header, then a 64-byte fuse_init_out: major,
+                // minor, max_readahead, flags, max_background,
+                // congestion_threshold, max_write; the rest zero.
+                let mut reply = Vec::with_capacity(80);
+                reply.extend_from_slice(&80u32.to_ne_bytes());
+                reply.extend_from_slice(&0i32.to_ne_bytes());
+                reply.extend_from_slice(&unique.to_ne_bytes());
+                reply.extend_from_slice(&7u32.to_ne_bytes());
+                reply.extend_from_slice(&31u32.to_ne_bytes());
+                reply.extend_from_slice(&0u32.to_ne_bytes());
+                reply.extend_from_slice(&0u32.to_ne_bytes());
+                reply.extend_from_slice(&0u16.to_ne_bytes());
+                reply.extend_from_slice(&0u16.to_ne_bytes());
+                reply.extend_from_slice(&4096u32.to_ne_bytes());
+                reply.resize(80, 0);
+                if (&*fuse).write_all(&reply).is_err() {
+                    return;
+                }
+            }
+            FUSE_INTERRUPT => {}
+            _ => held.lock().unwrap().push(unique),
+        }
     }
 }
 
@@ -232,8 +317,8 @@ impl Drop for HungMount {
 }
 
 /// The hung mount, through the workspace's gate.
-fn hung_mount() -> Option<HungMount> {
-    match HungMount::new() {
+fn hung_mount(server: Server) -> Option<HungMount> {
+    match HungMount::new(server) {
         Ok(mount) => Some(mount),
         Err(why) => {
             codejail_tests::require("fuse", Some(&why));
@@ -242,15 +327,36 @@ fn hung_mount() -> Option<HungMount> {
     }
 }
 
-/// Every layer this caller has but the private root (which binds no mount
-/// of the hung file system, so that the program's `chdir` would fail
-/// rather than wait) and AppArmor (which needs a profile).
+/// Every layer this caller has but AppArmor (which needs a profile) and
+/// the private root: its plan looks up the working directory on the
+/// caller's own thread, before any process of the run exists, where no
+/// deadline applies (decision 0016).
 fn every_layer_but_the_root() -> LayerSet {
     let probe = Probe::get();
     Layer::ALL
         .into_iter()
         .filter(|l| !matches!(l, Layer::RootFs | Layer::AppArmor))
         .filter(|l| probe.availability(*l).is_yes())
+        .collect()
+}
+
+/// The cgroup directories of this process's runs, in every hierarchy a
+/// run may use (their names carry this process's owner stamp).
+fn run_cgroups() -> Vec<String> {
+    let cgroups = &Probe::get().cgroups;
+    let prefix = format!("codejail-{}-", codejail_proc::owner::stamp());
+    let bases = [
+        cgroups.v2.as_ref().map(|d| d.base.clone()),
+        cgroups.v1_memory.clone(),
+        cgroups.v1_pids.clone(),
+    ];
+    bases
+        .into_iter()
+        .flatten()
+        .filter_map(|base| std::fs::read_dir(base).ok())
+        .flat_map(|dir| dir.flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix) && !name.contains("probe"))
         .collect()
 }
 
@@ -270,14 +376,16 @@ fn run_within(spawn: Spawn, limit: Duration) -> (Result<Outcome, SpawnError>, Du
 
 /// A set-up step that waits in the kernel (here the program's `chdir`
 /// into a file system that does not answer) ends at the run's wall-clock
-/// limit: the caller gets `SetupTimeout` with that limit, not a hang, and
-/// no process of the run is left. Under every layer but the private root,
-/// and under none. Without the deadline on the error pipe the run waits
-/// as long as the file system does.
+/// limit: the caller gets `SetupTimeout` with that limit, not a hang, its
+/// processes are killed at once (not after the kill request's grace
+/// period, 2 s), and neither a process nor a cgroup of the run is left.
+/// Under every layer but the private root, and under none. Without the
+/// deadline on the error pipe the run waits as long as the file system
+/// does.
 #[test]
 fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
     let _turn = one_at_a_time();
-    let Some(mount) = hung_mount() else {
+    let Some(mount) = hung_mount(Server::None) else {
         return;
     };
     let wall = Duration::from_millis(500);
@@ -299,13 +407,51 @@ fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
             took >= wall,
             "{policy:?}: ended after {took:?}, before its limit"
         );
+        assert!(
+            took < wall + Duration::from_secs(2),
+            "{policy:?}: ended after {took:?}: the kill waited for a grace period"
+        );
         assert_eq!(
             children(),
             Vec::<String>::new(),
             "{policy:?}: children after the run"
         );
+        assert_eq!(
+            run_cgroups(),
+            Vec::<String>::new(),
+            "{policy:?}: cgroups after the run"
+        );
         println!("{policy:?}: set-up timeout after {took:?}");
     }
+    // The supervisor's own set-up hangs (its tmpfs's mount point is
+    // there): it reads no kill request yet, and is killed.
+    let mut spawn = Spawn::new("/bin/true");
+    spawn
+        .tmpfs(Tmpfs {
+            target: mount.dir.path().join("sub"),
+            bytes: 1 << 20,
+            inodes: 16,
+            mode: 0o700,
+            uid: 0,
+            gid: 0,
+        })
+        .policy(Policy::Only(every_layer_but_the_root()))
+        .limits(Limits {
+            wall: Some(wall),
+            ..Limits::default()
+        });
+    let (result, took) = run_within(spawn, Duration::from_secs(30));
+    match result {
+        Err(SpawnError::SetupTimeout { wall: limit }) => assert_eq!(limit, wall),
+        other => panic!("the supervisor's set-up: not a set-up timeout: {other:?}"),
+    }
+    assert!(
+        took < wall + Duration::from_secs(2),
+        "the supervisor's set-up: ended after {took:?}"
+    );
+    assert_eq!(children(), Vec::<String>::new(), "children after the run");
+    assert_eq!(run_cgroups(), Vec::<String>::new(), "cgroups after the run");
+    println!("the supervisor's set-up: set-up timeout after {took:?}");
 }
 
 /// A run cancelled while its set-up waits in the kernel ends as
@@ -313,7 +459,7 @@ fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
 #[test]
 fn support_a_run_cancelled_while_its_set_up_hangs_ends_as_cancelled() {
     let _turn = one_at_a_time();
-    let Some(mount) = hung_mount() else {
+    let Some(mount) = hung_mount(Server::None) else {
         return;
     };
     let (cancel_r, cancel_w) = std::io::pipe().unwrap();
@@ -332,5 +478,57 @@ fn support_a_run_cancelled_while_its_set_up_hangs_ends_as_cancelled() {
     assert_eq!(out.killed_by, Some(KillReason::Cancelled), "{out:?}");
     assert_eq!(out.status, -libc::SIGKILL, "{out:?}");
     assert_eq!(children(), Vec::<String>::new(), "children after the run");
+    assert_eq!(run_cgroups(), Vec::<String>::new(), "cgroups after the run");
     println!("cancelled after {took:?}");
+}
+
+/// A program in uninterruptible sleep (its lookup taken by a file system
+/// server that does not answer) outlives `SIGKILL`: the run still ends in
+/// bounded time with `SetupTimeout`, and once the wait ends (the server
+/// answers) the program dies of the kill it was sent, and its holder is
+/// reaped and its cgroup removed in the background. Without that, the
+/// holder stays a zombie of this process and the cgroup stays for good.
+#[test]
+fn support_a_process_no_signal_ends_is_reaped_and_its_cgroup_removed_once_its_wait_ends() {
+    let _turn = one_at_a_time();
+    let Some(mount) = hung_mount(Server::Swallows) else {
+        return;
+    };
+    let wall = Duration::from_millis(500);
+    let mut spawn = Spawn::new("/bin/true");
+    spawn
+        .cwd(mount.dir.path().join("sub"))
+        .policy(Policy::Only(every_layer_but_the_root()))
+        .limits(Limits {
+            wall: Some(wall),
+            ..Limits::default()
+        });
+    let (result, took) = run_within(spawn, Duration::from_secs(60));
+    match result {
+        Err(SpawnError::SetupTimeout { wall: limit }) => assert_eq!(limit, wall),
+        other => panic!("not a set-up timeout: {other:?}"),
+    }
+    // The program still waits: no signal ends it.
+    let answered = mount.answer_held();
+    assert!(answered > 0, "the server held no request");
+    let start = Instant::now();
+    while (!children().is_empty() || !run_cgroups().is_empty())
+        && start.elapsed() < Duration::from_secs(20)
+    {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        children(),
+        Vec::<String>::new(),
+        "children once the wait ended"
+    );
+    assert_eq!(
+        run_cgroups(),
+        Vec::<String>::new(),
+        "cgroups once the wait ended"
+    );
+    println!(
+        "set-up timeout after {took:?}; {answered} held requests answered; all gone {:?} later",
+        start.elapsed()
+    );
 }

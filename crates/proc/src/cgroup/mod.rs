@@ -387,9 +387,12 @@ impl Drop for RunCgroup {
     fn drop(&mut self) {
         self.kill_all();
         for dir in self.v2.iter().chain(&self.v1) {
-            // The run's processes are reaped before this runs.
+            // The run's processes are reaped before this runs, but for
+            // one in uninterruptible sleep (killed, it dies when its wait
+            // ends): then the directory is removed once it is empty.
             if let Err(e) = remove(dir) {
-                tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the run's cgroup");
+                tracing::warn!(cgroup = %dir.display(), error = %e, "could not remove the run's cgroup yet; it is removed once its last process is gone");
+                crate::leftover::remove_later(dir.clone());
             }
         }
     }

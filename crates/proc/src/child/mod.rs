@@ -56,6 +56,8 @@ pub(crate) use trial::{
     RootTrial, exec_guard_fits, exec_guard_refused, landlock_abi, try_clone, try_clone_into_cgroup,
     try_exec_guard, try_root,
 };
+#[cfg(test)]
+pub(crate) use wire::encode_error;
 pub(crate) use wire::{ERROR_LEN, Report, Step, decode_error};
 
 /// Everything the two child processes need, built before the clone.

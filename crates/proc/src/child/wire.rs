@@ -110,7 +110,7 @@ pub(crate) const ERROR_LEN: usize = 8;
 /// The error pipe's message for `(step, detail, errno)`. The step word
 /// holds the step's index in its low byte and `detail` (which part of the
 /// step failed: see `super::root::Detail`; 0 for most steps) above it.
-pub(super) fn encode_error(step: Step, detail: u32, errno: i32) -> [u8; ERROR_LEN] {
+pub(crate) fn encode_error(step: Step, detail: u32, errno: i32) -> [u8; ERROR_LEN] {
     let mut msg = [0u8; ERROR_LEN];
     let (index, err) = msg.split_at_mut(4);
     let word = (step as u32) | (detail << 8);

@@ -19,7 +19,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Signal, WaitId, WaitIdOptions};
@@ -118,21 +118,32 @@ impl Drop for Holder {
     /// Kills and reaps the holder. In a pid namespace its exit waits for
     /// every other process in the namespace to be gone; after a normal run
     /// the supervisor has seen to that already. The wait is bounded so that
-    /// a zombie of the run that somebody else must reap cannot hang us.
+    /// a zombie of the run that somebody else must reap, or a process in
+    /// uninterruptible sleep, cannot hang us; a holder not reaped by then
+    /// is reaped in the background once it has exited
+    /// (`crate::leftover`).
     fn drop(&mut self) {
         let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
         let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-        let grace = Timespec {
-            tv_sec: 5,
-            tv_nsec: 0,
-        };
+        let grace = crate::pump::timespec(std::time::Duration::from_secs(5));
         while let Err(Errno::INTR) = poll(&mut fds, Some(&grace)) {}
         let options = WaitIdOptions::EXITED
             | WaitIdOptions::NOHANG
             | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
-        while let Err(Errno::INTR) =
-            rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), options)
-        {}
+        let reaped = loop {
+            match rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), options) {
+                Err(Errno::INTR) => {}
+                Ok(None) => break false,
+                Ok(Some(_)) | Err(_) => break true,
+            }
+        };
+        if !reaped {
+            // A process of its pid namespace in uninterruptible sleep
+            // keeps it from exiting: reaped once that wait ends.
+            if let Ok(pidfd) = rustix::io::fcntl_dupfd_cloexec(&self.pidfd, 0) {
+                crate::leftover::reap_later(pidfd);
+            }
+        }
     }
 }
 

@@ -260,11 +260,18 @@ impl Spawn {
     /// Runs the program to the end and returns what happened.
     ///
     /// When this returns, every process the run created has been killed and
-    /// reaped.
+    /// reaped, but for one in uninterruptible sleep (a file system that
+    /// took a request and does not answer it), which no signal ends: the
+    /// caller stops waiting for it after a bounded time (decision 0016).
+    ///
+    /// A cancel ([`Spawn::cancel_on`]) seen before the program's `execve`
+    /// ends the run as [`KillReason::Cancelled`], even one whose set-up
+    /// would have failed.
     ///
     /// # Errors
     /// [`SpawnError`] when the program could not be started (not found, a
-    /// setup step failed) or the run could not be supervised.
+    /// setup step failed, the wall-clock limit passed first:
+    /// [`SpawnError::SetupTimeout`]) or the run could not be supervised.
     pub fn run(&self) -> Result<Outcome, SpawnError> {
         let start = Instant::now();
         let span = tracing::info_span!(
@@ -369,7 +376,7 @@ impl Spawn {
             cgroup_v2: cgroup_v2.as_ref().map(AsRawFd::as_raw_fd),
             ..pipes.child_fds(stdin_fd.as_ref().map(AsRawFd::as_raw_fd))
         };
-        let sup = Supervisor::start(&plan.prep, fds, pipes.control_w, pipes.report_r)?;
+        let mut sup = Supervisor::start(&plan.prep, fds, pipes.control_w, pipes.report_r)?;
         tracing::Span::current().record("pid", sup.pid());
         tracing::debug!(program = %plan.program.display(), "started");
         drop(pipes.child_ends);
@@ -383,31 +390,37 @@ impl Spawn {
         // then the cgroup.
         match wait_setup(&pipes.error_r, deadline, cancel)? {
             SetupEnd::Started => {}
+            SetupEnd::Failed(step, detail, errno) => {
+                return Err(setup_failure(
+                    &plan.program,
+                    &plan.prep,
+                    step,
+                    detail,
+                    errno,
+                ));
+            }
             SetupEnd::TimedOut => {
                 tracing::warn!(
                     pid = sup.pid(),
                     "the run's set-up passed its wall-clock limit; killing it"
                 );
+                // Without the kill request's grace period: a supervisor
+                // still in its own set-up reads no request.
+                sup.kill_in_setup();
+                // A step that failed before the kill still names itself.
+                if let SetupEnd::Failed(step, detail, errno) =
+                    wait_setup(&pipes.error_r, Some(Instant::now()), None)?
+                {
+                    return Err(setup_failure(
+                        &plan.program,
+                        &plan.prep,
+                        step,
+                        detail,
+                        errno,
+                    ));
+                }
                 return Err(SpawnError::SetupTimeout {
                     wall: self.limits.wall().unwrap_or_default(),
-                });
-            }
-            SetupEnd::Failed(step, detail, errno) => {
-                let source = std::io::Error::from_raw_os_error(errno);
-                return Err(match step {
-                    Step::Execve if errno == libc::ENOENT => SpawnError::NotFound {
-                        program: plan.program,
-                    },
-                    Step::Root => {
-                        let what = plan.prep.root().map_or_else(String::new, |root| {
-                            crate::root::describe(root, child::RootDetail::decode(detail))
-                        });
-                        SpawnError::Root(crate::root::RootError::Build { what, source })
-                    }
-                    _ => SpawnError::Setup {
-                        step: step.name(),
-                        source,
-                    },
                 });
             }
         }
@@ -554,6 +567,7 @@ impl Pipes {
 }
 
 /// How the wait for the program's `execve` ended.
+#[derive(Debug)]
 enum SetupEnd {
     /// `execve` succeeded (the error pipe ended without a message), or the
     /// caller cancelled the run first (the pump ends it).
@@ -566,7 +580,9 @@ enum SetupEnd {
 
 /// Waits on the error pipe `fd` (with `poll`) until it has something to
 /// read or hangs up, `deadline` passes, or `cancel` becomes readable or
-/// hangs up; then reads the pipe's message, if any.
+/// hangs up, in that order of precedence when several are so at once;
+/// then reads the pipe's message, if any. It polls at least once, so that
+/// a message already in the pipe wins over a deadline already passed.
 ///
 /// A set-up step can block in the kernel (a path lookup on a network file
 /// system that does not answer, in the program's `chdir` or its root's
@@ -578,36 +594,61 @@ fn wait_setup(
 ) -> Result<SetupEnd, SpawnError> {
     use rustix::event::{PollFd, PollFlags, poll};
     loop {
-        let timeout = match deadline {
-            None => None,
-            Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                Some(left) if !left.is_zero() => Some(pump::timespec(left)),
-                _ => return Ok(SetupEnd::TimedOut),
-            },
-        };
-        // Without a cancel descriptor the second entry asks for nothing.
-        let (cancel_fd, cancel_events) = match cancel {
-            Some(c) => (c, PollFlags::IN),
-            None => (fd.as_fd(), PollFlags::empty()),
-        };
+        let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         let mut fds = [
             PollFd::new(fd, PollFlags::IN),
-            PollFd::from_borrowed_fd(cancel_fd, cancel_events),
+            PollFd::from_borrowed_fd(cancel.unwrap_or(fd.as_fd()), PollFlags::IN),
         ];
-        match poll(&mut fds, timeout.as_ref()) {
+        // Without a cancel descriptor only the error pipe is polled.
+        let polled = if cancel.is_some() {
+            &mut fds[..]
+        } else {
+            &mut fds[..1]
+        };
+        match poll(polled, left.map(pump::timespec).as_ref()) {
             Ok(_) | Err(Errno::INTR) => {}
             Err(e) => return Err(SpawnError::parent("poll the error pipe")(e)),
         }
-        let [error, cancelled] = fds.map(|f| f.revents());
-        if !error.is_empty() {
+        if !fds[0].revents().is_empty() {
             return Ok(match read_setup_error(fd) {
                 None => SetupEnd::Started,
                 Some((step, detail, errno)) => SetupEnd::Failed(step, detail, errno),
             });
         }
-        if !cancelled.is_empty() {
+        if cancel.is_some() && !fds[1].revents().is_empty() {
             return Ok(SetupEnd::Started);
         }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok(SetupEnd::TimedOut);
+        }
+    }
+}
+
+/// The error for a set-up step that failed: `NotFound` for a program
+/// `execve` did not find, `Root` with the part of the private root that
+/// failed, else `Setup` with the step's name; the errno kept.
+fn setup_failure(
+    program: &Path,
+    prep: &child::Prepared,
+    step: Step,
+    detail: u32,
+    errno: i32,
+) -> SpawnError {
+    let source = std::io::Error::from_raw_os_error(errno);
+    match step {
+        Step::Execve if errno == libc::ENOENT => SpawnError::NotFound {
+            program: program.to_owned(),
+        },
+        Step::Root => {
+            let what = prep.root().map_or_else(String::new, |root| {
+                crate::root::describe(root, child::RootDetail::decode(detail))
+            });
+            SpawnError::Root(crate::root::RootError::Build { what, source })
+        }
+        _ => SpawnError::Setup {
+            step: step.name(),
+            source,
+        },
     }
 }
 
@@ -635,6 +676,61 @@ fn read_setup_error(fd: &OwnedFd) -> Option<(Step, u32, i32)> {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::time::{Duration, Instant};
+
+    use super::{SetupEnd, wait_setup};
+    use crate::child::{Step, encode_error};
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        rustix::pipe::pipe().unwrap()
+    }
+
+    fn long_ago() -> Option<Instant> {
+        Instant::now().checked_sub(Duration::from_secs(1))
+    }
+
+    /// A step's failure already in the pipe wins over a deadline already
+    /// passed, and over a cancel.
+    #[test]
+    fn support_a_failure_in_the_pipe_wins_over_a_passed_deadline_and_a_cancel() {
+        let (error_r, error_w) = pipe();
+        let (cancel_r, cancel_w) = pipe();
+        drop(cancel_w);
+        rustix::io::write(&error_w, &encode_error(Step::Chdir, 0, libc::ENOENT)).unwrap();
+        let end = wait_setup(&error_r, long_ago(), Some(cancel_r.as_fd())).unwrap();
+        assert!(
+            matches!(end, SetupEnd::Failed(Step::Chdir, 0, libc::ENOENT)),
+            "{end:?}"
+        );
+    }
+
+    /// The pipe's end (`execve` succeeded) is a start, with or without a
+    /// cancel descriptor; nothing yet and the deadline passed is a
+    /// timeout; nothing yet and a cancel is a start (the pump ends it).
+    #[test]
+    fn support_each_end_of_the_wait_is_told_apart() {
+        let (error_r, error_w) = pipe();
+        drop(error_w);
+        let end = wait_setup(&error_r, None, None).unwrap();
+        assert!(matches!(end, SetupEnd::Started), "{end:?}");
+        let (cancel_r, _cancel_w) = pipe();
+        let end = wait_setup(&error_r, long_ago(), Some(cancel_r.as_fd())).unwrap();
+        assert!(matches!(end, SetupEnd::Started), "{end:?}");
+
+        let (error_r, _error_w) = pipe();
+        let (cancel_r, cancel_w) = pipe();
+        let end = wait_setup(&error_r, long_ago(), Some(cancel_r.as_fd())).unwrap();
+        assert!(matches!(end, SetupEnd::TimedOut), "{end:?}");
+        let soon = Instant::now() + Duration::from_millis(50);
+        let end = wait_setup(&error_r, Some(soon), None).unwrap();
+        assert!(matches!(end, SetupEnd::TimedOut), "{end:?}");
+        assert!(Instant::now() >= soon);
+        drop(cancel_w);
+        let end = wait_setup(&error_r, None, Some(cancel_r.as_fd())).unwrap();
+        assert!(matches!(end, SetupEnd::Started), "{end:?}");
+    }
+
     // Here rather than in tests/: no other test of this binary runs a
     // `Spawn`, so no thread caches the span's interest before the scoped
     // subscriber is installed.

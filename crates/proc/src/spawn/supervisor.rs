@@ -29,6 +29,11 @@ use crate::{KillReason, SpawnError};
 /// before the caller leaves it (a process in uninterruptible sleep).
 const REAP_WAIT: Duration = Duration::from_secs(5);
 
+/// How long a supervisor asked to end a run whose set-up passed its
+/// deadline may take before it is killed: one waiting on its program
+/// answers in well under a millisecond.
+const SETUP_KILL_GRACE: Duration = Duration::from_millis(100);
+
 /// The caller's handle on the supervisor. Dropping it before the run's end
 /// asks the supervisor to kill the run, forces it after a grace period, and
 /// reaps it, all within a bounded time.
@@ -100,6 +105,19 @@ impl Supervisor {
     /// up, kills and reaps the run, reports, exits.
     fn request_kill(&mut self) {
         self.control = None;
+    }
+
+    /// Ends a run whose set-up passed its deadline: the kill request, which
+    /// a supervisor waiting on its program answers at once (it kills the
+    /// holder first, so that the pid namespace goes as on any kill), then
+    /// `SIGKILL` if it has not exited within [`SETUP_KILL_GRACE`]: one
+    /// still in its own set-up does not read the control pipe yet (it may
+    /// start the program in that time, which the kill then ends).
+    pub(crate) fn kill_in_setup(&mut self) {
+        self.request_kill();
+        if !self.wait_exit(SETUP_KILL_GRACE) {
+            self.force();
+        }
     }
 
     /// `SIGKILL` to the supervisor (through its pidfd) and to its process
@@ -222,8 +240,10 @@ impl Drop for Supervisor {
     /// `SIGKILL` (supervisor and process group) if it has not exited
     /// within the grace period, the group's kill again while it is a
     /// zombie, and the reap. Bounded: at most the grace period plus
-    /// [`REAP_WAIT`]. Without this, an error after the clone would leave a
-    /// zombie nobody reaps (its exit signal is 0).
+    /// [`REAP_WAIT`]; one that has not exited by then (uninterruptible
+    /// sleep) is reaped in the background once it has
+    /// (`crate::leftover`). Without this, an error after the clone would
+    /// leave a zombie nobody reaps (its exit signal is 0).
     fn drop(&mut self) {
         if self.wait_status.is_some() {
             return;
@@ -235,7 +255,12 @@ impl Drop for Supervisor {
         if self.wait_exit(REAP_WAIT) {
             self.kill_group();
         }
-        self.reap(Duration::ZERO);
+        if self.reap(Duration::ZERO).is_none() {
+            // In uninterruptible sleep: reaped once its wait ends.
+            if let Ok(pidfd) = rustix::io::fcntl_dupfd_cloexec(&self.pidfd, 0) {
+                crate::leftover::reap_later(pidfd);
+            }
+        }
     }
 }
 
