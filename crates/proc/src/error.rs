@@ -50,9 +50,10 @@ pub enum SpawnError {
     /// was seen: a set-up step in the children (its private root, its
     /// working directory, `execve`) was still going, most likely waiting
     /// on a file system that does not answer, or the limit is shorter
-    /// than a set-up takes on this host. The run's processes were sent
-    /// `SIGKILL` at once (one in uninterruptible sleep dies only when its
-    /// wait ends; decision 0016).
+    /// than a set-up takes on this host. The run was ended: the
+    /// supervisor asked, then `SIGKILL` after 100 ms if it did not
+    /// answer (a process in uninterruptible sleep dies only when its wait
+    /// ends; decision 0016).
     #[error(
         "the run's set-up did not finish within its wall-clock limit of {wall:?}, so it was killed; raise the limit if the host is slow, else check that the program, its working directory and the paths of its rules are on a file system that answers"
     )]

@@ -389,39 +389,17 @@ fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
         return;
     };
     let wall = Duration::from_millis(500);
+    let limits = Limits {
+        wall: Some(wall),
+        ..Limits::default()
+    };
     for policy in [Policy::Only(every_layer_but_the_root()), Policy::None] {
         let mut spawn = Spawn::new("/bin/true");
         spawn
             .cwd(mount.dir.path().join("sub"))
             .policy(policy)
-            .limits(Limits {
-                wall: Some(wall),
-                ..Limits::default()
-            });
-        let (result, took) = run_within(spawn, Duration::from_secs(30));
-        match result {
-            Err(SpawnError::SetupTimeout { wall: limit }) => assert_eq!(limit, wall),
-            other => panic!("{policy:?}: not a set-up timeout: {other:?}"),
-        }
-        assert!(
-            took >= wall,
-            "{policy:?}: ended after {took:?}, before its limit"
-        );
-        assert!(
-            took < wall + Duration::from_secs(2),
-            "{policy:?}: ended after {took:?}: the kill waited for a grace period"
-        );
-        assert_eq!(
-            children(),
-            Vec::<String>::new(),
-            "{policy:?}: children after the run"
-        );
-        assert_eq!(
-            run_cgroups(),
-            Vec::<String>::new(),
-            "{policy:?}: cgroups after the run"
-        );
-        println!("{policy:?}: set-up timeout after {took:?}");
+            .limits(limits.clone());
+        ends_at_the_wall_limit(spawn, wall, &format!("{policy:?}"));
     }
     // The supervisor's own set-up hangs (its tmpfs's mount point is
     // there): it reads no kill request yet, and is killed.
@@ -436,22 +414,36 @@ fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
             gid: 0,
         })
         .policy(Policy::Only(every_layer_but_the_root()))
-        .limits(Limits {
-            wall: Some(wall),
-            ..Limits::default()
-        });
+        .limits(limits);
+    ends_at_the_wall_limit(spawn, wall, "the supervisor's set-up");
+}
+
+/// Runs `spawn`, whose set-up hangs: `SetupTimeout` with `wall`, after
+/// `wall` and before the kill request's grace period (2 s) more, and
+/// nothing of the run left.
+fn ends_at_the_wall_limit(spawn: Spawn, wall: Duration, what: &str) {
     let (result, took) = run_within(spawn, Duration::from_secs(30));
     match result {
         Err(SpawnError::SetupTimeout { wall: limit }) => assert_eq!(limit, wall),
-        other => panic!("the supervisor's set-up: not a set-up timeout: {other:?}"),
+        other => panic!("{what}: not a set-up timeout: {other:?}"),
     }
     assert!(
-        took < wall + Duration::from_secs(2),
-        "the supervisor's set-up: ended after {took:?}"
+        took >= wall,
+        "{what}: ended after {took:?}, before its limit"
     );
-    assert_eq!(children(), Vec::<String>::new(), "children after the run");
-    assert_eq!(run_cgroups(), Vec::<String>::new(), "cgroups after the run");
-    println!("the supervisor's set-up: set-up timeout after {took:?}");
+    assert!(
+        took < wall + Duration::from_secs(2),
+        "{what}: ended after {took:?}: the kill waited for a grace period"
+    );
+    nothing_left(what);
+    println!("{what}: set-up timeout after {took:?}");
+}
+
+/// No child of this process and no cgroup of its runs is left.
+#[track_caller]
+fn nothing_left(what: &str) {
+    assert_eq!(children(), Vec::<String>::new(), "{what}: children left");
+    assert_eq!(run_cgroups(), Vec::<String>::new(), "{what}: cgroups left");
 }
 
 /// A run cancelled while its set-up waits in the kernel ends as
@@ -477,8 +469,7 @@ fn support_a_run_cancelled_while_its_set_up_hangs_ends_as_cancelled() {
     let out = result.unwrap_or_else(|e| panic!("the cancelled run failed: {e}"));
     assert_eq!(out.killed_by, Some(KillReason::Cancelled), "{out:?}");
     assert_eq!(out.status, -libc::SIGKILL, "{out:?}");
-    assert_eq!(children(), Vec::<String>::new(), "children after the run");
-    assert_eq!(run_cgroups(), Vec::<String>::new(), "cgroups after the run");
+    nothing_left("the cancelled run");
     println!("cancelled after {took:?}");
 }
 
@@ -517,16 +508,7 @@ fn support_a_process_no_signal_ends_is_reaped_and_its_cgroup_removed_once_its_wa
     {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(
-        children(),
-        Vec::<String>::new(),
-        "children once the wait ended"
-    );
-    assert_eq!(
-        run_cgroups(),
-        Vec::<String>::new(),
-        "cgroups once the wait ended"
-    );
+    nothing_left("once the wait ended");
     println!(
         "set-up timeout after {took:?}; {answered} held requests answered; all gone {:?} later",
         start.elapsed()

@@ -22,7 +22,7 @@ use std::path::PathBuf;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
-use rustix::process::{Signal, WaitId, WaitIdOptions};
+use rustix::process::Signal;
 
 use crate::SpawnError;
 use crate::child;
@@ -127,22 +127,10 @@ impl Drop for Holder {
         let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
         let grace = crate::pump::timespec(std::time::Duration::from_secs(5));
         while let Err(Errno::INTR) = poll(&mut fds, Some(&grace)) {}
-        let options = WaitIdOptions::EXITED
-            | WaitIdOptions::NOHANG
-            | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
-        let reaped = loop {
-            match rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), options) {
-                Err(Errno::INTR) => {}
-                Ok(None) => break false,
-                Ok(Some(_)) | Err(_) => break true,
-            }
-        };
-        if !reaped {
+        if crate::leftover::reap_now(self.pidfd.as_fd()) == crate::leftover::Reaped::Running {
             // A process of its pid namespace in uninterruptible sleep
             // keeps it from exiting: reaped once that wait ends.
-            if let Ok(pidfd) = rustix::io::fcntl_dupfd_cloexec(&self.pidfd, 0) {
-                crate::leftover::reap_later(pidfd);
-            }
+            crate::leftover::reap_later_copy(self.pidfd.as_fd());
         }
     }
 }

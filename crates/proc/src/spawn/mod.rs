@@ -266,7 +266,9 @@ impl Spawn {
     ///
     /// A cancel ([`Spawn::cancel_on`]) seen before the program's `execve`
     /// ends the run as [`KillReason::Cancelled`], even one whose set-up
-    /// would have failed.
+    /// would have failed; as for any kill, a supervisor that cannot finish
+    /// it within the grace period (its own set-up, or a process of the run,
+    /// in uninterruptible sleep) makes it [`SpawnError::SupervisorLost`].
     ///
     /// # Errors
     /// [`SpawnError`] when the program could not be started (not found, a
@@ -406,18 +408,14 @@ impl Spawn {
                 );
                 // Without the kill request's grace period: a supervisor
                 // still in its own set-up reads no request.
-                sup.kill_in_setup();
-                // A step that failed before the kill still names itself.
-                if let SetupEnd::Failed(step, detail, errno) =
-                    wait_setup(&pipes.error_r, Some(Instant::now()), None)?
-                {
-                    return Err(setup_failure(
-                        &plan.program,
-                        &plan.prep,
-                        step,
-                        detail,
-                        errno,
-                    ));
+                let answered = sup.kill_in_setup();
+                // Killed without a word, it may have started a program
+                // that left its process group in the meantime; only a pid
+                // namespace or a cgroup is sure to end that.
+                if !answered && !plan.layers.contains(Layer::PidNs) && cgroup.is_none() {
+                    return Err(SpawnError::SupervisorLost {
+                        wait_status: libc::SIGKILL,
+                    });
                 }
                 return Err(SpawnError::SetupTimeout {
                     wall: self.limits.wall().unwrap_or_default(),

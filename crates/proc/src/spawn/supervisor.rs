@@ -19,7 +19,7 @@ use std::time::Duration;
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
-use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
+use rustix::process::{Pid, Signal};
 
 use crate::child::{self, ChildFds, Prepared, Report};
 use crate::pump::{DEFAULT_KILL_GRACE, State, Target};
@@ -51,6 +51,11 @@ pub(crate) struct Supervisor {
     report: Option<Report>,
     /// Its raw wait status, once reaped.
     wait_status: Option<i32>,
+    /// `SIGKILL` was sent: dropping it waits for no grace period again.
+    forced: bool,
+    /// A bounded wait for its exit already ran out: dropping it hands it
+    /// to `crate::leftover` at once.
+    waited_out: bool,
 }
 
 impl Supervisor {
@@ -79,6 +84,8 @@ impl Supervisor {
             exited: false,
             report: None,
             wait_status: None,
+            forced: false,
+            waited_out: false,
         })
     }
 
@@ -113,18 +120,24 @@ impl Supervisor {
     /// `SIGKILL` if it has not exited within [`SETUP_KILL_GRACE`]: one
     /// still in its own set-up does not read the control pipe yet (it may
     /// start the program in that time, which the kill then ends).
-    pub(crate) fn kill_in_setup(&mut self) {
+    /// Whether it answered the request (then it has killed and reaped
+    /// every process of the run, but one in uninterruptible sleep, which
+    /// it waits for).
+    pub(crate) fn kill_in_setup(&mut self) -> bool {
         self.request_kill();
-        if !self.wait_exit(SETUP_KILL_GRACE) {
+        let answered = self.wait_exit(SETUP_KILL_GRACE);
+        if !answered {
             self.force();
         }
+        answered
     }
 
     /// `SIGKILL` to the supervisor (through its pidfd) and to its process
     /// group (while it is unreaped).
-    fn force(&self) {
+    fn force(&mut self) {
         let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
         self.kill_group();
+        self.forced = true;
     }
 
     /// `SIGKILL` to the run's process group (the supervisor leads its own
@@ -160,27 +173,20 @@ impl Supervisor {
     /// Reaps the supervisor once it has exited, waiting for that at most
     /// `timeout`; its raw wait status, or `None` if it could not be reaped.
     fn reap(&mut self, timeout: Duration) -> Option<i32> {
-        if self.wait_status.is_some() || !self.wait_exit(timeout) {
+        if self.wait_status.is_some() {
             return self.wait_status;
         }
-        let options = WaitIdOptions::EXITED
-            | WaitIdOptions::NOHANG
-            | WaitIdOptions::from_bits_retain(libc::__WALL as u32);
-        loop {
-            match rustix::process::waitid(WaitId::PidFd(self.pidfd.as_fd()), options) {
-                Ok(Some(st)) => {
-                    self.wait_status = Some(match st.terminating_signal() {
-                        Some(sig) => sig,
-                        None => st.exit_status().unwrap_or(0) << 8,
-                    });
-                }
-                Err(Errno::INTR) => continue,
-                // Exited but not reapable (someone else reaped it): gone.
-                Err(Errno::CHILD) => self.wait_status = Some(0),
-                Ok(None) | Err(_) => {}
-            }
-            return self.wait_status;
+        if !self.wait_exit(timeout) {
+            self.waited_out = !timeout.is_zero();
+            return None;
         }
+        self.wait_status = match crate::leftover::reap_now(self.pidfd.as_fd()) {
+            crate::leftover::Reaped::Now(status) => Some(status),
+            // Exited but not reapable (someone else reaped it): gone.
+            crate::leftover::Reaped::Gone => Some(0),
+            crate::leftover::Reaped::Running => None,
+        };
+        self.wait_status
     }
 
     /// Reads the report the supervisor wrote before it exited; `None` when
@@ -240,26 +246,27 @@ impl Drop for Supervisor {
     /// `SIGKILL` (supervisor and process group) if it has not exited
     /// within the grace period, the group's kill again while it is a
     /// zombie, and the reap. Bounded: at most the grace period plus
-    /// [`REAP_WAIT`]; one that has not exited by then (uninterruptible
-    /// sleep) is reaped in the background once it has
+    /// [`REAP_WAIT`], each skipped when it already ran out (a forced kill,
+    /// a wait in [`Supervisor::finish`]); one that has not exited by then
+    /// (uninterruptible sleep) is reaped in the background once it has
     /// (`crate::leftover`). Without this, an error after the clone would
     /// leave a zombie nobody reaps (its exit signal is 0).
     fn drop(&mut self) {
         if self.wait_status.is_some() {
             return;
         }
-        self.request_kill();
-        if !self.wait_exit(DEFAULT_KILL_GRACE) {
-            self.force();
+        if !self.forced {
+            self.request_kill();
+            if !self.wait_exit(DEFAULT_KILL_GRACE) {
+                self.force();
+            }
         }
-        if self.wait_exit(REAP_WAIT) {
+        if !self.waited_out && self.wait_exit(REAP_WAIT) {
             self.kill_group();
         }
         if self.reap(Duration::ZERO).is_none() {
             // In uninterruptible sleep: reaped once its wait ends.
-            if let Ok(pidfd) = rustix::io::fcntl_dupfd_cloexec(&self.pidfd, 0) {
-                crate::leftover::reap_later(pidfd);
-            }
+            crate::leftover::reap_later_copy(self.pidfd.as_fd());
         }
     }
 }
