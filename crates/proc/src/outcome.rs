@@ -79,7 +79,11 @@ pub struct Outcome {
     pub stderr: Vec<u8>,
     /// Which streams were cut.
     pub truncated: Truncated,
-    /// Why codejail ended the run, if it did.
+    /// Why codejail ended the run, if it did. A program that ended by
+    /// itself as its deadline passed (its own status, not `SIGKILL`) has
+    /// none: it did its work in its time. Past the output cap the reason
+    /// is [`KillReason::Output`] even if the program won the race to its
+    /// end: its output was cut.
     pub killed_by: Option<KillReason>,
     /// Wall-clock time from spawn to the last process reaped.
     pub wall: Duration,

@@ -129,6 +129,39 @@ fn wall_limit_kills_a_sleeper() {
     assert!(out.wall < Duration::from_secs(10), "wall {:?}", out.wall);
 }
 
+/// A program that ends by itself as its deadline passes was not killed:
+/// its outcome gives its own status and no kill reason, never a status of
+/// 0 killed by `realtime`. Limits of 1 to 20 ms put the deadline around
+/// the program's end; one that passes before `execve` is a set-up
+/// timeout.
+#[test]
+fn deny_a_program_that_ended_by_itself_is_reported_killed_at_its_deadline() {
+    let (mut ended, mut killed, mut timed_out) = (0, 0, 0);
+    for round in 0..300u64 {
+        let spawn = with_limits(
+            Spawn::new("/bin/true").policy(Policy::None).clone(),
+            Limits {
+                wall: Some(Duration::from_millis(1 + round % 20)),
+                ..Limits::default()
+            },
+        );
+        match spawn.run() {
+            Ok(out) if out.killed_by.is_none() => {
+                assert_eq!(out.status, 0, "{out:?}");
+                ended += 1;
+            }
+            Ok(out) => {
+                assert_eq!(out.killed_by, Some(KillReason::Wall), "{out:?}");
+                assert_eq!(out.status, -libc::SIGKILL, "killed, but {out:?}");
+                killed += 1;
+            }
+            Err(SpawnError::SetupTimeout { .. }) => timed_out += 1,
+            Err(e) => panic!("run failed: {e}"),
+        }
+    }
+    println!("{ended} ended, {killed} killed, {timed_out} set-up timeouts");
+}
+
 /// A wall limit too far away to be an instant (CodeJail's REALTIME of
 /// `u64::MAX` seconds) is no limit, not a panic.
 #[test]
