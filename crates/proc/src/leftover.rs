@@ -12,14 +12,38 @@
 //! that never dies stays here as long as the caller's process lives;
 //! after that, its cgroup is one `codejail gc` removes (its name carries
 //! its owner).
+//!
+//! The handles' own waits go through the same two calls, so that there is
+//! one way to wait for a child and one to reap it: [`exited_within`] and
+//! [`reap_now`], bounded by [`REAP_WAIT`].
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::process::{WaitId, WaitIdOptions};
+
+/// How long a handle waits for a process of its run to exit after its
+/// kill (the holder, the supervisor) before it hands it here: one in
+/// uninterruptible sleep.
+pub(crate) const REAP_WAIT: Duration = Duration::from_secs(5);
+
+/// Whether the child `pidfd` names has exited within `timeout` (`poll`
+/// on the pidfd, which polls readable once it has; retried on `EINTR`).
+pub(crate) fn exited_within(pidfd: BorrowedFd<'_>, timeout: Duration) -> bool {
+    let timeout = crate::pump::timespec(timeout);
+    let mut fds = [PollFd::from_borrowed_fd(pidfd, PollFlags::IN)];
+    loop {
+        match poll(&mut fds, Some(&timeout)) {
+            Err(Errno::INTR) => continue,
+            Ok(n) => return n > 0,
+            Err(_) => return false,
+        }
+    }
+}
 
 /// What one look at a child through its pidfd found.
 #[derive(Debug, PartialEq, Eq)]
@@ -111,7 +135,7 @@ fn state() -> std::sync::MutexGuard<'static, State> {
 }
 
 /// Reaps the child `pidfd` names once it has exited.
-pub(crate) fn reap_later(pidfd: OwnedFd) {
+fn reap_later(pidfd: OwnedFd) {
     add(Left::Process(pidfd));
 }
 

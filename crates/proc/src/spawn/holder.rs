@@ -19,7 +19,6 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 
-use rustix::event::{PollFd, PollFlags, poll};
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::Signal;
@@ -124,9 +123,7 @@ impl Drop for Holder {
     /// (`crate::leftover`).
     fn drop(&mut self) {
         let _ = rustix::process::pidfd_send_signal(&self.pidfd, Signal::KILL);
-        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-        let grace = crate::pump::timespec(std::time::Duration::from_secs(5));
-        while let Err(Errno::INTR) = poll(&mut fds, Some(&grace)) {}
+        crate::leftover::exited_within(self.pidfd.as_fd(), crate::leftover::REAP_WAIT);
         if crate::leftover::reap_now(self.pidfd.as_fd()) == crate::leftover::Reaped::Running {
             // A process of its pid namespace in uninterruptible sleep
             // keeps it from exiting: reaped once that wait ends.

@@ -16,18 +16,14 @@
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::Duration;
 
-use rustix::event::{PollFd, PollFlags, poll};
 use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
 use rustix::io::Errno;
 use rustix::process::{Pid, Signal};
 
 use crate::child::{self, ChildFds, Prepared, Report};
+use crate::leftover::REAP_WAIT;
 use crate::pump::{DEFAULT_KILL_GRACE, State, Target};
 use crate::{KillReason, SpawnError};
-
-/// How long a supervisor that was sent `SIGKILL` may take to be reapable
-/// before the caller leaves it (a process in uninterruptible sleep).
-const REAP_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a supervisor asked to end a run whose set-up passed its
 /// deadline may take before it is killed: one waiting on its program
@@ -155,19 +151,10 @@ impl Supervisor {
 
     /// Waits up to `timeout` for the supervisor to exit; whether it has.
     fn wait_exit(&mut self, timeout: Duration) -> bool {
-        if self.exited {
-            return true;
+        if !self.exited {
+            self.exited = crate::leftover::exited_within(self.pidfd.as_fd(), timeout);
         }
-        let timeout = crate::pump::timespec(timeout);
-        let mut fds = [PollFd::new(&self.pidfd, PollFlags::IN)];
-        loop {
-            match poll(&mut fds, Some(&timeout)) {
-                Err(Errno::INTR) => continue,
-                Ok(n) if n > 0 => self.exited = true,
-                _ => {}
-            }
-            return self.exited;
-        }
+        self.exited
     }
 
     /// Reaps the supervisor once it has exited, waiting for that at most
