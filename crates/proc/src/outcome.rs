@@ -50,6 +50,16 @@ impl KillReason {
             KillReason::Cancelled => "the run was cancelled",
         }
     }
+
+    /// Whether a kill asked for this reason is why a program that ended
+    /// with `status` (CodeJail's convention) ended. The deadline only if
+    /// its `SIGKILL` ended it: one that ended by itself as the deadline
+    /// passed, before the kill landed, did its work in its time. A cap
+    /// passed (its output was cut) and a cancel (the caller asked) either
+    /// way. The one rule of the cold path and the warm.
+    pub fn ended(self, status: i32) -> bool {
+        self != KillReason::Wall || status == -libc::SIGKILL
+    }
 }
 
 impl fmt::Display for KillReason {

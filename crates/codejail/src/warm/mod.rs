@@ -527,11 +527,8 @@ impl Warm {
         let cpu_limit = limits.get(LimitName::Cpu);
         let by_cpu = status == -libc::SIGXCPU
             || (status == -libc::SIGKILL && cpu_limit > 0 && cpu.as_secs() >= cpu_limit);
-        // As on the cold path: the deadline is the reason only if its
-        // kill ended the call's worker, not one that ended by itself as
-        // it came.
         let killed_by = killed
-            .filter(|&k| k != KillReason::Wall || status == -libc::SIGKILL)
+            .filter(|k| k.ended(status))
             .or(by_cpu.then_some(KillReason::Cpu))
             .or((answer["disk_full"] == true).then_some(KillReason::Disk));
         let result = outputs.pop().unwrap_or_default();

@@ -447,16 +447,9 @@ impl Spawn {
         let cpu = Duration::from_micros(report.cpu_micros);
         let status = status_code(report.wait_status);
         let disk = report.disk_full.then_some(KillReason::Disk);
-        // The deadline is the reason only if its kill ended the program:
-        // one that ended by itself as the deadline passed (before the
-        // supervisor had the request, or before its `SIGKILL` landed) did
-        // its work in its time. A cap passed (the output was cut) and a
-        // cancel are the reason either way.
         let killed_by = pumped
             .killed
-            .filter(|&k| {
-                k != KillReason::Wall || (report.kill_requested && status == -libc::SIGKILL)
-            })
+            .filter(|k| k.ended(status))
             .or(oom.then_some(KillReason::Memory))
             .or_else(|| {
                 let by_cpu_limit = status == -libc::SIGXCPU
