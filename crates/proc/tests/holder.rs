@@ -360,6 +360,14 @@ fn run_cgroups() -> Vec<String> {
         .collect()
 }
 
+/// `/bin/true` under `policy`, its working directory inside `mount`: the
+/// program's `chdir` waits as the mount's server makes it.
+fn chdir_into(mount: &HungMount, policy: Policy) -> Spawn {
+    let mut spawn = Spawn::new("/bin/true");
+    spawn.cwd(mount.dir.path().join("sub")).policy(policy);
+    spawn
+}
+
 /// Runs `spawn` on a thread of its own and waits for its end at most
 /// `limit`: a run that hangs fails the test instead of hanging it. Also
 /// how long the run took.
@@ -394,11 +402,8 @@ fn support_a_set_up_step_that_hangs_ends_at_the_wall_limit() {
         ..Limits::default()
     };
     for policy in [Policy::Only(every_layer_but_the_root()), Policy::None] {
-        let mut spawn = Spawn::new("/bin/true");
-        spawn
-            .cwd(mount.dir.path().join("sub"))
-            .policy(policy)
-            .limits(limits.clone());
+        let mut spawn = chdir_into(&mount, policy);
+        spawn.limits(limits.clone());
         ends_at_the_wall_limit(spawn, wall, &format!("{policy:?}"));
     }
     // The supervisor's own set-up hangs (its tmpfs's mount point is
@@ -455,11 +460,8 @@ fn support_a_run_cancelled_while_its_set_up_hangs_ends_as_cancelled() {
         return;
     };
     let (cancel_r, cancel_w) = std::io::pipe().unwrap();
-    let mut spawn = Spawn::new("/bin/true");
-    spawn
-        .cwd(mount.dir.path().join("sub"))
-        .policy(Policy::Only(every_layer_but_the_root()))
-        .cancel_on(cancel_r.into());
+    let mut spawn = chdir_into(&mount, Policy::Only(every_layer_but_the_root()));
+    spawn.cancel_on(cancel_r.into());
     let cancel = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(300));
         drop(cancel_w);
@@ -486,20 +488,24 @@ fn support_a_process_no_signal_ends_is_reaped_and_its_cgroup_removed_once_its_wa
         return;
     };
     let wall = Duration::from_millis(500);
-    let mut spawn = Spawn::new("/bin/true");
-    spawn
-        .cwd(mount.dir.path().join("sub"))
-        .policy(Policy::Only(every_layer_but_the_root()))
-        .limits(Limits {
-            wall: Some(wall),
-            ..Limits::default()
-        });
+    let mut spawn = chdir_into(&mount, Policy::Only(every_layer_but_the_root()));
+    spawn.limits(Limits {
+        wall: Some(wall),
+        ..Limits::default()
+    });
     let (result, took) = run_within(spawn, Duration::from_secs(60));
     match result {
         Err(SpawnError::SetupTimeout { wall: limit }) => assert_eq!(limit, wall),
         other => panic!("not a set-up timeout: {other:?}"),
     }
-    // The program still waits: no signal ends it.
+    // The program still waits, and keeps its holder and cgroup: no signal
+    // ends it (else this test would not reach the leftovers at all).
+    assert!(
+        !children().is_empty() && !run_cgroups().is_empty(),
+        "nothing of the run was left to end: children {:?}, cgroups {:?}",
+        children(),
+        run_cgroups()
+    );
     let answered = mount.answer_held();
     assert!(answered > 0, "the server held no request");
     let start = Instant::now();
