@@ -1,6 +1,7 @@
 //! Who made a leftover: the owner recorded in the names of what a caller
-//! makes (jail directories, warm pool directories, run cgroups), so that
-//! what a killed caller left can be told from what a running one holds.
+//! makes (jail directories, warm pool directories, run cgroups, the
+//! probe's trial cgroups), so that what a killed caller left can be told
+//! from what a running one holds.
 //!
 //! A name carries `<pid>.<start>`, where `<start>` is the owner's start
 //! time in clock ticks since boot (field 22 of `/proc/<pid>/stat`): a pid

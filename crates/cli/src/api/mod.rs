@@ -159,7 +159,7 @@ pub(crate) fn api(stop: &crate::Stop) -> u8 {
     let mut ready = Parent::create(None).ok();
     let ready_path = ready.as_ref().map(|p| p.path.clone());
     let waiting = std::sync::atomic::AtomicBool::new(true);
-    let answer = std::thread::scope(|scope| {
+    let request = std::thread::scope(|scope| {
         // Stopped while waiting for a request (a process started ahead):
         // exit now rather than answer a later request with "cancelled".
         let watcher = scope.spawn(|| {
@@ -177,11 +177,11 @@ pub(crate) fn api(stop: &crate::Stop) -> u8 {
         waiting.store(false, std::sync::atomic::Ordering::SeqCst);
         watcher.thread().unpark();
         request
-    })
-    .and_then(|request| {
-        let _ = probe.join();
-        answer(request, stop, &mut ready)
     });
+    // Waited for even when the request is refused and the probe is not
+    // needed: exiting while it runs would leave its trial cgroup behind.
+    let _ = probe.join();
+    let answer = request.and_then(|request| answer(request, stop, &mut ready));
     if let Some(parent) = ready {
         parent.remove();
     }

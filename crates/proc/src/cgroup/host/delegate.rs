@@ -236,12 +236,19 @@ fn enable(base: &Path, wanted: &[String]) -> (Vec<String>, Vec<(String, String)>
     (enabled, missing)
 }
 
-/// Makes a cgroup in `base`, clones a child into it, removes it.
-fn trial(base: &Path) -> Result<(), String> {
-    // Unique per call: the probe may be made on two threads at once.
+/// The name of a trial cgroup: `codejail-<pid>.<start>-probe-<n>`, unique
+/// per call (the probe may be made on two threads at once). It carries its
+/// owner as a run cgroup's name does ([`crate::owner`]), so that the trial
+/// of a process killed while it probed is a leftover `gc` removes.
+fn trial_name() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = base.join(format!("codejail-{}-probe-{n}", std::process::id()));
+    format!("codejail-{}-probe-{n}", crate::owner::stamp())
+}
+
+/// Makes a cgroup in `base`, clones a child into it, removes it.
+fn trial(base: &Path) -> Result<(), String> {
+    let dir = base.join(trial_name());
     match fs::create_dir(&dir) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
@@ -278,6 +285,19 @@ fn trial(base: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A trial cgroup names its owner, as a run cgroup does: one left by
+    /// a process killed while it probed is found by `gc` (which reads the
+    /// owner back with `owner_of`, and skips a name without one).
+    #[test]
+    fn a_trial_cgroup_names_its_owner() {
+        let (a, b) = (trial_name(), trial_name());
+        assert_ne!(a, b);
+        let me = std::process::id();
+        let start = crate::owner::start_time(me).unwrap();
+        assert_eq!(crate::owner::owner_of(&a), Some((me, start)), "{a}");
+        assert!(a.contains("-probe-"), "{a}");
+    }
 
     #[test]
     fn a_configured_path_outside_the_mount_is_refused_with_its_name() {
