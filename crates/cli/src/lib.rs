@@ -314,6 +314,12 @@ impl Stop {
         use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
         let cancel = codejail::Cancel::new().map_err(setup)?;
         let signal = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+        // Held while their handlers are installed: one that came in the
+        // middle would be dropped (see HeldSignals), and the command would
+        // go on. Delivered when `held` is dropped, once they are; the
+        // thread below keeps them blocked, as it needs.
+        let held = codejail::HeldSignals::hold(&[SIGTERM, SIGINT, SIGHUP])
+            .map_err(|e| setup(format!("could not hold signals back: {e}")))?;
         let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
             .map_err(|e| setup(format!("could not handle signals: {e}")))?;
         let (c, s) = (cancel.clone(), signal.clone());
@@ -323,6 +329,7 @@ impl Stop {
                 c.cancel();
             }
         });
+        drop(held);
         Ok(Stop { cancel, signal })
     }
 

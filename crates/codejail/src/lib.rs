@@ -46,9 +46,9 @@ pub use cancel::Cancel;
 pub use codejail_fs::{NameError, StageError, validate_name as validate_file_name};
 pub use codejail_proc::owner;
 pub use codejail_proc::{
-    Availability, CGROUP_ENV, CgroupMode, Cgroups, Enforcement, KillReason, LANDLOCK_ABI, Layer,
-    LayerSet, Policy, Probe, SpawnError, Sysctls, Truncated, UnknownLayer, UsernsCause,
-    UsernsDiagnosis, UsernsHost, seccomp, this_program, unenforced,
+    Availability, CGROUP_ENV, CgroupMode, Cgroups, Enforcement, HeldSignals, KillReason,
+    LANDLOCK_ABI, Layer, LayerSet, Policy, Probe, SpawnError, Sysctls, Truncated, UnknownLayer,
+    UsernsCause, UsernsDiagnosis, UsernsHost, seccomp, this_program, unenforced,
 };
 pub use codejail_pyexec::ResultError;
 pub use config::{Confinement, JailConfig, Lang};

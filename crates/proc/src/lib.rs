@@ -63,6 +63,7 @@ pub use cgroup::{
     CgroupError, CgroupMode, CgroupOptions, Cgroups, DEFAULT_CONTROLLERS, DelegatedBy, Delegation,
     ENV as CGROUP_ENV, LEAF as CGROUP_LEAF,
 };
+pub use child::HeldSignals;
 pub use error::SpawnError;
 pub use fsrules::{
     Enforcement, FsRules, FsRulesError, LANDLOCK_ABI, Tmpfs, effective_abi, read_write_access,

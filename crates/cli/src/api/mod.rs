@@ -168,6 +168,9 @@ pub(crate) fn api(stop: &crate::Stop) -> u8 {
                     if let Some(path) = &ready_path {
                         let _ = std::fs::remove_dir(path);
                     }
+                    // Not while the probe runs, which would leave its trial
+                    // cgroup: this returns once it is made (a few ms).
+                    codejail::Probe::get();
                     std::process::exit(128 + signal);
                 }
                 std::thread::park_timeout(std::time::Duration::from_millis(20));

@@ -21,6 +21,9 @@
 //!   identity, working directory, no_new_privs, Landlock, seccomp, then
 //!   `execve`.
 //!
+//! [`held`] blocks signals for a thread of the caller while their handlers
+//! are installed (the `codejail` command's stop signals).
+//!
 //! [`trial`] holds the probe's two system calls (the Landlock ABI, a trial
 //! clone). [`sys`] wraps the raw system calls the children make, and
 //! [`wire`] is what they say to the caller: `(step, errno)` on the
@@ -37,6 +40,7 @@
 //! may hold.
 #![allow(unsafe_code)]
 
+mod held;
 mod holder;
 mod program;
 mod reap;
@@ -49,6 +53,7 @@ mod wire;
 use std::ffi::{CString, c_char, c_int};
 use std::os::fd::RawFd;
 
+pub use held::HeldSignals;
 pub(crate) use holder::spawn_holder;
 pub(crate) use root::Detail as RootDetail;
 pub(crate) use supervisor::spawn_supervisor;

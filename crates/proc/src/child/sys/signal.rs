@@ -40,6 +40,27 @@ pub(in crate::child) fn sigprocmask(how: c_int, set: &libc::sigset_t) -> Result<
     check(unsafe { libc::sigprocmask(how, set, std::ptr::null_mut()) }).map(drop)
 }
 
+/// `pthread_sigmask(how, set, &old)`: changes the calling thread's mask;
+/// returns the mask it had. Other threads' masks are untouched.
+///
+/// # References
+/// - [`pthread_sigmask(3)`](https://man7.org/linux/man-pages/man3/pthread_sigmask.3.html)
+pub(in crate::child) fn thread_sigmask(
+    how: c_int,
+    set: &libc::sigset_t,
+) -> Result<libc::sigset_t, Errno> {
+    let mut old = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: reads an initialised set and writes the whole of `old`, which
+    // is a sigset_t's room, when it succeeds; it returns the error number
+    // itself rather than -1 and errno.
+    let ret = unsafe { libc::pthread_sigmask(how, set, old.as_mut_ptr()) };
+    if ret != 0 {
+        return Err(ret);
+    }
+    // SAFETY: the successful call above wrote the old mask.
+    Ok(unsafe { old.assume_init() })
+}
+
 /// `signalfd(-1, set, SFD_CLOEXEC | SFD_NONBLOCK)`: a new descriptor that
 /// reads the signals of `set` (which must be blocked).
 ///
