@@ -52,6 +52,12 @@ pub fn owner_of(name: &str) -> Option<(u32, u64)> {
         .or_else(|| name.strip_prefix("codejail-"))?;
     let (stamp, _rest) = rest.split_once('-')?;
     let (pid, start) = stamp.split_once('.')?;
+    // Digits only: `parse` also takes a leading `+`, which no name of
+    // ours has.
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(pid) || !digits(start) {
+        return None;
+    }
     Some((pid.parse().ok()?, start.parse().ok()?))
 }
 
@@ -95,6 +101,10 @@ mod tests {
         assert_eq!(owner_of("codejail-abcdef"), None);
         assert_eq!(owner_of("codejail-selftest-12"), None);
         assert_eq!(owner_of("codejail-12-probe-0"), None);
+        assert_eq!(owner_of("codejail-+12.5-x"), None);
+        assert_eq!(owner_of("codejail-12.+5-x"), None);
+        assert_eq!(owner_of("codejail-warm-+12.5-x"), None);
+        assert_eq!(owner_of("codejail-.5-x"), None);
         assert_eq!(owner_of("other"), None);
         let me = std::process::id();
         assert!(alive(me, start_time(me).unwrap()));
