@@ -15,15 +15,21 @@ fn bin() -> std::path::PathBuf {
         .map_or_else(|| env!("CARGO_BIN_EXE_codejail").into(), Into::into)
 }
 
-fn api(request: &[u8]) -> Output {
-    let mut child = Command::new(bin())
+/// `codejail api` started with its three streams piped, without the
+/// caller's settings file.
+fn start() -> std::process::Child {
+    Command::new(bin())
         .arg("api")
         .env_remove("CODEJAIL_CONFIG")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+fn api(request: &[u8]) -> Output {
+    let mut child = start();
     let mut pipe = child.stdin.take().unwrap();
     let data = request.to_vec();
     let writer = std::thread::spawn(move || {
@@ -335,14 +341,7 @@ fn support_a_refused_or_stopped_request_leaves_no_trial_cgroup() {
     let mut left = Vec::new();
     for round in 0..240_u64 {
         let before = names();
-        let mut child = Command::new(bin())
-            .arg("api")
-            .env_remove("CODEJAIL_CONFIG")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let mut child = start();
         let pid = child.id();
         let mut stdin = child.stdin.take().unwrap();
         // A request that is not JSON, none at all (stdin closed), or (one
@@ -448,13 +447,7 @@ fn sigterm_cancels_the_run_and_removes_its_jail() {
         "v": 1, "op": "jail_code", "jail": {"bin": "/usr/bin/python3", "jail_parent": jails.path()},
         "code": "import time; time.sleep(30)", "limits": {"realtime": 30},
     });
-    let mut child = Command::new(bin())
-        .arg("api")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start();
     child
         .stdin
         .take()
@@ -484,13 +477,7 @@ fn sigterm_cancels_the_run_and_removes_its_jail() {
 /// it leaves nothing.
 #[test]
 fn sigterm_before_any_request_exits_at_once() {
-    let mut child = Command::new(bin())
-        .arg("api")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = start();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
     let parent = std::env::temp_dir().join(format!(
