@@ -58,6 +58,7 @@ impl Suite {
             warm,
             unsafe_jail: Some(&self.unsafe_jail),
             jail_parent: self.parent.path(),
+            cancel: None,
         }
     }
 }

@@ -208,6 +208,8 @@ pub fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    // Whether the command runs code: a stop then ends its runs.
+    let runs = !matches!(cli.command, Command::Doctor { .. } | Command::Gc { .. });
     let result = match cli.command {
         Command::Run(args) => run::run(config, args, &stop),
         Command::Exec(args) => exec::exec(config, args, &stop),
@@ -218,12 +220,18 @@ pub fn main() -> ExitCode {
             json,
             jail,
             accept_missing,
-        } => selftest::selftest(config, json, &jail, accept_missing.as_deref()),
+        } => selftest::selftest(config, json, &jail, accept_missing.as_deref(), &stop),
         // A stop by SIGTERM is how a service ends: not an error.
-        Command::Serve(args) => return exit(serve::serve(config, args)),
+        Command::Serve(args) => return exit(serve::serve(config, args, &stop)),
     };
     if let Some(signal) = stop.signal() {
-        eprintln!("codejail: stopped by signal {signal}; the run was ended and its jail removed");
+        if runs {
+            eprintln!(
+                "codejail: stopped by signal {signal}; its runs were ended and their jails removed"
+            );
+        } else {
+            eprintln!("codejail: stopped by signal {signal}");
+        }
         return ExitCode::from(128 + signal as u8);
     }
     exit(result)

@@ -16,8 +16,14 @@ pub(crate) struct ServeArgs {
     listen: Option<std::net::SocketAddr>,
 }
 
-/// Runs the service until SIGTERM or SIGINT; 0 after a graceful stop.
-pub(crate) fn serve(config: Option<PathBuf>, args: ServeArgs) -> Result<u8, Fail> {
+/// Runs the service until SIGTERM, SIGINT or SIGHUP (the command's stop
+/// signals, caught from its start: one that comes while the pool starts
+/// stops the service as soon as it is up); 0 after a graceful stop.
+pub(crate) fn serve(
+    config: Option<PathBuf>,
+    args: ServeArgs,
+    stop: &crate::Stop,
+) -> Result<u8, Fail> {
     let mut settings = crate::settings(config)?;
     if let Some(listen) = args.listen {
         settings.service.listen = listen;
@@ -44,10 +50,14 @@ pub(crate) fn serve(config: Option<PathBuf>, args: ServeArgs) -> Result<u8, Fail
             .map_err(|e| setup(format!("cannot read the listening address: {e}")))?;
         crate::print_line(&format!("codejail serve: listening on http://{addr}"));
         tracing::info!(%addr, "listening");
-        service
-            .serve(listener, codejail_service::signalled())
-            .await
-            .map_err(setup)
+        // The signal thread of `Stop` has it from the command's start;
+        // looked at every 20 ms, which nobody waiting for a stop notices.
+        let stopped = async {
+            while stop.signal().is_none() {
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        };
+        service.serve(listener, stopped).await.map_err(setup)
     })?;
     Ok(0)
 }

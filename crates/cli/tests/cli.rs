@@ -641,6 +641,58 @@ fn selftest_refuses_an_unsafe_jail_and_runs_nothing() {
     assert_eq!(after, Vec::<String>::new());
 }
 
+/// SIGTERM ends a selftest at once: the attacks under way are cancelled
+/// and no more start; it exits 143 with no (partial) report, and leaves
+/// no jail or selftest directory. Before, it ran the whole corpus first
+/// (5–8 s after the signal) and printed a verdict.
+#[test]
+fn support_sigterm_stops_a_selftest_and_its_attacks() {
+    let tmp = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        .arg("selftest")
+        .env_remove("CODEJAIL_CONFIG")
+        .env("TMPDIR", tmp.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Some attacks under way (the corpus takes seconds).
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the corpus ended within 1.5 s: nothing left to stop"
+    );
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let signalled = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if signalled.elapsed() > std::time::Duration::from_secs(30) {
+            let _ = child.kill();
+            panic!("the selftest still ran 30 s after SIGTERM");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let took = signalled.elapsed();
+    let out = child.wait_with_output().unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(
+        took < std::time::Duration::from_secs(3),
+        "it took {took:?} to stop"
+    );
+    assert!(err.contains("codejail: stopped by signal 15"), "{err}");
+    assert_eq!(text(&out.stdout), "", "a partial report was printed");
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
 #[test]
 fn selftest_accept_missing_takes_layer_names() {
     let err = usage_error(&["selftest", "--accept-missing", "apparmor,landlok"]);

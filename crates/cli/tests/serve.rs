@@ -103,6 +103,40 @@ impl Server {
 
     /// The same, with `jail` keys added to the jail's section.
     fn start_with_jail(jail: &str, service: &str, more: &str, env: &[(&str, &str)]) -> Server {
+        let (mut child, dir) = Server::spawn(jail, service, more, env);
+        let jails = dir.path().join("jails");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("codejail serve: listening on http://")
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+                panic!("the server did not start: {line:?}\n{log}")
+            })
+            .parse()
+            .unwrap();
+        assert!(
+            !jails.join("codejail-999999999.1-leftov").exists(),
+            "the server did not collect a dead owner's jail directory"
+        );
+        Server {
+            child: Some(child),
+            addr,
+            dir,
+        }
+    }
+
+    /// The server's process, started with these settings, not yet
+    /// listening; its stdout piped, its log in the directory's `log`.
+    fn spawn(
+        jail: &str,
+        service: &str,
+        more: &str,
+        env: &[(&str, &str)],
+    ) -> (Child, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
         let jails = dir.path().join("jails");
         std::fs::create_dir(&jails).unwrap();
@@ -129,7 +163,7 @@ impl Server {
         let config = dir.path().join("codejail.toml");
         std::fs::write(&config, settings).unwrap();
         let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        let child = Command::new(env!("CARGO_BIN_EXE_codejail"))
             .args(["--config"])
             .arg(&config)
             .args([
@@ -147,28 +181,7 @@ impl Server {
             .stderr(log)
             .spawn()
             .unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("codejail serve: listening on http://")
-            .unwrap_or_else(|| {
-                let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
-                panic!("the server did not start: {line:?}\n{log}")
-            })
-            .parse()
-            .unwrap();
-        assert!(
-            !jails.join("codejail-999999999.1-leftov").exists(),
-            "the server did not collect a dead owner's jail directory"
-        );
-        Server {
-            child: Some(child),
-            addr,
-            dir,
-        }
+        (child, dir)
     }
 
     fn log(&self) -> String {
@@ -1153,6 +1166,66 @@ fn sigterm_finishes_requests_in_flight_and_leaves_nothing() {
         .map(|e| e.path())
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// Every stop signal ends the service: SIGHUP once it listens, and
+/// SIGTERM while its pool starts, before it listens (it stops once it is
+/// up). Both were ignored: the command's signal thread took them, and the
+/// service listened for SIGTERM and SIGINT of its own only once it
+/// served. Each fails on that code (it ran on past the 30 s bound).
+#[test]
+fn support_a_sighup_or_a_stop_signal_in_start_up_stops_the_service() {
+    if !can_run("support_a_sighup_or_a_stop_signal_in_start_up_stops_the_service") {
+        return;
+    }
+    let _ns = Netns::enter();
+    let ends_within = |mut child: Child, what: &str| {
+        let end = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < end {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what}: the service still ran 30 s later");
+    };
+    let mut s = Server::start("", "");
+    s.require_healthy();
+    let child = s.child.take().unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let status = ends_within(child, "SIGHUP");
+    assert_eq!(status.code(), Some(0), "{}", s.log());
+
+    let (child, dir) = Server::spawn("", "", "", &[]);
+    // SIGTERM as soon as the command catches it (a few ms after its
+    // start; its pool takes far longer to start).
+    let catches_term = || {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", child.id()));
+        let caught = status.ok().and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("SigCgt:"))?.trim();
+            u64::from_str_radix(hex, 16).ok()
+        });
+        caught.is_some_and(|mask| mask & (1 << (libc::SIGTERM - 1)) != 0)
+    };
+    let end = Instant::now() + Duration::from_secs(10);
+    while !catches_term() {
+        assert!(Instant::now() < end, "the command never caught SIGTERM");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    let status = ends_within(child, "SIGTERM in start-up");
+    let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    assert_eq!(status.code(), Some(0), "{log}");
 }
 
 /// Healthy: two replicas behind haproxy (retrying on connection failure);

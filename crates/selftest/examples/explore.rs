@@ -61,6 +61,7 @@ fn main() {
         warm: None,
         unsafe_jail: Some(&unsafe_jail),
         jail_parent: &parent,
+        cancel: None,
     };
     if modes.contains("full") {
         let jobs = st::full_jobs(&attacks);

@@ -37,6 +37,9 @@ pub struct Target<'a> {
     pub unsafe_jail: Option<&'a Jail>,
     /// Where both make their jail directories.
     pub jail_parent: &'a Path,
+    /// Once cancelled, no further attack starts and the runs under way end
+    /// (their runs are given it); the report is then partial.
+    pub cancel: Option<&'a codejail::Cancel>,
 }
 
 /// How one attack runs.

@@ -58,6 +58,9 @@ fn run_all(
         for _ in 0..threads.max(1) {
             s.spawn(|| {
                 loop {
+                    if target.cancel.is_some_and(codejail::Cancel::is_cancelled) {
+                        break;
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else {
                         break;
@@ -167,7 +170,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
     };
     let run = |victim_home: Option<&Path>| {
         let context = context(bait, &victim_token, victim_home);
-        run_in(jail, warm, attack, layers, &token, context)
+        run_in(jail, warm, attack, layers, &token, context, target.cancel)
     };
     let mut tmp_damage = None;
     let (ran, victim) = if attack.class == "concurrency" {
@@ -181,6 +184,7 @@ fn run_one(target: &Target<'_>, job: &Job, bait: &Bait, shared: bool) -> Result<
                     jail,
                 ),
                 layers,
+                cancel: target.cancel.cloned(),
                 ..CallOptions::default()
             },
             ..JailCode::default()
@@ -284,11 +288,13 @@ fn run_in(
     layers: Option<LayerSet>,
     token: &str,
     context: Vec<u8>,
+    cancel: Option<&codejail::Cancel>,
 ) -> Result<Ran, JailError> {
     let call = CallOptions {
         limits: quota_for(attack.run_limits(), layers, jail),
         layers,
         slug: Some(format!("selftest/{}", attack.name())),
+        cancel: cancel.cloned(),
         ..CallOptions::default()
     };
     if attack.safe_exec {
