@@ -196,6 +196,30 @@ pub fn sandbox_python() -> Option<String> {
     None
 }
 
+/// Waits for `child` to exit, at most `limit` (looking every 5 ms);
+/// `None` when it still ran then: it is killed and reaped first, so that a
+/// failing test leaves no process behind.
+///
+/// # Panics
+/// When the child cannot be waited for.
+pub fn exit_within(
+    child: &mut std::process::Child,
+    limit: std::time::Duration,
+) -> Option<std::process::ExitStatus> {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for the child") {
+            return Some(status);
+        }
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

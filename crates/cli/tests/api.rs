@@ -366,14 +366,10 @@ fn support_a_refused_or_stopped_request_leaves_no_trial_cgroup() {
         let stopped = held.is_some();
         // Bounded: a SIGTERM the command missed would leave it waiting for
         // a request.
-        let started = std::time::Instant::now();
-        while child.try_wait().unwrap().is_none() {
-            if started.elapsed() > std::time::Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("round {round}: still running 10 s after its SIGTERM");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(1));
-        }
+        assert!(
+            codejail_tests::exit_within(&mut child, std::time::Duration::from_secs(10)).is_some(),
+            "round {round}: still running after 10 s"
+        );
         let out = child.wait_with_output().unwrap();
         drop(held);
         // A SIGTERM that comes before the command handles it ends it by

@@ -1180,16 +1180,8 @@ fn support_a_sighup_or_a_stop_signal_in_start_up_stops_the_service() {
     }
     let _ns = Netns::enter();
     let ends_within = |mut child: Child, what: &str| {
-        let end = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < end {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("{what}: the service still ran 30 s later");
+        codejail_tests::exit_within(&mut child, Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("{what}: the service still ran 30 s later"))
     };
     let mut s = Server::start("", "");
     s.require_healthy();
