@@ -341,18 +341,14 @@ fn every_layer_but_the_root() -> LayerSet {
 }
 
 /// The cgroup directories of this process's runs, in every hierarchy a
-/// run may use (their names carry this process's owner stamp).
+/// run may use (their names carry this process's owner stamp; its
+/// probe's trial cgroup too, which is not a run's).
 fn run_cgroups() -> Vec<String> {
-    let cgroups = &Probe::get().cgroups;
     let prefix = format!("codejail-{}-", codejail_proc::owner::stamp());
-    let bases = [
-        cgroups.v2.as_ref().map(|d| d.base.clone()),
-        cgroups.v1_memory.clone(),
-        cgroups.v1_pids.clone(),
-    ];
-    bases
+    Probe::get()
+        .cgroups
+        .run_parents()
         .into_iter()
-        .flatten()
         .filter_map(|base| std::fs::read_dir(base).ok())
         .flat_map(|dir| dir.flatten())
         .map(|e| e.file_name().to_string_lossy().into_owned())
