@@ -21,4 +21,4 @@ pub mod payload;
 pub mod pool;
 pub mod server;
 
-pub use server::{ServeError, Service, bind, signalled};
+pub use server::{ServeError, Service, bind};

@@ -169,22 +169,3 @@ pub async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, ServeErro
         .await
         .map_err(|e| ServeError::Io(format!("cannot listen on {addr}: {e}")))
 }
-
-/// Completes on SIGTERM or SIGINT. Its handlers are installed when it is
-/// first polled: a signal before that meets the process's disposition of
-/// the moment (the `codejail` command catches its stop signals from its
-/// start instead, and gives [`Service::serve`] a future of its own).
-pub async fn signalled() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        std::future::pending::<()>().await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
-}
