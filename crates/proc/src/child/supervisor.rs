@@ -105,7 +105,7 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         buf: NotifBuf::zeroed(),
     });
     let mut status = None;
-    let kill_requested = wait_for_end(program, &signals, guard.as_mut(), &slots, &mut status);
+    wait_for_end(program, &signals, guard.as_mut(), &slots, &mut status);
     reap::kill_all_and_reap(
         program,
         &mut status,
@@ -113,7 +113,7 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         slots.get(FD_HOLDER),
         proc_dir.as_ref(),
     );
-    let report = report(confine, status, kill_requested);
+    let report = report(confine, status);
     if let Some(fd) = slots.get(FD_REPORT) {
         // One write shorter than PIPE_BUF: atomic. A failure only loses the
         // report, which the caller treats as a lost supervisor.
@@ -425,17 +425,17 @@ impl ExecGuard {
 
 /// Polls the signalfd, the control pipe and the exec guard's listener
 /// until the program has ended (its status is then in `status`) or the
-/// caller asks for the kill by closing the control pipe (returns true),
-/// answering each notification of the guard as it comes.
+/// caller asks for the kill by closing the control pipe, answering each
+/// notification of the guard as it comes.
 fn wait_for_end(
     program: libc::pid_t,
     signals: &OwnedFd,
     mut guard: Option<&mut ExecGuard>,
     slots: &Slots,
     status: &mut Option<c_int>,
-) -> bool {
+) {
     let Some(control) = slots.get(FD_CONTROL) else {
-        return true;
+        return;
     };
     loop {
         let listener = guard.as_ref().and_then(|g| g.listener.as_ref());
@@ -465,18 +465,18 @@ fn wait_for_end(
             reap::drain(signals);
             reap::reap(program, status, true);
             if status.is_some() {
-                return false;
+                return;
             }
         }
         if !kill.is_empty() {
-            return true;
+            return;
         }
     }
 }
 
-/// The run's [`Report`]: the program's status, whether the kill was asked
-/// for, the resources of every reaped process, and whether a tmpfs filled.
-fn report(confine: &Confine, status: Option<c_int>, kill_requested: bool) -> Report {
+/// The run's [`Report`]: the program's status, the resources of every
+/// reaped process, and whether a tmpfs filled.
+fn report(confine: &Confine, status: Option<c_int>) -> Report {
     // Only a limited dimension can be full: tmpfs reports an unlimited one
     // as zero blocks (or inodes) of zero.
     let disk_full = confine.mounts.iter().any(|m| {
@@ -493,7 +493,6 @@ fn report(confine: &Confine, status: Option<c_int>, kill_requested: bool) -> Rep
     Report {
         // Unreachable fallback: the program is always reaped before this.
         wait_status: status.unwrap_or(libc::SIGKILL),
-        kill_requested,
         cpu_micros: micros(usage.ru_utime).saturating_add(micros(usage.ru_stime)),
         max_rss_kib: usage.ru_maxrss as u64,
         disk_full,

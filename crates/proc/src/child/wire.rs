@@ -139,8 +139,6 @@ pub(crate) fn decode_error(bytes: &[u8; ERROR_LEN]) -> (Option<Step>, u32, i32) 
 pub(crate) struct Report {
     /// The program's raw wait status.
     pub wait_status: i32,
-    /// The caller asked for the kill before the program ended by itself.
-    pub kill_requested: bool,
     /// user + system CPU of every process of the run, in microseconds.
     pub cpu_micros: u64,
     /// Largest peak RSS of any process of the run.
@@ -150,14 +148,13 @@ pub(crate) struct Report {
 }
 
 impl Report {
-    /// Length of the encoded report: five native-endian 64-bit words.
-    pub(crate) const LEN: usize = 40;
+    /// Length of the encoded report: four native-endian 64-bit words.
+    pub(crate) const LEN: usize = 32;
 
     /// The report as written to the pipe.
     pub(super) fn encode(&self) -> [u8; Report::LEN] {
         let words = [
             i64::from(self.wait_status).to_ne_bytes(),
-            u64::from(self.kill_requested).to_ne_bytes(),
             self.cpu_micros.to_ne_bytes(),
             self.max_rss_kib.to_ne_bytes(),
             u64::from(self.disk_full).to_ne_bytes(),
@@ -180,10 +177,9 @@ impl Report {
         };
         Some(Report {
             wait_status: i32::try_from(i64::from_ne_bytes(word(0))).ok()?,
-            kill_requested: u64::from_ne_bytes(word(1)) != 0,
-            cpu_micros: u64::from_ne_bytes(word(2)),
-            max_rss_kib: u64::from_ne_bytes(word(3)),
-            disk_full: u64::from_ne_bytes(word(4)) != 0,
+            cpu_micros: u64::from_ne_bytes(word(1)),
+            max_rss_kib: u64::from_ne_bytes(word(2)),
+            disk_full: u64::from_ne_bytes(word(3)) != 0,
         })
     }
 }
@@ -196,7 +192,6 @@ mod tests {
     fn report_round_trips() {
         let r = Report {
             wait_status: 0x0900,
-            kill_requested: true,
             cpu_micros: 12,
             max_rss_kib: 34,
             disk_full: true,
