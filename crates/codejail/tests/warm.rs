@@ -298,6 +298,48 @@ fn a_zygote_retires_after_its_calls() {
     assert!(warm.health().restarts >= 2, "{:?}", warm.health());
 }
 
+/// One caller's calls in a row go to the interpreter idle longest, not to
+/// the one just given back (which may still be forking its next worker).
+/// Which interpreter served a call shows in `hash('abc')`: every call of
+/// a zygote has its zygote's hash secret, and two zygotes have two.
+#[test]
+fn support_calls_in_a_row_go_to_the_interpreter_idle_longest() {
+    let Some((_parent, warm)) = pool("warm-fifo", WarmOptions::new(2)) else {
+        return;
+    };
+    let served: Vec<String> = (0..4)
+        .map(|_| text(&run(&warm, "print(hash('abc'))").stdout))
+        .collect();
+    assert_ne!(served[0], served[1], "{served:?}");
+    assert_eq!(served[0], served[2], "{served:?}");
+    assert_eq!(served[1], served[3], "{served:?}");
+    assert_eq!(warm.health().restarts, 0, "{:?}", warm.health());
+}
+
+/// The first interpreters of a pool retire in turn, not together: of two
+/// with four calls each, the second started retires after two. Calls in a
+/// row alternate (above), so it retires at the fourth call, and the first
+/// is still serving; without the turn both would retire at the seventh
+/// and eighth calls, one after the other.
+#[test]
+fn support_the_first_interpreters_retire_in_turn() {
+    let mut options = WarmOptions::new(2);
+    options.max_calls = 4;
+    let Some((_parent, warm)) = pool("warm-turns", options) else {
+        return;
+    };
+    let restarts: Vec<u64> = (0..4)
+        .map(|i| {
+            assert_eq!(
+                text(&run(&warm, &format!("print({i})")).stdout),
+                format!("{i}\n")
+            );
+            warm.health().restarts
+        })
+        .collect();
+    assert_eq!(restarts, [0, 0, 0, 1], "{:?}", warm.health());
+}
+
 /// A warm call killed at its deadline is said at warning level, as a cold
 /// run's kill is (`Killing process <pid>: wall-clock limit reached`, the
 /// pid of the process that kills the call's processes: here its zygote),

@@ -65,7 +65,10 @@ pub struct WarmOptions {
     /// [`WarmError::Busy`].
     pub take_timeout: Duration,
     /// After this many calls an interpreter retires and is replaced (it
-    /// bounds what a slow leak in the interpreter could grow to).
+    /// bounds what a slow leak in the interpreter could grow to). The
+    /// pool's first interpreters retire in turn: the `i`-th of `size`
+    /// after `max_calls - i * max_calls / size` calls (at least one), so
+    /// that they do not all retire at once.
     pub max_calls: u64,
 }
 

@@ -1,6 +1,17 @@
 //! The zygotes of a warm pool: the idle ones, taking one with a bound,
 //! and a keeper thread that starts replacements, with backoff.
+//!
+//! A call takes the zygote that has been idle longest. A zygote forks its
+//! next worker after it answers, so the one just given back may still be
+//! making that worker when the caller's next call comes; the one idle
+//! longest has had a whole call's time (decision 0015, item 7). For the
+//! same reason the first zygotes retire in turn, not together: the one
+//! started `i`-th of `n` retires after `max_calls - i * max_calls / n`
+//! calls, its replacements after `max_calls`, so that calls spread over
+//! the pool do not find every zygote retiring at once and wait for the
+//! keeper to start one.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
@@ -32,7 +43,8 @@ pub(crate) struct Pool {
 
 #[derive(Debug, Default)]
 struct State {
-    idle: Vec<Zygote>,
+    /// Longest idle first.
+    idle: VecDeque<Zygote>,
     /// Zygotes the keeper must start.
     missing: usize,
     /// Why the last start failed, while no start has worked since.
@@ -57,10 +69,14 @@ impl Pool {
             restarts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
         });
-        for _ in 0..size {
-            let zygote = Zygote::start(&jail, &recipe)?;
+        for i in 0..size {
+            let first = Recipe {
+                max_calls: first_max_calls(recipe.max_calls, i, size),
+                ..recipe.clone()
+            };
+            let zygote = Zygote::start(&jail, &first)?;
             pool.alive.fetch_add(1, Ordering::SeqCst);
-            pool.lock().idle.push(zygote);
+            pool.lock().idle.push_back(zygote);
         }
         let keeper = {
             let pool = pool.clone();
@@ -73,14 +89,15 @@ impl Pool {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An idle zygote, waiting at most `timeout`; one found gone (it
-    /// retired or was killed while idle) is replaced. When no zygote is
-    /// alive and starting one fails, the answer is that failure, at once.
+    /// The zygote idle longest, waiting at most `timeout` for one; one
+    /// found gone (it retired or was killed while idle) is replaced. When
+    /// no zygote is alive and starting one fails, the answer is that
+    /// failure, at once.
     pub(crate) fn take(&self, timeout: Duration) -> Result<Zygote, WarmError> {
         let start = Instant::now();
         let mut state = self.lock();
         loop {
-            while let Some(zygote) = state.idle.pop() {
+            while let Some(zygote) = state.idle.pop_front() {
                 if !zygote.is_gone() {
                     return Ok(zygote);
                 }
@@ -109,7 +126,7 @@ impl Pool {
 
     /// A zygote back from a call, ready for the next.
     pub(crate) fn give_back(&self, zygote: Zygote) {
-        self.lock().idle.push(zygote);
+        self.lock().idle.push_back(zygote);
         self.changed.notify_one();
     }
 
@@ -156,7 +173,7 @@ impl Pool {
                     let mut state = self.lock();
                     state.missing -= 1;
                     state.last_failure = None;
-                    state.idle.push(zygote);
+                    state.idle.push_back(zygote);
                     drop(state);
                     self.changed.notify_all();
                 }
@@ -183,5 +200,34 @@ impl Pool {
         self.keeper_wake.notify_all();
         let idle = std::mem::take(&mut self.lock().idle);
         drop(idle);
+    }
+}
+
+/// The calls after which the `i`-th of a pool's `size` first zygotes
+/// retires: `max_calls` less `i` shares of it (at least one call), so that
+/// the first zygotes retire in turn (see the module's text).
+fn first_max_calls(max_calls: u64, i: usize, size: usize) -> u64 {
+    let share = max_calls / (size.max(1) as u64);
+    max_calls
+        .saturating_sub(share.saturating_mul(i as u64))
+        .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::first_max_calls;
+
+    #[test]
+    fn the_first_zygotes_retire_in_turn() {
+        assert_eq!(
+            (0..4)
+                .map(|i| first_max_calls(1000, i, 4))
+                .collect::<Vec<_>>(),
+            [1000, 750, 500, 250]
+        );
+        assert_eq!(first_max_calls(1000, 0, 1), 1000);
+        // Never below one call, even when the shares round to nothing.
+        assert_eq!(first_max_calls(1, 1, 2), 1);
+        assert_eq!(first_max_calls(3, 2, 3), 1);
     }
 }
