@@ -204,13 +204,16 @@ impl Pool {
 }
 
 /// The calls after which the `i`-th of a pool's `size` first zygotes
-/// retires: `max_calls` less `i` shares of it (at least one call), so that
-/// the first zygotes retire in turn (see the module's text).
+/// retires: `max_calls - i * max_calls / size` (at least one), so that
+/// the first zygotes retire in turn (see the module's text). The product
+/// is taken before the division, so that a `max_calls` that is not a
+/// multiple of `size`, or is smaller, still spreads them.
 fn first_max_calls(max_calls: u64, i: usize, size: usize) -> u64 {
-    let share = max_calls / (size.max(1) as u64);
-    max_calls
-        .saturating_sub(share.saturating_mul(i as u64))
-        .max(1)
+    let size = size.max(1) as u128;
+    let earlier = (i as u128).min(size - 1) * u128::from(max_calls) / size;
+    // `earlier < max_calls` for `i < size`: the result is at least one
+    // unless `max_calls` is zero, which retires after every call anyway.
+    (u128::from(max_calls) - earlier).max(1) as u64
 }
 
 #[cfg(test)]
@@ -219,15 +222,21 @@ mod tests {
 
     #[test]
     fn the_first_zygotes_retire_in_turn() {
-        assert_eq!(
-            (0..4)
-                .map(|i| first_max_calls(1000, i, 4))
-                .collect::<Vec<_>>(),
-            [1000, 750, 500, 250]
-        );
-        assert_eq!(first_max_calls(1000, 0, 1), 1000);
-        // Never below one call, even when the shares round to nothing.
-        assert_eq!(first_max_calls(1, 1, 2), 1);
-        assert_eq!(first_max_calls(3, 2, 3), 1);
+        let turns = |max_calls: u64, size: usize| {
+            (0..size)
+                .map(|i| first_max_calls(max_calls, i, size))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(turns(1000, 4), [1000, 750, 500, 250]);
+        assert_eq!(turns(1000, 1), [1000]);
+        // Not a multiple of the size, and smaller than it: still in turn.
+        assert_eq!(turns(5, 3), [5, 4, 2]);
+        assert_eq!(turns(10, 4), [10, 8, 5, 3]);
+        assert_eq!(turns(3, 8), [3, 3, 3, 2, 2, 2, 1, 1]);
+        assert_eq!(turns(1, 2), [1, 1]);
+        // No overflow at the top of the range.
+        assert_eq!(turns(u64::MAX, 2), [u64::MAX, u64::MAX - u64::MAX / 2]);
+        // Zero (retire after every call) stays one call.
+        assert_eq!(turns(0, 2), [1, 1]);
     }
 }
