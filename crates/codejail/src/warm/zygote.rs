@@ -419,24 +419,7 @@ impl Target for Answering<'_> {
     }
 
     fn ready(&mut self) -> io::Result<State> {
-        let mut buf = [0u8; 4096];
-        loop {
-            match (&self.zygote.socket).read(&mut buf) {
-                // A retiring zygote answers, then exits: its end of file
-                // may come in the same turn as its answer.
-                Ok(0) if self.answer.ends_with(b"\n") => break,
-                Ok(0) => return Err(io::Error::other("the zygote closed its channel")),
-                Ok(n) => self.answer.extend_from_slice(&buf[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(if self.answer.ends_with(b"\n") {
-            State::Finished
-        } else {
-            State::Running
-        })
+        read_answer(&self.zygote.socket, &mut self.answer)
     }
 
     fn pid(&self) -> i32 {
@@ -454,5 +437,79 @@ impl Target for Answering<'_> {
         // The zygote did not answer the kill: the pool ends it (dropping
         // it cancels its run, which kills every process of it).
         self.forced = true;
+    }
+}
+
+/// Reads what the zygote sent on `socket` (non-blocking) into `answer`:
+/// [`State::Finished`] once `answer` is a whole line, else
+/// [`State::Running`].
+///
+/// A retiring zygote answers, then exits. Its end of file may come in the
+/// same turn as its answer, and so may a reset: a zygote that exits with
+/// bytes of ours unread in its end (a kill request `k` sent as the call
+/// ended by itself) makes the kernel reset the channel, and the read after
+/// the answer fails with `ECONNRESET`. After a whole answer, both are the
+/// end of the channel, not a lost call.
+fn read_answer(socket: &UnixStream, answer: &mut Vec<u8>) -> io::Result<State> {
+    let mut buf = [0u8; 4096];
+    loop {
+        match (&mut &*socket).read(&mut buf) {
+            Ok(0) if answer.ends_with(b"\n") => break,
+            Ok(0) => return Err(io::Error::other("the zygote closed its channel")),
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset && answer.ends_with(b"\n") => {
+                break;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(if answer.ends_with(b"\n") {
+        State::Finished
+    } else {
+        State::Running
+    })
+}
+
+#[cfg(test)]
+mod answer_tests {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+
+    /// A zygote that answers and exits with our kill request unread: the
+    /// answer is read whole, and the reset after it ends the channel.
+    #[test]
+    fn a_reset_after_a_whole_answer_is_the_end_of_the_channel() {
+        let (ours, zygote) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (&zygote).write_all(b"{\"status\": 0}\n").unwrap();
+        (&ours).write_all(b"k").unwrap();
+        drop(zygote);
+        let mut answer = Vec::new();
+        assert_eq!(read_answer(&ours, &mut answer).unwrap(), State::Finished);
+        assert_eq!(answer, b"{\"status\": 0}\n");
+    }
+
+    /// Before the whole answer, a reset or an end of file is a lost
+    /// zygote; with nothing more to read yet, the call is still running.
+    #[test]
+    fn a_reset_or_an_end_before_the_answer_is_a_lost_zygote() {
+        let (ours, zygote) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        (&zygote).write_all(b"{\"sta").unwrap();
+        let mut answer = Vec::new();
+        assert_eq!(read_answer(&ours, &mut answer).unwrap(), State::Running);
+        (&ours).write_all(b"k").unwrap();
+        drop(zygote);
+        let err = read_answer(&ours, &mut answer).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionReset, "{err}");
+
+        let (ours, zygote) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        drop(zygote);
+        assert!(read_answer(&ours, &mut Vec::new()).is_err());
     }
 }
