@@ -316,6 +316,47 @@ fn support_calls_in_a_row_go_to_the_interpreter_idle_longest() {
     assert_eq!(warm.health().restarts, 0, "{:?}", warm.health());
 }
 
+/// A call's wall-clock limit starts when it has its interpreter: a call
+/// that waited for one behind a longer call in a busy pool runs its
+/// whole second, rather than being killed for the time it waited.
+#[test]
+fn support_a_calls_wall_limit_starts_when_it_has_an_interpreter() {
+    let Some((_parent, warm)) = pool("warm-queue-wall", WarmOptions::new(1)) else {
+        return;
+    };
+    let warm = Arc::new(warm);
+    let long = {
+        let warm = warm.clone();
+        std::thread::spawn(move || {
+            let mut req = JailCode::code("import time; time.sleep(1.5)");
+            req.call.limits = vec![(LimitName::Realtime, 5)];
+            warm.jail_code(&req).unwrap()
+        })
+    };
+    let taken = Instant::now();
+    while warm.health().idle != 0 {
+        assert!(
+            taken.elapsed() < Duration::from_secs(10),
+            "the first call never took the interpreter"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let waited = Instant::now();
+    let mut req = JailCode::code("print(1)");
+    req.call.limits = vec![(LimitName::Realtime, 1)];
+    let r = warm.jail_code(&req).unwrap();
+    assert!(
+        waited.elapsed() > Duration::from_millis(1200),
+        "it did not wait: {:?}",
+        waited.elapsed()
+    );
+    assert_eq!((r.status, r.killed_by), (0, None), "{}", text(&r.stderr));
+    assert_eq!(text(&r.stdout), "1\n");
+    assert!(r.wall < Duration::from_secs(1), "{:?}", r.wall);
+    let first = long.join().unwrap();
+    assert_eq!((first.status, first.killed_by), (0, None));
+}
+
 /// The first interpreters of a pool retire in turn, not together: of two
 /// with four calls each, the second started retires after two. Calls in a
 /// row alternate (above), so it retires at the fourth call, and the first

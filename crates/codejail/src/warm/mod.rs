@@ -62,7 +62,9 @@ pub struct WarmOptions {
     /// Interpreters the pool keeps (at least one).
     pub size: usize,
     /// How long a call waits for a free interpreter before
-    /// [`WarmError::Busy`].
+    /// [`WarmError::Busy`]. The wait is not counted in the call's
+    /// wall-clock limit (`REALTIME`) nor in its result's `wall`: both
+    /// start once the call has its interpreter.
     pub take_timeout: Duration,
     /// After this many calls an interpreter retires and is replaced (it
     /// bounds what a slow leak in the interpreter could grow to). The
@@ -386,7 +388,6 @@ impl Warm {
         limits: &LimitSet,
         mode: Mode<'_>,
     ) -> Result<JailResult, JailError> {
-        let start = Instant::now();
         let call = &request.call;
         let span = tracing::error_span!("run", jail = %self.jail.name(), slug = %call.slug.as_deref().unwrap_or(""), warm = true);
         let _entered = span.enter();
@@ -398,6 +399,10 @@ impl Warm {
             return Err(JailError::Cancelled);
         }
         let zygote = self.pool.take(self.options.take_timeout)?;
+        // The call's wall-clock limit and its `wall` start once it has its
+        // interpreter: a call that waited for one in a busy pool has not
+        // run yet (the wait has its own bound, `take_timeout`).
+        let start = Instant::now();
         let id = self.calls.fetch_add(1, Ordering::Relaxed);
         let answered = self.ask(&zygote, id, request, limits, &mode, start);
         match &answered {
