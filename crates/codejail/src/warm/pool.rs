@@ -3,8 +3,9 @@
 //!
 //! A call takes the zygote that has been idle longest. A zygote forks its
 //! next worker after it answers, so the one just given back may still be
-//! making that worker when the caller's next call comes; the one idle
-//! longest has had a whole call's time (decision 0015, item 7). For the
+//! making that worker when the caller's next call comes; with two zygotes
+//! or more, the one idle longest has had at least a whole call's time
+//! (decision 0015, item 7; a pool of one gains nothing). For the
 //! same reason the first zygotes retire in turn, not together: the one
 //! started `i`-th of `n` retires after `max_calls - i * max_calls / n`
 //! calls, its replacements after `max_calls`, so that calls spread over
