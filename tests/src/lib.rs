@@ -10,7 +10,8 @@
 //! otherwise says `NOT TESTED ...` on stderr: no test skips silently.
 //!
 //! This crate's library depends on nothing of the workspace, so that every
-//! crate's tests can use it without a cycle.
+//! crate's tests can use it without a cycle (only on `tracing`, for
+//! [`logged`]).
 #![deny(missing_docs)]
 
 use std::io::Write;
@@ -218,6 +219,40 @@ pub fn exit_within(
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+}
+
+/// Runs `f` with a tracing subscriber for the calling thread that keeps
+/// events at `level` and above, without colours: what `f` returned, and
+/// the lines it logged.
+///
+/// The subscriber is scoped to the thread. While it is the only scoped
+/// one, tracing-core caches a callsite's interest from the subscriber of
+/// the thread that first reaches it: a test whose event another of its
+/// binary's threads may reach first (a warm pool's kill) belongs in a
+/// binary of its own.
+pub fn logged<T>(level: tracing::Level, f: impl FnOnce() -> T) -> (T, String) {
+    /// Appends to the shared lines.
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Sink {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut lines = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            lines.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || Sink(writer.clone()))
+        .with_ansi(false)
+        .with_max_level(level)
+        .finish();
+    let out = tracing::subscriber::with_default(subscriber, f);
+    let lines = lines.lock().unwrap_or_else(|e| e.into_inner());
+    (out, String::from_utf8_lossy(&lines).into_owned())
 }
 
 #[cfg(test)]

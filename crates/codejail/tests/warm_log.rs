@@ -16,20 +16,10 @@ use common::pool;
 /// on a line that names the call's slug.
 #[test]
 fn support_a_warm_kill_is_logged_with_its_slug() {
-    use std::io::{Read, Seek};
-
     let Some((_parent, warm)) = pool("warm-kill-log", WarmOptions::new(1)) else {
         return;
     };
-    // The log goes to a file this test reads back (the copy shares its
-    // offset).
-    let mut file = tempfile::tempfile().unwrap();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(file.try_clone().unwrap())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let r = tracing::subscriber::with_default(subscriber, || {
+    let (r, log) = codejail_tests::logged(tracing::Level::WARN, || {
         warm.jail_code(&JailCode {
             call: CallOptions {
                 limits: vec![(LimitName::Realtime, 1)],
@@ -42,9 +32,6 @@ fn support_a_warm_kill_is_logged_with_its_slug() {
     });
     assert!(r.warm, "the call went cold");
     assert_eq!(r.killed_by, Some(codejail::KillReason::Wall));
-    let mut log = String::new();
-    file.rewind().unwrap();
-    file.read_to_string(&mut log).unwrap();
     let kill = log
         .lines()
         .find(|l| l.contains("Killing process "))

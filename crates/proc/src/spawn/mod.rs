@@ -735,29 +735,17 @@ mod tests {
     // subscriber is installed.
     #[test]
     fn the_deadline_warning_names_the_slug_and_the_pid() {
-        use std::io::{Read, Seek};
         use std::time::Duration;
 
         use crate::{KillReason, Limits, Spawn};
 
-        // The log goes to a file this test reads back (the copy shares
-        // its offset).
-        let mut file = tempfile::tempfile().unwrap();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(file.try_clone().unwrap())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .finish();
         let mut spawn = Spawn::new("/bin/sleep");
         spawn.arg("60").slug("course-42/answer").limits(Limits {
             wall: Some(Duration::from_millis(300)),
             ..Limits::default()
         });
-        let out = tracing::subscriber::with_default(subscriber, || spawn.run().unwrap());
+        let (out, log) = codejail_tests::logged(tracing::Level::INFO, || spawn.run().unwrap());
         assert_eq!(out.killed_by, Some(KillReason::Wall));
-        let mut log = String::new();
-        file.rewind().unwrap();
-        file.read_to_string(&mut log).unwrap();
         assert!(log.contains("WARN"), "{log}");
         assert!(log.contains("slug=course-42/answer"), "{log}");
         let pid = log
