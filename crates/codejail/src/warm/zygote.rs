@@ -450,10 +450,10 @@ impl Target for Answering<'_> {
 /// ended by itself) makes the kernel reset the channel, and the read after
 /// the answer fails with `ECONNRESET`. After a whole answer, both are the
 /// end of the channel, not a lost call.
-fn read_answer(socket: &UnixStream, answer: &mut Vec<u8>) -> io::Result<State> {
+fn read_answer(mut socket: &UnixStream, answer: &mut Vec<u8>) -> io::Result<State> {
     let mut buf = [0u8; 4096];
     loop {
-        match (&mut &*socket).read(&mut buf) {
+        match socket.read(&mut buf) {
             Ok(0) if answer.ends_with(b"\n") => break,
             Ok(0) => return Err(io::Error::other("the zygote closed its channel")),
             Ok(n) => answer.extend_from_slice(&buf[..n]),
