@@ -1024,6 +1024,86 @@ print("still running")
     }
 }
 
+/// The supervisor is a copy of the caller that never execs: a signal sent
+/// to it from outside ends it, whatever the caller's thread blocks or the
+/// caller's process handles; the run comes back lost (as for `SIGKILL`)
+/// and its program dies with it. Without dispositions and a mask of the
+/// supervisor's own, the blocked `SIGTERM` waited and the handled
+/// `SIGUSR1` ran the caller's handler in the supervisor: both runs went
+/// on to their wall limit.
+#[test]
+fn support_a_signal_to_the_supervisor_ends_it_whatever_the_caller_handles() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let handled = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(libc::SIGUSR1, Arc::clone(&handled)).unwrap();
+    for signal in [libc::SIGTERM, libc::SIGUSR1] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pids");
+        // The program's parent, without a pid namespace, is the supervisor.
+        let script = format!(
+            "echo $PPID $$ > {f}.tmp && mv {f}.tmp {f}; exec sleep 60",
+            f = file.display()
+        );
+        let mut spawn = Spawn::new("/bin/sh");
+        spawn
+            .args(["-c", &script])
+            .policy(only(&[]))
+            .limits(Limits {
+                wall: Some(Duration::from_secs(10)),
+                ..Limits::default()
+            });
+        let run = std::thread::spawn(move || {
+            // The caller's thread blocks SIGTERM, as a host application's
+            // worker threads often do.
+            let _held = codejail_proc::HeldSignals::hold(&[libc::SIGTERM]).unwrap();
+            spawn.run()
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let pids: Vec<i32> = loop {
+            if let Ok(text) = std::fs::read_to_string(&file) {
+                break text
+                    .split_whitespace()
+                    .map(|p| p.parse().unwrap())
+                    .collect();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the program never started"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let pidfd = |pid: i32| {
+            let pid = rustix::process::Pid::from_raw(pid).unwrap();
+            rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap()
+        };
+        let (supervisor, program) = (pidfd(pids[0]), pidfd(pids[1]));
+        let sent = rustix::process::Signal::from_named_raw(signal).unwrap();
+        rustix::process::pidfd_send_signal(&supervisor, sent).unwrap();
+        match run.join().unwrap() {
+            Err(SpawnError::SupervisorLost { wait_status }) => {
+                assert_eq!(wait_status & 0x7f, signal, "signal {signal}");
+            }
+            other => panic!("signal {signal}: expected a lost supervisor, got {other:?}"),
+        }
+        // A pidfd polls readable once its process has ended.
+        let mut fds = [rustix::event::PollFd::new(
+            &program,
+            rustix::event::PollFlags::IN,
+        )];
+        let five = rustix::event::Timespec {
+            tv_sec: 5,
+            tv_nsec: 0,
+        };
+        let n = rustix::event::poll(&mut fds, Some(&five)).unwrap();
+        assert_eq!(n, 1, "signal {signal}: the program outlived its supervisor");
+    }
+    assert!(
+        !handled.load(Ordering::Relaxed),
+        "the signal reached the test's own process"
+    );
+}
+
 #[test]
 fn sigxcpu_still_arrives_inside_a_pid_namespace() {
     if !have(&ns(Layer::PidNs)) {

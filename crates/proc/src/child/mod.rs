@@ -7,9 +7,10 @@
 //!   with a private root then `unshare(CLONE_NEWNET)`, execs `/bin/cat`),
 //!   which keeps the run's namespaces;
 //! * the **supervisor** ([`supervisor`]: `clone3` from the caller, never
-//!   execs): new session, child subreaper, parent-death signal, the
-//!   holder's namespaces joined (with a private root, but the network
-//!   one). It starts the
+//!   execs): signals of its own (default dispositions, `SIGPIPE`
+//!   ignored, nothing blocked), new session, child subreaper,
+//!   parent-death signal, the holder's namespaces joined (with a private
+//!   root, but the network one). It starts the
 //!   program, reaps every orphan of the run, and when the program ends —
 //!   or the caller asks by closing the control pipe — kills every process
 //!   left in the run and reaps them ([`reap`]), and writes a fixed-size

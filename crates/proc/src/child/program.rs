@@ -84,15 +84,10 @@ fn join_net_ns() {
 }
 
 /// Default dispositions for every catchable signal (ignored ones, like the
-/// Rust runtime's `SIGPIPE`, would survive exec) and an empty mask.
+/// Rust runtime's `SIGPIPE`, would survive exec; the supervisor ignores
+/// `SIGPIPE` too) and an empty mask (the supervisor blocks `SIGCHLD`).
 fn reset_signals() -> Result<(), Errno> {
-    for sig in 1..=libc::SIGRTMAX() {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            // glibc refuses the two real-time signals it keeps for itself
-            // (EINVAL); those it never lets a program ignore anyway.
-            let _ = sys::default_disposition(sig);
-        }
-    }
+    sys::default_dispositions();
     sys::sigprocmask(libc::SIG_SETMASK, &sys::sigset(&[]))
 }
 

@@ -36,22 +36,34 @@ use super::{
 ///
 /// # References
 /// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
+///
+/// The calling thread blocks every signal around the clone (as glibc's
+/// `posix_spawn` does), so that a signal sent to the new process before
+/// it has put the default dispositions in place ([`own_signals`]) waits,
+/// rather than running a handler of the caller's in this copy of its
+/// memory; the thread's mask is put back after the clone.
 pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i32, OwnedFd)> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
+    let mask = sys::thread_sigmask(libc::SIG_SETMASK, &sys::all_signals())
+        .map_err(io::Error::from_raw_os_error)?;
     // SAFETY: `pidfd` outlives the call; the child branch holds a panic
     // barrier and runs `supervise`, which makes only async-signal-safe
     // calls and ends in _exit.
-    let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
-    if ret == 0 {
+    let ret = unsafe { sys::clone3(&mut args) };
+    if ret == Ok(0) {
         let _barrier = sys::PanicBarrier::new();
         supervise(prep, fds);
     }
-    Ok((ret, sys::take_pidfd(pidfd)))
+    // Fails only for a `how` it does not know; the mask is the one it gave.
+    let _ = sys::thread_sigmask(libc::SIG_SETMASK, &mask);
+    let pid = ret.map_err(io::Error::from_raw_os_error)?;
+    Ok((pid, sys::take_pidfd(pidfd)))
 }
 
 /// The supervisor: never returns.
 fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
+    own_signals(fds.error);
     detach(fds.error);
     let mut slots = Slots::remap(fds);
     let confine = &prep.confine;
@@ -120,6 +132,23 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
         let _ = rustix::io::write(fd, &report.encode());
     }
     sys::exit(0)
+}
+
+/// The supervisor's own signal dispositions and mask, not the caller's
+/// (it is a copy of the caller that never execs): every signal to its
+/// default action, so that a signal sent to it from outside (`SIGTERM`)
+/// ends it and the caller reports the run lost, as for `SIGKILL`, rather
+/// than running the caller's handler here or waiting blocked; `SIGPIPE`
+/// ignored, so that a write to a pipe the caller closed fails with
+/// `EPIPE`; nothing blocked (the caller blocked everything around the
+/// clone). `start_program` blocks `SIGCHLD` for its `signalfd`.
+fn own_signals(error_fd: c_int) {
+    sys::default_dispositions();
+    let own = sys::ignore(libc::SIGPIPE)
+        .and_then(|()| sys::sigprocmask(libc::SIG_SETMASK, &sys::sigset(&[])));
+    if let Err(e) = own {
+        fail_on(error_fd, Step::Signals, e);
+    }
 }
 
 /// A session of its own (the run's processes are its process group),
@@ -329,11 +358,8 @@ fn join_v1_cgroups(slots: &Slots) {
 /// the holder is init.
 fn start_program(prep: &Prepared, slots: &Slots) -> (libc::pid_t, OwnedFd) {
     let chld = sys::sigset(&[libc::SIGCHLD]);
-    or_fail(
-        Step::Signals,
-        sys::default_disposition(libc::SIGCHLD)
-            .and_then(|()| sys::sigprocmask(libc::SIG_BLOCK, &chld)),
-    );
+    // SIGCHLD's disposition is the default (`own_signals`).
+    or_fail(Step::Signals, sys::sigprocmask(libc::SIG_BLOCK, &chld));
     let signals = or_fail(Step::Signalfd, sys::signalfd(&chld));
     // exit_signal SIGCHLD, so that the program's end wakes the signalfd.
     let mut args = sys::empty_clone_args();

@@ -51,7 +51,9 @@ pub(super) use seccomp::{
     NotifAnswer, NotifBuf, notif_recv, notif_send, seccomp_notif_sizes, seccomp_set_filter,
     seccomp_set_filter_listener,
 };
-pub(super) use signal::{default_disposition, signalfd, sigprocmask, sigset, thread_sigmask};
+pub(super) use signal::{
+    all_signals, default_dispositions, ignore, signalfd, sigprocmask, sigset, thread_sigmask,
+};
 
 /// A raw errno value.
 pub(super) type Errno = i32;

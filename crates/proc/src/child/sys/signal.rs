@@ -23,15 +23,52 @@ pub(in crate::child) fn sigset(signals: &[c_int]) -> libc::sigset_t {
 
 /// `sigaction(sig, SIG_DFL)`: the default disposition for `sig`.
 pub(in crate::child) fn default_disposition(sig: c_int) -> Result<(), Errno> {
+    set_disposition(sig, libc::SIG_DFL)
+}
+
+/// `sigaction(sig, SIG_IGN)`: `sig` ignored.
+pub(in crate::child) fn ignore(sig: c_int) -> Result<(), Errno> {
+    set_disposition(sig, libc::SIG_IGN)
+}
+
+/// `sigaction(sig, disposition)`, for `SIG_DFL` or `SIG_IGN` only (no
+/// handler).
+fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Errno> {
     // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags)
-    // and SIG_DFL installs no handler; sigaction reads it and writes nothing
-    // back (null old-action pointer).
+    // and SIG_DFL or SIG_IGN installs no handler; sigaction reads it and
+    // writes nothing back (null old-action pointer).
     check(unsafe {
-        let mut dfl: libc::sigaction = std::mem::zeroed();
-        dfl.sa_sigaction = libc::SIG_DFL;
-        libc::sigaction(sig, &dfl, std::ptr::null_mut())
+        let mut act: libc::sigaction = std::mem::zeroed();
+        act.sa_sigaction = disposition;
+        libc::sigaction(sig, &act, std::ptr::null_mut())
     })
     .map(drop)
+}
+
+/// Every catchable signal's disposition back to `SIG_DFL` (`sigaction`
+/// for each of 1..=`SIGRTMAX` but `SIGKILL` and `SIGSTOP`): the caller's
+/// handlers, and the signals it ignores (the Rust runtime's `SIGPIPE`,
+/// which would survive an `execve`), are gone. glibc refuses the two
+/// real-time signals it keeps for itself (`EINVAL`); those it never lets
+/// a program handle or ignore anyway, so that refusal is not an error.
+pub(in crate::child) fn default_dispositions() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            let _ = default_disposition(sig);
+        }
+    }
+}
+
+/// A set of every signal (`sigfillset`). glibc's `pthread_sigmask` leaves
+/// out of a mask the two real-time signals it keeps for itself.
+pub(in crate::child) fn all_signals() -> libc::sigset_t {
+    let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises the whole set (bit operations on the
+    // memory it is given, no system call).
+    unsafe {
+        libc::sigfillset(set.as_mut_ptr());
+        set.assume_init()
+    }
 }
 
 /// `sigprocmask(how, set)`.
