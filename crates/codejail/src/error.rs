@@ -292,7 +292,10 @@ pub enum WarmError {
     /// No uid of the jail's range could be had for a new interpreter.
     #[error("a warm interpreter did not start: {0}")]
     Uid(#[source] crate::UidError),
-    /// An interpreter stopped answering; it was ended and is replaced.
+    /// An interpreter stopped answering; it was ended and is replaced. A
+    /// call its interpreter died without reading is sent to another
+    /// first (once per interpreter of the pool, and once more); this is
+    /// the error of a call that may have run, or of the last try.
     #[error("the warm interpreter did not answer: {0}")]
     Lost(String),
     /// The call's Landlock ruleset could not be built.

@@ -380,3 +380,78 @@ fn support_the_first_interpreters_retire_in_turn() {
         .collect();
     assert_eq!(restarts, [0, 0, 0, 1], "{:?}", warm.health());
 }
+
+/// Sends `signal` to process `pid`.
+fn signal(pid: i32, signal: rustix::process::Signal) {
+    rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), signal).unwrap();
+}
+
+/// A zygote that dies before it has read a call (killed from outside in
+/// the moment between the pool's look at it and the call's sending) has
+/// run nothing of it: the call goes to another interpreter rather than
+/// failing, with its stdin descriptor. The zygote is stopped, so that the
+/// call waits in its channel, unread, then killed. Without the second try
+/// the call fails (`WarmError::Lost`, the channel reset).
+#[test]
+fn support_a_call_its_interpreter_never_read_goes_to_another() {
+    let Some((_parent, warm)) = pool("warm-unread", WarmOptions::new(1)) else {
+        return;
+    };
+    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
+    let zygote = warm.zygote_pids()[0];
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    rustix::io::write(&w, b"from the caller").unwrap();
+    drop(w);
+    let request = JailCode {
+        stdin_fd: Some(codejail::StdinFd::new(r)),
+        ..JailCode::code("import sys; print(sys.stdin.read())")
+    };
+    signal(zygote, rustix::process::Signal::STOP);
+    let result = std::thread::scope(|s| {
+        let call = s.spawn(|| warm.jail_code(&request));
+        // The call takes the stopped zygote and sends at once; give it
+        // time to, then kill.
+        std::thread::sleep(Duration::from_millis(500));
+        signal(zygote, rustix::process::Signal::KILL);
+        call.join().unwrap()
+    });
+    let result = result.unwrap_or_else(|e| panic!("the call failed: {e}"));
+    assert!(result.warm, "the call went cold");
+    assert_eq!(text(&result.stdout), "from the caller\n");
+    let health = warm.health();
+    assert_eq!(health.failures, 0, "{health:?}");
+    assert!(health.restarts >= 1, "{health:?}");
+    assert!(
+        !warm.zygote_pids().contains(&zygote),
+        "the call went to the killed zygote"
+    );
+}
+
+/// A call its zygote has read may have run: it is never sent again, even
+/// when the zygote dies before it answers (the call fails with
+/// `WarmError::Lost`). Sent again, this call would run its code twice and
+/// come back with status 0.
+#[test]
+fn deny_a_call_its_interpreter_read_is_sent_again() {
+    let Some((_parent, warm)) = pool("warm-read", WarmOptions::new(1)) else {
+        return;
+    };
+    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
+    let zygote = warm.zygote_pids()[0];
+    let mut request = JailCode::code("import time; time.sleep(4)");
+    request.call.limits = vec![(LimitName::Realtime, 10)];
+    let result = std::thread::scope(|s| {
+        let call = s.spawn(|| warm.jail_code(&request));
+        // Well after the zygote has read the call, well before it ends.
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(zygote, rustix::process::Signal::KILL);
+        call.join().unwrap()
+    });
+    match result {
+        Err(codejail::JailError::Warm(WarmError::Lost(why))) => {
+            assert!(!why.is_empty());
+        }
+        other => panic!("expected a lost call, got {other:?}"),
+    }
+    assert_eq!(warm.health().failures, 1, "{:?}", warm.health());
+}

@@ -19,7 +19,9 @@
 //!
 //! The pool (`pool.rs`) replaces a zygote that failed, retired (it found
 //! something of its own changed, or served its share of calls) or died,
-//! with backoff; a call waits a bounded time for a free one.
+//! with backoff; a call waits a bounded time for a free one. A call whose
+//! zygote died before reading it (nothing of it ran) goes to another; a
+//! call its zygote read is never sent again.
 //!
 //! A call goes down the cold path instead when it needs what only a cold
 //! run gives: a cgroup (a MEMORY limit), a quota other than the pool's
@@ -28,7 +30,7 @@
 mod pool;
 mod zygote;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -391,20 +393,36 @@ impl Warm {
         let call = &request.call;
         let span = tracing::error_span!("run", jail = %self.jail.name(), slug = %call.slug.as_deref().unwrap_or(""), warm = true);
         let _entered = span.enter();
-        if call
-            .cancel
-            .as_ref()
-            .is_some_and(crate::Cancel::is_cancelled)
-        {
+        if cancelled(call) {
             return Err(JailError::Cancelled);
         }
-        let zygote = self.pool.take(self.options.take_timeout)?;
-        // The call's wall-clock limit and its `wall` start once it has its
-        // interpreter: a call that waited for one in a busy pool has not
-        // run yet (the wait has its own bound, `take_timeout`).
-        let start = Instant::now();
-        let id = self.calls.fetch_add(1, Ordering::Relaxed);
-        let answered = self.ask(&zygote, id, request, limits, &mode, start);
+        // Taken once: a call sent again (below) sends the same descriptor.
+        let stdin_fd = match &mode {
+            Mode::Run(r) => r.stdin_fd.as_ref().and_then(crate::StdinFd::take),
+            Mode::Exec(_) => None,
+        };
+        // A call its zygote never read (the zygote died first) goes to
+        // another, up to once per interpreter of the pool and once more:
+        // every one of them may have been killed at once.
+        let mut tries = self.options.size.max(1) + 1;
+        let (zygote, answered, start) = loop {
+            let zygote = self.pool.take(self.options.take_timeout)?;
+            // The call's wall-clock limit and its `wall` start once it has
+            // its interpreter: a call that waited for one in a busy pool
+            // has not run yet (the wait has its own bound, `take_timeout`).
+            let start = Instant::now();
+            let stdin = stdin_fd.as_ref().map(AsFd::as_fd);
+            match self.ask(&zygote, request, limits, &mode, stdin, start) {
+                Err(Attempt::Unread(why)) if tries > 1 && !cancelled(call) => {
+                    tries -= 1;
+                    tracing::warn!(
+                        "a warm interpreter died before it read the call ({why}); the call goes to another"
+                    );
+                    self.pool.lose(zygote);
+                }
+                answered => break (zygote, answered.map_err(JailError::from), start),
+            }
+        };
         match &answered {
             Ok(a) if !a.retire && single_threaded(&zygote) => {
                 self.pool.served.fetch_add(1, Ordering::Relaxed);
@@ -431,15 +449,17 @@ impl Warm {
     }
 
     /// One call on `zygote`: its directory, the request, the pump.
+    /// `stdin_fd` is the caller's descriptor for a `jail_code` call's
+    /// stdin, if it gave one.
     fn ask(
         &self,
         zygote: &Zygote,
-        id: u64,
         request: &JailCode,
         limits: &LimitSet,
         mode: &Mode<'_>,
+        stdin_fd: Option<BorrowedFd<'_>>,
         start: Instant,
-    ) -> Result<Answered, JailError> {
+    ) -> Result<Answered, Attempt> {
         let call = &request.call;
         let argv_json;
         let mut own: Vec<(&str, &[u8])> = Vec::new();
@@ -457,7 +477,7 @@ impl Warm {
             extra: &call.extra_files,
             own: &own,
         };
-        contents.validate()?;
+        contents.validate().map_err(JailError::from)?;
         // A call that stages nothing (`safe_exec` without files) runs in
         // the zygote's home for such calls, made once; any other in a
         // directory of its own, in the zygote's home: its private root
@@ -465,6 +485,7 @@ impl Warm {
         let staged = if contents.is_empty() {
             None
         } else {
+            let id = self.calls.fetch_add(1, Ordering::Relaxed);
             let tmp = zygote.tmp().join(format!("call-{id}"));
             let dir = JailDir::create(&JailOptions {
                 parent: Some(zygote.home().to_owned()),
@@ -472,8 +493,9 @@ impl Warm {
                 tmp: Tmp::Link(tmp.clone()),
                 prefix: Some(crate::leftovers::jail_prefix()),
                 ..JailOptions::default()
-            })?;
-            dir.stage(&contents)?;
+            })
+            .map_err(JailError::from)?;
+            dir.stage(&contents).map_err(JailError::from)?;
             Some((dir, tmp))
         };
         let (dir, tmp) = match &staged {
@@ -500,16 +522,14 @@ impl Warm {
                 "files": limits.get(LimitName::Files),
             },
         });
-        let stdin = match mode {
-            Mode::Exec(payload) => Stdin::Bytes(payload),
-            Mode::Run(r) => match r.stdin_fd.as_ref().and_then(crate::StdinFd::take) {
-                Some(fd) => Stdin::Fd(fd),
-                None => Stdin::Bytes(&r.stdin),
-            },
+        let stdin = match (mode, stdin_fd) {
+            (Mode::Exec(payload), _) => Stdin::Bytes(payload),
+            (Mode::Run(_), Some(fd)) => Stdin::Fd(fd),
+            (Mode::Run(r), None) => Stdin::Bytes(&r.stdin),
         };
         let answered = exchange(zygote, &line, ruleset, stdin, limits, call, start);
         if let Some((dir, _)) = staged {
-            dir.remove()?;
+            dir.remove().map_err(JailError::from)?;
         }
         answered
     }
@@ -593,10 +613,50 @@ fn nproc(limits: &LimitSet, layers: LayerSet) -> u64 {
     }
 }
 
-/// A call's stdin: bytes fed through a pipe, or the caller's descriptor.
+/// A call's stdin: bytes fed through a pipe, or the caller's descriptor
+/// (each try sends a copy; the caller's stays open until the call ends,
+/// for a call sent again).
 enum Stdin<'a> {
     Bytes(&'a [u8]),
-    Fd(OwnedFd),
+    Fd(BorrowedFd<'a>),
+}
+
+/// How one try of a call on a zygote failed.
+enum Attempt {
+    /// The zygote ended before it had read the whole request: nothing of
+    /// the call ran, and it may go to another zygote.
+    Unread(String),
+    /// Any other failure: the call may have run, or the failure is not the
+    /// zygote's.
+    Failed(JailError),
+}
+
+impl From<JailError> for Attempt {
+    fn from(e: JailError) -> Attempt {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<WarmError> for Attempt {
+    fn from(e: WarmError) -> Attempt {
+        Attempt::Failed(e.into())
+    }
+}
+
+impl From<Attempt> for JailError {
+    fn from(a: Attempt) -> JailError {
+        match a {
+            Attempt::Unread(why) => JailError::from(WarmError::Lost(why)),
+            Attempt::Failed(e) => e,
+        }
+    }
+}
+
+/// The caller cancelled the call.
+fn cancelled(call: &crate::CallOptions) -> bool {
+    call.cancel
+        .as_ref()
+        .is_some_and(crate::Cancel::is_cancelled)
 }
 
 /// What came back from a zygote.
@@ -612,6 +672,14 @@ struct Answered {
 /// Sends the request with the call's descriptors, then pumps: stdin in,
 /// the three outputs out under the output cap, the deadline and the
 /// cancel handle enforced by asking the zygote to kill the call.
+///
+/// [`Attempt::Unread`] when the zygote cannot have read the whole request
+/// line (it acts on a call only once it has its newline): the request
+/// could not be sent whole (a failed send leaves its newline unsent), or
+/// the channel was reset before any answer with nothing of ours sent
+/// after the request (the kernel resets a unix stream whose last holder
+/// closes it with bytes unread; here those bytes can only be the
+/// request's).
 fn exchange(
     zygote: &Zygote,
     line: &Value,
@@ -620,8 +688,8 @@ fn exchange(
     limits: &LimitSet,
     call: &crate::CallOptions,
     start: Instant,
-) -> Result<Answered, JailError> {
-    let lost = |why: String| JailError::from(WarmError::Lost(why));
+) -> Result<Answered, Attempt> {
+    let lost = |why: String| Attempt::Failed(JailError::from(WarmError::Lost(why)));
     let pipe = || {
         rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(|e| lost(e.to_string()))
     };
@@ -630,7 +698,14 @@ fn exchange(
             let (r, w) = pipe()?;
             (r, Some(w).filter(|_| !bytes.is_empty()), bytes)
         }
-        Stdin::Fd(fd) => (fd, None, &[]),
+        Stdin::Fd(fd) => {
+            let copy = fd.try_clone_to_owned();
+            (
+                copy.map_err(|e| lost(format!("could not copy stdin's descriptor: {e}")))?,
+                None,
+                &[],
+            )
+        }
     };
     let [(out_r, out_w), (err_r, err_w), (res_r, res_w)] = [pipe()?, pipe()?, pipe()?];
     let mut text = line.to_string();
@@ -646,7 +721,7 @@ fn exchange(
             ruleset.as_fd(),
         ],
     )
-    .map_err(|e| lost(format!("could not send the call: {e}")))?;
+    .map_err(|e| Attempt::Unread(format!("could not send the call: {e}")))?;
     drop((stdin_r, out_w, err_w, res_w, ruleset));
     let cap = usize::try_from(limits.get(LimitName::Output))
         .ok()
@@ -670,11 +745,18 @@ fn exchange(
     let mut target = Answering {
         zygote,
         answer: Vec::new(),
+        asked_kill: false,
         forced: false,
     };
-    let pumped = pump
-        .run(&mut target)
-        .map_err(|e| lost(format!("could not {}: {}", e.step, e.source)))?;
+    let pumped = pump.run(&mut target).map_err(|e| {
+        let why = format!("could not {}: {}", e.step, e.source);
+        let reset = e.source.kind() == std::io::ErrorKind::ConnectionReset;
+        if reset && target.answer.is_empty() && !target.asked_kill {
+            Attempt::Unread(why)
+        } else {
+            lost(why)
+        }
+    })?;
     if pumped.target != State::Finished || target.forced {
         // The zygote did not answer, even asked to kill: it is ended by the
         // pool, with every process of the call. A call that was being

@@ -409,6 +409,8 @@ pub(crate) struct Answering<'z> {
     pub zygote: &'z Zygote,
     /// The answer line, as it arrives.
     pub answer: Vec<u8>,
+    /// A kill request was sent: bytes of ours after the request.
+    pub asked_kill: bool,
     /// The grace period after the kill request passed: the zygote is lost.
     pub forced: bool,
 }
@@ -430,6 +432,7 @@ impl Target for Answering<'_> {
     fn kill(&mut self, _reason: KillReason) {
         // The reason is the pump's to log and report; the zygote only
         // kills.
+        self.asked_kill = true;
         let _ = io::Write::write_all(&mut &self.zygote.socket, b"k");
     }
 
