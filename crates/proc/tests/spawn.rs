@@ -1104,6 +1104,85 @@ fn support_a_signal_to_the_supervisor_ends_it_whatever_the_caller_handles() {
     );
 }
 
+/// The holder and the program, cloned from the caller and from its copy,
+/// keep nothing of the caller's signals: what the caller ignores (the
+/// Rust runtime's `SIGPIPE`; a test harness may ignore 32, which glibc's
+/// `sigaction` cannot change) or its thread blocks. The holder also
+/// leaves the caller's session, so that a terminal's `^C` for the
+/// caller's process group does not reach it. The holder is found on the
+/// host as the `cat` in the program's network namespace. Without its
+/// reset it showed `SIGTERM` blocked, `SIGPIPE` ignored and the caller's
+/// session; without the program's, the program showed `SIGPIPE` ignored.
+#[test]
+fn support_the_holder_and_the_program_keep_nothing_of_the_callers_signals() {
+    let layers = ns(Layer::NetNs);
+    if !have(&layers) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (file, done) = (dir.path().join("net"), dir.path().join("done"));
+    let script = format!(
+        "readlink /proc/self/ns/net > {f}.tmp && mv {f}.tmp {f}; \
+         while [ ! -e {d} ]; do sleep 0.05; done; grep -E '^Sig(Blk|Ign)' /proc/self/status",
+        f = file.display(),
+        d = done.display()
+    );
+    let mut spawn = Spawn::new("/bin/sh");
+    spawn
+        .args(["-c", &script])
+        .policy(only(&layers))
+        .limits(Limits {
+            wall: Some(Duration::from_secs(20)),
+            ..Limits::default()
+        });
+    let run = std::thread::spawn(move || {
+        let _held = codejail_proc::HeldSignals::hold(&[libc::SIGTERM]).unwrap();
+        spawn.run()
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let net = loop {
+        if let Ok(text) = std::fs::read_to_string(&file) {
+            break text.trim().to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the program never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let holder = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let ns = std::fs::read_link(format!("/proc/{pid}/ns/net")).unwrap_or_default();
+            comm == "cat\n" && ns.to_string_lossy() == net
+        })
+        .expect("no holder in the program's network namespace");
+    let status = std::fs::read_to_string(format!("/proc/{holder}/status")).unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        u64::from_str_radix(line[name.len()..].trim(), 16).unwrap()
+    };
+    let (blocked, ignored) = (field("SigBlk:"), field("SigIgn:"));
+    let stat = std::fs::read_to_string(format!("/proc/{holder}/stat")).unwrap();
+    // After the command's closing parenthesis: state, ppid, pgrp, session.
+    let after = stat.rsplit_once(')').unwrap().1;
+    let session: i32 = after.split_whitespace().nth(3).unwrap().parse().unwrap();
+    std::fs::write(&done, "").unwrap();
+    let out = run.join().unwrap().unwrap();
+    assert_eq!(out.status, 0, "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stdout),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n",
+        "the program's signals"
+    );
+    assert_eq!(blocked, 0, "the holder's blocked signals: {blocked:#x}");
+    assert_eq!(ignored, 0, "the holder's ignored signals: {ignored:#x}");
+    assert_eq!(session, holder, "the holder is not in a session of its own");
+}
+
 #[test]
 fn sigxcpu_still_arrives_inside_a_pid_namespace() {
     if !have(&ns(Layer::PidNs)) {

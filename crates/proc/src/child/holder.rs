@@ -1,5 +1,6 @@
 //! The holder process, child side: cloned into the run's new namespaces,
-//! it keeps one pipe on its stdin and execs `/bin/cat`. The caller's handle
+//! with signals and a session of its own, it keeps one pipe on its stdin
+//! and execs `/bin/cat`. The caller's handle
 //! on it (id maps, kill and reap) is `crate::spawn::holder`.
 
 use std::ffi::{c_char, c_int};
@@ -53,15 +54,29 @@ pub(crate) fn spawn_holder(
     // SAFETY: `pidfd` outlives the call; the child branch holds a panic
     // barrier, makes only async-signal-safe calls and ends in execve or
     // _exit.
-    let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
+    let ret = unsafe { sys::clone3_signals_held(&mut args) };
+    let ret = ret.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
+        detach();
         if let Some(net) = net {
             make_net_ns(net);
         }
         exec_cat(keepalive);
     }
     Ok((ret, sys::take_pidfd(pidfd)))
+}
+
+/// The holder's own signals and session, not the caller's: every
+/// disposition to its default and nothing blocked (the clone held every
+/// signal until now; `cat` would keep what the caller ignores or blocks),
+/// and a session of its own, so that a terminal's signals for the
+/// caller's process group (`^C`) do not reach it. Exits 126 when either
+/// fails.
+fn detach() {
+    if sys::reset_signals().is_err() || rustix::process::setsid().is_err() {
+        sys::exit(126);
+    }
 }
 
 /// `unshare(CLONE_NEWNET)`, then its outcome written on `net` (0 or the

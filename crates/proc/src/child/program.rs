@@ -14,7 +14,7 @@ use super::{Confine, FD_ERROR, FD_HOLDER, FD_HOLDER_NET, FD_LANDLOCK, Prepared};
 
 /// The program: sets itself up and execs, or reports the failed step.
 pub(super) fn exec_program(prep: &Prepared) -> ! {
-    or_fail(Step::Signals, reset_signals());
+    or_fail(Step::Signals, sys::reset_signals());
     // Every descriptor from FD_ERROR on is closed at exec: the program
     // starts with 0..=2 only, while the error pipe works until then.
     or_fail(
@@ -81,14 +81,6 @@ fn join_net_ns() {
     if joined != 0 {
         fail(Step::JoinNetNs, sys::errno());
     }
-}
-
-/// Default dispositions for every catchable signal (ignored ones, like the
-/// Rust runtime's `SIGPIPE`, would survive exec; the supervisor ignores
-/// `SIGPIPE` too) and an empty mask (the supervisor blocks `SIGCHLD`).
-fn reset_signals() -> Result<(), Errno> {
-    sys::default_dispositions();
-    sys::sigprocmask(libc::SIG_SETMASK, &sys::sigset(&[]))
 }
 
 /// `setgroups([])` (where allowed), `setresgid`, `setresuid`: raw system

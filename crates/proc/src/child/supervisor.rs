@@ -34,31 +34,24 @@ use super::{
 /// host application that reaps with `waitpid(-1, ..)` cannot steal its
 /// status; it is waited for through the pidfd with `__WALL`.
 ///
+/// The clone holds every signal ([`sys::clone3_signals_held`]) until the
+/// supervisor has its own ([`own_signals`]).
+///
 /// # References
 /// - [`clone3(2)`](https://man7.org/linux/man-pages/man2/clone3.2.html)
-///
-/// The calling thread blocks every signal around the clone (as glibc's
-/// `posix_spawn` does), so that a signal sent to the new process before
-/// it has put the default dispositions in place ([`own_signals`]) waits,
-/// rather than running a handler of the caller's in this copy of its
-/// memory; the thread's mask is put back after the clone.
 pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i32, OwnedFd)> {
     let mut pidfd: c_int = -1;
     let mut args = sys::pidfd_clone_args(&mut pidfd);
-    let mask = sys::thread_sigmask(libc::SIG_SETMASK, &sys::all_signals())
-        .map_err(io::Error::from_raw_os_error)?;
     // SAFETY: `pidfd` outlives the call; the child branch holds a panic
     // barrier and runs `supervise`, which makes only async-signal-safe
     // calls and ends in _exit.
-    let ret = unsafe { sys::clone3(&mut args) };
-    if ret == Ok(0) {
+    let ret = unsafe { sys::clone3_signals_held(&mut args) };
+    let ret = ret.map_err(io::Error::from_raw_os_error)?;
+    if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
         supervise(prep, fds);
     }
-    // Fails only for a `how` it does not know; the mask is the one it gave.
-    let _ = sys::thread_sigmask(libc::SIG_SETMASK, &mask);
-    let pid = ret.map_err(io::Error::from_raw_os_error)?;
-    Ok((pid, sys::take_pidfd(pidfd)))
+    Ok((ret, sys::take_pidfd(pidfd)))
 }
 
 /// The supervisor: never returns.
@@ -143,9 +136,7 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
 /// `EPIPE`; nothing blocked (the caller blocked everything around the
 /// clone). `start_program` blocks `SIGCHLD` for its `signalfd`.
 fn own_signals(error_fd: c_int) {
-    sys::default_dispositions();
-    let own = sys::ignore(libc::SIGPIPE)
-        .and_then(|()| sys::sigprocmask(libc::SIG_SETMASK, &sys::sigset(&[])));
+    let own = sys::reset_signals().and_then(|()| sys::ignore(libc::SIGPIPE));
     if let Err(e) = own {
         fail_on(error_fd, Step::Signals, e);
     }
@@ -350,8 +341,9 @@ fn join_v1_cgroups(slots: &Slots) {
     }
 }
 
-/// Default `SIGCHLD` (the caller may ignore it, which would auto-reap and
-/// hide the program's status), blocked into a signalfd; then the program's
+/// `SIGCHLD`, at its default since [`own_signals`] (the caller may ignore
+/// it, which would auto-reap and hide the program's status), blocked into
+/// a signalfd; then the program's
 /// clone: into the run's v2 cgroup when there is one (`CLONE_INTO_CGROUP`),
 /// then into its v1 cgroups by the program itself. It lands in the joined
 /// pid namespace, if any (`setns` applies to children), as pid 2 there:

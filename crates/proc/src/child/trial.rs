@@ -68,7 +68,8 @@ fn trial_clone(flags: u64, cgroup: Option<c_int>) -> io::Result<()> {
     }
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier
     // and only calls _exit.
-    let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
+    let ret =
+        unsafe { sys::clone3_signals_held(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
         sys::exit(0);
@@ -95,7 +96,7 @@ pub(crate) fn try_exec_guard(guard: &[libc::sock_filter]) -> Result<(), String> 
     let mut args = sys::pidfd_clone_args(&mut pidfd);
     // SAFETY: `pidfd` outlives the call; the child holds a panic barrier,
     // makes two system calls (no allocation) and calls _exit.
-    let ret = unsafe { sys::clone3(&mut args) }
+    let ret = unsafe { sys::clone3_signals_held(&mut args) }
         .map_err(|e| format!("a trial clone failed: {}", io::Error::from_raw_os_error(e)))?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
@@ -206,7 +207,8 @@ pub(crate) fn try_root(
     // static strings, the seccomp call on `guard`, which the caller keeps
     // alive and the child's copy of memory holds, one write from a stack
     // buffer) and ends in _exit.
-    let ret = unsafe { sys::clone3(&mut args) }.map_err(io::Error::from_raw_os_error)?;
+    let ret =
+        unsafe { sys::clone3_signals_held(&mut args) }.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
         // The network namespace as a run's holder makes it; refused, the

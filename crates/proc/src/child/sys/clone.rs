@@ -45,6 +45,31 @@ pub(in crate::child) unsafe fn clone3(args: &mut libc::clone_args) -> Result<lib
     }
 }
 
+/// [`clone3`] with every signal blocked in the calling thread around it
+/// (as glibc's `posix_spawn` does), for a child cloned from the caller: a
+/// signal sent to the child before it has put its own dispositions and
+/// mask in place ([`reset_signals`](super::reset_signals)) waits for
+/// them, rather than running a handler of the caller's in the child's
+/// copy of its memory. The parent's mask is put back after the clone; the
+/// child starts with every signal blocked (`SIGKILL` and `SIGSTOP` cannot
+/// be), until it puts its own mask in place; the probe's trial children,
+/// which only take a step and exit, keep them blocked.
+///
+/// # Safety
+/// As [`clone3`].
+pub(in crate::child) unsafe fn clone3_signals_held(
+    args: &mut libc::clone_args,
+) -> Result<libc::pid_t, Errno> {
+    let mask = super::thread_sigmask(libc::SIG_SETMASK, &super::all_signals())?;
+    // SAFETY: the caller's contract, passed on.
+    let ret = unsafe { clone3(args) };
+    if ret != Ok(0) {
+        // `SIG_SETMASK` of a mask the kernel gave cannot fail.
+        let _ = super::thread_sigmask(libc::SIG_SETMASK, &mask);
+    }
+    ret
+}
+
 /// Whether `clone(2)` can make the clone `args` describe: no flag beyond
 /// its 32 bits (`CLONE_INTO_CGROUP`, `CLONE_CLEAR_SIGHAND`), no cgroup,
 /// no pid to set, no stack, TLS or thread-id pointers, and an exit signal

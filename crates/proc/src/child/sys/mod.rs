@@ -42,7 +42,8 @@ use super::FD_ERROR;
 use super::wire::{self, Step};
 
 pub(super) use clone::{
-    CLONE_INTO_CGROUP, clone3, empty_clone_args, execve, pidfd_clone_args, take_pidfd,
+    CLONE_INTO_CGROUP, clone3, clone3_signals_held, empty_clone_args, execve, pidfd_clone_args,
+    take_pidfd,
 };
 pub(super) use fd::{close, close_range, dup_above, dup3, read_word, write_word};
 pub(super) use landlock::{landlock_add_path_rule, landlock_restrict_self};
@@ -52,7 +53,7 @@ pub(super) use seccomp::{
     seccomp_set_filter_listener,
 };
 pub(super) use signal::{
-    all_signals, default_dispositions, ignore, signalfd, sigprocmask, sigset, thread_sigmask,
+    all_signals, ignore, reset_signals, signalfd, sigprocmask, sigset, thread_sigmask,
 };
 
 /// A raw errno value.

@@ -4,7 +4,7 @@ use std::ffi::c_int;
 use std::mem::MaybeUninit;
 use std::os::fd::{FromRawFd, OwnedFd};
 
-use super::{Errno, check};
+use super::{Errno, check, check_long};
 
 /// A signal set holding `signals`.
 pub(in crate::child) fn sigset(signals: &[c_int]) -> libc::sigset_t {
@@ -21,42 +21,67 @@ pub(in crate::child) fn sigset(signals: &[c_int]) -> libc::sigset_t {
     }
 }
 
-/// `sigaction(sig, SIG_DFL)`: the default disposition for `sig`.
+/// The default disposition for `sig` (`SIG_DFL`, through
+/// [`set_disposition`]).
 pub(in crate::child) fn default_disposition(sig: c_int) -> Result<(), Errno> {
     set_disposition(sig, libc::SIG_DFL)
 }
 
-/// `sigaction(sig, SIG_IGN)`: `sig` ignored.
+/// `sig` ignored (`SIG_IGN`, through [`set_disposition`]).
 pub(in crate::child) fn ignore(sig: c_int) -> Result<(), Errno> {
     set_disposition(sig, libc::SIG_IGN)
 }
 
-/// `sigaction(sig, disposition)`, for `SIG_DFL` or `SIG_IGN` only (no
-/// handler).
+/// `rt_sigaction(sig, {disposition, no flags, empty mask}, NULL, 8)`, for
+/// `SIG_DFL` or `SIG_IGN` only (no handler): the raw system call, not
+/// glibc's `sigaction`, which refuses the two real-time signals glibc
+/// keeps for itself (32 and 33) and would leave them as the caller had
+/// them (a caller's process can have 32 ignored, and an ignored signal
+/// survives `execve`).
+///
+/// # References
+/// - [`rt_sigaction(2)`](https://man7.org/linux/man-pages/man2/rt_sigaction.2.html)
 fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Errno> {
-    // SAFETY: an all-zero sigaction is a valid value (empty mask, no flags)
-    // and SIG_DFL or SIG_IGN installs no handler; sigaction reads it and
-    // writes nothing back (null old-action pointer).
-    check(unsafe {
-        let mut act: libc::sigaction = std::mem::zeroed();
-        act.sa_sigaction = disposition;
-        libc::sigaction(sig, &act, std::ptr::null_mut())
+    // The kernel's `struct sigaction` on x86-64 and aarch64: the handler,
+    // the flags, the restorer, the mask (8 bytes: 64 signals), each one
+    // word; all zero but the handler.
+    let act: [libc::c_ulong; 4] = [disposition as libc::c_ulong, 0, 0, 0];
+    let sigset_size: usize = 8;
+    // SAFETY: `act` is a kernel sigaction that installs no handler, read
+    // by the call; the old action's pointer is null, so nothing is written.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            act.as_ptr(),
+            std::ptr::null_mut::<libc::c_ulong>(),
+            sigset_size,
+        )
     })
     .map(drop)
 }
 
-/// Every catchable signal's disposition back to `SIG_DFL` (`sigaction`
-/// for each of 1..=`SIGRTMAX` but `SIGKILL` and `SIGSTOP`): the caller's
-/// handlers, and the signals it ignores (the Rust runtime's `SIGPIPE`,
-/// which would survive an `execve`), are gone. glibc refuses the two
-/// real-time signals it keeps for itself (`EINVAL`); those it never lets
-/// a program handle or ignore anyway, so that refusal is not an error.
-pub(in crate::child) fn default_dispositions() {
-    for sig in 1..=libc::SIGRTMAX() {
+/// Every catchable signal's disposition back to `SIG_DFL` (for each of
+/// 1..=64 but `SIGKILL` and `SIGSTOP`): the caller's handlers, and the
+/// signals it ignores (the Rust runtime's `SIGPIPE`, which would survive
+/// an `execve`), are gone.
+pub(in crate::child) fn default_dispositions() -> Result<(), Errno> {
+    for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            let _ = default_disposition(sig);
+            default_disposition(sig)?;
         }
     }
+    Ok(())
+}
+
+/// Default dispositions for every catchable signal ([`default_dispositions`])
+/// and an empty mask: what a process cloned from the caller (or from the
+/// supervisor) does first, so that it neither runs the caller's handlers
+/// nor keeps the signals the caller ignores or blocks (ignored ones would
+/// survive an `execve`).
+pub(in crate::child) fn reset_signals() -> Result<(), Errno> {
+    default_dispositions()?;
+    sigprocmask(libc::SIG_SETMASK, &sigset(&[]))
 }
 
 /// A set of every signal (`sigfillset`). glibc's `pthread_sigmask` leaves
