@@ -294,8 +294,10 @@ pub enum WarmError {
     Uid(#[source] crate::UidError),
     /// An interpreter stopped answering; it was ended and is replaced. A
     /// call its interpreter died without reading is sent to another
-    /// first (once per interpreter of the pool, and once more); this is
-    /// the error of a call that may have run, or of the last try.
+    /// first (once per interpreter of the pool, and once more, while its
+    /// wall-clock limit lasts); this is the error of a call that may have
+    /// run, of the last try, or of a call that no other interpreter took
+    /// in time.
     #[error("the warm interpreter did not answer: {0}")]
     Lost(String),
     /// The call's Landlock ruleset could not be built.

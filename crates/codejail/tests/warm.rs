@@ -409,9 +409,16 @@ fn support_a_call_its_interpreter_never_read_goes_to_another() {
     signal(zygote, rustix::process::Signal::STOP);
     let result = std::thread::scope(|s| {
         let call = s.spawn(|| warm.jail_code(&request));
-        // The call takes the stopped zygote and sends at once; give it
-        // time to, then kill.
-        std::thread::sleep(Duration::from_millis(500));
+        // Once the call has taken the stopped zygote (none is idle), and
+        // a moment to send, the kill: before the send, the send fails;
+        // after it, the request waits unread. Either way the call was
+        // given to this zygote.
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while warm.health().idle > 0 {
+            assert!(Instant::now() < deadline, "the call never took the zygote");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
         signal(zygote, rustix::process::Signal::KILL);
         call.join().unwrap()
     });
@@ -429,8 +436,9 @@ fn support_a_call_its_interpreter_never_read_goes_to_another() {
 
 /// A call its zygote has read may have run: it is never sent again, even
 /// when the zygote dies before it answers (the call fails with
-/// `WarmError::Lost`). Sent again, this call would run its code twice and
-/// come back with status 0.
+/// `WarmError::Lost`). The call's stdin is a file it appends to when its
+/// code starts; the zygote is killed once that is seen. Sent again, the
+/// code would run twice (two marks) and the call come back with status 0.
 #[test]
 fn deny_a_call_its_interpreter_read_is_sent_again() {
     let Some((_parent, warm)) = pool("warm-read", WarmOptions::new(1)) else {
@@ -438,12 +446,27 @@ fn deny_a_call_its_interpreter_read_is_sent_again() {
     };
     assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
     let zygote = warm.zygote_pids()[0];
-    let mut request = JailCode::code("import time; time.sleep(4)");
-    request.call.limits = vec![(LimitName::Realtime, 10)];
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&marks)
+        .unwrap();
+    let mut request = JailCode {
+        stdin_fd: Some(codejail::StdinFd::new(file.into())),
+        ..JailCode::code("import os, time; os.write(0, b'x'); time.sleep(10)")
+    };
+    // FSIZE: the jail's default (0, as in CodeJail) refuses every write to a file.
+    request.call.limits = vec![(LimitName::Realtime, 20), (LimitName::Fsize, 1 << 20)];
     let result = std::thread::scope(|s| {
         let call = s.spawn(|| warm.jail_code(&request));
-        // Well after the zygote has read the call, well before it ends.
-        std::thread::sleep(Duration::from_millis(1500));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::fs::metadata(&marks).unwrap().len() == 0 {
+            assert!(Instant::now() < deadline, "the call's code never started");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         signal(zygote, rustix::process::Signal::KILL);
         call.join().unwrap()
     });
@@ -453,5 +476,33 @@ fn deny_a_call_its_interpreter_read_is_sent_again() {
         }
         other => panic!("expected a lost call, got {other:?}"),
     }
+    assert_eq!(std::fs::read(&marks).unwrap(), b"x", "the code ran again");
     assert_eq!(warm.health().failures, 1, "{:?}", warm.health());
+}
+
+/// A call sent to another interpreter keeps its wall-clock limit and its
+/// `wall` from when it first had one: the failed try counts. Here the
+/// first zygote holds the call, unread, for 1.5 s of its 2 s; the second
+/// runs it, and the limit ends it half a second later. Counted again from
+/// the second try, the call would end by itself with status 0 and a
+/// `wall` of about a second.
+#[test]
+fn support_a_call_sent_again_keeps_its_wall_limit() {
+    let Some((_parent, warm)) = pool("warm-again-wall", WarmOptions::new(1)) else {
+        return;
+    };
+    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
+    let zygote = warm.zygote_pids()[0];
+    let mut request = JailCode::code("import time; time.sleep(1)");
+    request.call.limits = vec![(LimitName::Realtime, 2)];
+    signal(zygote, rustix::process::Signal::STOP);
+    let result = std::thread::scope(|s| {
+        let call = s.spawn(|| warm.jail_code(&request));
+        std::thread::sleep(Duration::from_millis(1500));
+        signal(zygote, rustix::process::Signal::KILL);
+        call.join().unwrap()
+    });
+    let result = result.unwrap_or_else(|e| panic!("the call failed: {e}"));
+    assert_eq!(result.killed_by, Some(codejail::KillReason::Wall), "{result:?}");
+    assert!(result.wall >= Duration::from_millis(1900), "{result:?}");
 }

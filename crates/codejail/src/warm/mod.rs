@@ -66,7 +66,9 @@ pub struct WarmOptions {
     /// How long a call waits for a free interpreter before
     /// [`WarmError::Busy`]. The wait is not counted in the call's
     /// wall-clock limit (`REALTIME`) nor in its result's `wall`: both
-    /// start once the call has its interpreter.
+    /// start once the call has its interpreter. A call sent to another
+    /// interpreter because its first died without reading it keeps that
+    /// start (the second wait counts).
     pub take_timeout: Duration,
     /// After this many calls an interpreter retires and is replaced (it
     /// bounds what a slow leak in the interpreter could grow to). The
@@ -117,7 +119,9 @@ pub struct Health {
     pub cold_fallbacks: u64,
     /// Interpreters replaced (retired, failed or gone).
     pub restarts: u64,
-    /// Calls that failed because an interpreter failed.
+    /// Calls that failed because an interpreter failed (a call that found
+    /// no interpreter free in time is not one, unless an interpreter had
+    /// failed it first).
     pub failures: u64,
 }
 
@@ -405,20 +409,39 @@ impl Warm {
         // another, up to once per interpreter of the pool and once more:
         // every one of them may have been killed at once.
         let mut tries = self.options.size.max(1) + 1;
+        // The call's wall-clock limit and its `wall` start once it first
+        // has an interpreter: a call that waited for one in a busy pool has
+        // not run yet (the wait has its own bound, `take_timeout`). A call
+        // sent again keeps its start: the failed try and the wait for
+        // another interpreter count, and it is not sent again once its
+        // deadline has passed.
+        let mut first: Option<(Instant, String)> = None;
         let (zygote, answered, start) = loop {
-            let zygote = self.pool.take(self.options.take_timeout)?;
-            // The call's wall-clock limit and its `wall` start once it has
-            // its interpreter: a call that waited for one in a busy pool
-            // has not run yet (the wait has its own bound, `take_timeout`).
-            let start = Instant::now();
+            let zygote = match (self.pool.take(self.options.take_timeout), &first) {
+                (Ok(zygote), _) => zygote,
+                (Err(e), None) => return Err(e.into()),
+                (Err(e), Some((_, why))) => {
+                    self.pool.failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(WarmError::Lost(format!(
+                        "{why}, and no other interpreter took the call: {e}"
+                    ))
+                    .into());
+                }
+            };
+            let start = first
+                .as_ref()
+                .map_or_else(Instant::now, |(start, _)| *start);
             let stdin = stdin_fd.as_ref().map(AsFd::as_fd);
             match self.ask(&zygote, request, limits, &mode, stdin, start) {
-                Err(Attempt::Unread(why)) if tries > 1 && !cancelled(call) => {
+                Err(Attempt::Unread(why))
+                    if tries > 1 && !cancelled(call) && !past_deadline(limits, start) =>
+                {
                     tries -= 1;
                     tracing::warn!(
                         "a warm interpreter died before it read the call ({why}); the call goes to another"
                     );
                     self.pool.lose(zygote);
+                    first = Some((start, why));
                 }
                 answered => break (zygote, answered.map_err(JailError::from), start),
             }
@@ -650,6 +673,13 @@ impl From<Attempt> for JailError {
             Attempt::Failed(e) => e,
         }
     }
+}
+
+/// The call's wall-clock limit, counted from `start`, has passed.
+fn past_deadline(limits: &LimitSet, start: Instant) -> bool {
+    limits
+        .realtime()
+        .is_some_and(|wall| deadline_after(start, wall).is_some_and(|d| Instant::now() >= d))
 }
 
 /// The caller cancelled the call.
