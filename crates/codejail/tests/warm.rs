@@ -503,6 +503,10 @@ fn support_a_call_sent_again_keeps_its_wall_limit() {
         call.join().unwrap()
     });
     let result = result.unwrap_or_else(|e| panic!("the call failed: {e}"));
-    assert_eq!(result.killed_by, Some(codejail::KillReason::Wall), "{result:?}");
+    assert_eq!(
+        result.killed_by,
+        Some(codejail::KillReason::Wall),
+        "{result:?}"
+    );
     assert!(result.wall >= Duration::from_millis(1900), "{result:?}");
 }

@@ -58,10 +58,12 @@ pub(crate) fn spawn_holder(
     let ret = ret.map_err(io::Error::from_raw_os_error)?;
     if ret == 0 {
         let _barrier = sys::PanicBarrier::new();
-        detach();
+        // The word first: the program waits for it, and every signal
+        // stays held until `detach`.
         if let Some(net) = net {
             make_net_ns(net);
         }
+        detach();
         exec_cat(keepalive);
     }
     Ok((ret, sys::take_pidfd(pidfd)))
