@@ -1183,6 +1183,99 @@ fn support_the_holder_and_the_program_keep_nothing_of_the_callers_signals() {
     assert_eq!(session, holder, "the holder is not in a session of its own");
 }
 
+/// A signal sent to the caller's process group (a terminal's `^C`) while
+/// runs start does not end them when the caller handles it: the
+/// supervisor and the holder, born in that group with every signal held,
+/// leave it, then discard what it was sent before they unblock. The test
+/// runs itself again as the caller, in a process group of its own that a
+/// thread floods with `SIGINT` while it starts runs, so that the flood
+/// reaches nothing else. Without the discard, or with it before the
+/// `setsid`, most runs failed (`SupervisorLost` with `SIGINT`, the
+/// holder's network namespace gone).
+#[test]
+fn support_a_signal_to_the_callers_process_group_spares_its_runs() {
+    const AS_CALLER: &str = "CODEJAIL_TEST_SIGINT_FLOOD";
+    let name = "support_a_signal_to_the_callers_process_group_spares_its_runs";
+    if std::env::var_os(AS_CALLER).is_some() {
+        return flood_the_callers_group();
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(AS_CALLER, "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the caller's runs failed: {}{}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    assert!(
+        text(&out.stdout).contains("runs under SIGINT: "),
+        "the caller did not run: {}",
+        text(&out.stdout)
+    );
+}
+
+/// The caller's side of the test above: a process group of its own,
+/// `SIGINT` handled (a flag), a thread sending it to the group every
+/// 200 µs, and runs of `/bin/true` under layer sets with and without a
+/// pid namespace (the holder is init there, which ignores what it does
+/// not handle).
+fn flood_the_callers_group() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    rustix::process::setpgid(None, None).unwrap();
+    let group = rustix::process::getpgrp();
+    signal_hook::flag::register(libc::SIGINT, Arc::new(AtomicBool::new(false))).unwrap();
+    let mut policies = vec![("no layer", only(&[]))];
+    for (name, layers) in [
+        ("network namespace", ns(Layer::NetNs)),
+        ("pid namespace", ns(Layer::PidNs)),
+    ] {
+        if have(&layers) {
+            policies.push((name, only(&layers)));
+        }
+    }
+    policies.push(("every layer", Policy::Auto));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = {
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let _ = rustix::process::kill_process_group(group, rustix::process::Signal::INT);
+                sent += 1;
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            sent
+        })
+    };
+    let mut failed = Vec::new();
+    let mut runs = 0;
+    for (name, policy) in &policies {
+        for _ in 0..40 {
+            let mut spawn = Spawn::new("/bin/true");
+            spawn.policy(*policy);
+            runs += 1;
+            match spawn.run() {
+                Ok(out) if out.status == 0 => {}
+                other => failed.push(format!("{name}: {other:?}")),
+            }
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    let sent = flood.join().unwrap();
+    println!("runs under SIGINT: {runs}, signals sent: {sent}");
+    assert!(sent > 100, "the flood sent {sent} signals only");
+    assert!(
+        failed.is_empty(),
+        "{} of {runs} runs failed: {:#?}",
+        failed.len(),
+        &failed[..failed.len().min(5)]
+    );
+}
+
 #[test]
 fn sigxcpu_still_arrives_inside_a_pid_namespace() {
     if !have(&ns(Layer::PidNs)) {

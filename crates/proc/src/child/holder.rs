@@ -69,14 +69,16 @@ pub(crate) fn spawn_holder(
     Ok((ret, sys::take_pidfd(pidfd)))
 }
 
-/// The holder's own signals and session, not the caller's: every
-/// disposition to its default and nothing blocked (the clone held every
-/// signal until now; `cat` would keep what the caller ignores or blocks),
-/// and a session of its own, so that a terminal's signals for the
-/// caller's process group (`^C`) do not reach it. Exits 126 when either
-/// fails.
+/// The holder's own session and signals, not the caller's: a session of
+/// its own, so that a terminal's signals for the caller's process group
+/// (`^C`) do not reach it, then every disposition to its default, what
+/// the group was sent meanwhile discarded, and nothing blocked (the clone
+/// held every signal until now; `cat` would keep what the caller ignores
+/// or blocks). Exits 126 when either fails.
 fn detach() {
-    if sys::reset_signals().is_err() || rustix::process::setsid().is_err() {
+    // The session first: a signal the caller's group was sent until then
+    // waits, held, and the reset discards it.
+    if rustix::process::setsid().is_err() || sys::reset_signals().is_err() {
         sys::exit(126);
     }
 }

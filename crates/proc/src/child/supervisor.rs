@@ -56,8 +56,10 @@ pub(crate) fn spawn_supervisor(prep: &Prepared, fds: ChildFds) -> io::Result<(i3
 
 /// The supervisor: never returns.
 fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
-    own_signals(fds.error);
+    // Out of the caller's process group before its signals are
+    // unblocked: `own_signals` discards what the group was sent meanwhile.
     detach(fds.error);
+    own_signals(fds.error);
     let mut slots = Slots::remap(fds);
     let confine = &prep.confine;
     join_namespaces(confine, &slots);
@@ -134,7 +136,9 @@ fn supervise(prep: &Prepared, fds: ChildFds) -> ! {
 /// than running the caller's handler here or waiting blocked; `SIGPIPE`
 /// ignored, so that a write to a pipe the caller closed fails with
 /// `EPIPE`; nothing blocked (the caller blocked everything around the
-/// clone). `start_program` blocks `SIGCHLD` for its `signalfd`.
+/// clone). A signal that came before, while it was still in the caller's
+/// process group (`detach` makes it a session of its own), is discarded.
+/// `start_program` blocks `SIGCHLD` for its `signalfd`.
 fn own_signals(error_fd: c_int) {
     let own = sys::reset_signals().and_then(|()| sys::ignore(libc::SIGPIPE));
     if let Err(e) = own {

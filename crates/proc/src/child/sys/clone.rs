@@ -51,9 +51,13 @@ pub(in crate::child) unsafe fn clone3(args: &mut libc::clone_args) -> Result<lib
 /// mask in place ([`reset_signals`](super::reset_signals)) waits for
 /// them, rather than running a handler of the caller's in the child's
 /// copy of its memory. The parent's mask is put back after the clone; the
-/// child starts with every signal blocked (`SIGKILL` and `SIGSTOP` cannot
-/// be), until it puts its own mask in place; the probe's trial children,
-/// which only take a step and exit, keep them blocked.
+/// child starts with every signal blocked (but `SIGKILL` and `SIGSTOP`,
+/// which cannot be, and the two real-time signals glibc keeps for itself,
+/// which its `pthread_sigmask` leaves out: their handlers are glibc's),
+/// until it leaves the caller's process group and puts its own
+/// dispositions and mask in place, discarding what came meanwhile
+/// ([`reset_signals`](super::reset_signals)); the probe's trial
+/// children, which only take a step and exit, keep them blocked.
 ///
 /// # Safety
 /// As [`clone3`].

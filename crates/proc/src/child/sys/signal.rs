@@ -32,6 +32,9 @@ pub(in crate::child) fn ignore(sig: c_int) -> Result<(), Errno> {
     set_disposition(sig, libc::SIG_IGN)
 }
 
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+compile_error!("set_disposition knows the kernel's struct sigaction of x86-64 and aarch64 only");
+
 /// `rt_sigaction(sig, {disposition, no flags, empty mask}, NULL, 8)`, for
 /// `SIG_DFL` or `SIG_IGN` only (no handler): the raw system call, not
 /// glibc's `sigaction`, which refuses the two real-time signals glibc
@@ -64,21 +67,28 @@ fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Er
 /// Every catchable signal's disposition back to `SIG_DFL` (for each of
 /// 1..=64 but `SIGKILL` and `SIGSTOP`): the caller's handlers, and the
 /// signals it ignores (the Rust runtime's `SIGPIPE`, which would survive
-/// an `execve`), are gone.
+/// an `execve`), are gone. Each is first set to `SIG_IGN`, which discards
+/// a signal of its number pending from before (POSIX): one sent to the
+/// caller's process group while the child was still in it, and held
+/// there by the clone's mask, would otherwise kill the child as soon as
+/// it unblocks (a terminal's `^C` for a caller that handles or ignores
+/// it).
 pub(in crate::child) fn default_dispositions() -> Result<(), Errno> {
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            ignore(sig)?;
             default_disposition(sig)?;
         }
     }
     Ok(())
 }
 
-/// Default dispositions for every catchable signal ([`default_dispositions`])
-/// and an empty mask: what a process cloned from the caller (or from the
-/// supervisor) does first, so that it neither runs the caller's handlers
-/// nor keeps the signals the caller ignores or blocks (ignored ones would
-/// survive an `execve`).
+/// Default dispositions for every catchable signal, with what was pending
+/// discarded ([`default_dispositions`]), and an empty mask: what a
+/// process cloned from the caller (or from the supervisor) does once it
+/// is out of the caller's process group, so that it neither runs the
+/// caller's handlers nor keeps the signals the caller ignores or blocks
+/// (ignored ones would survive an `execve`).
 pub(in crate::child) fn reset_signals() -> Result<(), Errno> {
     default_dispositions()?;
     sigprocmask(libc::SIG_SETMASK, &sigset(&[]))
