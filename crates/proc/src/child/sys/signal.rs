@@ -67,29 +67,52 @@ fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Er
 /// Every catchable signal's disposition back to `SIG_DFL` (for each of
 /// 1..=64 but `SIGKILL` and `SIGSTOP`): the caller's handlers, and the
 /// signals it ignores (the Rust runtime's `SIGPIPE`, which would survive
-/// an `execve`), are gone. Each is first set to `SIG_IGN`, which discards
-/// a signal of its number pending from before (POSIX): one sent to the
-/// caller's process group while the child was still in it, and held
-/// there by the clone's mask, would otherwise kill the child as soon as
-/// it unblocks (a terminal's `^C` for a caller that handles or ignores
-/// it).
+/// an `execve`), are gone.
 pub(in crate::child) fn default_dispositions() -> Result<(), Errno> {
     for sig in 1..=64 {
         if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            ignore(sig)?;
             default_disposition(sig)?;
         }
     }
     Ok(())
 }
 
-/// Default dispositions for every catchable signal, with what was pending
-/// discarded ([`default_dispositions`]), and an empty mask: what a
-/// process cloned from the caller (or from the supervisor) does once it
-/// is out of the caller's process group, so that it neither runs the
-/// caller's handlers nor keeps the signals the caller ignores or blocks
-/// (ignored ones would survive an `execve`).
+/// Discards every signal pending for this thread (`rt_sigpending`, then
+/// `SIG_IGN` for each, which discards it: POSIX). Called out of the
+/// caller's process group, with every signal held: what a signal to the
+/// group (a terminal's `^C`) left pending would otherwise kill the child
+/// as soon as it unblocks, even where the caller handles or ignores it
+/// (the kernel keeps a blocked signal whatever its disposition).
+///
+/// # References
+/// - [`rt_sigpending(2)`](https://man7.org/linux/man-pages/man2/rt_sigpending.2.html)
+fn discard_pending() -> Result<(), Errno> {
+    let mut pending: u64 = 0;
+    // SAFETY: writes the kernel's 8-byte signal set (64 signals) into
+    // `pending`, which is that size.
+    check_long(unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigpending,
+            std::ptr::from_mut(&mut pending),
+            size_of::<u64>(),
+        )
+    })?;
+    for sig in 1..=64 {
+        if pending & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            ignore(sig)?;
+        }
+    }
+    Ok(())
+}
+
+/// What a process cloned from the caller (or from the supervisor) does
+/// once it is out of the caller's process group: discards what is
+/// pending ([`discard_pending`]), puts every disposition to its default
+/// ([`default_dispositions`]) and clears its mask, so that it neither
+/// runs the caller's handlers nor keeps the signals the caller ignores or
+/// blocks (ignored ones would survive an `execve`).
 pub(in crate::child) fn reset_signals() -> Result<(), Errno> {
+    discard_pending()?;
     default_dispositions()?;
     sigprocmask(libc::SIG_SETMASK, &sigset(&[]))
 }
