@@ -221,6 +221,38 @@ pub fn exit_within(
     }
 }
 
+/// The text of `path` once it exists (looking every 10 ms), for a file a
+/// test's program writes elsewhere and then renames into place.
+///
+/// # Panics
+/// When it does not exist within `limit`.
+pub fn written(path: &std::path::Path, limit: std::time::Duration) -> String {
+    let end = std::time::Instant::now() + limit;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{} was not written within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Whether the process of `pidfd` has ended within `limit` (a pidfd polls
+/// readable once its process has ended).
+///
+/// # Panics
+/// When `poll` fails.
+pub fn ended_within(pidfd: std::os::fd::BorrowedFd<'_>, limit: std::time::Duration) -> bool {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut fds = [PollFd::from_borrowed_fd(pidfd, PollFlags::IN)];
+    let timeout = Timespec::try_from(limit).expect("a timeout that fits");
+    poll(&mut fds, Some(&timeout)).expect("poll a pidfd") == 1
+}
+
 /// Runs `f` with a tracing subscriber for the calling thread that keeps
 /// events at `level` and above, without colours: what `f` returned, and
 /// the lines it logged.

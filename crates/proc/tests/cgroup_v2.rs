@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{BufRead, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -374,14 +374,10 @@ fn escaped_process_dies_with_the_run_cgroup(mount: &Path, scratch: &Path) {
         });
     let run = std::thread::spawn(move || spawn.run());
     let read_pid = |file: &Path| -> i32 {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            if let Ok(text) = fs::read_to_string(file) {
-                return text.trim().parse().unwrap();
-            }
-            assert!(Instant::now() < deadline, "{} never came", file.display());
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        codejail_tests::written(file, Duration::from_secs(20))
+            .trim()
+            .parse()
+            .unwrap()
     };
     let pidfd = |pid: i32| -> OwnedFd {
         let pid = rustix::process::Pid::from_raw(pid).unwrap();
@@ -401,15 +397,8 @@ fn escaped_process_dies_with_the_run_cgroup(mount: &Path, scratch: &Path) {
         Err(SpawnError::SupervisorLost { .. }) => {}
         other => panic!("expected a lost supervisor, got {other:?}"),
     }
-    // A pidfd polls readable once its process has ended.
-    let mut fds = [rustix::event::PollFd::new(
-        &escaped,
-        rustix::event::PollFlags::IN,
-    )];
-    let timeout = rustix::event::Timespec {
-        tv_sec: 5,
-        tv_nsec: 0,
-    };
-    let n = rustix::event::poll(&mut fds, Some(&timeout)).unwrap();
-    assert_eq!(n, 1, "the escaped process outlived its run");
+    assert!(
+        codejail_tests::ended_within(escaped.as_fd(), Duration::from_secs(5)),
+        "the escaped process outlived its run"
+    );
 }

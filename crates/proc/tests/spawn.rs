@@ -5,7 +5,7 @@
 //! and `/usr/bin/python3`. Timing assertions are ranges wide enough for a
 //! loaded two-core machine.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -1024,6 +1024,15 @@ print("still running")
     }
 }
 
+/// Runs `spawn` on a thread of its own that blocks `SIGTERM`, as a host
+/// application's worker threads often do.
+fn run_holding_sigterm(spawn: Spawn) -> std::thread::JoinHandle<Result<Outcome, SpawnError>> {
+    std::thread::spawn(move || {
+        let _held = codejail_proc::HeldSignals::hold(&[libc::SIGTERM]).unwrap();
+        spawn.run()
+    })
+}
+
 /// The supervisor is a copy of the caller that never execs: a signal sent
 /// to it from outside ends it, whatever the caller's thread blocks or the
 /// caller's process handles; the run comes back lost (as for `SIGKILL`)
@@ -1053,26 +1062,11 @@ fn support_a_signal_to_the_supervisor_ends_it_whatever_the_caller_handles() {
                 wall: Some(Duration::from_secs(10)),
                 ..Limits::default()
             });
-        let run = std::thread::spawn(move || {
-            // The caller's thread blocks SIGTERM, as a host application's
-            // worker threads often do.
-            let _held = codejail_proc::HeldSignals::hold(&[libc::SIGTERM]).unwrap();
-            spawn.run()
-        });
-        let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        let pids: Vec<i32> = loop {
-            if let Ok(text) = std::fs::read_to_string(&file) {
-                break text
-                    .split_whitespace()
-                    .map(|p| p.parse().unwrap())
-                    .collect();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the program never started"
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        };
+        let run = run_holding_sigterm(spawn);
+        let pids: Vec<i32> = codejail_tests::written(&file, Duration::from_secs(20))
+            .split_whitespace()
+            .map(|p| p.parse().unwrap())
+            .collect();
         let pidfd = |pid: i32| {
             let pid = rustix::process::Pid::from_raw(pid).unwrap();
             rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).unwrap()
@@ -1086,17 +1080,10 @@ fn support_a_signal_to_the_supervisor_ends_it_whatever_the_caller_handles() {
             }
             other => panic!("signal {signal}: expected a lost supervisor, got {other:?}"),
         }
-        // A pidfd polls readable once its process has ended.
-        let mut fds = [rustix::event::PollFd::new(
-            &program,
-            rustix::event::PollFlags::IN,
-        )];
-        let five = rustix::event::Timespec {
-            tv_sec: 5,
-            tv_nsec: 0,
-        };
-        let n = rustix::event::poll(&mut fds, Some(&five)).unwrap();
-        assert_eq!(n, 1, "signal {signal}: the program outlived its supervisor");
+        assert!(
+            codejail_tests::ended_within(program.as_fd(), Duration::from_secs(5)),
+            "signal {signal}: the program outlived its supervisor"
+        );
     }
     assert!(
         !handled.load(Ordering::Relaxed),
@@ -1135,21 +1122,10 @@ fn support_the_holder_and_the_program_keep_nothing_of_the_callers_signals() {
             wall: Some(Duration::from_secs(20)),
             ..Limits::default()
         });
-    let run = std::thread::spawn(move || {
-        let _held = codejail_proc::HeldSignals::hold(&[libc::SIGTERM]).unwrap();
-        spawn.run()
-    });
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    let net = loop {
-        if let Ok(text) = std::fs::read_to_string(&file) {
-            break text.trim().to_owned();
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the program never started"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let run = run_holding_sigterm(spawn);
+    let net = codejail_tests::written(&file, Duration::from_secs(20))
+        .trim()
+        .to_owned();
     let holder = std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
