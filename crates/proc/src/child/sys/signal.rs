@@ -21,9 +21,19 @@ pub(in crate::child) fn sigset(signals: &[c_int]) -> libc::sigset_t {
     }
 }
 
+/// The kernel's signal set: 64 signals, 8 bytes (`sigsetsize` of the
+/// `rt_sig*` calls).
+const KERNEL_SIGSET_SIZE: usize = 8;
+
+/// The signals whose disposition can be set: 1..=64 but `SIGKILL` and
+/// `SIGSTOP`.
+fn catchable() -> impl Iterator<Item = c_int> {
+    (1..=64).filter(|&sig| sig != libc::SIGKILL && sig != libc::SIGSTOP)
+}
+
 /// The default disposition for `sig` (`SIG_DFL`, through
 /// [`set_disposition`]).
-pub(in crate::child) fn default_disposition(sig: c_int) -> Result<(), Errno> {
+fn default_disposition(sig: c_int) -> Result<(), Errno> {
     set_disposition(sig, libc::SIG_DFL)
 }
 
@@ -49,7 +59,6 @@ fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Er
     // the flags, the restorer, the mask (8 bytes: 64 signals), each one
     // word; all zero but the handler.
     let act: [libc::c_ulong; 4] = [disposition as libc::c_ulong, 0, 0, 0];
-    let sigset_size: usize = 8;
     // SAFETY: `act` is a kernel sigaction that installs no handler, read
     // by the call; the old action's pointer is null, so nothing is written.
     check_long(unsafe {
@@ -58,7 +67,7 @@ fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Er
             sig,
             act.as_ptr(),
             std::ptr::null_mut::<libc::c_ulong>(),
-            sigset_size,
+            KERNEL_SIGSET_SIZE,
         )
     })
     .map(drop)
@@ -68,13 +77,8 @@ fn set_disposition(sig: c_int, disposition: libc::sighandler_t) -> Result<(), Er
 /// 1..=64 but `SIGKILL` and `SIGSTOP`): the caller's handlers, and the
 /// signals it ignores (the Rust runtime's `SIGPIPE`, which would survive
 /// an `execve`), are gone.
-pub(in crate::child) fn default_dispositions() -> Result<(), Errno> {
-    for sig in 1..=64 {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            default_disposition(sig)?;
-        }
-    }
-    Ok(())
+fn default_dispositions() -> Result<(), Errno> {
+    catchable().try_for_each(default_disposition)
 }
 
 /// Discards every signal pending for this thread (`rt_sigpending`, then
@@ -88,21 +92,18 @@ pub(in crate::child) fn default_dispositions() -> Result<(), Errno> {
 /// - [`rt_sigpending(2)`](https://man7.org/linux/man-pages/man2/rt_sigpending.2.html)
 fn discard_pending() -> Result<(), Errno> {
     let mut pending: u64 = 0;
-    // SAFETY: writes the kernel's 8-byte signal set (64 signals) into
-    // `pending`, which is that size.
+    // SAFETY: writes the kernel's signal set (KERNEL_SIGSET_SIZE bytes, a
+    // u64's) into `pending`.
     check_long(unsafe {
         libc::syscall(
             libc::SYS_rt_sigpending,
             std::ptr::from_mut(&mut pending),
-            size_of::<u64>(),
+            KERNEL_SIGSET_SIZE,
         )
     })?;
-    for sig in 1..=64 {
-        if pending & (1 << (sig - 1)) != 0 && sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            ignore(sig)?;
-        }
-    }
-    Ok(())
+    catchable()
+        .filter(|&sig| pending & (1 << (sig - 1)) != 0)
+        .try_for_each(ignore)
 }
 
 /// What a process cloned from the caller (or from the supervisor) does
