@@ -6,8 +6,10 @@ use std::sync::{Arc, Mutex};
 /// A handle that ends every run given it: when [`Cancel::cancel`] is
 /// called (from any thread), each such run is killed with every process
 /// it made, its jail directory removed, and it returns with
-/// [`KillReason::Cancelled`](crate::KillReason::Cancelled). Clones share
-/// one state.
+/// [`KillReason::Cancelled`](crate::KillReason::Cancelled). A call that
+/// has not started (cancelled before it, or a warm call still waiting for
+/// an interpreter) returns [`JailError::Cancelled`](crate::JailError::Cancelled)
+/// instead. Clones share one state.
 #[derive(Clone, Debug)]
 pub struct Cancel(Arc<Inner>);
 

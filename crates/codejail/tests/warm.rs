@@ -241,6 +241,54 @@ fn a_busy_pool_answers_within_its_bound() {
     busy.join().unwrap().unwrap();
 }
 
+/// A call waiting for an interpreter of a busy pool stops waiting when it
+/// is cancelled (a server shutting down cancels its calls), rather than at
+/// the end of its take timeout: `Cancelled`, and nothing of it ran. The
+/// busy call is not touched. Without the cancel in the wait, the call
+/// waits for the busy one to end, seconds after the cancel.
+#[test]
+fn support_a_call_waiting_for_an_interpreter_ends_when_cancelled() {
+    let Some((_parent, warm)) = pool("warm-wait-cancel", WarmOptions::new(1)) else {
+        return;
+    };
+    let cancel = codejail::Cancel::new().unwrap();
+    let mut busy = JailCode::code("import time; time.sleep(4); print('busy')");
+    busy.call.limits = vec![(LimitName::Realtime, 20)];
+    let mut waiting = JailCode::code("print('ran')");
+    waiting.call.cancel = Some(cancel.clone());
+    std::thread::scope(|s| {
+        let busy = s.spawn(|| warm.jail_code(&busy));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while warm.health().idle > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "the busy call never took the zygote"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let waiting = s.spawn(|| warm.jail_code(&waiting));
+        // Time for the call to wait for the busy zygote; a cancel before
+        // it waits also ends it with `Cancelled`, so a slow start cannot
+        // make this test fail, only miss the wait.
+        std::thread::sleep(Duration::from_millis(300));
+        cancel.cancel();
+        let cancelled = Instant::now();
+        let result = waiting.join().unwrap();
+        let took = cancelled.elapsed();
+        assert!(
+            matches!(result, Err(codejail::JailError::Cancelled)),
+            "{result:?}"
+        );
+        assert!(
+            took < Duration::from_secs(1),
+            "it ended {took:?} after the cancel"
+        );
+        let busy = busy.join().unwrap().unwrap();
+        assert_eq!(text(&busy.stdout), "busy\n", "{busy:?}");
+    });
+    assert_eq!(warm.health().failures, 0, "{:?}", warm.health());
+}
+
 /// Every zygote of the pool killed from outside: the next call finds them
 /// gone, the pool starts new ones, and the call is served within the take
 /// timeout; nothing of the dead ones is left.
@@ -509,4 +557,61 @@ fn support_a_call_sent_again_keeps_its_wall_limit() {
         "{result:?}"
     );
     assert!(result.wall >= Duration::from_millis(1900), "{result:?}");
+}
+
+/// A call its first interpreter never read, cancelled while it waits for
+/// another, ends `Cancelled` and never runs: its code would append a mark
+/// to its stdin file. The pool's one zygote is stopped, then killed once
+/// the call has sent to it; the cancel comes once the call has given that
+/// zygote up, while the pool starts another. Sent on regardless, the call
+/// would run there and come back killed by the cancel, or with a mark.
+#[test]
+fn support_a_call_sent_again_and_cancelled_meanwhile_never_runs() {
+    let Some((_parent, warm)) = pool("warm-again-cancel", WarmOptions::new(1)) else {
+        return;
+    };
+    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
+    let zygote = warm.zygote_pids()[0];
+    let dir = tempfile::tempdir().unwrap();
+    let marks = dir.path().join("marks");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&marks)
+        .unwrap();
+    let cancel = codejail::Cancel::new().unwrap();
+    let mut request = JailCode {
+        stdin_fd: Some(codejail::StdinFd::new(file.into())),
+        ..JailCode::code("import os; os.write(0, b'x')")
+    };
+    request.call.limits = vec![(LimitName::Realtime, 20), (LimitName::Fsize, 1 << 20)];
+    request.call.cancel = Some(cancel.clone());
+    let restarts = warm.health().restarts;
+    signal(zygote, rustix::process::Signal::STOP);
+    let result = std::thread::scope(|s| {
+        let call = s.spawn(|| warm.jail_code(&request));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while warm.health().idle > 0 {
+            assert!(Instant::now() < deadline, "the call never took the zygote");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        signal(zygote, rustix::process::Signal::KILL);
+        while warm.health().restarts == restarts {
+            assert!(
+                Instant::now() < deadline,
+                "the call never gave the zygote up"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        cancel.cancel();
+        call.join().unwrap()
+    });
+    assert!(
+        matches!(result, Err(codejail::JailError::Cancelled)),
+        "{result:?}"
+    );
+    assert_eq!(std::fs::metadata(&marks).unwrap().len(), 0, "the call ran");
+    assert_eq!(warm.health().failures, 0, "{:?}", warm.health());
 }

@@ -68,7 +68,9 @@ pub struct WarmOptions {
     /// wall-clock limit (`REALTIME`) nor in its result's `wall`: both
     /// start once the call has its interpreter. A call sent to another
     /// interpreter because its first died without reading it keeps that
-    /// start (the second wait counts).
+    /// start (the second wait counts). A call whose
+    /// [`Cancel`](crate::Cancel) is cancelled while it waits stops waiting
+    /// at once, with [`JailError::Cancelled`]: nothing of it ran.
     pub take_timeout: Duration,
     /// After this many calls an interpreter retires and is replaced (it
     /// bounds what a slow leak in the interpreter could grow to). The
@@ -417,9 +419,15 @@ impl Warm {
         // deadline has passed.
         let mut first: Option<(Instant, String)> = None;
         let (zygote, answered, start) = loop {
-            let zygote = match (self.pool.take(self.options.take_timeout), &first) {
+            // A cancel ends the wait for an interpreter, and a call sent
+            // again that is cancelled meanwhile: nothing of it ran, so it
+            // was cancelled before it started.
+            let taken = self
+                .pool
+                .take(self.options.take_timeout, call.cancel.as_ref());
+            let zygote = match (taken, &first) {
                 (Ok(zygote), _) => zygote,
-                (Err(e), None) => return Err(e.into()),
+                (Err(e @ JailError::Cancelled), _) | (Err(e), None) => return Err(e),
                 (Err(e), Some((_, why))) => {
                     self.pool.failures.fetch_add(1, Ordering::Relaxed);
                     return Err(WarmError::Lost(format!(
@@ -433,9 +441,7 @@ impl Warm {
                 .map_or_else(Instant::now, |(start, _)| *start);
             let stdin = stdin_fd.as_ref().map(AsFd::as_fd);
             match self.ask(&zygote, request, limits, &mode, stdin, start) {
-                Err(Attempt::Unread(why))
-                    if tries > 1 && !cancelled(call) && !past_deadline(limits, start) =>
-                {
+                Err(Attempt::Unread(why)) if tries > 1 && !past_deadline(limits, start) => {
                     tries -= 1;
                     tracing::warn!(
                         "a warm interpreter died before it read the call ({why}); the call goes to another"

@@ -19,12 +19,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::zygote::{Recipe, Zygote};
-use crate::error::WarmError;
+use crate::cancel::Cancel;
+use crate::error::{JailError, WarmError};
 use crate::jail::Jail;
 
 /// The first wait after a failed start; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often a call waiting for a zygote looks at its cancel handle.
+const CANCEL_LOOK: Duration = Duration::from_millis(10);
 
 /// What the pool's threads share.
 #[derive(Debug)]
@@ -93,11 +96,19 @@ impl Pool {
     /// The zygote idle longest, waiting at most `timeout` for one; one
     /// found gone (it retired or was killed while idle) is replaced. When
     /// no zygote is alive and starting one fails, the answer is that
-    /// failure, at once.
-    pub(crate) fn take(&self, timeout: Duration) -> Result<Zygote, WarmError> {
+    /// failure, at once. A call whose `cancel` is (or becomes) cancelled
+    /// stops waiting: [`JailError::Cancelled`] within [`CANCEL_LOOK`].
+    pub(crate) fn take(
+        &self,
+        timeout: Duration,
+        cancel: Option<&Cancel>,
+    ) -> Result<Zygote, JailError> {
         let start = Instant::now();
         let mut state = self.lock();
         loop {
+            if cancel.is_some_and(Cancel::is_cancelled) {
+                return Err(JailError::Cancelled);
+            }
             while let Some(zygote) = state.idle.pop_front() {
                 if !zygote.is_gone() {
                     return Ok(zygote);
@@ -108,18 +119,25 @@ impl Pool {
             }
             if self.alive.load(Ordering::SeqCst) == 0 {
                 if let Some(why) = &state.last_failure {
-                    return Err(WarmError::Unavailable { why: why.clone() });
+                    return Err(WarmError::Unavailable { why: why.clone() }.into());
                 }
             }
             let left = timeout.saturating_sub(start.elapsed());
             if left.is_zero() {
                 return Err(WarmError::Busy {
                     waited: start.elapsed(),
-                });
+                }
+                .into());
             }
+            // The cancel handle is a pipe, which no condition variable
+            // watches: a call that has one looks at it between waits.
+            let wait = match cancel {
+                Some(_) => left.min(CANCEL_LOOK),
+                None => left,
+            };
             state = self
                 .changed
-                .wait_timeout(state, left)
+                .wait_timeout(state, wait)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
