@@ -1168,6 +1168,52 @@ fn sigterm_finishes_requests_in_flight_and_leaves_nothing() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// SIGTERM past its grace: the call running is ended by the cancel and
+/// says so, and a request still waiting for an interpreter is answered
+/// 503 with Retry-After (it never ran, and another server may take it),
+/// not an error in its globals (`the call was cancelled before it
+/// started`, which a client shows as its code's error).
+#[test]
+fn support_a_stop_past_its_grace_answers_a_waiting_request_503() {
+    if !can_run("support_a_stop_past_its_grace_answers_a_waiting_request_503") {
+        return;
+    }
+    let _ns = Netns::enter();
+    let mut s = Server::start(
+        "pool_size = 1\nqueue_length = 1\nshutdown_grace = 1",
+        "[limits]\nrealtime = 20\n",
+    );
+    s.require_healthy();
+    let addr = s.addr;
+    let running = std::thread::spawn(move || {
+        exec(
+            addr,
+            r#"{"code": "import time\ntime.sleep(6)\ndone = 1", "globals_dict": {}}"#,
+            &[],
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let waiting =
+        std::thread::spawn(move || exec(addr, r#"{"code": "x = 1", "globals_dict": {}}"#, &[]));
+    std::thread::sleep(Duration::from_millis(500));
+    let stopped = Instant::now();
+    assert_eq!(s.stop().code(), Some(0), "{}", s.log());
+    let took = stopped.elapsed();
+    let running = running.join().unwrap();
+    let waiting = waiting.join().unwrap();
+    assert_eq!(
+        (waiting.status, waiting.header("retry-after")),
+        (503, Some("1")),
+        "{} (the running call: {})",
+        waiting.text(),
+        running.text()
+    );
+    assert_eq!(running.status, 200, "{}", running.text());
+    let answer: serde_json::Value = serde_json::from_str(&running.text()).unwrap();
+    assert!(answer["emsg"].is_string(), "{answer}");
+    assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+}
+
 /// Every stop signal ends the service: SIGHUP once it listens, and
 /// SIGTERM while its pool starts, before it listens (it stops once it is
 /// up). Both were ignored: the command's signal thread took them, and the

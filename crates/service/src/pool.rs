@@ -36,7 +36,8 @@ pub struct Pool {
     probes: Vec<SocketAddr>,
     rebuild_wanted: AtomicBool,
     rebuilding: Mutex<()>,
-    /// Ends cold calls in flight at shutdown.
+    /// Ends the calls in flight at shutdown (a call that had not started
+    /// then ends [`JailError::Cancelled`], answered 503).
     pub cancel: Cancel,
 }
 
@@ -220,8 +221,9 @@ impl Pool {
         }
     }
 
-    /// Waits until no call runs, at most `grace`; then cancels the cold
-    /// calls still running. Returns the calls still running.
+    /// Waits until no call runs, at most `grace`; then cancels the calls
+    /// still admitted (one running is killed, one not yet started ends
+    /// [`JailError::Cancelled`]). Returns the calls still admitted.
     pub async fn drain(&self, grace: Duration) -> usize {
         let end = Instant::now() + grace;
         while self.admitted.load(Ordering::SeqCst) > 0 && Instant::now() < end {

@@ -136,17 +136,26 @@ impl Service {
         drop(listener);
         let began = Instant::now();
         tracing::info!("stopping: no new connections; finishing requests in flight");
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        let connections = graceful.shutdown();
+        tokio::pin!(connections);
+        let finished = tokio::time::timeout(grace, &mut connections).await.is_ok();
+        if !finished {
             tracing::warn!("requests still in flight after {grace:?}; ending them");
         }
         rebuild.abort();
         let left = app.pool.drain(grace.saturating_sub(began.elapsed())).await;
-        if left > 0 {
-            // Cancelled: the calls end within their own limits.
+        if left > 0 || !finished {
+            // Cancelled: a call running ends at once, one still waiting for
+            // an interpreter is answered 503. Each request is answered
+            // before the server exits (its connection ends), and each call
+            // whose client left has ended (it keeps its slot).
             let end = Instant::now() + Duration::from_secs(15);
+            if tokio::time::timeout_at(end.into(), &mut connections)
+                .await
+                .is_err()
+            {
+                tracing::warn!("connections still open 15 s after the cancel; closing them");
+            }
             while app.pool.running() > 0 && Instant::now() < end {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }

@@ -319,9 +319,12 @@ async fn serve_code_exec(app: &Arc<App>, request: Request, started: Instant) -> 
             None,
             Some(0),
         ),
-        Ok(Err(SafeExecError::Jail(codejail::JailError::Warm(codejail::WarmError::Busy {
-            ..
-        })))) => done(busy(), "busy", None, None),
+        // No interpreter in time, or the stop's cancel before the call
+        // started: it never ran, and the client may send it again.
+        Ok(Err(SafeExecError::Jail(
+            codejail::JailError::Warm(codejail::WarmError::Busy { .. })
+            | codejail::JailError::Cancelled,
+        ))) => done(busy(), "busy", None, None),
         Ok(Err(e)) => {
             let result = e.result();
             let killed_by = result.and_then(|r| r.killed_by).map(|k| k.as_str());
