@@ -197,6 +197,44 @@ pub fn sandbox_python() -> Option<String> {
     None
 }
 
+/// A child process that is killed (`SIGKILL`) and reaped when dropped,
+/// unless taken back with [`Guarded::into_inner`]: a test that fails
+/// before it ends its children leaves none behind.
+#[derive(Debug)]
+pub struct Guarded(Option<std::process::Child>);
+
+impl Guarded {
+    /// Guards `child`.
+    pub fn new(child: std::process::Child) -> Guarded {
+        Guarded(Some(child))
+    }
+
+    /// The child's pid.
+    ///
+    /// # Panics
+    /// Never: the child is there until [`Guarded::into_inner`] takes it.
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("a guarded child").id()
+    }
+
+    /// The child, no longer guarded (to wait for it).
+    ///
+    /// # Panics
+    /// Never: it is taken once, by value.
+    pub fn into_inner(mut self) -> std::process::Child {
+        self.0.take().expect("a guarded child")
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Waits for `child` to exit, at most `limit` (looking every 5 ms);
 /// `None` when it still ran then: it is killed and reaped first, so that a
 /// failing test leaves no process behind.

@@ -1042,8 +1042,10 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
     let jails = tempfile::tempdir().unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(jails.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // Each command is killed if the test fails before it ends it (its
+    // program would sleep on for 30 s).
     let start = || {
-        Command::new(env!("CARGO_BIN_EXE_codejail"))
+        let child = Command::new(env!("CARGO_BIN_EXE_codejail"))
             .args([
                 "run",
                 "--limit",
@@ -1056,7 +1058,8 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
-            .unwrap()
+            .unwrap();
+        codejail_tests::Guarded::new(child)
     };
     let count = || std::fs::read_dir(jails.path()).unwrap().count();
     let wait_for_jail = || {
@@ -1077,14 +1080,13 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
             rustix::process::Signal::from_named_raw(signal).unwrap(),
         )
         .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = child.into_inner().wait_with_output().unwrap();
         assert_eq!(out.status.code(), Some(code), "{}", text(&out.stderr));
         assert_eq!(count(), 0, "the jail directory outlived the command");
     }
-    let mut killed = start();
+    let killed = start();
     wait_for_jail();
-    killed.kill().unwrap();
-    killed.wait().unwrap();
+    drop(killed);
     let alive = start();
     std::thread::sleep(std::time::Duration::from_millis(300));
     for _ in 0..200 {
@@ -1147,7 +1149,7 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
     );
     let pid = rustix::process::Pid::from_raw(alive.id() as i32).unwrap();
     rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
-    alive.wait_with_output().unwrap();
+    alive.into_inner().wait_with_output().unwrap();
     assert_eq!(count(), 0);
 }
 
