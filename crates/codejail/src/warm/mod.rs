@@ -68,9 +68,10 @@ pub struct WarmOptions {
     /// wall-clock limit (`REALTIME`) nor in its result's `wall`: both
     /// start once the call has its interpreter. A call sent to another
     /// interpreter because its first died without reading it keeps that
-    /// start (the second wait counts). A call whose
-    /// [`Cancel`](crate::Cancel) is cancelled while it waits stops waiting
-    /// at once, with [`JailError::Cancelled`]: nothing of it ran.
+    /// start (the second wait counts). Calls waiting are served in the
+    /// order they came. A call whose [`Cancel`](crate::Cancel) is
+    /// cancelled while it waits stops waiting within 10 ms, with
+    /// [`JailError::Cancelled`]: nothing of it ran.
     pub take_timeout: Duration,
     /// After this many calls an interpreter retires and is replaced (it
     /// bounds what a slow leak in the interpreter could grow to). The
@@ -441,6 +442,12 @@ impl Warm {
                 .map_or_else(Instant::now, |(start, _)| *start);
             let stdin = stdin_fd.as_ref().map(AsFd::as_fd);
             match self.ask(&zygote, request, limits, &mode, stdin, start) {
+                // Nothing of it ran: cancelled, whether or not it could
+                // have been sent again.
+                Err(Attempt::Unread(_)) if cancelled(call) => {
+                    self.pool.lose(zygote);
+                    return Err(JailError::Cancelled);
+                }
                 Err(Attempt::Unread(why)) if tries > 1 && !past_deadline(limits, start) => {
                     tries -= 1;
                     tracing::warn!(

@@ -1,6 +1,10 @@
 //! The zygotes of a warm pool: the idle ones, taking one with a bound,
 //! and a keeper thread that starts replacements, with backoff.
 //!
+//! Calls waiting for a zygote are served first come, first served; a
+//! call that leaves the line (served, cancelled, out of time) wakes the
+//! others.
+//!
 //! A call takes the zygote that has been idle longest. A zygote forks its
 //! next worker after it answers, so the one just given back may still be
 //! making that worker when the caller's next call comes; with two zygotes
@@ -53,6 +57,27 @@ struct State {
     missing: usize,
     /// Why the last start failed, while no start has worked since.
     last_failure: Option<String>,
+    /// The calls waiting for a zygote, by ticket, first come first
+    /// served: only the first may take one.
+    waiting: VecDeque<u64>,
+    next_ticket: u64,
+}
+
+/// A call's place in the line of calls waiting for a zygote. It leaves
+/// the line when dropped (whichever way `take` ends, a panic too) and
+/// wakes every waiting call, so that the next in line looks at the idle
+/// zygotes: a call that leaves without one (cancelled, or out of time)
+/// does not keep the zygote that woke it from the others.
+struct Place<'a> {
+    pool: &'a Pool,
+    ticket: u64,
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.pool.lock().waiting.retain(|&t| t != self.ticket);
+        self.pool.changed.notify_all();
+    }
 }
 
 impl Pool {
@@ -96,26 +121,39 @@ impl Pool {
     /// The zygote idle longest, waiting at most `timeout` for one; one
     /// found gone (it retired or was killed while idle) is replaced. When
     /// no zygote is alive and starting one fails, the answer is that
-    /// failure, at once. A call whose `cancel` is (or becomes) cancelled
-    /// stops waiting: [`JailError::Cancelled`] within [`CANCEL_LOOK`].
+    /// failure, at once. Calls waiting are served in the order they came
+    /// (a call that looks at a cancel handle between waits would
+    /// otherwise lose every wake to one that sleeps). A call whose
+    /// `cancel` is (or becomes) cancelled stops waiting:
+    /// [`JailError::Cancelled`] within [`CANCEL_LOOK`].
     pub(crate) fn take(
         &self,
         timeout: Duration,
         cancel: Option<&Cancel>,
     ) -> Result<Zygote, JailError> {
         let start = Instant::now();
+        let place = {
+            let mut state = self.lock();
+            let ticket = state.next_ticket;
+            state.next_ticket += 1;
+            state.waiting.push_back(ticket);
+            Place { pool: self, ticket }
+        };
+        // Declared after `place`, so dropped before it on every return.
         let mut state = self.lock();
         loop {
             if cancel.is_some_and(Cancel::is_cancelled) {
                 return Err(JailError::Cancelled);
             }
-            while let Some(zygote) = state.idle.pop_front() {
-                if !zygote.is_gone() {
-                    return Ok(zygote);
+            if state.waiting.front() == Some(&place.ticket) {
+                while let Some(zygote) = state.idle.pop_front() {
+                    if !zygote.is_gone() {
+                        return Ok(zygote);
+                    }
+                    drop(state);
+                    self.lose(zygote);
+                    state = self.lock();
                 }
-                drop(state);
-                self.lose(zygote);
-                state = self.lock();
             }
             if self.alive.load(Ordering::SeqCst) == 0 {
                 if let Some(why) = &state.last_failure {
@@ -146,7 +184,8 @@ impl Pool {
     /// A zygote back from a call, ready for the next.
     pub(crate) fn give_back(&self, zygote: Zygote) {
         self.lock().idle.push_back(zygote);
-        self.changed.notify_one();
+        // Every waiting call: only the first in line may take it.
+        self.changed.notify_all();
     }
 
     /// A zygote that failed, retired or is gone: it is ended (its drop
