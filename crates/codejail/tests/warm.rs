@@ -258,14 +258,7 @@ fn support_a_call_waiting_for_an_interpreter_ends_when_cancelled() {
     waiting.call.cancel = Some(cancel.clone());
     std::thread::scope(|s| {
         let busy = s.spawn(|| warm.jail_code(&busy));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while warm.health().idle > 0 {
-            assert!(
-                Instant::now() < deadline,
-                "the busy call never took the zygote"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        until_taken(&warm, "the busy call");
         let waiting = s.spawn(|| warm.jail_code(&waiting));
         // Time for the call to wait for the busy zygote; a cancel before
         // it waits also ends it with `Cancelled`, so a slow start cannot
@@ -434,6 +427,36 @@ fn signal(pid: i32, signal: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), signal).unwrap();
 }
 
+/// Waits (20 s at most) until no zygote of `warm` is idle: a call has
+/// taken the one it waits for (`what`, in the failure's words).
+fn until_taken(warm: &Warm, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while warm.health().idle > 0 {
+        assert!(Instant::now() < deadline, "{what} never took the zygote");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A call of `code` whose stdin is a file `marks` in `dir`, open to
+/// append: the code leaves a mark there with `os.write(0, ...)`, to show
+/// whether (and how often) it ran. FSIZE is raised: the jail's default (0,
+/// as in CodeJail) refuses every write to a file.
+fn marking(dir: &std::path::Path, code: &str) -> (JailCode, std::path::PathBuf) {
+    let marks = dir.join("marks");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(&marks)
+        .unwrap();
+    let mut request = JailCode {
+        stdin_fd: Some(codejail::StdinFd::new(file.into())),
+        ..JailCode::code(code)
+    };
+    request.call.limits = vec![(LimitName::Realtime, 20), (LimitName::Fsize, 1 << 20)];
+    (request, marks)
+}
+
 /// A zygote that dies before it has read a call (killed from outside in
 /// the moment between the pool's look at it and the call's sending) has
 /// run nothing of it: the call goes to another interpreter rather than
@@ -461,11 +484,7 @@ fn support_a_call_its_interpreter_never_read_goes_to_another() {
         // a moment to send, the kill: before the send, the send fails;
         // after it, the request waits unread. Either way the call was
         // given to this zygote.
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while warm.health().idle > 0 {
-            assert!(Instant::now() < deadline, "the call never took the zygote");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        until_taken(&warm, "the call");
         std::thread::sleep(Duration::from_millis(50));
         signal(zygote, rustix::process::Signal::KILL);
         call.join().unwrap()
@@ -495,19 +514,10 @@ fn deny_a_call_its_interpreter_read_is_sent_again() {
     assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
     let zygote = warm.zygote_pids()[0];
     let dir = tempfile::tempdir().unwrap();
-    let marks = dir.path().join("marks");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(&marks)
-        .unwrap();
-    let mut request = JailCode {
-        stdin_fd: Some(codejail::StdinFd::new(file.into())),
-        ..JailCode::code("import os, time; os.write(0, b'x'); time.sleep(10)")
-    };
-    // FSIZE: the jail's default (0, as in CodeJail) refuses every write to a file.
-    request.call.limits = vec![(LimitName::Realtime, 20), (LimitName::Fsize, 1 << 20)];
+    let (request, marks) = marking(
+        dir.path(),
+        "import os, time; os.write(0, b'x'); time.sleep(10)",
+    );
     let result = std::thread::scope(|s| {
         let call = s.spawn(|| warm.jail_code(&request));
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -573,31 +583,17 @@ fn support_a_call_sent_again_and_cancelled_meanwhile_never_runs() {
     assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
     let zygote = warm.zygote_pids()[0];
     let dir = tempfile::tempdir().unwrap();
-    let marks = dir.path().join("marks");
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .append(true)
-        .create(true)
-        .open(&marks)
-        .unwrap();
     let cancel = codejail::Cancel::new().unwrap();
-    let mut request = JailCode {
-        stdin_fd: Some(codejail::StdinFd::new(file.into())),
-        ..JailCode::code("import os; os.write(0, b'x')")
-    };
-    request.call.limits = vec![(LimitName::Realtime, 20), (LimitName::Fsize, 1 << 20)];
+    let (mut request, marks) = marking(dir.path(), "import os; os.write(0, b'x')");
     request.call.cancel = Some(cancel.clone());
     let restarts = warm.health().restarts;
     signal(zygote, rustix::process::Signal::STOP);
     let result = std::thread::scope(|s| {
         let call = s.spawn(|| warm.jail_code(&request));
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while warm.health().idle > 0 {
-            assert!(Instant::now() < deadline, "the call never took the zygote");
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        until_taken(&warm, "the call");
         std::thread::sleep(Duration::from_millis(50));
         signal(zygote, rustix::process::Signal::KILL);
+        let deadline = Instant::now() + Duration::from_secs(20);
         while warm.health().restarts == restarts {
             assert!(
                 Instant::now() < deadline,
@@ -645,14 +641,7 @@ fn support_a_call_that_leaves_the_line_wakes_the_next() {
         let staying = JailCode::code("print('served')");
         std::thread::scope(|s| {
             let holder = s.spawn(|| warm.jail_code(&holder));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while warm.health().idle > 0 {
-                assert!(
-                    Instant::now() < deadline,
-                    "the holder never took the zygote"
-                );
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            until_taken(&warm, "the holder");
             let leaving: Vec<_> = (0..3)
                 .map(|_| s.spawn(|| warm.jail_code(&leaving)))
                 .collect();
