@@ -1214,6 +1214,45 @@ fn support_a_stop_past_its_grace_answers_a_waiting_request_503() {
     assert!(took < Duration::from_secs(5), "the stop took {took:?}");
 }
 
+/// A client that does not read its answer does not hold a stop: the
+/// server exits about a second after its grace, the answer cut. (Waiting
+/// for every connection to end, the stop took the whole 15 s bound.)
+#[test]
+fn support_a_client_that_does_not_read_does_not_hold_the_stop() {
+    if !can_run("support_a_client_that_does_not_read_does_not_hold_the_stop") {
+        return;
+    }
+    let _ns = Netns::enter();
+    let mut s = Server::start("shutdown_grace = 1", "[limits]\nrealtime = 20\n");
+    s.require_healthy();
+    let (ct, body) = multipart(
+        &[(
+            "payload",
+            r#"{"code": "big = 'a' * 8000000", "globals_dict": {}}"#,
+        )],
+        &[],
+    );
+    let mut c = TcpStream::connect_timeout(&s.addr, Duration::from_secs(5)).unwrap();
+    let head = format!(
+        "POST /api/v0/code-exec HTTP/1.1\r\nHost: {}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        s.addr,
+        body.len()
+    );
+    c.write_all(head.as_bytes()).unwrap();
+    c.write_all(&body).unwrap();
+    // The answer's first bytes: the call has ended and the answer, more
+    // than the sockets hold, is being written.
+    let mut first = [0u8; 12];
+    c.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    assert_eq!(s.stop().code(), Some(0), "{}", s.log());
+    let took = stopped.elapsed();
+    assert!(took < Duration::from_secs(5), "the stop took {took:?}");
+    drop(c);
+}
+
 /// Every stop signal ends the service: SIGHUP once it listens, and
 /// SIGTERM while its pool starts, before it listens (it stops once it is
 /// up). Both were ignored: the command's signal thread took them, and the

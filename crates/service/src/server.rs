@@ -35,6 +35,10 @@ pub enum ServeError {
 /// How long a client may take to send its request headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// After a stop past its grace has ended the calls, how long the answers
+/// still being written get before the server exits.
+const FLUSH: Duration = Duration::from_secs(1);
+
 /// The pool and state of a service, ready to serve.
 #[derive(Debug)]
 pub struct Service {
@@ -145,19 +149,20 @@ impl Service {
         rebuild.abort();
         let left = app.pool.drain(grace.saturating_sub(began.elapsed())).await;
         if left > 0 || !finished {
-            // Cancelled: a call running ends at once, one still waiting for
-            // an interpreter is answered 503. Each request is answered
-            // before the server exits (its connection ends), and each call
-            // whose client left has ended (it keeps its slot).
+            // Cancelled: a call running ends at once (within its own
+            // limits at worst), one still waiting for an interpreter is
+            // answered 503. Then the answers being written get a moment
+            // (a request's answer is written after its call has ended), but
+            // no more: a client that does not read, or is still sending its
+            // body, does not hold the stop.
             let end = Instant::now() + Duration::from_secs(15);
-            if tokio::time::timeout_at(end.into(), &mut connections)
-                .await
-                .is_err()
-            {
-                tracing::warn!("connections still open 15 s after the cancel; closing them");
-            }
             while app.pool.running() > 0 && Instant::now() < end {
                 tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            if tokio::time::timeout(FLUSH, &mut connections).await.is_err() {
+                tracing::warn!(
+                    "connections still open {FLUSH:?} after the calls ended; closing them"
+                );
             }
         }
         drop(router);

@@ -423,10 +423,23 @@ impl Warm {
             // A cancel ends the wait for an interpreter, and a call sent
             // again that is cancelled meanwhile: nothing of it ran, so it
             // was cancelled before it started.
-            let taken = self
-                .pool
-                .take(self.options.take_timeout, call.cancel.as_ref());
+            // A call sent again keeps its place: first in line.
+            let taken = self.pool.take(
+                self.options.take_timeout,
+                call.cancel.as_ref(),
+                first.is_some(),
+            );
             let zygote = match (taken, &first) {
+                (Ok(zygote), Some((start, why))) if past_deadline(limits, *start) => {
+                    // Its time ran out while it waited: sent, it would
+                    // only be killed before it ran.
+                    self.pool.give_back(zygote);
+                    self.pool.failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(WarmError::Lost(format!(
+                        "{why}, and its wall-clock limit passed before another interpreter took it"
+                    ))
+                    .into());
+                }
                 (Ok(zygote), _) => zygote,
                 (Err(e @ JailError::Cancelled), _) | (Err(e), None) => return Err(e),
                 (Err(e), Some((_, why))) => {

@@ -123,20 +123,27 @@ impl Pool {
     /// no zygote is alive and starting one fails, the answer is that
     /// failure, at once. Calls waiting are served in the order they came
     /// (a call that looks at a cancel handle between waits would
-    /// otherwise lose every wake to one that sleeps). A call whose
-    /// `cancel` is (or becomes) cancelled stops waiting:
-    /// [`JailError::Cancelled`] within [`CANCEL_LOOK`].
+    /// otherwise lose every wake to one that sleeps); a call sent `again`
+    /// (its zygote died before reading it) came before every call now
+    /// waiting, and goes first. A call whose `cancel` is (or becomes)
+    /// cancelled stops waiting: [`JailError::Cancelled`] within
+    /// [`CANCEL_LOOK`].
     pub(crate) fn take(
         &self,
         timeout: Duration,
         cancel: Option<&Cancel>,
+        again: bool,
     ) -> Result<Zygote, JailError> {
         let start = Instant::now();
         let place = {
             let mut state = self.lock();
             let ticket = state.next_ticket;
             state.next_ticket += 1;
-            state.waiting.push_back(ticket);
+            if again {
+                state.waiting.push_front(ticket);
+            } else {
+                state.waiting.push_back(ticket);
+            }
             Place { pool: self, ticket }
         };
         // Declared after `place`, so dropped before it on every return.
