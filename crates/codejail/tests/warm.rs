@@ -727,59 +727,75 @@ fn support_calls_with_and_without_a_cancel_handle_are_served_alike() {
     );
 }
 
-/// A call sent again keeps its place in the line: it came before the calls
-/// that queued behind it while its zygote held it unread, and goes first.
-/// The pool's one zygote is stopped with the first call sent to it, three
-/// more calls queue, then the zygote is killed. Sent to the back of the
-/// line, the first call waited for the three (a second each) and its wall
-/// limit, counted from its first try, ended it before it ran.
+/// Calls sent again keep their places in the line: they came before the
+/// calls that queued behind them while their zygotes held them unread,
+/// and go first, in their own order. The pool's two zygotes are stopped
+/// with a call sent to each (A, then B), three more calls queue (a second
+/// each), then both zygotes are killed. Sent to the back of the line, A
+/// waited for the three and its wall limit, counted from its first try,
+/// ended it before it ran (marks `B C D`); put at the front as they came
+/// back, B often went before A.
 #[test]
-fn support_a_call_sent_again_keeps_its_place_in_line() {
-    let mut options = WarmOptions::new(1);
+fn support_calls_sent_again_keep_their_places_in_line() {
+    let mut options = WarmOptions::new(2);
     options.take_timeout = Duration::from_secs(20);
     let Some((_parent, warm)) = pool("warm-again-place", options) else {
         return;
     };
     assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
-    let zygote = warm.zygote_pids()[0];
+    let zygotes = warm.zygote_pids();
+    assert_eq!(zygotes.len(), 2, "{zygotes:?}");
     let dir = tempfile::tempdir().unwrap();
-    let (mut first, marks) = marking(dir.path(), "import os; os.write(0, b'A ')");
-    first.call.limits = vec![(LimitName::Realtime, 3), (LimitName::Fsize, 1 << 20)];
-    // The same file, opened again for each: one line of marks.
-    let later: Vec<JailCode> = ["B", "C", "D"]
+    // The same file, opened again for each call: one line of marks.
+    let sent_again: Vec<JailCode> = ["A", "B"]
+        .iter()
+        .map(|n| {
+            let (mut call, _) = marking(dir.path(), &format!("import os; os.write(0, b'{n} ')"));
+            call.call.limits = vec![(LimitName::Realtime, 4), (LimitName::Fsize, 1 << 20)];
+            call
+        })
+        .collect();
+    let later: Vec<JailCode> = ["C", "D", "E"]
         .iter()
         .map(|n| {
             let code = format!("import os, time; os.write(0, b'{n} '); time.sleep(1)");
             marking(dir.path(), &code).0
         })
         .collect();
-    signal(zygote, rustix::process::Signal::STOP);
-    let (first, later) = std::thread::scope(|s| {
-        let first = s.spawn(|| warm.jail_code(&first));
-        until_taken(&warm, "the first call");
-        std::thread::sleep(Duration::from_millis(50));
-        let later: Vec<_> = later
-            .iter()
-            .map(|call| {
-                let h = s.spawn(|| warm.jail_code(call));
-                std::thread::sleep(Duration::from_millis(30));
-                h
-            })
-            .collect();
-        signal(zygote, rustix::process::Signal::KILL);
-        let first = first.join().unwrap();
-        let later: Vec<_> = later.into_iter().map(|h| h.join().unwrap()).collect();
-        (first, later)
-    });
-    let order = std::fs::read_to_string(&marks).unwrap();
-    let first = first.unwrap_or_else(|e| panic!("the first call failed: {e} (order {order:?})"));
-    assert_eq!(
-        (first.status, first.killed_by),
-        (0, None),
-        "{first:?} (order {order:?})"
-    );
-    assert!(order.starts_with("A "), "{order:?}");
-    for call in later {
-        assert_eq!(call.unwrap().status, 0);
+    for &zygote in &zygotes {
+        signal(zygote, rustix::process::Signal::STOP);
     }
+    let results = std::thread::scope(|s| {
+        let mut calls = Vec::new();
+        for (i, call) in sent_again.iter().enumerate() {
+            calls.push(s.spawn(|| warm.jail_code(call)));
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while warm.health().idle > 1 - i {
+                assert!(Instant::now() < deadline, "call {i} never took a zygote");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        for call in &later {
+            calls.push(s.spawn(|| warm.jail_code(call)));
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        for &zygote in &zygotes {
+            signal(zygote, rustix::process::Signal::KILL);
+        }
+        calls
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let order = std::fs::read_to_string(dir.path().join("marks")).unwrap();
+    for result in results {
+        let result = result.unwrap_or_else(|e| panic!("a call failed: {e} (order {order:?})"));
+        assert_eq!(
+            (result.status, result.killed_by),
+            (0, None),
+            "{result:?} (order {order:?})"
+        );
+    }
+    assert!(order.starts_with("A B "), "{order:?}");
 }

@@ -419,21 +419,28 @@ impl Warm {
         // another interpreter count, and it is not sent again once its
         // deadline has passed.
         let mut first: Option<(Instant, String)> = None;
+        // One place in the line for the call: sent again, it is served at
+        // the place it first had.
+        let ticket = self.pool.ticket();
         let (zygote, answered, start) = loop {
             // A cancel ends the wait for an interpreter, and a call sent
             // again that is cancelled meanwhile: nothing of it ran, so it
             // was cancelled before it started.
-            // A call sent again keeps its place: first in line.
-            let taken = self.pool.take(
-                self.options.take_timeout,
-                call.cancel.as_ref(),
-                first.is_some(),
-            );
+            // A call sent again waits no longer than its wall-clock limit
+            // has left.
+            let left = first
+                .as_ref()
+                .and_then(|(start, _)| limits.realtime().and_then(|w| deadline_after(*start, w)))
+                .map(|d| d.saturating_duration_since(Instant::now()));
+            let wait = left.map_or(self.options.take_timeout, |l| {
+                l.min(self.options.take_timeout)
+            });
+            let taken = self.pool.take(wait, call.cancel.as_ref(), ticket);
             let zygote = match (taken, &first) {
                 (Ok(zygote), Some((start, why))) if past_deadline(limits, *start) => {
                     // Its time ran out while it waited: sent, it would
                     // only be killed before it ran.
-                    self.pool.give_back(zygote);
+                    self.pool.put_back(zygote);
                     self.pool.failures.fetch_add(1, Ordering::Relaxed);
                     return Err(WarmError::Lost(format!(
                         "{why}, and its wall-clock limit passed before another interpreter took it"

@@ -121,29 +121,24 @@ impl Pool {
     /// The zygote idle longest, waiting at most `timeout` for one; one
     /// found gone (it retired or was killed while idle) is replaced. When
     /// no zygote is alive and starting one fails, the answer is that
-    /// failure, at once. Calls waiting are served in the order they came
-    /// (a call that looks at a cancel handle between waits would
-    /// otherwise lose every wake to one that sleeps); a call sent `again`
-    /// (its zygote died before reading it) came before every call now
-    /// waiting, and goes first. A call whose `cancel` is (or becomes)
-    /// cancelled stops waiting: [`JailError::Cancelled`] within
-    /// [`CANCEL_LOOK`].
+    /// failure, at once. Calls waiting are served in the order of their
+    /// `ticket` ([`Pool::ticket`], drawn once per call): in the order they
+    /// came, a call sent again (its zygote died before reading it) at the
+    /// place its ticket gives it. (A call that looks at a cancel handle
+    /// between waits would otherwise lose every wake to one that sleeps.)
+    /// A call whose `cancel` is (or becomes) cancelled stops waiting:
+    /// [`JailError::Cancelled`] within [`CANCEL_LOOK`].
     pub(crate) fn take(
         &self,
         timeout: Duration,
         cancel: Option<&Cancel>,
-        again: bool,
+        ticket: u64,
     ) -> Result<Zygote, JailError> {
         let start = Instant::now();
         let place = {
             let mut state = self.lock();
-            let ticket = state.next_ticket;
-            state.next_ticket += 1;
-            if again {
-                state.waiting.push_front(ticket);
-            } else {
-                state.waiting.push_back(ticket);
-            }
+            let at = state.waiting.partition_point(|&t| t < ticket);
+            state.waiting.insert(at, ticket);
             Place { pool: self, ticket }
         };
         // Declared after `place`, so dropped before it on every return.
@@ -186,6 +181,21 @@ impl Pool {
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
         }
+    }
+
+    /// A call's place in the line of calls waiting for a zygote: tickets
+    /// are served in order.
+    pub(crate) fn ticket(&self) -> u64 {
+        let mut state = self.lock();
+        state.next_ticket += 1;
+        state.next_ticket
+    }
+
+    /// A zygote taken and not used (the call ended before it was sent),
+    /// back at the head of the idle ones, where it was.
+    pub(crate) fn put_back(&self, zygote: Zygote) {
+        self.lock().idle.push_front(zygote);
+        self.changed.notify_all();
     }
 
     /// A zygote back from a call, ready for the next.
