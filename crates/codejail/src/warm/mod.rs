@@ -423,18 +423,16 @@ impl Warm {
         // the place it first had.
         let ticket = self.pool.ticket();
         let (zygote, answered, start) = loop {
-            // A cancel ends the wait for an interpreter, and a call sent
-            // again that is cancelled meanwhile: nothing of it ran, so it
-            // was cancelled before it started.
-            // A call sent again waits no longer than its wall-clock limit
-            // has left.
-            let left = first
+            // A cancel ends the wait for an interpreter (nothing of the
+            // call ran: it was cancelled before it started). A call sent
+            // again waits no longer than its wall-clock limit has left.
+            let wait = first
                 .as_ref()
-                .and_then(|(start, _)| limits.realtime().and_then(|w| deadline_after(*start, w)))
-                .map(|d| d.saturating_duration_since(Instant::now()));
-            let wait = left.map_or(self.options.take_timeout, |l| {
-                l.min(self.options.take_timeout)
-            });
+                .and_then(|(start, _)| deadline(limits, *start))
+                .map_or(self.options.take_timeout, |d| {
+                    d.saturating_duration_since(Instant::now())
+                        .min(self.options.take_timeout)
+                });
             let taken = self.pool.take(wait, call.cancel.as_ref(), ticket);
             let zygote = match (taken, &first) {
                 (Ok(zygote), Some((start, why))) if past_deadline(limits, *start) => {
@@ -708,11 +706,17 @@ impl From<Attempt> for JailError {
     }
 }
 
-/// The call's wall-clock limit, counted from `start`, has passed.
-fn past_deadline(limits: &LimitSet, start: Instant) -> bool {
+/// When the call's wall-clock limit, counted from `start`, ends (none
+/// without a limit).
+fn deadline(limits: &LimitSet, start: Instant) -> Option<Instant> {
     limits
         .realtime()
-        .is_some_and(|wall| deadline_after(start, wall).is_some_and(|d| Instant::now() >= d))
+        .and_then(|wall| deadline_after(start, wall))
+}
+
+/// The call's wall-clock limit, counted from `start`, has passed.
+fn past_deadline(limits: &LimitSet, start: Instant) -> bool {
+    deadline(limits, start).is_some_and(|d| Instant::now() >= d)
 }
 
 /// The caller cancelled the call.
@@ -789,12 +793,9 @@ fn exchange(
     let cap = usize::try_from(limits.get(LimitName::Output))
         .ok()
         .filter(|&c| c > 0);
-    let deadline = limits
-        .realtime()
-        .and_then(|wall| deadline_after(start, wall));
     let cancel = call.cancel.as_ref().map(crate::Cancel::watch).transpose();
     let cancel = cancel.map_err(|e| lost(format!("could not watch the cancel handle: {e}")))?;
-    let mut pump = Pump::new(deadline).kill_grace(KILL_GRACE);
+    let mut pump = Pump::new(deadline(limits, start)).kill_grace(KILL_GRACE);
     if let Some(w) = stdin_w {
         pump = pump.stdin(w, stdin_bytes);
     }

@@ -47,6 +47,8 @@ pub(crate) struct Pool {
     pub(crate) served: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) failures: AtomicU64,
+    /// The last ticket drawn ([`Pool::ticket`]).
+    tickets: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -60,7 +62,6 @@ struct State {
     /// The calls waiting for a zygote, by ticket, first come first
     /// served: only the first may take one.
     waiting: VecDeque<u64>,
-    next_ticket: u64,
 }
 
 /// A call's place in the line of calls waiting for a zygote. It leaves
@@ -97,6 +98,7 @@ impl Pool {
             served: AtomicU64::new(0),
             restarts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            tickets: AtomicU64::new(0),
         });
         for i in 0..size {
             let first = Recipe {
@@ -135,14 +137,12 @@ impl Pool {
         ticket: u64,
     ) -> Result<Zygote, JailError> {
         let start = Instant::now();
-        let place = {
-            let mut state = self.lock();
-            let at = state.waiting.partition_point(|&t| t < ticket);
-            state.waiting.insert(at, ticket);
-            Place { pool: self, ticket }
-        };
-        // Declared after `place`, so dropped before it on every return.
+        // Declared before `state`, so dropped after it (its drop locks).
+        let place;
         let mut state = self.lock();
+        let at = state.waiting.partition_point(|&t| t < ticket);
+        state.waiting.insert(at, ticket);
+        place = Place { pool: self, ticket };
         loop {
             if cancel.is_some_and(Cancel::is_cancelled) {
                 return Err(JailError::Cancelled);
@@ -186,9 +186,7 @@ impl Pool {
     /// A call's place in the line of calls waiting for a zygote: tickets
     /// are served in order.
     pub(crate) fn ticket(&self) -> u64 {
-        let mut state = self.lock();
-        state.next_ticket += 1;
-        state.next_ticket
+        self.tickets.fetch_add(1, Ordering::Relaxed)
     }
 
     /// A zygote taken and not used (the call ended before it was sent),
