@@ -258,7 +258,7 @@ fn support_a_call_waiting_for_an_interpreter_ends_when_cancelled() {
     waiting.call.cancel = Some(cancel.clone());
     std::thread::scope(|s| {
         let busy = s.spawn(|| warm.jail_code(&busy));
-        until_taken(&warm, "the busy call");
+        until_taken(&warm, 0, "the busy call");
         let waiting = s.spawn(|| warm.jail_code(&waiting));
         // Time for the call to wait for the busy zygote; a cancel before
         // it waits also ends it with `Cancelled`, so a slow start cannot
@@ -427,14 +427,34 @@ fn signal(pid: i32, signal: rustix::process::Signal) {
     rustix::process::kill_process(rustix::process::Pid::from_raw(pid).unwrap(), signal).unwrap();
 }
 
-/// Waits (20 s at most) until no zygote of `warm` is idle: a call has
-/// taken the one it waits for (`what`, in the failure's words).
-fn until_taken(warm: &Warm, what: &str) {
+/// Waits (20 s at most) until at most `still_idle` zygotes of `warm` are
+/// idle: a call has taken the one it waits for (`what`, in the failure's
+/// words).
+fn until_taken(warm: &Warm, still_idle: usize, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(20);
-    while warm.health().idle > 0 {
-        assert!(Instant::now() < deadline, "{what} never took the zygote");
+    while warm.health().idle > still_idle {
+        assert!(Instant::now() < deadline, "{what} never took a zygote");
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// Kills the pool's one `zygote`, stopped, once a call has taken it (none
+/// is idle) and had a moment to send: before the send, the send fails;
+/// after it, the request waits unread. Either way the call was given to
+/// this zygote, which never read it.
+fn kill_once_sent(warm: &Warm, zygote: i32) {
+    until_taken(warm, 0, "the call");
+    std::thread::sleep(Duration::from_millis(50));
+    signal(zygote, rustix::process::Signal::KILL);
+}
+
+/// A pool of one (`pool`) whose zygote has served a call, and that
+/// zygote's pid.
+fn served_once(name: &str) -> Option<(tempfile::TempDir, Warm, i32)> {
+    let (parent, warm) = pool(name, WarmOptions::new(1))?;
+    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
+    let zygote = warm.zygote_pids()[0];
+    Some((parent, warm, zygote))
 }
 
 /// A call of `code` whose stdin is a file `marks` in `dir`, open to
@@ -465,11 +485,9 @@ fn marking(dir: &std::path::Path, code: &str) -> (JailCode, std::path::PathBuf) 
 /// the call fails (`WarmError::Lost`, the channel reset).
 #[test]
 fn support_a_call_its_interpreter_never_read_goes_to_another() {
-    let Some((_parent, warm)) = pool("warm-unread", WarmOptions::new(1)) else {
+    let Some((_parent, warm, zygote)) = served_once("warm-unread") else {
         return;
     };
-    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
-    let zygote = warm.zygote_pids()[0];
     let (r, w) = rustix::pipe::pipe().unwrap();
     rustix::io::write(&w, b"from the caller").unwrap();
     drop(w);
@@ -480,13 +498,7 @@ fn support_a_call_its_interpreter_never_read_goes_to_another() {
     signal(zygote, rustix::process::Signal::STOP);
     let result = std::thread::scope(|s| {
         let call = s.spawn(|| warm.jail_code(&request));
-        // Once the call has taken the stopped zygote (none is idle), and
-        // a moment to send, the kill: before the send, the send fails;
-        // after it, the request waits unread. Either way the call was
-        // given to this zygote.
-        until_taken(&warm, "the call");
-        std::thread::sleep(Duration::from_millis(50));
-        signal(zygote, rustix::process::Signal::KILL);
+        kill_once_sent(&warm, zygote);
         call.join().unwrap()
     });
     let result = result.unwrap_or_else(|e| panic!("the call failed: {e}"));
@@ -508,11 +520,9 @@ fn support_a_call_its_interpreter_never_read_goes_to_another() {
 /// code would run twice (two marks) and the call come back with status 0.
 #[test]
 fn deny_a_call_its_interpreter_read_is_sent_again() {
-    let Some((_parent, warm)) = pool("warm-read", WarmOptions::new(1)) else {
+    let Some((_parent, warm, zygote)) = served_once("warm-read") else {
         return;
     };
-    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
-    let zygote = warm.zygote_pids()[0];
     let dir = tempfile::tempdir().unwrap();
     let (request, marks) = marking(
         dir.path(),
@@ -546,11 +556,9 @@ fn deny_a_call_its_interpreter_read_is_sent_again() {
 /// `wall` of about a second.
 #[test]
 fn support_a_call_sent_again_keeps_its_wall_limit() {
-    let Some((_parent, warm)) = pool("warm-again-wall", WarmOptions::new(1)) else {
+    let Some((_parent, warm, zygote)) = served_once("warm-again-wall") else {
         return;
     };
-    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
-    let zygote = warm.zygote_pids()[0];
     let mut request = JailCode::code("import time; time.sleep(1)");
     request.call.limits = vec![(LimitName::Realtime, 2)];
     signal(zygote, rustix::process::Signal::STOP);
@@ -577,11 +585,9 @@ fn support_a_call_sent_again_keeps_its_wall_limit() {
 /// would run there and come back killed by the cancel, or with a mark.
 #[test]
 fn support_a_call_sent_again_and_cancelled_meanwhile_never_runs() {
-    let Some((_parent, warm)) = pool("warm-again-cancel", WarmOptions::new(1)) else {
+    let Some((_parent, warm, zygote)) = served_once("warm-again-cancel") else {
         return;
     };
-    assert_eq!(text(&run(&warm, "print(1)").stdout), "1\n");
-    let zygote = warm.zygote_pids()[0];
     let dir = tempfile::tempdir().unwrap();
     let cancel = codejail::Cancel::new().unwrap();
     let (mut request, marks) = marking(dir.path(), "import os; os.write(0, b'x')");
@@ -590,9 +596,7 @@ fn support_a_call_sent_again_and_cancelled_meanwhile_never_runs() {
     signal(zygote, rustix::process::Signal::STOP);
     let result = std::thread::scope(|s| {
         let call = s.spawn(|| warm.jail_code(&request));
-        until_taken(&warm, "the call");
-        std::thread::sleep(Duration::from_millis(50));
-        signal(zygote, rustix::process::Signal::KILL);
+        kill_once_sent(&warm, zygote);
         let deadline = Instant::now() + Duration::from_secs(20);
         while warm.health().restarts == restarts {
             assert!(
@@ -641,7 +645,7 @@ fn support_a_call_that_leaves_the_line_wakes_the_next() {
         let staying = JailCode::code("print('served')");
         std::thread::scope(|s| {
             let holder = s.spawn(|| warm.jail_code(&holder));
-            until_taken(&warm, "the holder");
+            until_taken(&warm, 0, "the holder");
             let leaving: Vec<_> = (0..3)
                 .map(|_| s.spawn(|| warm.jail_code(&leaving)))
                 .collect();
@@ -769,11 +773,7 @@ fn support_calls_sent_again_keep_their_places_in_line() {
         let mut calls = Vec::new();
         for (i, call) in sent_again.iter().enumerate() {
             calls.push(s.spawn(|| warm.jail_code(call)));
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while warm.health().idle > 1 - i {
-                assert!(Instant::now() < deadline, "call {i} never took a zygote");
-                std::thread::sleep(Duration::from_millis(1));
-            }
+            until_taken(&warm, 1 - i, &format!("call {i}"));
         }
         std::thread::sleep(Duration::from_millis(50));
         for call in &later {
