@@ -47,7 +47,7 @@ pub(crate) struct Pool {
     pub(crate) served: AtomicU64,
     pub(crate) restarts: AtomicU64,
     pub(crate) failures: AtomicU64,
-    /// The last ticket drawn ([`Pool::ticket`]).
+    /// The next ticket to draw ([`Pool::ticket`]).
     tickets: AtomicU64,
 }
 
