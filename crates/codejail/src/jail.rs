@@ -542,7 +542,7 @@ impl Jail {
             .into_iter()
             .collect();
         let request = JailCode {
-            code: Some(codejail_pyexec::program().to_owned()),
+            code: Some(codejail_pyexec::program(path_entries.len())),
             argv: Vec::new(),
             stdin: codejail_pyexec::payload(code, globals_json, &path_entries, merge),
             stdin_fd: None,

@@ -850,6 +850,121 @@ fn safe_exec_failure_has_codejails_exception_text(path: &dyn Runner) {
 }
 both_paths!(safe_exec_failure_has_codejails_exception_text);
 
+/// The text with each `File "<dir>/jailed_code"` path of a traceback as
+/// `File "HOME/jailed_code"` (the run's directory is its own).
+fn homeless(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("File \"/") {
+        out.push_str(&rest[..at + 6]);
+        let after = &rest[at + 6..];
+        let end = after
+            .find("/jailed_code\"")
+            .expect("a frame of the jailed program");
+        out.push_str("HOME");
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A traceback reads as under CodeJail, whose program runs the code at
+/// module level, `exec(code, g_dict)` on line 19 (one line later per
+/// python_path entry), and shows no frame of codejail's own: chained
+/// exceptions, the interpreter's suggestions, a python_path.
+fn safe_exec_traceback_reads_as_codejails(path: &dyn Runner) {
+    let message = |code: &str, options: &SafeExecOptions| {
+        let err = path.safe_exec(code, &mut Map::new(), options).unwrap_err();
+        homeless(&err.codejail_message())
+    };
+    let none = SafeExecOptions::default();
+    assert_eq!(
+        message("def f():\n    1/0\nf()", &none),
+        "Couldn't execute jailed code: stdout: b'', stderr: b'Traceback (most recent call last):\\n  File \"HOME/jailed_code\", line 19, in <module>\\n    exec(code, g_dict)\\n  File \"<string>\", line 3, in <module>\\n  File \"<string>\", line 2, in f\\nZeroDivisionError: division by zero\\n' with status code: 1"
+    );
+    assert_eq!(
+        message("try:\n    1/0\nexcept Exception:\n    nme", &none),
+        "Couldn't execute jailed code: stdout: b'', stderr: b'Traceback (most recent call last):\\n  File \"<string>\", line 2, in <module>\\nZeroDivisionError: division by zero\\n\\nDuring handling of the above exception, another exception occurred:\\n\\nTraceback (most recent call last):\\n  File \"HOME/jailed_code\", line 19, in <module>\\n    exec(code, g_dict)\\n  File \"<string>\", line 4, in <module>\\nNameError: name \\'nme\\' is not defined\\n' with status code: 1"
+    );
+    assert_eq!(
+        message("x = ", &none),
+        "Couldn't execute jailed code: stdout: b'', stderr: b'Traceback (most recent call last):\\n  File \"HOME/jailed_code\", line 19, in <module>\\n    exec(code, g_dict)\\n  File \"<string>\", line 1\\n    x = \\n        ^\\nSyntaxError: invalid syntax\\n' with status code: 1"
+    );
+    assert!(
+        message("__file__", &none).ends_with(
+            "NameError: name \\'__file__\\' is not defined. Did you mean: \\'__name__\\'?\\n' with status code: 1"
+        ),
+        "the interpreter's suggestion is kept"
+    );
+    let lib = tempfile::tempdir().unwrap();
+    let options = SafeExecOptions {
+        python_path: vec![lib.path().to_owned(), PathBuf::from("lib.zip")],
+        call: CallOptions {
+            extra_files: vec![("lib.zip".into(), b"not a zip".to_vec())],
+            ..CallOptions::default()
+        },
+    };
+    assert_eq!(
+        message("1/0", &options),
+        "Couldn't execute jailed code: stdout: b'', stderr: b'Traceback (most recent call last):\\n  File \"HOME/jailed_code\", line 21, in <module>\\n    exec(code, g_dict)\\n  File \"<string>\", line 1, in <module>\\nZeroDivisionError: division by zero\\n' with status code: 1"
+    );
+}
+both_paths!(safe_exec_traceback_reads_as_codejails);
+
+/// The code ends as a program the interpreter runs ends: exit functions
+/// run after an uncaught exception's traceback, and a KeyboardInterrupt
+/// ends it by SIGINT.
+fn safe_exec_ends_as_the_interpreter_ends(path: &dyn Runner) {
+    let err = path
+        .safe_exec(
+            "import atexit, sys\natexit.register(lambda: sys.stderr.write('bye\\n'))\nraise KeyboardInterrupt",
+            &mut Map::new(),
+            &SafeExecOptions::default(),
+        )
+        .unwrap_err();
+    let result = err.result().expect("the code ran");
+    assert_eq!(result.status, -libc::SIGINT);
+    assert!(
+        text(&result.stderr).ends_with("KeyboardInterrupt\nbye\n"),
+        "{}",
+        text(&result.stderr)
+    );
+}
+both_paths!(safe_exec_ends_as_the_interpreter_ends);
+
+/// `jail_code`'s program is `jailed_code` in the run's directory, by its
+/// full path (`__file__`, its frames), as when Python runs a file: no
+/// frame of codejail's own, none for a syntax error, a KeyboardInterrupt
+/// ends it by SIGINT after the exit functions.
+fn jail_code_traceback_reads_as_a_programs(path: &dyn Runner) {
+    let r = path
+        .jail_code(&code(
+            "import os\nassert os.path.isabs(__file__), __file__\ndef f():\n    1/0\nf()",
+        ))
+        .unwrap();
+    assert_eq!(r.status, 1);
+    assert_eq!(
+        homeless(&text(&r.stderr)),
+        "Traceback (most recent call last):\n  File \"HOME/jailed_code\", line 5, in <module>\n    f()\n  File \"HOME/jailed_code\", line 4, in f\n    1/0\n    ~^~\nZeroDivisionError: division by zero\n"
+    );
+    let r = path.jail_code(&code("x = ")).unwrap();
+    assert_eq!(r.status, 1);
+    assert_eq!(
+        homeless(&text(&r.stderr)),
+        "  File \"HOME/jailed_code\", line 1\n    x = \n        ^\nSyntaxError: invalid syntax\n"
+    );
+    let r = path
+        .jail_code(&code("import atexit, sys\natexit.register(lambda: sys.stderr.write('bye\\n'))\nraise KeyboardInterrupt"))
+        .unwrap();
+    assert_eq!(r.status, -libc::SIGINT);
+    assert!(
+        text(&r.stderr).ends_with("KeyboardInterrupt\nbye\n"),
+        "{}",
+        text(&r.stderr)
+    );
+}
+both_paths!(jail_code_traceback_reads_as_a_programs);
+
 fn safe_exec_exit_zero_before_the_globals_is_the_codes_failure(path: &dyn Runner) {
     let err = path
         .safe_exec(

@@ -1,4 +1,6 @@
-# codejail safe_exec driver: runs inside the jail as `jailed_code`.
+# codejail safe_exec driver: its functions, which the jailed program
+# (program.py) and the warm path's worker (zygote.py) run: begin(), then
+# the code as CodeJail runs it, exec(code, g_dict), then finish().
 #
 # stdin: one JSON object {"code": str, "python_path": [str], "merge": bool,
 # "globals": {...}}, in Python's dialect (NaN, Infinity and integers of any
@@ -131,9 +133,12 @@ class DevNull(object):
         pass
 
 
-def safe_exec(payload, result_fd):
-    """exec() the payload's code with its globals; write the JSON-safe
-    globals to result_fd."""
+def begin(payload, result_fd):
+    """Sets the run up as CodeJail's program does (the code's printing goes
+    nowhere, the python_path entries on sys.path) and returns the code, its
+    globals and what ends the run: the JSON-safe globals written to
+    result_fd. The caller runs the code in between, as CodeJail does:
+    exec(code, g_dict)."""
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.close(null)
@@ -142,17 +147,14 @@ def safe_exec(payload, result_fd):
         sys.path.append(entry)
     namespace = payload["globals"]
     merged = loads(dumps(namespace)) if payload.get("merge") else None
-    # exec() of the string, as CodeJail does: compile() would first build
-    # the ast module's classes, about a millisecond in a fresh interpreter.
-    exec(payload["code"], namespace)
-    result = json_safe(namespace)
-    if merged is not None:
-        merged.update(result)
-        result = merged
-    data = dumps(result).encode("ascii")
-    with os.fdopen(result_fd, "wb") as out:
-        out.write(data)
 
+    def finish(namespace):
+        result = json_safe(namespace)
+        if merged is not None:
+            merged.update(result)
+            result = merged
+        data = dumps(result).encode("ascii")
+        with os.fdopen(result_fd, "wb") as out:
+            out.write(data)
 
-if not globals().get("ZYGOTE"):
-    safe_exec(loads(sys.stdin.buffer.read().decode("utf-8")), os.dup(1))
+    return payload["code"], namespace, finish

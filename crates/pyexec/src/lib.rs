@@ -29,13 +29,23 @@ fn with_driver_source(script: &str) -> String {
     format!("DRIVER_SOURCE = {literal}\n{script}")
 }
 
-/// The program a `safe_exec` run executes as its code: it runs the driver
-/// from [`DRIVER_BYTECODE_FILE`] if that holds bytecode for the running
-/// interpreter, else from the driver's source, which it carries.
-pub fn program() -> &'static str {
+/// The program a `safe_exec` run executes as its code, for a call with
+/// `python_path` entries: it runs the driver from [`DRIVER_BYTECODE_FILE`]
+/// if that holds bytecode for the running interpreter, else from the
+/// driver's source, which it carries. The code runs where CodeJail's
+/// program runs it, `exec(code, g_dict)` at module level on line
+/// [`exec_line`], so that its traceback reads as under CodeJail.
+pub fn program(python_path: usize) -> String {
     static PROGRAM: LazyLock<String> =
         LazyLock::new(|| with_driver_source(include_str!("program.py")));
-    &PROGRAM
+    PROGRAM.replacen("#PYTHON_PATH\n", &"\n".repeat(python_path), 1)
+}
+
+/// The line of CodeJail's `safe_exec` program that runs the code,
+/// `exec(code, g_dict)`: 19, and one more per `python_path` entry (for
+/// each, CodeJail writes a `sys.path.append` line above it).
+pub fn exec_line(python_path: usize) -> usize {
+    19 + python_path
 }
 
 /// A script, run once by the interpreter when a jail is configured, that
@@ -201,6 +211,21 @@ pub fn error_summary(stderr: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_program_runs_the_code_on_codejails_line() {
+        for entries in [0, 1, 3] {
+            let program = program(entries);
+            let lines: Vec<&str> = program.lines().collect();
+            assert_eq!(lines[exec_line(entries) - 1], "exec(code, g_dict)");
+            assert_eq!(
+                lines.iter().filter(|l| **l == "exec(code, g_dict)").count(),
+                1
+            );
+            assert!(!lines.contains(&"#PYTHON_PATH"));
+        }
+        assert_eq!(exec_line(2), 21);
+    }
 
     #[test]
     fn the_last_traceback_line_is_the_summary() {

@@ -51,6 +51,7 @@
 # process), but the zygote checks anyway, and retires (answers "retire",
 # then exits) when anything of its own changed, or after MAX_CALLS calls.
 # ---------------------------------------------------------------------------
+import atexit
 import ctypes
 import importlib
 import resource
@@ -83,6 +84,7 @@ def worker(chan):
     """The next call's worker: readies itself, waits for its call on
     `chan`, and runs it. Never returns."""
     status = 1
+    first = False
     try:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
@@ -116,32 +118,91 @@ def worker(chan):
         os.environ["TMPDIR"] = req["tmpdir"]
         if req["mode"] == "exec":
             payload = loads(sys.stdin.buffer.read().decode("utf-8"))
-            safe_exec(payload, 3)
+            code, g_dict, finish = begin(payload, 3)
+            first = shim(req["home"], len(payload["python_path"]))
+            exec(first, {"code": code, "g_dict": g_dict})
+            finish(g_dict)
             status = 0
         else:
+            path = os.path.join(req["home"], "jailed_code")
             with open(".codejail-argv.json", "rb") as f:
                 argv = loads(f.read().decode("utf-8"))
             sys.argv = ["jailed_code"] + argv
             with open("jailed_code") as f:
-                code = compile(f.read(), "jailed_code", "exec")
-            sys.path[0] = req["home"]
-            exec(code, {"__name__": "__main__", "__file__": "jailed_code", "__builtins__": __builtins__})
-            status = 0
+                source = f.read()
+            try:
+                first = compile(source, path, "exec")
+            except SyntaxError as e:
+                # The interpreter shows no frame for its program's syntax.
+                status = uncaught(e, None)
+            else:
+                sys.path[0] = req["home"]
+                exec(first, {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
+                status = 0
     except SystemExit as e:
         status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, int) and e.code is not None:
             print(e.code, file=sys.stderr)
-    except BaseException:
-        import traceback
-        traceback.print_exc()
-        status = 1
+    except BaseException as e:
+        status = uncaught(e, first)
     finally:
+        # What the interpreter does at its exit: the code's exit functions,
+        # then the streams flushed; an uncaught KeyboardInterrupt ends it
+        # by SIGINT.
         try:
+            atexit._run_exitfuncs()
             sys.stdout.flush()
             sys.stderr.flush()
-        except Exception:
+        except BaseException:
             pass
+        if status is None:
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            status = 128 + signal.SIGINT
         os._exit(status & 0xFF)
+
+
+# The code objects whose one line, `exec(code, g_dict)`, is the line of
+# CodeJail's program that runs the code (19, one more per python_path
+# entry), by the number of entries: a call's traceback shows that frame,
+# as CodeJail's does, in the call's `jailed_code` (the caller stages the
+# jailed program there, whose line it is). Compiled once in the zygote
+# for calls without a python_path (rehearse), in the worker for others.
+SHIMS = {}
+
+
+def shim(home, entries):
+    """The code of CodeJail's frame for a call in `home` with `entries`
+    python_path entries."""
+    template = SHIMS.get(entries)
+    if template is None:
+        source = "\n" * (18 + entries) + "exec(code, g_dict)\n"
+        template = SHIMS[entries] = compile(source, "jailed_code", "exec")
+    return template.replace(co_filename=os.path.join(home, "jailed_code"))
+
+
+def uncaught(e, first):
+    """What the interpreter does with an exception no code caught, as if
+    the code object `first` were the program: its traceback from
+    `first`'s frame on (all of it when no frame is `first`'s; none for
+    None), through sys.excepthook (the code may have set one). The exit
+    status: 1, or None for a KeyboardInterrupt (the interpreter ends by
+    SIGINT)."""
+    tb = e.__traceback__ if first is not None else None
+    while tb is not None and tb.tb_frame.f_code is not first:
+        tb = tb.tb_next
+    if tb is None and first is not None:
+        tb = e.__traceback__
+    # The interpreter's hook prints the exception's own traceback.
+    e.__traceback__ = tb
+    try:
+        sys.excepthook(type(e), e, tb)
+    except BaseException as hook:
+        sys.stderr.write("Error in sys.excepthook:\n")
+        sys.__excepthook__(type(hook), hook, hook.__traceback__)
+        sys.stderr.write("\nOriginal exception was:\n")
+        sys.__excepthook__(type(e), e, tb)
+    return None if isinstance(e, KeyboardInterrupt) else 1
 
 
 def receive(sock, pending):
@@ -437,6 +498,7 @@ def rehearse():
         with open(r, "r", closefd=False) as back:
             back.readline()
         _libc.syscall(39)  # getpid
+        shim("/", 0)
     finally:
         os.close(r)
         os.close(w)

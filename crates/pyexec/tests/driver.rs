@@ -56,7 +56,7 @@ fn exec_with(code: &str, globals: Value, driver: Option<&[u8]>) -> Ran {
 /// and `globals` (JSON text of Python's dialect) as the caller's globals.
 fn exec_text(code: &str, globals: &str, driver: Option<&[u8]>, merge: bool) -> Ran {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("jailed_code"), program()).unwrap();
+    std::fs::write(dir.path().join("jailed_code"), program(0)).unwrap();
     if let Some(driver) = driver {
         std::fs::write(dir.path().join(DRIVER_BYTECODE_FILE), driver).unwrap();
     }
@@ -128,7 +128,7 @@ fn the_program_runs_the_staged_bytecode() {
         .output()
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("jailed_code"), program()).unwrap();
+    std::fs::write(dir.path().join("jailed_code"), program(0)).unwrap();
     std::fs::write(dir.path().join(DRIVER_BYTECODE_FILE), &out.stdout).unwrap();
     let printed = Command::new(PYTHON)
         .args(["-E", "-B", "jailed_code"])

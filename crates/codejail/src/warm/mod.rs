@@ -238,8 +238,9 @@ fn remove_dir(dir: &std::path::Path) {
 
 /// What a call runs.
 enum Mode<'a> {
-    /// `safe_exec`: the driver's payload.
-    Exec(Vec<u8>),
+    /// `safe_exec`: the driver's payload, and the number of its
+    /// `python_path` entries.
+    Exec(Vec<u8>, usize),
     /// `jail_code`: the code as `__main__`, with argv and stdin.
     Run(&'a JailCode),
 }
@@ -364,7 +365,7 @@ impl Warm {
             ..JailCode::default()
         };
         let payload = codejail_pyexec::payload(code, globals_json, &path_entries, merge);
-        let result = self.call(&request, &limits, Mode::Exec(payload))?;
+        let result = self.call(&request, &limits, Mode::Exec(payload, path_entries.len()))?;
         finish_safe_exec(result)
     }
 
@@ -406,7 +407,7 @@ impl Warm {
         // Taken once: a call sent again (below) sends the same descriptor.
         let stdin_fd = match &mode {
             Mode::Run(r) => r.stdin_fd.as_ref().and_then(crate::StdinFd::take),
-            Mode::Exec(_) => None,
+            Mode::Exec(..) => None,
         };
         // A call its zygote never read (the zygote died first) goes to
         // another, up to once per interpreter of the pool and once more:
@@ -516,26 +517,34 @@ impl Warm {
     ) -> Result<Answered, Attempt> {
         let call = &request.call;
         let argv_json;
+        let program;
         let mut own: Vec<(&str, &[u8])> = Vec::new();
         let (mode_name, code) = match mode {
-            Mode::Exec(_) => ("exec", None),
+            Mode::Exec(..) => ("exec", None),
             Mode::Run(r) => {
                 argv_json = serde_json::to_vec(&r.argv).unwrap_or_default();
                 own.push((ARGV_FILE, &argv_json));
                 ("run", r.code.as_deref())
             }
         };
-        let contents = Contents {
+        let mut contents = Contents {
             code: code.map(str::as_bytes),
             files: &call.files,
             extra: &call.extra_files,
             own: &own,
         };
-        contents.validate().map_err(JailError::from)?;
         // A call that stages nothing (`safe_exec` without files) runs in
         // the zygote's home for such calls, made once; any other in a
         // directory of its own, in the zygote's home: its private root
         // holds that directory (live), and no other zygote's holds it.
+        // A `safe_exec` call's directory holds the jailed program as a
+        // cold run's does, whose line its traceback names (the home for
+        // calls without files holds it for calls without a python_path).
+        if let (Mode::Exec(_, entries), false) = (mode, contents.is_empty()) {
+            program = codejail_pyexec::program(*entries);
+            contents.code = Some(program.as_bytes());
+        }
+        contents.validate().map_err(JailError::from)?;
         let staged = if contents.is_empty() {
             None
         } else {
@@ -577,7 +586,7 @@ impl Warm {
             },
         });
         let stdin = match (mode, stdin_fd) {
-            (Mode::Exec(payload), _) => Stdin::Bytes(payload),
+            (Mode::Exec(payload, _), _) => Stdin::Bytes(payload),
             (Mode::Run(_), Some(fd)) => Stdin::Fd(fd),
             (Mode::Run(r), None) => Stdin::Bytes(&r.stdin),
         };
@@ -620,7 +629,7 @@ impl Warm {
             status,
             // safe_exec's result is its stdout, as on the cold path.
             stdout: match mode {
-                Mode::Exec(_) => result.bytes,
+                Mode::Exec(..) => result.bytes,
                 Mode::Run(_) => stdout.bytes,
             },
             stderr: stderr.bytes,

@@ -111,6 +111,14 @@ impl Zygote {
             ..JailOptions::default()
         })
         .map_err(|e| WarmError::Start(e.to_string()))?;
+        // The jailed program of `safe_exec` calls without a python_path,
+        // whose line their tracebacks name.
+        exec_home
+            .stage(&Contents {
+                code: Some(codejail_pyexec::program(0).as_bytes()),
+                ..Contents::default()
+            })
+            .map_err(|e| WarmError::Start(e.to_string()))?;
         let (ours, theirs) = UnixStream::pair().map_err(io_err("make the zygote's channel"))?;
         // The kernel then attaches the sender's pid, as this process sees
         // it, to what the zygote sends (its `ready` line).
