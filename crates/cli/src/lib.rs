@@ -29,6 +29,15 @@ macro_rules! say_part {
         let _ = write!(std::io::stdout(), $($arg)*);
     }};
 }
+/// `eprintln!` that never panics: a stderr that cannot be written (a full
+/// disk, a closed descriptor) loses the message; the exit status still
+/// says what happened.
+macro_rules! tell {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
 use codejail::{LimitName, Settings, SettingsError};
 
 mod api;
@@ -195,7 +204,7 @@ pub fn main() -> ExitCode {
                 .next()
                 .unwrap_or("")
                 .trim_start_matches("error: ");
-            eprintln!("codejail: {first} (see codejail --help)");
+            tell!("codejail: {first} (see codejail --help)");
             return ExitCode::from(2);
         }
     };
@@ -204,7 +213,7 @@ pub fn main() -> ExitCode {
     let stop = match Stop::install() {
         Ok(stop) => stop,
         Err(Fail(code, msg)) => {
-            eprintln!("codejail: {msg}");
+            tell!("codejail: {msg}");
             return ExitCode::from(code);
         }
     };
@@ -226,11 +235,11 @@ pub fn main() -> ExitCode {
     };
     if let Some(signal) = stop.signal() {
         if runs {
-            eprintln!(
+            tell!(
                 "codejail: stopped by signal {signal}; its runs were ended and their jails removed"
             );
         } else {
-            eprintln!("codejail: stopped by signal {signal}");
+            tell!("codejail: stopped by signal {signal}");
         }
         return ExitCode::from(128 + signal as u8);
     }
@@ -241,7 +250,7 @@ fn exit(result: Result<u8, Fail>) -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(Fail(code, msg)) => {
-            eprintln!("codejail: {msg}");
+            tell!("codejail: {msg}");
             ExitCode::from(code)
         }
     }
@@ -281,13 +290,29 @@ pub(crate) fn read_text(path: &std::path::Path, max: u64, what: &str) -> Result<
         .map_err(|_| usage(format!("{what} {} is not UTF-8 text", path.display())))
 }
 
-/// Prints one line on stdout. A closed pipe (the reader went away, as
-/// with `| head`) ends the output quietly instead of panicking as
-/// `println!` would.
-pub(crate) fn print_line(text: &str) {
-    use std::io::Write;
+/// The exit status when the result could not be written to stdout
+/// (sysexits' `EX_IOERR`).
+pub(crate) const IO_ERROR: u8 = 74;
+
+/// Writes `bytes` on stdout. A closed pipe (the reader went away, as with
+/// `| head`) ends the output quietly instead of panicking as `print!`
+/// would; any other failure (a full disk) is an error ([`IO_ERROR`]): the
+/// result did not reach the caller.
+pub(crate) fn write_out(bytes: &[u8]) -> Result<(), Fail> {
+    use std::io::{ErrorKind, Write};
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{text}").and_then(|()| out.flush());
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(Fail(
+            IO_ERROR,
+            format!("could not write the result to stdout: {e}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// [`write_out`] of one line.
+pub(crate) fn print_line(text: &str) -> Result<(), Fail> {
+    write_out(format!("{text}\n").as_bytes())
 }
 
 fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
@@ -298,7 +323,7 @@ fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
         say!("{verb} {}", path.display());
     }
     for (path, why) in &report.failed {
-        eprintln!("codejail: could not remove {}: {why}", path.display());
+        tell!("codejail: could not remove {}: {why}", path.display());
     }
     say!(
         "{} {verb}, {} of running processes left alone, {} failed",
@@ -352,7 +377,9 @@ pub(crate) fn settings(config: Option<PathBuf>) -> Result<Settings, Fail> {
     let file = config.or_else(|| std::env::var_os("CODEJAIL_CONFIG").map(PathBuf::from));
     let settings = match file {
         Some(file) => Settings::load(&file).map_err(|e| match e {
-            SettingsError::Read { .. } => usage(format!("cannot read the settings file: {e}")),
+            SettingsError::Read { .. } | SettingsError::TooLarge { .. } => {
+                usage(format!("cannot read the settings file: {e}"))
+            }
             _ => usage(e),
         })?,
         None => Settings::defaults(),

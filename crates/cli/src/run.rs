@@ -67,17 +67,17 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs, stop: &crate::Stop) ->
             "layers": r.layers.names(),
             "landlock": r.landlock.map(|e| e.as_str()),
         });
-        say!("{out}");
+        crate::print_line(&out.to_string())?;
         return Ok(0);
     }
-    let _ = std::io::stdout().write_all(&r.stdout);
+    let written = crate::write_out(&r.stdout);
     let _ = std::io::stderr().write_all(&r.stderr);
-    let _ = std::io::stdout().flush();
+    written?;
     match r.killed_by {
         // The signal that stopped this command says it.
         Some(codejail::KillReason::Cancelled) => {}
         // As `timeout` and friends do: say why the program was stopped.
-        Some(reason) => eprintln!("codejail: killed: {}", killed_by(reason, &request.call)),
+        Some(reason) => tell!("codejail: killed: {}", killed_by(reason, &request.call)),
         None => {}
     }
     Ok(if r.status < 0 {

@@ -38,7 +38,7 @@ pub(crate) fn serve(
     })?;
     for check in service.checks() {
         if let Some(why) = &check.failure {
-            eprintln!("codejail serve: start-up check {} failed: {why}", check.id);
+            tell!("codejail serve: start-up check {} failed: {why}", check.id);
         }
     }
     runtime.block_on(async {
@@ -48,7 +48,7 @@ pub(crate) fn serve(
         let addr = listener
             .local_addr()
             .map_err(|e| setup(format!("cannot read the listening address: {e}")))?;
-        crate::print_line(&format!("codejail serve: listening on http://{addr}"));
+        let _ = crate::print_line(&format!("codejail serve: listening on http://{addr}"));
         tracing::info!(%addr, "listening");
         // The signal thread of `Stop` has it from the command's start;
         // looked at every 20 ms, which nobody waiting for a stop notices.

@@ -705,6 +705,10 @@ fn inputs_are_bounded_and_reserved_names_refused() {
     assert!(err.contains("larger than 16 MiB"), "{err}");
     let err = usage_error(&["exec", "--code", "x = 1", "--globals-file", "/dev/zero"]);
     assert!(err.contains("larger than 64 MiB"), "{err}");
+    // An endless settings file is not read to its end (it took gigabytes
+    // a second).
+    let err = usage_error(&["run", "--config", "/dev/zero", "--code", "1"]);
+    assert!(err.contains("larger than 1024 KiB"), "{err}");
     for name in [".codejail-driver", ".codejail-argv.json"] {
         let err = usage_error(&[
             "run",
@@ -1339,4 +1343,73 @@ fn doctor_reports_user_namespaces_from_the_host() {
         let t = text(&codejail(&["doctor"]).stdout);
         assert!(t.contains("user namespaces: missing: "), "{t}");
     }
+}
+
+/// The command with its stdout and stderr on the given files (stdout
+/// `None`: a pipe whose reader is gone), and one request on stdin (for
+/// `api`).
+fn codejail_to(args: &[&str], stdout: Option<Stdio>, stderr: Stdio) -> std::process::ExitStatus {
+    let closed = stdout.is_none();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_codejail"))
+        .args(args)
+        .env_remove("CODEJAIL_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(stdout.unwrap_or_else(Stdio::piped))
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    if closed {
+        drop(child.stdout.take());
+    }
+    let mut request = child.stdin.take().unwrap();
+    let _ = request.write_all(b"{}");
+    drop(request);
+    child.wait().unwrap()
+}
+
+fn full() -> Stdio {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap()
+        .into()
+}
+
+/// A stderr that cannot be written loses the message, never the exit
+/// status: it panicked (exit 101) on every error.
+#[test]
+fn support_a_stderr_that_cannot_be_written_keeps_the_exit_status() {
+    let status = codejail_to(&["run", "--limit", "foo=1"], Some(Stdio::null()), full());
+    assert_eq!(status.code(), Some(2));
+    let status = codejail_to(
+        &["run", "--jail", "nope", "--code", "1"],
+        Some(Stdio::null()),
+        full(),
+    );
+    assert_eq!(status.code(), Some(3));
+    let status = codejail_to(
+        &["exec", "--code", "raise ValueError(1)"],
+        Some(Stdio::null()),
+        full(),
+    );
+    assert_eq!(status.code(), Some(1));
+}
+
+/// A result that cannot be written (a full disk) is an error, 74: it was
+/// exit 0, the result lost. A reader that went away (a closed pipe) ends
+/// the output quietly.
+#[test]
+fn support_a_result_that_cannot_be_written_is_an_error() {
+    for args in [
+        &["exec", "--code", "x = 1"][..],
+        &["run", "--code", "print(1)"],
+        &["run", "--json", "--code", "print(1)"],
+    ] {
+        let status = codejail_to(args, Some(full()), Stdio::null());
+        assert_eq!(status.code(), Some(74), "{args:?}");
+    }
+    let status = codejail_to(&["api"], Some(full()), Stdio::null());
+    assert_eq!(status.code(), Some(74), "api's answer");
+    let status = codejail_to(&["exec", "--code", "x = 1"], None, Stdio::null());
+    assert_eq!(status.code(), Some(0), "a closed pipe");
 }

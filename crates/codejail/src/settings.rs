@@ -56,6 +56,15 @@ pub enum SettingsError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is larger than [`Settings::MAX_BYTES`] (an endless file,
+    /// such as `/dev/zero`, is not read to its end).
+    #[error("{}: larger than {} KiB; give the settings file (a few KiB of TOML)", file.display(), max >> 10)]
+    TooLarge {
+        /// The file.
+        file: PathBuf,
+        /// The most bytes a settings file may hold.
+        max: u64,
+    },
     /// The file is not valid, at a line, for a key.
     #[error("{}:{line}: {key}: {message}", file.display())]
     Invalid {
@@ -148,12 +157,31 @@ impl Settings {
     /// # Errors
     /// [`SettingsError`] naming the file, line and key.
     pub fn load(file: &Path) -> Result<Settings, SettingsError> {
-        let text = std::fs::read_to_string(file).map_err(|source| SettingsError::Read {
+        use std::io::Read;
+        let read = |source| SettingsError::Read {
             file: file.to_owned(),
             source,
-        })?;
+        };
+        // At most one byte past the bound: an endless file is not read to
+        // its end.
+        let mut text = String::new();
+        std::fs::File::open(file)
+            .map_err(read)?
+            .take(Settings::MAX_BYTES + 1)
+            .read_to_string(&mut text)
+            .map_err(read)?;
+        if text.len() as u64 > Settings::MAX_BYTES {
+            return Err(SettingsError::TooLarge {
+                file: file.to_owned(),
+                max: Settings::MAX_BYTES,
+            });
+        }
         Settings::parse(&text, file)
     }
+
+    /// The most bytes a settings file may hold ([`Settings::load`]): 1 MiB,
+    /// where a settings file is a few KiB.
+    pub const MAX_BYTES: u64 = 1 << 20;
 
     /// Parses settings text; `file` is only used in messages.
     ///
