@@ -749,6 +749,25 @@ fn globals_round_trip_and_errors_echo_the_input() {
         body.ends_with("ZeroDivisionError: division by zero\\\\n' with status code: 1\"}"),
         "{body}"
     );
+    // Exited with status 0 before its globals came back: what
+    // codejail-service answers (CodeJail's `json.loads` of an empty stdout).
+    for code in ["import sys\\nsys.exit(0)", "import os\\nos._exit(0)"] {
+        let r = exec(
+            s.addr,
+            &format!(r#"{{"code": "{code}", "globals_dict": {{"a": 1}}}}"#),
+            &[],
+        );
+        assert_eq!(
+            r.all(),
+            (
+                200,
+                JSON.into(),
+                r#"{"globals_dict":{"a": 1},"emsg":"Expecting value: line 1 column 1 (char 0)"}"#
+                    .into()
+            ),
+            "{code}"
+        );
+    }
     // python_lib.zip, as edx-platform sends it.
     let lib = course_library(s.dir.path());
     let payload = r#"{"code": "from course_library import triangular_number\nresult = triangular_number(6)", "globals_dict": {}, "python_path": ["python_lib.zip"]}"#;

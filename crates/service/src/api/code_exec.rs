@@ -67,6 +67,11 @@ pub(super) async fn code_exec(State(app): State<Arc<App>>, request: Request) -> 
     done.response
 }
 
+/// codejail-service's `emsg` for code that exited with status 0 before
+/// its globals came back: `str()` of the `JSONDecodeError` CodeJail's
+/// `json.loads` of the empty stdout raises.
+const NO_GLOBALS: &str = "Expecting value: line 1 column 1 (char 0)";
+
 async fn serve_code_exec(app: &Arc<App>, request: Request, started: Instant) -> Done {
     if let Some(r) = authorized(app, &request) {
         return Done::refused(r, "unauthorized");
@@ -325,6 +330,15 @@ async fn serve_code_exec(app: &Arc<App>, request: Request, started: Instant) -> 
             codejail::JailError::Warm(codejail::WarmError::Busy { .. })
             | codejail::JailError::Cancelled,
         ))) => done(busy(), "busy", None, None),
+        // The code exited with status 0 before its globals were written
+        // (`sys.exit(0)`): codejail-service's emsg is what CodeJail's
+        // `json.loads` of the empty stdout raises.
+        Ok(Err(SafeExecError::Result(codejail::ResultError::Missing))) => done(
+            with_error(&params.globals_json, NO_GLOBALS),
+            "code_error",
+            None,
+            Some(0),
+        ),
         Ok(Err(e)) => {
             let result = e.result();
             let killed_by = result.and_then(|r| r.killed_by).map(|k| k.as_str());
