@@ -96,7 +96,7 @@ pub async fn parse(
     max_file_bytes: u64,
 ) -> Result<Form, FormError> {
     match media_type(content_type).as_str() {
-        "application/x-www-form-urlencoded" => urlencoded(&body, max_fields_bytes),
+        "application/x-www-form-urlencoded" => urlencoded(&body),
         "multipart/form-data" => {
             multipart(content_type, body, max_fields_bytes, max_file_bytes).await
         }
@@ -104,10 +104,11 @@ pub async fn parse(
     }
 }
 
-fn urlencoded(body: &[u8], max_fields_bytes: u64) -> Result<Form, FormError> {
-    if body.len() as u64 > max_fields_bytes {
-        return Err(FormError::FieldsTooBig(max_fields_bytes));
-    }
+/// A form-encoded body: no cap on its fields but the body's own, as in
+/// codejail-service, whose form-encoded bodies DRF's `FormParser` reads
+/// from the stream, out of reach of Django's `DATA_UPLOAD_MAX_MEMORY_SIZE`
+/// (edx-platform sends its payload so whenever it has no file).
+fn urlencoded(body: &[u8]) -> Result<Form, FormError> {
     let fields: Vec<(String, String)> = form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
@@ -160,7 +161,9 @@ async fn multipart(
                 }
             }
             None => {
-                fields_bytes += (name.len() + data.len()) as u64;
+                // Django counts each field's name and value, and two more
+                // bytes (a form-encoded body's `=` and `&`).
+                fields_bytes += (name.len() + data.len() + 2) as u64;
                 if fields_bytes > max_fields_bytes {
                     return Err(FormError::FieldsTooBig(max_fields_bytes));
                 }
@@ -232,14 +235,29 @@ mod tests {
             err.to_string(),
             "Unsupported media type \"application/json\" in request."
         );
-        let err = run(parse(
+        // A form-encoded body's fields have no cap of their own.
+        let form = run(parse(
             "application/x-www-form-urlencoded",
             Bytes::from(vec![b'a'; 11]),
             10,
             10,
         ))
-        .unwrap_err();
-        assert_eq!(err, FormError::FieldsTooBig(10));
+        .unwrap();
+        assert_eq!(form.fields, [("a".repeat(11), String::new())]);
+        // A multipart field counts its name, its value and two bytes.
+        let field = |value: &str| {
+            format!("--B\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\n{value}\r\n--B--\r\n")
+        };
+        let parsed = |value: &str| {
+            run(parse(
+                "multipart/form-data; boundary=B",
+                Bytes::from(field(value)),
+                10,
+                10,
+            ))
+        };
+        assert!(parsed("1234567").is_ok());
+        assert_eq!(parsed("12345678").unwrap_err(), FormError::FieldsTooBig(10));
         let body = "--B\r\nContent-Disposition: form-data; name=\"f\"; filename=\"f\"\r\n\r\n0123456789A\r\n--B--\r\n";
         let err = run(parse(
             "multipart/form-data; boundary=B",
