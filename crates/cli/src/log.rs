@@ -86,7 +86,6 @@ where
         event: &Event<'_>,
     ) -> fmt::Result {
         let level = event.metadata().level().as_str().to_ascii_lowercase();
-        write!(writer, "codejail: {level}: ")?;
         let mut spans = Vec::new();
         for span in ctx.event_scope().into_iter().flat_map(|s| s.from_root()) {
             if let Some(fields) = span.extensions().get::<FormattedFields<N>>() {
@@ -95,10 +94,44 @@ where
                 }
             }
         }
+        let mut line = String::new();
         if !spans.is_empty() {
-            write!(writer, "[{}] ", spans.join(" "))?;
+            line = format!("[{}] ", spans.join(" "));
         }
-        ctx.field_format().format_fields(writer.by_ref(), event)?;
-        writeln!(writer)
+        ctx.field_format()
+            .format_fields(Writer::new(&mut line), event)?;
+        // One event, one line: a value's line breaks (a caller's slug, a
+        // message) must not start a line a reader takes for another event.
+        writeln!(writer, "codejail: {level}: {}", one_line(&line))
+    }
+}
+
+/// `text` with its control characters escaped (`\n`, `\r`, `\t`,
+/// `\u{..}`).
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn a_logged_value_cannot_start_a_line() {
+        assert_eq!(one_line("slug=a\nb] ran"), "slug=a\\nb] ran");
+        assert_eq!(one_line("a\r\tb\u{1b}[31m"), "a\\r\\tb\\u{1b}[31m");
+        assert_eq!(one_line("plain café"), "plain café");
     }
 }

@@ -1413,3 +1413,22 @@ fn support_a_result_that_cannot_be_written_is_an_error() {
     let status = codejail_to(&["exec", "--code", "x = 1"], None, Stdio::null());
     assert_eq!(status.code(), Some(0), "a closed pipe");
 }
+
+/// One event, one log line: a slug's line break is escaped, not a new
+/// line a log reader takes for another event.
+#[test]
+fn deny_a_slug_forges_a_log_line() {
+    let out = codejail(&[
+        "run",
+        "--slug",
+        "a\ncodejail: error: forged",
+        "--log-level",
+        "info",
+        "--code",
+        "1",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let err = text(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("slug=a\\ncodejail: error: forged]"), "{err}");
+}

@@ -45,9 +45,9 @@ pub enum ConfigError {
         /// The name given.
         user: String,
     },
-    /// The sandbox user does not exist.
+    /// The sandbox user is no account (by name or uid).
     #[error(
-        "sandbox user `{user}` not found in /etc/passwd; create it (cargo xtask setup-sandbox) or give a numeric uid"
+        "sandbox user `{user}` is no account of /etc/passwd (by name, or by uid: a run needs the account's group too); create it (cargo xtask setup-sandbox) or name an account"
     )]
     UnknownUser {
         /// The name given.

@@ -105,7 +105,7 @@ struct RawJail {
     allow_exec: bool,
     policy: Option<Spanned<String>>,
     apparmor_profile: Option<String>,
-    jail_parent: Option<String>,
+    jail_parent: Option<Spanned<String>>,
     uids: Option<Spanned<String>>,
     uid_lock_dir: Option<Spanned<String>>,
     #[serde(default)]
@@ -324,8 +324,27 @@ impl Settings {
                 config.read_paths.push(p);
             }
             config.apparmor_profile = jail.apparmor_profile;
-            config.jail_parent = jail.jail_parent.map(PathBuf::from);
+            if let Some(dir) = jail.jail_parent {
+                // A relative parent would put jails in whatever directory
+                // the caller runs in, where `gc` does not look.
+                let path = PathBuf::from(dir.get_ref());
+                if !path.is_absolute() {
+                    return Err(invalid(
+                        dir.span().start,
+                        format!("jails.{name}.jail_parent"),
+                        format!(
+                            "`{}` is not an absolute path; give the full path, or leave it out for the system's temporary directory",
+                            dir.get_ref()
+                        ),
+                    ));
+                }
+                config.jail_parent = Some(path);
+            }
             settings.jails.insert(name, config);
+        }
+        // No jail configured: the built-in one, as without a file.
+        if settings.jails.is_empty() {
+            settings.jails = Settings::defaults().jails;
         }
         Ok(settings)
     }
@@ -394,6 +413,19 @@ mod tests {
         let jail = &s.jails["python"];
         assert_eq!(jail.user.as_deref(), Some("sandbox"));
         assert_eq!(jail.uids, Uids::default());
+        // No jail in the file: the built-in one, as without a file.
+        for text in ["", "[limits]\ncpu = 2\n", "[jails]\n"] {
+            let s = parse(text).unwrap();
+            assert_eq!(
+                s.jails.keys().collect::<Vec<_>>(),
+                Settings::defaults().jails.keys().collect::<Vec<_>>(),
+                "{text:?}"
+            );
+            assert_eq!(
+                s.jails["python"].bin,
+                Settings::defaults().jails["python"].bin
+            );
+        }
         let two = parse(
             "[jails.a]\nbin = \"/x\"\nuids = \"off\"\n[jails.b]\nbin = \"/x\"\nuids = \"3000000-3000999\"\nuid_lock_dir = \"/run/l\"\n",
         )
@@ -454,6 +486,19 @@ mod tests {
             err.starts_with("codejail.toml:3: jails.python.usr: unknown field `usr`"),
             "{err}"
         );
+        for parent in ["", "relative"] {
+            let err = parse(&format!(
+                "[jails.python]\nbin = \"/x\"\njail_parent = \"{parent}\"\n"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.starts_with(&format!(
+                    "codejail.toml:3: jails.python.jail_parent: `{parent}` is not an absolute path"
+                )),
+                "{err}"
+            );
+        }
         let err = parse("[limits\ncpu = 1\n").unwrap_err().to_string();
         assert!(err.starts_with("codejail.toml:1: -:"), "{err}");
         let err = parse("[jails.python]\nbin = 3\n").unwrap_err().to_string();
