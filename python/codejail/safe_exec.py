@@ -129,7 +129,9 @@ def not_safe_exec(code, globals_dict, files=None, python_path=None, limit_overri
         try:
             exec(code, namespace)  # pylint: disable=exec-used
         except Exception as e:  # pylint: disable=broad-except
-            raise SafeExecException("{0.__class__.__name__}: {0!s}".format(e)) from None
+            # As CodeJail: raised while handling the code's exception, which
+            # stays its context (a traceback shows both).
+            raise SafeExecException("{0.__class__.__name__}: {0!s}".format(e))  # pylint: disable=raise-missing-from
         finally:
             sys.path = saved_path
     globals_dict.update(json_safe(namespace))

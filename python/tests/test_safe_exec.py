@@ -175,6 +175,9 @@ def test_not_safe_exec_runs_here_with_codejails_messages():
     with pytest.raises(SafeExecException) as info:
         not_safe_exec("raise ValueError(\"That's not how you pour soup!\")", {})
     assert str(info.value) == "ValueError: That's not how you pour soup!"
+    # The code's exception is its context, shown in a traceback, as in CodeJail.
+    assert isinstance(info.value.__context__, ValueError)
+    assert not info.value.__suppress_context__
     globs = {}
     not_safe_exec("import module; a = module.const", globs, python_path=[file_here("pylib")])
     assert globs["a"] == 42
