@@ -32,6 +32,14 @@ pub(crate) fn serve(
         .enable_all()
         .build()
         .map_err(|e| setup(format!("cannot start the runtime: {e}")))?;
+    // The address first: one in use, or not this host's, fails at once,
+    // before the pool starts (connections that come meanwhile wait in
+    // the listen backlog).
+    let listener = runtime.block_on(async {
+        codejail_service::bind(settings.service.listen)
+            .await
+            .map_err(setup)
+    })?;
     let service = codejail_service::Service::start(&settings).map_err(|e| match e {
         codejail_service::ServeError::NoJail(_) => usage(e),
         e => setup(e),
@@ -42,9 +50,6 @@ pub(crate) fn serve(
         }
     }
     runtime.block_on(async {
-        let listener = codejail_service::bind(settings.service.listen)
-            .await
-            .map_err(setup)?;
         let addr = listener
             .local_addr()
             .map_err(|e| setup(format!("cannot read the listening address: {e}")))?;

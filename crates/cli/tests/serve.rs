@@ -1556,4 +1556,11 @@ fn serve_refuses_bad_settings_with_one_line() {
         run("[jails.python]\nbin = \"/usr/bin/python3\"\n[service]\njail = \"ruby\"\n");
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("no jail `ruby` is configured"), "{err}");
+    // An address in use fails at once, before the pool starts (it failed
+    // after the pool's start and its checks, with five lines).
+    let held = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = held.local_addr().unwrap();
+    let (code, err) = run(&format!("[service]\nenabled = true\nlisten = \"{addr}\"\n"));
+    assert_eq!(code, Some(3), "{err}");
+    assert!(err.contains(&format!("cannot listen on {addr}")), "{err}");
 }
