@@ -335,7 +335,7 @@ fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
 }
 
 /// Ends the runs of this process when it is asked to stop (SIGTERM,
-/// SIGINT, SIGHUP), so that they are killed and their jail directories
+/// SIGINT, SIGHUP, and SIGUSR1, SIGUSR2, SIGALRM), so that they are killed and their jail directories
 /// removed before it exits; the exit code is then 128 + the signal.
 pub(crate) struct Stop {
     pub cancel: codejail::Cancel,
@@ -344,16 +344,20 @@ pub(crate) struct Stop {
 
 impl Stop {
     fn install() -> Result<Stop, Fail> {
-        use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+        use signal_hook::consts::{SIGALRM, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+        // Every signal whose default ends the process without a core,
+        // SIGKILL aside: any of them would leave the run's jail and uid
+        // lease behind (SIGPIPE is ignored, as Rust programs do).
+        const STOPS: [i32; 6] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGALRM];
         let cancel = codejail::Cancel::new().map_err(setup)?;
         let signal = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
         // Held while their handlers are installed: one that came in the
         // middle would be dropped (see HeldSignals), and the command would
         // go on. Delivered when `held` is dropped, once they are; the
         // thread below keeps them blocked, as it needs.
-        let held = codejail::HeldSignals::hold(&[SIGTERM, SIGINT, SIGHUP])
+        let held = codejail::HeldSignals::hold(&STOPS)
             .map_err(|e| setup(format!("could not hold signals back: {e}")))?;
-        let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])
+        let mut signals = signal_hook::iterator::Signals::new(STOPS)
             .map_err(|e| setup(format!("could not handle signals: {e}")))?;
         let (c, s) = (cancel.clone(), signal.clone());
         std::thread::spawn(move || {

@@ -16,7 +16,7 @@ pub(crate) struct ServeArgs {
     listen: Option<std::net::SocketAddr>,
 }
 
-/// Runs the service until SIGTERM, SIGINT or SIGHUP (the command's stop
+/// Runs the service until SIGTERM, SIGINT, SIGHUP (or another of the command's stop
 /// signals, caught from its start: one that comes while the pool starts
 /// stops the service as soon as it is up); 0 after a graceful stop.
 pub(crate) fn serve(

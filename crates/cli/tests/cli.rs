@@ -1038,8 +1038,9 @@ fn logs_name_the_slug_and_every_kill() {
     );
 }
 
-/// Nothing outlives the command: SIGTERM and SIGINT end the run, remove
-/// its jail directory and exit 128 + the signal; after a SIGKILL, `gc`
+/// Nothing outlives the command: SIGTERM, SIGINT (and the other signals
+/// that end a process by default) end the run, remove its jail directory
+/// and exit 128 + the signal; after a SIGKILL, `gc`
 /// removes what the dead command left, and nothing of a live one.
 #[test]
 fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
@@ -1075,7 +1076,14 @@ fn a_stopped_command_leaves_nothing_and_gc_cleans_after_a_killed_one() {
         }
         panic!("no jail directory appeared");
     };
-    for (signal, code) in [(libc::SIGTERM, 143), (libc::SIGINT, 130)] {
+    for (signal, code) in [
+        (libc::SIGTERM, 143),
+        (libc::SIGINT, 130),
+        // Signals that end a process by default: they ended the command
+        // with the jail left behind.
+        (libc::SIGUSR1, 138),
+        (libc::SIGALRM, 142),
+    ] {
         let child = start();
         wait_for_jail();
         let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
