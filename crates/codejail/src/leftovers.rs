@@ -53,7 +53,28 @@ impl GcReport {
 /// what it would remove.
 pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
     sweep(parents, dry_run, |parent, name, _path| {
-        codejail_fs::remove_tree_at(parent, name).map_err(|e| e.to_string())
+        // Another `gc` at once empties the same tree: what it removed
+        // first is gone under this walk (`ENOENT`). The walk then starts
+        // again on what is left, until the tree is gone.
+        let mut tries = 8;
+        loop {
+            match codejail_fs::remove_tree_at(parent, name) {
+                Err(e) if e.source.kind() == std::io::ErrorKind::NotFound => {
+                    let gone = matches!(
+                        rustix::fs::statat(parent, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW),
+                        Err(rustix::io::Errno::NOENT)
+                    );
+                    tries -= 1;
+                    if gone {
+                        return Ok(());
+                    }
+                    if tries == 0 {
+                        return Err(e.to_string());
+                    }
+                }
+                done => return done.map_err(|e| e.to_string()),
+            }
+        }
     })
 }
 

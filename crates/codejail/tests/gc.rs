@@ -59,3 +59,49 @@ fn support_gc_removes_the_run_cgroups_of_a_dead_owner_only() {
     assert!(!left, "the dead owner's cgroup is still there");
     assert!(!report.removed.contains(&live), "{report:?}");
 }
+
+/// Two `gc` at once on the same leftovers both succeed: a tree the other
+/// is emptying is walked again on what is left (each failed on the
+/// entries the other had removed first).
+#[test]
+fn support_two_gc_at_once_both_succeed() {
+    let mut child = std::process::Command::new("/bin/sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let start = codejail::owner::start_time(pid).unwrap();
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let parents = [parent.path().to_owned()];
+    for round in 0..6 {
+        for jail in 0..4 {
+            let home = parent
+                .path()
+                .join(format!("codejail-{pid}.{start}-r{round}j{jail}"));
+            for dir in 0..20 {
+                let d = home.join(format!("d{dir}")).join("deeper");
+                std::fs::create_dir_all(&d).unwrap();
+                for file in 0..40 {
+                    std::fs::write(d.join(format!("f{file}")), b"x").unwrap();
+                }
+            }
+        }
+        let both: Vec<_> = (0..2)
+            .map(|_| {
+                let parents = parents.clone();
+                std::thread::spawn(move || codejail::gc(&parents, false))
+            })
+            .collect();
+        for gc in both {
+            let report = gc.join().unwrap();
+            assert!(
+                report.failed.is_empty(),
+                "round {round}: {:?}",
+                report.failed
+            );
+        }
+        assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 0);
+    }
+}

@@ -14,6 +14,9 @@
 //! `..` is checked to be the directory the walk came down from (device
 //! and inode), and the walk stops with an error where it is not (a
 //! directory moved out of the tree while it was being emptied).
+//!
+//! An entry found gone (`ENOENT`) counts as removed: two `codejail gc` at
+//! once empty the same trees, each meeting what the other removed first.
 
 use std::ffi::{CStr, CString, OsStr};
 use std::io;
@@ -94,7 +97,7 @@ pub fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Remove
     )?;
     empty_tree(dir.as_fd())?;
     drop(dir);
-    rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR).map_err(fail("remove", entry))
+    gone_or(rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)).map_err(fail("remove", entry))
 }
 
 /// Removes everything below `top`, leaving `top` itself, empty.
@@ -121,7 +124,15 @@ fn empty_tree_observed(
     while let Some(top) = levels.last_mut() {
         if let Some(sub) = top.pending.pop() {
             path.push(OsStr::from_bytes(sub.as_bytes()));
-            cur = open_subdir(cur.as_fd(), &sub, &path)?;
+            cur = match open_subdir(cur.as_fd(), &sub, &path) {
+                Ok(dir) => dir,
+                // Gone already (another `gc` removing the same tree).
+                Err(e) if e.source.raw_os_error() == Some(Errno::NOENT.raw_os_error()) => {
+                    path.pop();
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             entered(&path);
             let id = identity(cur.as_fd(), &path)?;
             let pending = empty_dir(cur.as_fd(), &path)?;
@@ -144,11 +155,21 @@ fn empty_tree_observed(
                 Errno::STALE,
             ));
         }
-        rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR).map_err(fail("remove", &path))?;
+        gone_or(rustix::fs::unlinkat(&parent, &name, AtFlags::REMOVEDIR))
+            .map_err(fail("remove", &path))?;
         path.pop();
         cur = parent;
     }
     Ok(())
+}
+
+/// A removal's result, where an entry already gone (`ENOENT`: another
+/// `gc` removing the same tree) is removed.
+fn gone_or(removed: rustix::io::Result<()>) -> rustix::io::Result<()> {
+    match removed {
+        Err(Errno::NOENT) => Ok(()),
+        other => other,
+    }
 }
 
 fn dir_flags() -> OFlags {
@@ -172,15 +193,18 @@ fn empty_dir(dir: BorrowedFd<'_>, path: &Path) -> Result<Vec<CString>, RemoveErr
             continue;
         }
         let kind = match entry.file_type() {
-            FileType::Unknown => rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)
-                .map(|st| FileType::from_raw_mode(st.st_mode))
-                .map_err(fail("stat", &path.join(OsStr::from_bytes(name.to_bytes()))))?,
+            FileType::Unknown => match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+                Err(Errno::NOENT) => continue,
+                st => st
+                    .map(|st| FileType::from_raw_mode(st.st_mode))
+                    .map_err(fail("stat", &path.join(OsStr::from_bytes(name.to_bytes()))))?,
+            },
             kind => kind,
         };
         if kind == FileType::Directory {
             subdirs.push(name.to_owned());
         } else {
-            rustix::fs::unlinkat(dir, name, AtFlags::empty()).map_err(fail(
+            gone_or(rustix::fs::unlinkat(dir, name, AtFlags::empty())).map_err(fail(
                 "unlink",
                 &path.join(OsStr::from_bytes(name.to_bytes())),
             ))?;
