@@ -122,6 +122,17 @@ class JailResult:
 
 
 # pylint: disable=too-many-arguments
+def _log_preparing(slug, limit_overrides_context):
+    """CodeJail's line before a run with a slug (INFO)."""
+    if slug:
+        log.info(
+            "Preparing to execute jailed code %r (overrides context = %r, resource limits = %r).",
+            slug,
+            limit_overrides_context,
+            get_effective_limits(limit_overrides_context),
+        )
+
+
 def jail_code(command, code=None, files=None, extra_files=None, argv=None, stdin=None,
               limit_overrides_context=None, slug=None):
     """Runs ``code`` (or a copied file named first in ``argv``) with the
@@ -133,13 +144,7 @@ def jail_code(command, code=None, files=None, extra_files=None, argv=None, stdin
     if not is_configured(command):
         raise Exception("jail_code needs to be configured for %r" % command)  # pylint: disable=broad-exception-raised
     jail = Jail.from_entry(command, COMMANDS[command])
-    if slug:
-        log.info(
-            "Preparing to execute jailed code %r (overrides context = %r, resource limits = %r).",
-            slug,
-            limit_overrides_context,
-            get_effective_limits(limit_overrides_context),
-        )
+    _log_preparing(slug, limit_overrides_context)
     status, stdout, stderr = jail.run_code(
         code, files, extra_files, argv, stdin, slug, limit_overrides_context
     )

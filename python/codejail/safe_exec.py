@@ -63,6 +63,8 @@ def safe_exec(code, globals_dict, files=None, python_path=None, limit_overrides_
     if not jail_code.is_configured("python"):
         raise RuntimeError("safe_exec has not been configured for Python")
     jail = Jail.from_entry("python", jail_code.COMMANDS["python"])
+    # CodeJail's safe_exec runs through its jail_code, which says this.
+    jail_code._log_preparing(slug, limit_overrides_context)  # pylint: disable=protected-access
     if LOG_ALL_CODE:
         log.debug("Exec: %s", code)
         log.debug("Globals: %r", globals_dict)

@@ -70,7 +70,13 @@ def test_overriding_proxy_is_refused_with_codejails_error(caplog):
 def test_safe_exec_slugs_get_logged_too(caplog):
     with caplog.at_level(logging.INFO, logger="codejail"):
         safe_exec.safe_exec("a = 1", {}, slug="course-1/problem-2")
-    assert any(r.getMessage().startswith("Executed jailed code course-1/problem-2 in ") for r in caplog.records)
+    messages = [r.getMessage() for r in caplog.records]
+    # As CodeJail's safe_exec, which runs through its jail_code: the line
+    # before the run, then the run's.
+    preparing = [i for i, m in enumerate(messages)
+                 if m.startswith("Preparing to execute jailed code 'course-1/problem-2' (overrides context = None, ")]
+    executed = [i for i, m in enumerate(messages) if m.startswith("Executed jailed code course-1/problem-2 in ")]
+    assert len(preparing) == 1 and len(executed) == 1 and preparing[0] < executed[0], messages
 
 
 def test_a_once_per_process_warning_of_the_binary_is_said_once(caplog):
