@@ -170,6 +170,13 @@ class Jail:
 
     def check_safe_exec(self):
         """A JailError when this jail's language has no safe_exec."""
+        if self.lang.safe_exec_template is None and self.command in self.known_commands and self.lang.argv:
+            # A 4.x-style dict entry whose interpreter arguments are not the
+            # built-in driver's: say so, not that this is no Python jail.
+            raise JailError(
+                "COMMANDS[{!r}] runs the interpreter with {!r}: safe_exec runs it with -E -B only; "
+                "use jail_code.configure({!r}, bin_path, user)".format(self.command, self.lang.argv, self.command)
+            )
         if self.lang.safe_exec_template is None:
             raise JailError(
                 "Code Jail {} not configured to run in safe_exec mode.  Try jail_code() instead".format(self.command)

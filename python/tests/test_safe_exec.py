@@ -231,6 +231,15 @@ def test_configured_on_import_in_a_virtualenv_from_codejails_variables():
     assert out.stdout.strip() == "{'python': Jail('python', '%s/bin/python', user='sandbox', lang=python3)}" % sibling
 
 
+def test_python_entry_with_other_interpreter_arguments_says_which(monkeypatch):
+    from codejail import JailError
+
+    monkeypatch.setitem(jail_code.COMMANDS, "python", {"cmdline_start": ["/usr/bin/python3", "-B", "-E"],
+                                                       "user": None})
+    with pytest.raises(JailError, match=r"runs the interpreter with \['-B', '-E'\]: safe_exec runs it with -E -B"):
+        safe_exec.safe_exec("a = 1", {})
+
+
 def test_python_configured_with_a_language_without_safe_exec_is_a_jail_error():
     from codejail import JailError, other
 
