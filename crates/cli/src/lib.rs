@@ -82,9 +82,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Remove the jail and warm pool directories and the run cgroups left
-    /// by codejail processes that are gone (killed, crashed); never those
-    /// of a running one.
+    /// Remove the jail and warm pool directories, the run cgroups and the
+    /// uid leases left by codejail processes that are gone (killed,
+    /// crashed); never those of a running one.
     Gc {
         /// Only say what would be removed.
         #[arg(long)]
@@ -317,7 +317,15 @@ pub(crate) fn print_line(text: &str) -> Result<(), Fail> {
 
 fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
     let settings = settings(config)?;
-    let report = codejail::gc(&settings.jail_parents(), dry_run).and(codejail::gc_cgroups(dry_run));
+    let mut report =
+        codejail::gc(&settings.jail_parents(), dry_run).and(codejail::gc_cgroups(dry_run));
+    // The leases after the jails: a lease is let go after its jail is
+    // removed. Only root's runs take leases.
+    if rustix::process::geteuid().is_root() {
+        for dir in settings.uid_lock_dirs() {
+            report = report.and(codejail::gc_leases(&dir, dry_run));
+        }
+    }
     let verb = if dry_run { "would remove" } else { "removed" };
     for path in &report.removed {
         say!("{verb} {}", path.display());

@@ -65,5 +65,5 @@ pub use registry::{
 pub use request::{CallOptions, JailCode, JailResult, SafeExecOptions, StdinFd};
 pub use runner::Runner;
 pub use settings::{ServiceSettings, Settings, SettingsError};
-pub use uids::{DEFAULT_UID_LOCK_DIR, UidError, UidRange, UidRangeError, Uids};
+pub use uids::{DEFAULT_UID_LOCK_DIR, UidError, UidRange, UidRangeError, Uids, gc_leases};
 pub use warm::{Health, Warm, WarmOptions};

@@ -381,6 +381,24 @@ impl Settings {
         crate::leftovers::parents_of(self.jails.values().map(|j| j.jail_parent.as_deref()))
     }
 
+    /// Where the uid leases of these settings' jails are: each jail's
+    /// `uid_lock_dir`, or [`crate::DEFAULT_UID_LOCK_DIR`] (what
+    /// [`crate::gc_leases`] looks through), each once.
+    pub fn uid_lock_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .jails
+            .values()
+            .map(|j| {
+                j.uid_lock_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_UID_LOCK_DIR))
+            })
+            .collect();
+        dirs.sort();
+        dirs.dedup();
+        dirs
+    }
+
     /// The built-in defaults: jail `python` is the first of
     /// `/usr/bin/python3` and `python3` on `PATH`, policy `auto`.
     pub fn defaults() -> Settings {

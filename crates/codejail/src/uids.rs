@@ -401,6 +401,86 @@ fn try_take(dir_fd: &OwnedFd, dir: &Path, uid: u32) -> Result<Option<UidLease>, 
     Ok(None)
 }
 
+/// Removes from `dir` the lock files no run holds: those a killed caller
+/// left (the next taker of the uid would reuse and remove each). Each is
+/// taken as a run takes it (locked without waiting, and still the file its
+/// name leads to) and let go as a run lets go (unlinked, then closed), so
+/// a run taking the uid meanwhile is never left holding an unlinked
+/// inode. A lock held by a live run stays, listed as live. With
+/// `dry_run`, only says what it would remove. A missing directory has
+/// nothing to remove.
+pub fn gc_leases(dir: &Path, dry_run: bool) -> crate::GcReport {
+    let mut report = crate::GcReport::default();
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dir_fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return report,
+        Err(e) => {
+            report
+                .failed
+                .push((dir.to_owned(), io::Error::from(e).to_string()));
+            return report;
+        }
+    };
+    let names: Vec<String> = match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.parse::<u32>().is_ok_and(|uid| uid.to_string() == *n))
+            .collect(),
+        Err(e) => {
+            report.failed.push((dir.to_owned(), e.to_string()));
+            return report;
+        }
+    };
+    for name in names {
+        let path = dir.join(&name);
+        let lock = match rustix::fs::openat(
+            &dir_fd,
+            name.as_str(),
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) {
+            Ok(lock) => lock,
+            // Let go meanwhile.
+            Err(Errno::NOENT) => continue,
+            Err(e) => {
+                report.failed.push((path, io::Error::from(e).to_string()));
+                continue;
+            }
+        };
+        match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => {}
+            Err(Errno::WOULDBLOCK) => {
+                report.live.push(path);
+                continue;
+            }
+            Err(e) => {
+                report.failed.push((path, io::Error::from(e).to_string()));
+                continue;
+            }
+        }
+        let same = match (
+            rustix::fs::fstat(&lock),
+            rustix::fs::statat(&dir_fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW),
+        ) {
+            (Ok(held), Ok(now)) => now.st_dev == held.st_dev && now.st_ino == held.st_ino,
+            _ => false,
+        };
+        // Another file by that name now: a run's, or another sweep's.
+        if !same {
+            continue;
+        }
+        if !dry_run {
+            if let Err(e) = rustix::fs::unlinkat(&dir_fd, name.as_str(), AtFlags::empty()) {
+                report.failed.push((path, io::Error::from(e).to_string()));
+                continue;
+            }
+        }
+        report.removed.push(path);
+    }
+    report
+}
+
 /// A random start, so that a uid just freed is not the next one taken
 /// (not a secret: the uids in use are listed in the lock directory).
 fn random_u64() -> u64 {

@@ -477,3 +477,34 @@ except OSError as e:
         }
     }
 }
+
+/// `gc_leases` removes the lock files no run holds (a killed caller's),
+/// and only those: a held one stays, listed as live, and so does a name
+/// that is no uid; a dry run only names them.
+#[test]
+fn support_gc_removes_the_leases_no_run_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let stale = dir.path().join("2000000001");
+    let held = dir.path().join("2000000002");
+    let other = dir.path().join("notes");
+    for file in [&stale, &held, &other] {
+        std::fs::write(file, b"").unwrap();
+    }
+    let lock = std::fs::File::open(&held).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
+
+    let dry = codejail::gc_leases(dir.path(), true);
+    assert_eq!(dry.removed, std::slice::from_ref(&stale), "{dry:?}");
+    assert_eq!(dry.live, std::slice::from_ref(&held), "{dry:?}");
+    assert!(stale.exists());
+
+    let report = codejail::gc_leases(dir.path(), false);
+    assert_eq!(report.removed, std::slice::from_ref(&stale), "{report:?}");
+    assert!(report.failed.is_empty(), "{report:?}");
+    assert!(!stale.exists(), "the stale lease is still there");
+    assert!(held.exists() && other.exists());
+    drop(lock);
+    assert!(
+        codejail::gc_leases(&dir.path().join("missing"), false) == codejail::GcReport::default()
+    );
+}
