@@ -965,6 +965,66 @@ fn jail_code_traceback_reads_as_a_programs(path: &dyn Runner) {
 }
 both_paths!(jail_code_traceback_reads_as_a_programs);
 
+/// Code that ends in every way the interpreter ends a program ends the
+/// same in a warm interpreter as on the cold path (whose program is
+/// CodeJail's: the tests above), for `jail_code` and `safe_exec`: the
+/// code's `sys.excepthook` (set, raising, None, deleted, exiting),
+/// `sys.last_type`, exit functions and threads after a failure, the depth
+/// of recursion, odd `SystemExit` codes, a program's coding cookie and
+/// byte order mark.
+#[test]
+fn support_the_warm_path_ends_as_the_cold_path_ends() {
+    let jail = python();
+    let warm = jail.warm(1).unwrap();
+    let hooks = [
+        "import sys\nsys.excepthook = lambda t, v, tb: sys.stderr.write('hooked %s\\n' % t.__name__)\n1/0",
+        "import sys\ndef h(*a):\n    raise RuntimeError('hook failed')\nsys.excepthook = h\n1/0",
+        "import sys\nsys.excepthook = None\n1/0",
+        "import sys\ndel sys.excepthook\n1/0",
+        "import sys\ndef h(*a):\n    sys.exit(5)\nsys.excepthook = h\n1/0",
+        "import sys\ndef h(*a):\n    sys.exit('bye from hook')\nsys.excepthook = h\n1/0",
+        "import sys\ndef h(*a):\n    sys.exit(3)\nsys.excepthook = h\nraise KeyboardInterrupt",
+        "import sys\ndef h(t, v, tb):\n    sys.stderr.write(repr(getattr(sys, 'last_type', None)) + '\\n')\nsys.excepthook = h\n1/0",
+        "def f(n):\n    try:\n        return f(n + 1)\n    except RecursionError:\n        return n\nx = f(0)\nprint(x)\n1/0",
+        "def f():\n    f()\nf()",
+        "import atexit, sys\natexit.register(lambda: sys.stderr.write('bye\\n'))\n1/0",
+        "import sys, threading, time\ndef t():\n    time.sleep(0.2)\n    sys.stderr.write('thread done\\n')\nthreading.Thread(target=t).start()\n1/0",
+        "raise SystemExit(2**70)",
+        "class I(int):\n    def __and__(self, o):\n        return 0\nraise SystemExit(I(3))",
+        "class S:\n    def __str__(self):\n        raise ValueError\nraise SystemExit(S())",
+        "import sys\nsys.stderr = None\nraise SystemExit('m')",
+    ];
+    for code in hooks {
+        let cold = path_ends(&*jail, code);
+        let hot = path_ends(&warm, code);
+        assert_eq!(hot, cold, "{code}");
+    }
+    for program in [
+        "# -*- coding: latin-1 -*-\nprint(repr('\u{e9}'))",
+        "# coding: nosuchcodec\nprint(1)",
+        "\u{feff}print('bom')",
+    ] {
+        let run = |path: &dyn Runner| {
+            let r = path.jail_code(&code(program)).unwrap();
+            (r.status, text(&r.stdout), homeless(&text(&r.stderr)))
+        };
+        assert_eq!(run(&warm), run(&*jail), "{program}");
+    }
+    assert_eq!(warm.cold_fallbacks(), 0);
+}
+
+/// How `code` ended under `jail_code` and under `safe_exec` on `path`.
+fn path_ends(path: &dyn Runner, code_text: &str) -> ((i32, String, String), String) {
+    let r = path.jail_code(&code(code_text)).unwrap();
+    let run = (r.status, text(&r.stdout), homeless(&text(&r.stderr)));
+    let mut g = Map::new();
+    let exec = match path.safe_exec(code_text, &mut g, &SafeExecOptions::default()) {
+        Ok(()) => Value::Object(g).to_string(),
+        Err(e) => homeless(&e.codejail_message()),
+    };
+    (run, exec)
+}
+
 fn safe_exec_exit_zero_before_the_globals_is_the_codes_failure(path: &dyn Runner) {
     let err = path
         .safe_exec(

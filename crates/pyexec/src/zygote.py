@@ -67,6 +67,13 @@ SYS_LANDLOCK_RESTRICT_SELF = 446
 LANDLOCK_RULE_PATH_BENEATH = 1
 PR_SET_CHILD_SUBREAPER = 36
 
+# What a worker ends with, taken before any call's code runs: the code may
+# replace os.getpid, os.kill, signal.signal or os._exit in their modules.
+_exit = os._exit
+_getpid = os.getpid
+_kill = os.kill
+_signal = signal.signal
+
 
 class _PathBeneath(ctypes.Structure):
     _pack_ = 1
@@ -120,6 +127,7 @@ def worker(chan):
             payload = loads(sys.stdin.buffer.read().decode("utf-8"))
             code, g_dict, finish = begin(payload, 3)
             first = shim(req["home"], len(payload["python_path"]))
+            deepen()
             exec(first, {"code": code, "g_dict": g_dict})
             finish(g_dict)
             status = 0
@@ -128,38 +136,98 @@ def worker(chan):
             with open(".codejail-argv.json", "rb") as f:
                 argv = loads(f.read().decode("utf-8"))
             sys.argv = ["jailed_code"] + argv
-            with open("jailed_code") as f:
+            # Bytes, as the interpreter reads a program: its coding cookie
+            # and byte order mark hold.
+            with open("jailed_code", "rb") as f:
                 source = f.read()
             try:
                 first = compile(source, path, "exec")
-            except SyntaxError as e:
+            except (SyntaxError, ValueError) as e:
+                if isinstance(e, SyntaxError) and e.lineno == 0 and str(e.msg).startswith("unknown encoding: "):
+                    # The words of the interpreter's file reader for a
+                    # coding cookie it cannot use.
+                    e = SyntaxError("encoding problem: " + e.msg[len("unknown encoding: "):])
                 # The interpreter shows no frame for its program's syntax.
                 status = uncaught(e, None)
             else:
                 sys.path[0] = req["home"]
+                deepen()
                 exec(first, {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
                 status = 0
     except SystemExit as e:
-        status = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-        if not isinstance(e.code, int) and e.code is not None:
-            print(e.code, file=sys.stderr)
+        status = exit_status(e.code)
     except BaseException as e:
         status = uncaught(e, first)
     finally:
-        # What the interpreter does at its exit: the code's exit functions,
-        # then the streams flushed; an uncaught KeyboardInterrupt ends it
-        # by SIGINT.
+        # What the interpreter does at its exit: it waits for the code's
+        # threads, runs its exit functions, flushes the streams; an
+        # uncaught KeyboardInterrupt then ends it by SIGINT.
+        try:
+            threading = sys.modules.get("threading")
+            if threading is not None:
+                threading._shutdown()
+        except BaseException:
+            pass
         try:
             atexit._run_exitfuncs()
+        except BaseException:
+            pass
+        try:
             sys.stdout.flush()
             sys.stderr.flush()
         except BaseException:
             pass
         if status is None:
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
+            try:
+                _signal(signal.SIGINT, signal.SIG_DFL)
+                _kill(_getpid(), signal.SIGINT)
+            except BaseException:
+                pass
             status = 128 + signal.SIGINT
-        os._exit(status & 0xFF)
+        _exit(status & 0xFF)
+
+
+def deepen():
+    """Raises the recursion limit by the depth the code starts at beyond
+    CodeJail's: the zygote's frames below the worker, the worker's, and
+    one more exec. The code recurses as deep as under CodeJail (a
+    RecursionError's count, and what code that catches one computes, are
+    the same); sys.getrecursionlimit() says that much more."""
+    depth = 0
+    frame = sys._getframe(1)
+    while frame is not None:
+        depth += 1
+        frame = frame.f_back
+    sys.setrecursionlimit(sys.getrecursionlimit() + depth + 1)
+
+
+def exit_status(code):
+    """The interpreter's exit for SystemExit(code): its status, after it
+    wrote a code that is no integer, then a line break, to sys.stderr (or
+    to descriptor 2 where there is none)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        value = int.__index__(code)
+        # A value past a C long exits with -1.
+        return value & 0xFF if -(1 << 63) <= value < (1 << 63) else 0xFF
+    try:
+        text = str(code)
+    except BaseException:
+        text = ""
+    write_stderr(text + "\n")
+    return 1
+
+
+def write_stderr(text):
+    """PySys_WriteStderr: to sys.stderr, else to descriptor 2."""
+    try:
+        sys.stderr.write(text)
+    except BaseException:
+        try:
+            os.write(2, text.encode("utf-8", "backslashreplace"))
+        except BaseException:
+            pass
 
 
 # The code objects whose one line, `exec(code, g_dict)`, is the line of
@@ -183,11 +251,13 @@ def shim(home, entries):
 
 def uncaught(e, first):
     """What the interpreter does with an exception no code caught, as if
-    the code object `first` were the program: its traceback from
-    `first`'s frame on (all of it when no frame is `first`'s; none for
-    None), through sys.excepthook (the code may have set one). The exit
-    status: 1, or None for a KeyboardInterrupt (the interpreter ends by
-    SIGINT)."""
+    the code object `first` were the program (CPython's _PyErr_PrintEx):
+    its traceback from `first`'s frame on (all of it when no frame is
+    `first`'s; none for None) through sys.excepthook, which the code may
+    have set, replaced with None or deleted; a hook that raises gets the
+    interpreter's two tracebacks, one that raises SystemExit ends the run
+    with its code. The exit status: 1, the hook's SystemExit's, or None
+    for a KeyboardInterrupt (the interpreter ends by SIGINT)."""
     tb = e.__traceback__ if first is not None else None
     while tb is not None and tb.tb_frame.f_code is not first:
         tb = tb.tb_next
@@ -195,12 +265,26 @@ def uncaught(e, first):
         tb = e.__traceback__
     # The interpreter's hook prints the exception's own traceback.
     e.__traceback__ = tb
+    sys.last_type, sys.last_value, sys.last_traceback = type(e), e, tb
     try:
-        sys.excepthook(type(e), e, tb)
-    except BaseException as hook:
-        sys.stderr.write("Error in sys.excepthook:\n")
-        sys.__excepthook__(type(hook), hook, hook.__traceback__)
-        sys.stderr.write("\nOriginal exception was:\n")
+        hook = sys.excepthook
+    except AttributeError:
+        write_stderr("sys.excepthook is missing\n")
+        sys.__excepthook__(type(e), e, tb)
+        return None if isinstance(e, KeyboardInterrupt) else 1
+    try:
+        hook(type(e), e, tb)
+    except SystemExit as done:
+        return exit_status(done.code)
+    except BaseException as failed:
+        # Called by the interpreter, the hook is the first frame, and no
+        # exception is being handled.
+        failed.__context__ = None
+        if failed.__traceback__ is not None:
+            failed.__traceback__ = failed.__traceback__.tb_next
+        write_stderr("Error in sys.excepthook:\n")
+        sys.__excepthook__(type(failed), failed, failed.__traceback__)
+        write_stderr("\nOriginal exception was:\n")
         sys.__excepthook__(type(e), e, tb)
     return None if isinstance(e, KeyboardInterrupt) else 1
 
