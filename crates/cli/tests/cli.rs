@@ -352,7 +352,8 @@ fn a_missing_interpreter_exits_three_with_what_to_do() {
     let out = codejail(&["run", "--config", config.to_str().unwrap(), "--code", "1"]);
     assert_eq!(out.status.code(), Some(3));
     assert!(
-        text(&out.stderr).contains("/nonexistent/python3 not found; install it"),
+        text(&out.stderr)
+            .contains("/nonexistent/python3 not found (no file of that name); install it"),
         "{}",
         text(&out.stderr)
     );

@@ -162,6 +162,33 @@ fn a_required_layer_fails_closed_with_the_reason() {
     assert!(err.contains("`pidns` is required but unavailable"), "{err}");
     assert!(err.contains("seccomp filter"), "{err}");
     assert!(text(&out.stdout).is_empty());
+    // The same with a sandbox user, whose interpreter is asked its facts
+    // as that user when the jail is made: the layer is named, not the
+    // interpreter's permissions (it said to make the interpreter readable).
+    let Some(python) = codejail_tests::sandbox_python() else {
+        return;
+    };
+    std::fs::write(
+        &config,
+        format!("[jails.python]\nbin = \"{python}\"\nuser = \"sandbox\"\npolicy = \"require:landlock,pidns\"\n"),
+    )
+    .unwrap();
+    let out = in_container(
+        &[],
+        &[
+            "exec",
+            "--config",
+            config.to_str().unwrap(),
+            "--code",
+            "x = 1",
+        ],
+    );
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.starts_with("codejail: confinement layer `pidns` is required but unavailable"),
+        "{err}"
+    );
 }
 
 #[test]

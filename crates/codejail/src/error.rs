@@ -12,8 +12,8 @@ use crate::JailResult;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The interpreter does not exist.
-    #[error("interpreter {} not found; install it or set `bin` for the jail", bin.display())]
+    /// The interpreter does not exist (or is no file: a directory).
+    #[error("interpreter {} not found (no file of that name); install it or set `bin` for the jail to its program", bin.display())]
     InterpreterMissing {
         /// The path or name given.
         bin: PathBuf,
@@ -103,6 +103,11 @@ pub enum ConfigError {
         /// Its language.
         lang: String,
     },
+    /// A layer the jail's policy requires is missing on this host: no run
+    /// of the jail could be confined as asked (found when its interpreter
+    /// was asked its facts).
+    #[error(transparent)]
+    Layer(codejail_proc::SpawnError),
 }
 
 /// Why the interpreter could not tell a jail its facts (its prefixes, the

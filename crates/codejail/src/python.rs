@@ -120,7 +120,11 @@ fn ask(bin: &Path, asking: Asking<'_>) -> Result<PythonFacts, ConfigError> {
     if let Some(profile) = asking.apparmor_profile {
         spawn.apparmor_profile(profile);
     }
-    let out = spawn.run().map_err(|e| failed(ProbeError::Spawn(e)))?;
+    let out = spawn.run().map_err(|e| match e {
+        // The host's, not the interpreter's: said as a run would say it.
+        e @ codejail_proc::SpawnError::LayerUnavailable { .. } => ConfigError::Layer(e),
+        e => failed(ProbeError::Spawn(e)),
+    })?;
     if out.status != 0 || out.killed_by.is_some() {
         let mut stderr = excerpt(&out.stderr, 500).trim().to_owned();
         if let Some(reason) = out.killed_by {
