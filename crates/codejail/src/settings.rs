@@ -80,14 +80,20 @@ pub enum SettingsError {
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a language name (python3, python2, other), or { name = \"...\", args = [\"...\"] }"
+)]
 enum RawLang {
     Name(String),
     Custom { name: String, args: Vec<String> },
 }
 
 #[derive(Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "expected a user name, or the uid of an account (an integer from 0 to 4294967295)"
+)]
 enum RawUser {
     Name(String),
     Uid(u32),
@@ -129,9 +135,38 @@ struct Raw {
 /// Deserializes the document, or says where (byte offset), at which key
 /// (dotted; `-` for a syntax error) and what is wrong.
 fn parse_raw(text: &str) -> Result<Raw, (usize, String, String)> {
+    // The key written on the line at `offset` (before its `=`), where the
+    // error itself has none.
+    let key_at = |offset: usize| {
+        let start = text[..offset.min(text.len())]
+            .rfind('\n')
+            .map_or(0, |i| i + 1);
+        let line = text[start..].lines().next().unwrap_or("");
+        line.split_once('=')
+            .map(|(key, _)| key.trim().trim_matches('"').to_owned())
+            .filter(|key| !key.is_empty())
+    };
     let syntax = |e: toml::de::Error| {
         let offset = e.span().map_or(0, |s| s.start);
-        (offset, "-".to_owned(), e.message().trim().to_owned())
+        let message = e.message().trim().to_owned();
+        match key_at(offset) {
+            Some(key) if message == "duplicate key" => {
+                // Its table: the last `[header]` above it.
+                let table = text[..offset.min(text.len())]
+                    .lines()
+                    .rev()
+                    .map(str::trim)
+                    .find(|l| l.starts_with('['))
+                    .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+                let dotted = table.map_or_else(|| key.clone(), |t| format!("{t}.{key}"));
+                (
+                    offset,
+                    dotted,
+                    format!("`{key}` is given twice in its table; give it once"),
+                )
+            }
+            _ => (offset, "-".to_owned(), message),
+        }
     };
     let de = toml::Deserializer::parse(text).map_err(syntax)?;
     serde_path_to_error::deserialize(de).map_err(|e| {
@@ -147,6 +182,11 @@ fn parse_raw(text: &str) -> Result<Raw, (usize, String, String)> {
         let inner = e.into_inner();
         let message = inner.message().trim().to_owned();
         let offset = inner.span().map_or(0, |s| s.start);
+        // A map's key the path cannot name (`limits.?`): the line's.
+        let key = match (key.strip_suffix(".?"), key_at(offset)) {
+            (Some(table), Some(name)) => format!("{table}.{name}"),
+            _ => key,
+        };
         (offset, key, message)
     })
 }
@@ -198,6 +238,7 @@ impl Settings {
         let raw: Raw =
             parse_raw(text).map_err(|(offset, key, message)| invalid(offset, key, message))?;
         let limit_list = |table: &BTreeMap<Spanned<String>, Spanned<toml::Value>>, prefix: &str| {
+            let mut seen: BTreeMap<LimitName, &str> = BTreeMap::new();
             table
                 .iter()
                 .map(|(k, v)| {
@@ -205,6 +246,17 @@ impl Settings {
                     let name: LimitName = k.get_ref().parse().map_err(|e: crate::LimitError| {
                         invalid(k.span().start, key.clone(), e.to_string())
                     })?;
+                    // Names are case-insensitive: `CPU` and `cpu` are one.
+                    if let Some(other) = seen.insert(name, k.get_ref()) {
+                        return Err(invalid(
+                            k.span().start,
+                            key.clone(),
+                            format!(
+                                "limit {name} is given twice (`{other}` and `{}`: names are case-insensitive); give it once",
+                                k.get_ref()
+                            ),
+                        ));
+                    }
                     let value = match v.get_ref() {
                         toml::Value::Integer(n) => u64::try_from(*n)
                             .map_err(|_| LimitError::BadValue {
@@ -503,6 +555,32 @@ mod tests {
         assert!(
             err.starts_with("codejail.toml:3: jails.python.usr: unknown field `usr`"),
             "{err}"
+        );
+        let err = |text: &str| parse(text).unwrap_err().to_string();
+        assert_eq!(
+            err("[jails.python]\nbin = \"/x\"\nuser = -5\n"),
+            "codejail.toml:3: jails.python.user: expected a user name, or the uid of an account (an integer from 0 to 4294967295)"
+        );
+        assert!(
+            err("[jails.python]\nbin = \"/x\"\nlang = { name = \"x\" }\n").starts_with(
+                "codejail.toml:3: jails.python.lang: expected a language name (python3, python2, other), or {"
+            ),
+            "{}",
+            err("[jails.python]\nbin = \"/x\"\nlang = { name = \"x\" }\n")
+        );
+        assert!(
+            err("[limits]\ncpu = 18446744073709551616\n")
+                .starts_with("codejail.toml:2: limits.cpu: "),
+            "{}",
+            err("[limits]\ncpu = 18446744073709551616\n")
+        );
+        assert_eq!(
+            err("[limits]\ncpu = 1\ncpu = 2\n"),
+            "codejail.toml:3: limits.cpu: `cpu` is given twice in its table; give it once"
+        );
+        assert_eq!(
+            err("[limits]\nCPU = 2\ncpu = 3\n"),
+            "codejail.toml:3: limits.cpu: limit cpu is given twice (`CPU` and `cpu`: names are case-insensitive); give it once"
         );
         for parent in ["", "relative"] {
             let err = parse(&format!(
