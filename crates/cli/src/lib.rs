@@ -72,11 +72,29 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run code (or a copied file) and pass its output and exit code through.
+    #[command(after_long_help = concat!(
+        "Exit status: the program's exit code, or 128+N when a signal N ended it ",
+        "(with --json: 0 whenever it ran); 2 usage (an unknown option or limit, ",
+        "malformed settings, a bad file name); 3 the jail cannot be set up; ",
+        "74 the result could not be written to stdout; 128+N when signal N ",
+        "stopped codejail itself (its run ended, its jail removed)."
+    ))]
     Run(run::RunArgs),
     /// Python `exec` with JSON globals (safe_exec); prints the new globals.
+    #[command(after_long_help = concat!(
+        "Exit status: 0 with the new globals printed; 1 when the code raised, ",
+        "crashed or hit a limit (the message on stderr); 2 usage (malformed ",
+        "globals, settings or options); 3 the jail cannot be set up; 74 the ",
+        "result could not be written to stdout; 128+N when signal N stopped ",
+        "codejail (its run ended, its jail removed)."
+    ))]
     Exec(exec::ExecArgs),
     /// What this machine offers, layer by layer, and whether the configured
     /// jails would run confined.
+    #[command(after_long_help = concat!(
+        "Exit status: 0 when every configured jail would run confined; 1 when ",
+        "one would not; 2 malformed settings."
+    ))]
     Doctor {
         /// One JSON object instead of text.
         #[arg(long)]
@@ -85,6 +103,12 @@ enum Command {
     /// Remove the jail and warm pool directories, the run cgroups and the
     /// uid leases left by codejail processes that are gone (killed,
     /// crashed); never those of a running one.
+    #[command(after_long_help = concat!(
+        "Exit status: 0 when everything of a gone process was removed (or, ",
+        "with --dry-run, listed); 1 when an entry could not be removed (each ",
+        "is named on stderr; as another user than the one that made it, run ",
+        "gc as that user, or as root); 2 malformed settings."
+    ))]
     Gc {
         /// Only say what would be removed.
         #[arg(long)]
@@ -94,9 +118,20 @@ enum Command {
     /// stdout (protocol v1, see `codejail api --help` and the Python
     /// package's README); exits 2 for a malformed request, 3 when the jail
     /// cannot be set up.
+    #[command(after_long_help = concat!(
+        "Exit status: 0 with the response written (also when stdin held no ",
+        "request at all: nothing is answered); 2 a malformed request; 3 the ",
+        "jail cannot be set up (the response says why); 74 the response ",
+        "could not be written to stdout."
+    ))]
     Api,
     /// Serve openedx/codejail-service's v0 API (POST /api/v0/code-exec,
     /// GET /health/, GET /metrics) from a warm pool, per `[service]`.
+    #[command(after_long_help = concat!(
+        "Exit status: 0 after a graceful stop (SIGTERM, SIGINT, SIGHUP); 2 ",
+        "malformed settings (an unknown jail among them); 3 the service ",
+        "cannot start (its address in use or not this host's, no warm pool)."
+    ))]
     Serve(serve::ServeArgs),
     /// Run the built-in escape corpus against this host and configuration.
     ///
@@ -106,8 +141,9 @@ enum Command {
     /// error, or showed nothing), or not tested (a layer that could stop it
     /// is missing here). Exits 0 when every attack was contained and the
     /// host is clean; 1 when one was not contained, inconclusive, or not
-    /// tested without --accept-missing naming its layer; 3 when the jail
-    /// cannot be attacked safely (unsafe, or no filesystem layer).
+    /// tested without --accept-missing naming its layer; 2 for an unknown
+    /// layer in --accept-missing; 3 when the jail cannot be attacked safely
+    /// (unsafe, or no filesystem layer).
     Selftest {
         /// One JSON object instead of a table.
         #[arg(long)]
