@@ -611,8 +611,12 @@ fn tmp_of(limits: &LimitSet, layers: LayerSet) -> (Tmp, Option<codejail_fs::TmpQ
         Some(_) => {
             static SAID: std::sync::Once = std::sync::Once::new();
             SAID.call_once(|| {
+                let why = match Probe::get().availability(Layer::MountNs).why_not() {
+                    Some(_) => "which this host does not give",
+                    None => "which these runs do not have (an unsafe jail, or a policy without mountns)",
+                };
                 tracing::warn!(
-                    "tmp/ is read-only in every jail: its disk quota needs a mount namespace, which this host does not give (set disk = 0 and files = 0 to write without a quota)"
+                    "tmp/ is read-only: its disk quota needs a mount namespace, {why} (set disk = 0 and files = 0 to write without a quota)"
                 );
             });
             (Tmp::ReadOnly, None)
