@@ -134,14 +134,15 @@ class Jail:
 
     def request(self, op, code, files, extra_files, slug, limit_overrides_context):
         """The fields every request has."""
+        files, extra_files = _as_codejail_stages(files, extra_files)
         request = {
             "v": _api.PROTOCOL,
             "op": op,
             "jail": self.spec(),
             "code": code if code else None,
             # Absolute: the binary may have been started ahead, elsewhere.
-            "files": [os.path.abspath(os.fsdecode(f)) for f in files or ()],
-            "extra_files": [[name, _api.b64(_as_bytes(content))] for name, content in extra_files or ()],
+            "files": [os.path.abspath(os.fsdecode(f)) for f in files],
+            "extra_files": [[name, _api.b64(_as_bytes(content))] for name, content in extra_files],
             "limits": protocol_limits(_registry().get_effective_limits(limit_overrides_context)),
             "slug": None if slug is None else str(slug),
         }
@@ -217,6 +218,29 @@ def failure_message(response):
     return "Couldn't execute jailed code: stdout: {!r}, stderr: {!r} with status code: {}".format(
         _api.unb64(response.get("stdout_b64")), _api.unb64(response.get("stderr_b64")), response["status"]
     )
+
+
+def _as_codejail_stages(files, extra_files):
+    """``files`` and ``extra_files`` as CodeJail leaves them in the jail,
+    which copies the files in order, then writes the extra files: of
+    regular files with one name, the last; of extra files with one name,
+    the last; an extra file over a regular file of its name. (Two
+    directories or links of one name failed there; they are refused here
+    too.)"""
+    extra = {}
+    for name, content in extra_files or ():
+        extra.pop(name, None)
+        extra[name] = content
+    kept = []
+    for path in files or ():
+        name = os.path.basename(os.path.normpath(os.fsdecode(path)))
+        regular = os.path.isfile(path) and not os.path.islink(path)
+        if regular:
+            if name in extra:
+                continue
+            kept = [(n, p, r) for (n, p, r) in kept if not (r and n == name)]
+        kept.append((name, path, regular))
+    return [path for _, path, _ in kept], list(extra.items())
 
 
 def _as_bytes(content):

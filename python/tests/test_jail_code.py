@@ -346,3 +346,21 @@ def test_relative_paths_are_the_callers(monkeypatch):
     globs = {}
     safe_exec.safe_exec("import module; a = module.const", globs, python_path=["pylib"])
     assert globs["a"] == 42
+
+
+def test_files_and_extra_files_of_one_name_the_last_one_wins_as_in_codejail(tmp_path):
+    """CodeJail copies the files in order, then writes the extra files: of
+    regular files with one name the last is left, and an extra file over
+    a file of its name (this package refused them as staged twice)."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    for d, text in ((first, "A"), (second, "B")):
+        d.mkdir()
+        (d / "m.py").write_text(text)
+    res = jailpy("print(open('m.py').read(), open('e').read())",
+                 files=[str(first / "m.py"), str(second / "m.py"), str(second / "m.py")],
+                 extra_files=[("e", b"1"), ("e", b"2")])
+    assert_ok(res)
+    assert res.stdout == b"B 2\n"
+    res = jailpy("print(open('m.py').read())", files=[str(first / "m.py")], extra_files=[("m.py", b"OVER")])
+    assert_ok(res)
+    assert res.stdout == b"OVER\n"
