@@ -7,6 +7,7 @@ and records it in the one registry both APIs share,
 """
 
 import collections
+import collections.abc
 import json
 import os
 
@@ -27,7 +28,7 @@ def _registry():
     return jail_code
 
 
-class Jail:
+class Jail(collections.abc.Mapping):
     """A configured jail: ``command`` (its name), ``bin_path``, ``user``
     and ``lang`` (a :class:`codejail.languages.Language`), as in CodeJail,
     and this project's settings: ``policy`` (``"auto"``, ``"unsafe"`` or
@@ -36,8 +37,10 @@ class Jail:
     start other programs; by default, as under CodeJail's AppArmor profile,
     it may not).
 
-    ``jail["cmdline_start"]`` and ``jail["user"]`` read like the entries of
-    CodeJail 4.x's ``COMMANDS``.
+    It reads like an entry of CodeJail 4.x's ``COMMANDS``, a mapping of
+    ``cmdline_start`` and ``user`` (``jail["user"]``, ``.get``, ``in``,
+    ``dict(jail)``); changing the list ``jail["cmdline_start"]`` gives
+    changes nothing (configure again instead).
     """
 
     default_language = languages.other
@@ -78,6 +81,12 @@ class Jail:
         if item == "cmdline_start":
             return self.cmdline_start
         raise KeyError(item)
+
+    def __iter__(self):
+        return iter(("cmdline_start", "user"))
+
+    def __len__(self):
+        return 2
 
     def __eq__(self, other):
         if isinstance(other, dict):

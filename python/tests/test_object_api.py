@@ -96,3 +96,17 @@ def test_jail_code_of_the_object_api_uses_the_limits():
     assert res.status == -9
     from codejail import limits
     assert limits.LIMITS is jail_code.LIMITS
+
+
+def test_a_jail_reads_as_a_codejail_4_commands_entry():
+    """``COMMANDS[...]`` entries were dicts in CodeJail 4.x: ``dict()``,
+    ``.get``, ``in`` and comparison work on a Jail."""
+    from codejail import jail_code
+
+    jail = jail_code.Jail("python", "/usr/bin/python3", "sandbox")
+    entry = {"cmdline_start": ["/usr/bin/python3", "-E", "-B"], "user": "sandbox"}
+    assert dict(jail) == entry
+    assert jail == entry
+    assert jail.get("user") == "sandbox" and jail.get("nothing") is None
+    assert "user" in jail and "cmdline_start" in jail and "bin" not in jail
+    assert len(jail) == 2
