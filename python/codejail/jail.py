@@ -277,7 +277,12 @@ def protocol_limits(limits):
             value = 0
         elif isinstance(value, float):
             value = int(-(-value // 1)) if key in _SECONDS else int(value)
-        out[key.lower()] = int(value)
+        value = int(value)
+        if not 0 <= value < 2**64:
+            raise JailError(
+                "limit {} is {!r}: give a whole number from 0 to 2**64 - 1 (0 or None: no limit)".format(key, value)
+            )
+        out[key.lower()] = value
     return out
 
 

@@ -81,6 +81,13 @@ def test_a_limit_out_of_range_is_a_jail_error():
     jail_code.set_limit("NPROC", 1 << 40)
     with pytest.raises(JailError, match="out of range"):
         jail_code.jail_code("python", "pass")
+    # Negative, or past 64 bits: said with the limit's name (it was
+    # "malformed request: invalid number").
+    for name, value in (("VMEM", -1), ("REALTIME", -1), ("CPU", 2**64)):
+        jail_code.set_limit(name, value)
+        with pytest.raises(JailError, match=r"limit %s is %d: give a whole number from 0" % (name, value)):
+            jail_code.jail_code("python", "pass")
+        jail_code.set_limit(name, jail_code.DEFAULT_LIMITS.get(name, 0))
 
 
 def test_disk_limit_gives_enospc():
