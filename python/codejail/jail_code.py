@@ -9,8 +9,12 @@ import logging
 import os
 import sys
 
+import resource
+
 from . import languages
 from .jail import Jail
+from .subproc import run_subprocess  # noqa: F401  (CodeJail's module had it)
+from .util import temp_directory  # noqa: F401  (CodeJail's module had it)
 
 log = logging.getLogger("codejail")
 
@@ -42,17 +46,17 @@ running_in_virtualenv = hasattr(sys, "real_prefix") or (
     hasattr(sys, "base_prefix") and sys.base_prefix != sys.prefix
 )
 if running_in_virtualenv:
-    _sandbox_user = os.getenv("CODEJAIL_TEST_USER")
-    _sandbox_env = os.getenv("CODEJAIL_TEST_VENV")
-    if _sandbox_env and _sandbox_user:
-        configure("python", "{}/bin/python".format(_sandbox_env), _sandbox_user)
+    sandbox_user = os.getenv("CODEJAIL_TEST_USER")
+    sandbox_env = os.getenv("CODEJAIL_TEST_VENV")
+    if sandbox_env and sandbox_user:
+        configure("python", "{}/bin/python".format(sandbox_env), sandbox_user)
     elif os.path.isdir(sys.prefix + "-sandbox"):
         configure("python", sys.prefix + "-sandbox/bin/python", "sandbox")
 
 
 #: CodeJail's defaults. This package also knows MEMORY (bytes of the whole
 #: run, a cgroup), DISK and FILES (bytes and files in the jail's tmp/) and
-#: OUTPUT (bytes kept per output stream, 1 MiB when unset): set them with
+#: OUTPUT (bytes kept per output stream, 4 MiB when unset): set them with
 #: set_limit to use them.
 DEFAULT_LIMITS = {
     "CPU": 1,
@@ -153,3 +157,24 @@ def jail_code(command, code=None, files=None, extra_files=None, argv=None, stdin
     result.stdout = stdout
     result.stderr = stderr
     return result
+
+
+def create_rlimits(effective_limits):
+    """CodeJail's resource limits for its jailed processes, from its
+    effective limits (``NPROC``, ``CPU``, ``VMEM``, ``FSIZE``): a list of
+    ``(resource, (soft, hard))`` for ``resource.setrlimit``. This package's
+    runs set their own; kept for code that calls it."""
+    rlimits = []
+    nproc = effective_limits["NPROC"]
+    if nproc:
+        rlimits.append((resource.RLIMIT_NPROC, (nproc, nproc)))
+    cpu = effective_limits["CPU"]
+    if cpu:
+        # A soft limit below the hard one: SIGXCPU, not SIGKILL.
+        rlimits.append((resource.RLIMIT_CPU, (cpu, cpu + 1)))
+    vmem = effective_limits["VMEM"]
+    if vmem:
+        rlimits.append((resource.RLIMIT_AS, (vmem, vmem)))
+    fsize = effective_limits["FSIZE"]
+    rlimits.append((resource.RLIMIT_FSIZE, (fsize, fsize)))
+    return rlimits
