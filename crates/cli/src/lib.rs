@@ -14,19 +14,24 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-/// `println!` that ignores a closed stdout (the reader went away, as with
-/// `| head`) instead of panicking: output ends quietly.
+/// `println!` that never panics: a closed stdout (the reader went away, as
+/// with `| head`) ends the output quietly; any other failure (a full disk)
+/// is remembered, and the command then exits 74 ([`IO_ERROR`]).
 macro_rules! say {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
+        if let Err(e) = writeln!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(&e);
+        }
     }};
 }
 /// `print!`, the same way.
 macro_rules! say_part {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = write!(std::io::stdout(), $($arg)*);
+        if let Err(e) = write!(std::io::stdout(), $($arg)*) {
+            $crate::stdout_failed(&e);
+        }
     }};
 }
 /// `eprintln!` that never panics: a stderr that cannot be written (a full
@@ -93,7 +98,8 @@ enum Command {
     /// jails would run confined.
     #[command(after_long_help = concat!(
         "Exit status: 0 when every configured jail would run confined; 1 when ",
-        "one would not; 2 malformed settings."
+        "one would not; 2 malformed settings; 74 the report could not be ",
+        "written to stdout."
     ))]
     Doctor {
         /// One JSON object instead of text.
@@ -107,7 +113,8 @@ enum Command {
         "Exit status: 0 when everything of a gone process was removed (or, ",
         "with --dry-run, listed); 1 when an entry could not be removed (each ",
         "is named on stderr; as another user than the one that made it, run ",
-        "gc as that user, or as root); 2 malformed settings."
+        "gc as that user, or as root); 2 malformed settings; 74 the list could ",
+        "not be written to stdout."
     ))]
     Gc {
         /// Only say what would be removed.
@@ -143,7 +150,8 @@ enum Command {
     /// host is clean; 1 when one was not contained, inconclusive, or not
     /// tested without --accept-missing naming its layer; 2 for an unknown
     /// layer in --accept-missing; 3 when the jail cannot be attacked safely
-    /// (unsafe, or no filesystem layer).
+    /// (unsafe, or no filesystem layer); 74 when the report could not be
+    /// written to stdout.
     Selftest {
         /// One JSON object instead of a table.
         #[arg(long)]
@@ -279,7 +287,7 @@ pub fn main() -> ExitCode {
         }
         return ExitCode::from(128 + signal as u8);
     }
-    exit(result)
+    exit(output_written(result))
 }
 
 fn exit(result: Result<u8, Fail>) -> ExitCode {
@@ -330,6 +338,31 @@ pub(crate) fn read_text(path: &std::path::Path, max: u64, what: &str) -> Result<
 /// (sysexits' `EX_IOERR`).
 pub(crate) const IO_ERROR: u8 = 74;
 
+/// A write to stdout failed other than by a closed pipe ([`say!`]).
+static STDOUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Remembers a failed write to stdout, unless the reader went away.
+pub(crate) fn stdout_failed(e: &std::io::Error) {
+    if e.kind() != std::io::ErrorKind::BrokenPipe {
+        STDOUT_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// `result`, unless what the command printed did not all reach stdout.
+fn output_written(result: Result<u8, Fail>) -> Result<u8, Fail> {
+    use std::io::Write;
+    if let Err(e) = std::io::stdout().flush() {
+        stdout_failed(&e);
+    }
+    match result {
+        Ok(_) if STDOUT_FAILED.load(std::sync::atomic::Ordering::SeqCst) => Err(Fail(
+            IO_ERROR,
+            "could not write the output to stdout".to_owned(),
+        )),
+        other => other,
+    }
+}
+
 /// Writes `bytes` on stdout. A closed pipe (the reader went away, as with
 /// `| head`) ends the output quietly instead of panicking as `print!`
 /// would; any other failure (a full disk) is an error ([`IO_ERROR`]): the
@@ -358,8 +391,8 @@ fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {
     // The leases after the jails: a lease is let go after its jail is
     // removed. Only root's runs take leases.
     if rustix::process::geteuid().is_root() {
-        for dir in settings.uid_lock_dirs() {
-            report = report.and(codejail::gc_leases(&dir, dry_run));
+        for (dir, ranges) in settings.uid_leases() {
+            report = report.and(codejail::gc_leases(&dir, &ranges, dry_run));
         }
     }
     let verb = if dry_run { "would remove" } else { "removed" };

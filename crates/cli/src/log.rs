@@ -56,8 +56,11 @@ pub(crate) fn init(level: Level, format: Format) {
     let filter = EnvFilter::builder()
         .with_default_directive(level.directive().into())
         .from_env_lossy();
+    // A stderr that cannot be written loses the line: the subscriber
+    // would report its failure with `eprintln!`, which panics there.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .log_internal_errors(false)
         .with_env_filter(filter);
     match format {
         Format::Text => builder.event_format(Text).init(),

@@ -1402,6 +1402,14 @@ fn support_a_stderr_that_cannot_be_written_keeps_the_exit_status() {
         full(),
     );
     assert_eq!(status.code(), Some(1));
+    // Log lines too (the log subscriber reported its failed write with a
+    // panicking eprintln!).
+    let status = codejail_to(
+        &["run", "--log-level", "info", "--code", "print(1)"],
+        Some(Stdio::null()),
+        full(),
+    );
+    assert_eq!(status.code(), Some(0));
 }
 
 /// A result that cannot be written (a full disk) is an error, 74: it was
@@ -1419,6 +1427,11 @@ fn support_a_result_that_cannot_be_written_is_an_error() {
     }
     let status = codejail_to(&["api"], Some(full()), Stdio::null());
     assert_eq!(status.code(), Some(74), "api's answer");
+    // Commands whose output is their result (they exited 0).
+    for args in [&["gc", "--dry-run"][..], &["doctor"], &["doctor", "--json"]] {
+        let status = codejail_to(args, Some(full()), Stdio::null());
+        assert_eq!(status.code(), Some(74), "{args:?}");
+    }
     let status = codejail_to(&["exec", "--code", "x = 1"], None, Stdio::null());
     assert_eq!(status.code(), Some(0), "a closed pipe");
 }

@@ -66,16 +66,25 @@ pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
                     );
                     tries -= 1;
                     if gone {
-                        return Ok(());
+                        return Ok(Removal::Gone);
                     }
                     if tries == 0 {
                         return Err(e.to_string());
                     }
                 }
-                done => return done.map_err(|e| e.to_string()),
+                Ok(true) => return Ok(Removal::Removed),
+                Ok(false) => return Ok(Removal::Gone),
+                Err(e) => return Err(e.to_string()),
             }
         }
     })
+}
+
+/// What a removal did: removed the entry, or found it gone (another `gc`,
+/// or its owner, removed it first): not counted as removed.
+enum Removal {
+    Removed,
+    Gone,
 }
 
 /// The directories named `codejail-<pid>.<start>-...` in each of
@@ -85,7 +94,7 @@ pub fn gc(parents: &[PathBuf], dry_run: bool) -> GcReport {
 fn sweep(
     parents: &[PathBuf],
     dry_run: bool,
-    remove: impl Fn(BorrowedFd<'_>, &OsStr, &Path) -> Result<(), String>,
+    remove: impl Fn(BorrowedFd<'_>, &OsStr, &Path) -> Result<Removal, String>,
 ) -> GcReport {
     let mut report = GcReport::default();
     for parent in parents {
@@ -109,9 +118,13 @@ fn sweep(
                 continue;
             }
             if !dry_run {
-                if let Err(e) = remove(dir.as_fd(), &name, &path) {
-                    report.failed.push((path, e));
-                    continue;
+                match remove(dir.as_fd(), &name, &path) {
+                    Ok(Removal::Removed) => {}
+                    Ok(Removal::Gone) => continue,
+                    Err(e) => {
+                        report.failed.push((path, e));
+                        continue;
+                    }
                 }
             }
             tracing::info!(path = %path.display(), owner = pid, "removed a leftover of a dead owner");
@@ -140,24 +153,35 @@ pub fn gc_cgroups(dry_run: bool) -> GcReport {
 }
 
 /// `rmdir` of a run cgroup; one that still holds processes is killed
-/// first through `cgroup.kill` (v2) and waited for, up to a second.
-fn remove_cgroup(path: &Path) -> Result<(), String> {
+/// first through `cgroup.kill` (v2) and waited for, up to a second. One
+/// found gone (another `gc`, or its exiting owner, removed it) is not
+/// counted.
+fn remove_cgroup(path: &Path) -> Result<Removal, String> {
+    let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
     match std::fs::remove_dir(path) {
-        Ok(()) => return Ok(()),
+        Ok(()) => return Ok(Removal::Removed),
+        Err(e) if gone(&e) => return Ok(Removal::Gone),
         Err(e) if e.raw_os_error() != Some(libc::EBUSY) => return Err(e.to_string()),
         Err(_) => {}
     }
     let kill = path.join("cgroup.kill");
+    if !path.exists() {
+        return Ok(Removal::Gone);
+    }
     if !kill.exists() {
         return Err(
             "it still holds processes, and this cgroup (v1) has no cgroup.kill: end them, then run gc again"
                 .into(),
         );
     }
-    std::fs::write(&kill, "1").map_err(|e| format!("cgroup.kill: {e}"))?;
+    match std::fs::write(&kill, "1") {
+        Err(e) if gone(&e) && !path.exists() => return Ok(Removal::Gone),
+        other => other.map_err(|e| format!("cgroup.kill: {e}"))?,
+    }
     for _ in 0..100 {
         match std::fs::remove_dir(path) {
-            Ok(()) => return Ok(()),
+            Ok(()) => return Ok(Removal::Removed),
+            Err(e) if gone(&e) => return Ok(Removal::Gone),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }

@@ -135,33 +135,58 @@ struct Raw {
 /// Deserializes the document, or says where (byte offset), at which key
 /// (dotted; `-` for a syntax error) and what is wrong.
 fn parse_raw(text: &str) -> Result<Raw, (usize, String, String)> {
-    // The key written on the line at `offset` (before its `=`), where the
-    // error itself has none.
+    // The line holding `offset`, from its start.
+    let line_at = |offset: usize| {
+        let offset = offset.min(text.len());
+        let start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+        (start, text[start..].lines().next().unwrap_or(""))
+    };
+    // The key written on the line at `offset` (before its `=`).
     let key_at = |offset: usize| {
-        let start = text[..offset.min(text.len())]
-            .rfind('\n')
-            .map_or(0, |i| i + 1);
-        let line = text[start..].lines().next().unwrap_or("");
+        let (_, line) = line_at(offset);
         line.split_once('=')
             .map(|(key, _)| key.trim().trim_matches('"').to_owned())
             .filter(|key| !key.is_empty())
     };
+    // The table `offset` is in: the last `[header]` above it (a header in a
+    // multi-line string above it misleads this).
+    let table_at = |offset: usize| {
+        text[..offset.min(text.len())]
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with('['))
+            .and_then(|h| {
+                let h = h.trim_start_matches('[');
+                h.find(']').map(|end| h[..end].trim().to_owned())
+            })
+    };
+    let dotted = |table: Option<String>, key: String| match table {
+        Some(t) if !key.starts_with(&format!("{t}.")) => format!("{t}.{key}"),
+        _ => key,
+    };
     let syntax = |e: toml::de::Error| {
-        let offset = e.span().map_or(0, |s| s.start);
+        let span = e.span();
+        let offset = span.as_ref().map_or(0, |s| s.start);
         let message = e.message().trim().to_owned();
-        match key_at(offset) {
-            Some(key) if message == "duplicate key" => {
-                // Its table: the last `[header]` above it.
-                let table = text[..offset.min(text.len())]
-                    .lines()
-                    .rev()
-                    .map(str::trim)
-                    .find(|l| l.starts_with('['))
-                    .map(|h| h.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
-                let dotted = table.map_or_else(|| key.clone(), |t| format!("{t}.{key}"));
+        match span.and_then(|s| text.get(s)) {
+            // The span is the key given again.
+            Some(token) if message == "duplicate key" => {
+                let key = token.trim().trim_matches('"').to_owned();
+                let (start, line) = line_at(offset);
+                // In an inline table: the line's key names the table.
+                let inline = line
+                    .find('=')
+                    .is_some_and(|eq| start + eq < offset)
+                    .then(|| key_at(offset))
+                    .flatten();
+                let table = match (table_at(offset), inline) {
+                    (Some(t), Some(i)) => Some(format!("{t}.{i}")),
+                    (t, i) => i.or(t),
+                };
                 (
                     offset,
-                    dotted,
+                    dotted(table, key.clone()),
                     format!("`{key}` is given twice in its table; give it once"),
                 )
             }
@@ -184,7 +209,7 @@ fn parse_raw(text: &str) -> Result<Raw, (usize, String, String)> {
         let offset = inner.span().map_or(0, |s| s.start);
         // A map's key the path cannot name (`limits.?`): the line's.
         let key = match (key.strip_suffix(".?"), key_at(offset)) {
-            (Some(table), Some(name)) => format!("{table}.{name}"),
+            (Some(table), Some(name)) => dotted(Some(table.to_owned()), name),
             _ => key,
         };
         (offset, key, message)
@@ -433,22 +458,23 @@ impl Settings {
         crate::leftovers::parents_of(self.jails.values().map(|j| j.jail_parent.as_deref()))
     }
 
-    /// Where the uid leases of these settings' jails are: each jail's
-    /// `uid_lock_dir`, or [`crate::DEFAULT_UID_LOCK_DIR`] (what
-    /// [`crate::gc_leases`] looks through), each once.
-    pub fn uid_lock_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs: Vec<PathBuf> = self
-            .jails
-            .values()
-            .map(|j| {
-                j.uid_lock_dir
+    /// Where the uid leases of these settings' jails are, with their
+    /// ranges: each jail's `uid_lock_dir`, or
+    /// [`crate::DEFAULT_UID_LOCK_DIR`], and its `uids` range (what
+    /// [`crate::gc_leases`] looks through); jails with `uids = "off"` take
+    /// none.
+    pub fn uid_leases(&self) -> Vec<(PathBuf, Vec<crate::UidRange>)> {
+        let mut dirs: BTreeMap<PathBuf, Vec<crate::UidRange>> = BTreeMap::new();
+        for jail in self.jails.values() {
+            if let Uids::Range(range) = jail.uids {
+                let dir = jail
+                    .uid_lock_dir
                     .clone()
-                    .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_UID_LOCK_DIR))
-            })
-            .collect();
-        dirs.sort();
-        dirs.dedup();
-        dirs
+                    .unwrap_or_else(|| PathBuf::from(crate::DEFAULT_UID_LOCK_DIR));
+                dirs.entry(dir).or_default().push(range);
+            }
+        }
+        dirs.into_iter().collect()
     }
 
     /// The built-in defaults: jail `python` is the first of
@@ -577,6 +603,25 @@ mod tests {
         assert_eq!(
             err("[limits]\ncpu = 1\ncpu = 2\n"),
             "codejail.toml:3: limits.cpu: `cpu` is given twice in its table; give it once"
+        );
+        for (text, key) in [
+            ("[limits] # the limits\ncpu = 1\ncpu = 2\n", "limits.cpu"),
+            ("limits = { cpu = 1, cpu = 2 }\n", "limits.cpu"),
+            ("\"a=b\" = \"1\"\n\"a=b\" = \"2\"\n", "a=b"),
+        ] {
+            assert!(
+                err(text).contains(&format!(
+                    ": {key}: `{}` is given twice",
+                    key.rsplit('.').next().unwrap()
+                )),
+                "{text:?}: {}",
+                err(text)
+            );
+        }
+        assert!(
+            err("limits.cpu = 18446744073709551616\n").starts_with("codejail.toml:1: limits.cpu: "),
+            "{}",
+            err("limits.cpu = 18446744073709551616\n")
         );
         assert_eq!(
             err("[limits]\nCPU = 2\ncpu = 3\n"),

@@ -53,7 +53,7 @@ use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use rustix::fs::{AtFlags, FlockOperation, Mode, OFlags};
+use rustix::fs::{AtFlags, Dir, FileType, FlockOperation, Mode, OFlags};
 use rustix::io::Errno;
 
 /// Where the uid lock files are, unless a jail says otherwise
@@ -401,53 +401,115 @@ fn try_take(dir_fd: &OwnedFd, dir: &Path, uid: u32) -> Result<Option<UidLease>, 
     Ok(None)
 }
 
-/// Removes from `dir` the lock files no run holds: those a killed caller
-/// left (the next taker of the uid would reuse and remove each). Each is
-/// taken as a run takes it (locked without waiting, and still the file its
-/// name leads to) and let go as a run lets go (unlinked, then closed), so
-/// a run taking the uid meanwhile is never left holding an unlinked
-/// inode. A lock held by a live run stays, listed as live. With
-/// `dry_run`, only says what it would remove. A missing directory has
-/// nothing to remove.
-pub fn gc_leases(dir: &Path, dry_run: bool) -> crate::GcReport {
+/// How long a lease file must be untouched before [`gc_leases`] takes it:
+/// a file just made is a run's, about to lock it.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes from `dir` the lock files of `ranges` that no run holds: those
+/// a killed caller left (the next taker of the uid would reuse and remove
+/// each). Only what a run leaves is touched: a name of a uid in `ranges`,
+/// an empty regular file of this user's, untouched for a minute, in a
+/// directory that is this user's alone (as a run checks it). Each is taken
+/// as a run takes it (locked without waiting, and still the file its name
+/// leads to) and let go as a run lets go (unlinked, then closed), so a
+/// run taking the uid meanwhile is never left holding an unlinked inode.
+/// A lock held by a live run stays, listed as live. With `dry_run`, only
+/// says what it would remove. A missing directory has nothing to remove.
+///
+/// A run that opens a stale file in the moment the sweep holds its lock
+/// takes the next free uid instead.
+pub fn gc_leases(dir: &Path, ranges: &[UidRange], dry_run: bool) -> crate::GcReport {
     let mut report = crate::GcReport::default();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let failed = |report: &mut crate::GcReport, path: &Path, why: String| {
+        report.failed.push((path.to_owned(), why));
+    };
     let dir_fd = match rustix::fs::open(dir, flags, Mode::empty()) {
         Ok(fd) => fd,
         Err(Errno::NOENT) => return report,
         Err(e) => {
-            report
-                .failed
-                .push((dir.to_owned(), io::Error::from(e).to_string()));
+            failed(
+                &mut report,
+                dir,
+                format!("cannot open the uid lock directory: {}", io::Error::from(e)),
+            );
             return report;
         }
     };
-    let names: Vec<String> = match std::fs::read_dir(dir) {
-        Ok(entries) => entries
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.parse::<u32>().is_ok_and(|uid| uid.to_string() == *n))
-            .collect(),
+    let euid = rustix::process::geteuid().as_raw();
+    match rustix::fs::fstat(&dir_fd) {
+        Ok(st) if st.st_uid == euid && st.st_mode & 0o077 == 0 => {}
+        Ok(st) => {
+            let why = UidError::LockDirNotPrivate {
+                dir: dir.to_owned(),
+                owner: st.st_uid,
+                mode: st.st_mode & 0o7777,
+                euid,
+            };
+            failed(&mut report, dir, why.to_string());
+            return report;
+        }
         Err(e) => {
-            report.failed.push((dir.to_owned(), e.to_string()));
+            failed(&mut report, dir, io::Error::from(e).to_string());
+            return report;
+        }
+    }
+    let names: Vec<String> = match Dir::read_from(&dir_fd) {
+        Ok(mut entries) => {
+            let mut names = Vec::new();
+            while let Some(Ok(entry)) = entries.read() {
+                let Ok(name) = entry.file_name().to_str() else {
+                    continue;
+                };
+                let uid = name
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|uid| uid.to_string() == name);
+                if uid.is_some_and(|uid| ranges.iter().any(|r| r.contains(uid))) {
+                    names.push(name.to_owned());
+                }
+            }
+            names
+        }
+        Err(e) => {
+            failed(&mut report, dir, io::Error::from(e).to_string());
             return report;
         }
     };
+    let now = std::time::SystemTime::now();
     for name in names {
         let path = dir.join(&name);
         let lock = match rustix::fs::openat(
             &dir_fd,
             name.as_str(),
-            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            OFlags::RDWR | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
             Mode::empty(),
         ) {
             Ok(lock) => lock,
             // Let go meanwhile.
             Err(Errno::NOENT) => continue,
             Err(e) => {
-                report.failed.push((path, io::Error::from(e).to_string()));
+                failed(&mut report, &path, io::Error::from(e).to_string());
                 continue;
             }
         };
+        let Ok(held) = rustix::fs::fstat(&lock) else {
+            continue;
+        };
+        let kind = FileType::from_raw_mode(held.st_mode);
+        if kind != FileType::RegularFile || held.st_uid != euid || held.st_size != 0 {
+            failed(
+                &mut report,
+                &path,
+                "no lease file (an empty regular file of this user's): left alone".to_owned(),
+            );
+            continue;
+        }
+        let touched = std::time::UNIX_EPOCH
+            + std::time::Duration::from_secs(u64::try_from(held.st_mtime).unwrap_or(0));
+        if now.duration_since(touched).unwrap_or_default() < STALE_AFTER {
+            continue;
+        }
         match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(Errno::WOULDBLOCK) => {
@@ -455,24 +517,19 @@ pub fn gc_leases(dir: &Path, dry_run: bool) -> crate::GcReport {
                 continue;
             }
             Err(e) => {
-                report.failed.push((path, io::Error::from(e).to_string()));
+                failed(&mut report, &path, io::Error::from(e).to_string());
                 continue;
             }
         }
-        let same = match (
-            rustix::fs::fstat(&lock),
-            rustix::fs::statat(&dir_fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW),
-        ) {
-            (Ok(held), Ok(now)) => now.st_dev == held.st_dev && now.st_ino == held.st_ino,
-            _ => false,
-        };
+        let same = rustix::fs::statat(&dir_fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .is_ok_and(|now| now.st_dev == held.st_dev && now.st_ino == held.st_ino);
         // Another file by that name now: a run's, or another sweep's.
         if !same {
             continue;
         }
         if !dry_run {
             if let Err(e) = rustix::fs::unlinkat(&dir_fd, name.as_str(), AtFlags::empty()) {
-                report.failed.push((path, io::Error::from(e).to_string()));
+                failed(&mut report, &path, io::Error::from(e).to_string());
                 continue;
             }
         }

@@ -479,32 +479,64 @@ except OSError as e:
 }
 
 /// `gc_leases` removes the lock files no run holds (a killed caller's),
-/// and only those: a held one stays, listed as live, and so does a name
-/// that is no uid; a dry run only names them.
+/// and only what a run leaves: a held one stays, listed as live; a name
+/// that is no uid of the range, a file that is not empty, a file just made
+/// (a run's, about to lock it) stay; a directory that is not this user's
+/// alone is refused, as runs refuse it; a dry run only names them.
 #[test]
 fn support_gc_removes_the_leases_no_run_holds() {
+    use std::os::unix::fs::PermissionsExt;
+    let range: codejail::UidRange = "2000000000-2000000009".parse().unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let stale = dir.path().join("2000000001");
-    let held = dir.path().join("2000000002");
-    let other = dir.path().join("notes");
-    for file in [&stale, &held, &other] {
-        std::fs::write(file, b"").unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+    let at = |name: &str| dir.path().join(name);
+    let (stale, held, fresh, full, outside, other) = (
+        at("2000000001"),
+        at("2000000002"),
+        at("2000000003"),
+        at("2000000004"),
+        at("5"),
+        at("notes"),
+    );
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    for file in [&stale, &held, &fresh, &full, &outside, &other] {
+        std::fs::write(file, if file == &full { &b"keep"[..] } else { b"" }).unwrap();
+        if file != &fresh {
+            std::fs::File::options()
+                .write(true)
+                .open(file)
+                .unwrap()
+                .set_modified(an_hour_ago)
+                .unwrap();
+        }
     }
     let lock = std::fs::File::open(&held).unwrap();
     rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).unwrap();
 
-    let dry = codejail::gc_leases(dir.path(), true);
+    let dry = codejail::gc_leases(dir.path(), &[range], true);
     assert_eq!(dry.removed, std::slice::from_ref(&stale), "{dry:?}");
     assert_eq!(dry.live, std::slice::from_ref(&held), "{dry:?}");
     assert!(stale.exists());
 
-    let report = codejail::gc_leases(dir.path(), false);
+    let report = codejail::gc_leases(dir.path(), &[range], false);
     assert_eq!(report.removed, std::slice::from_ref(&stale), "{report:?}");
-    assert!(report.failed.is_empty(), "{report:?}");
-    assert!(!stale.exists(), "the stale lease is still there");
-    assert!(held.exists() && other.exists());
-    drop(lock);
-    assert!(
-        codejail::gc_leases(&dir.path().join("missing"), false) == codejail::GcReport::default()
+    assert_eq!(
+        report.failed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
+        [&full],
+        "{report:?}"
     );
+    assert!(!stale.exists(), "the stale lease is still there");
+    for kept in [&held, &fresh, &full, &outside, &other] {
+        assert!(kept.exists(), "{} was removed", kept.display());
+    }
+    drop(lock);
+    assert_eq!(
+        codejail::gc_leases(&dir.path().join("missing"), &[range], false),
+        codejail::GcReport::default()
+    );
+    // Not this user's alone: refused, as a run refuses it.
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let refused = codejail::gc_leases(dir.path(), &[range], false);
+    assert_eq!(refused.failed.len(), 1, "{refused:?}");
+    assert!(refused.removed.is_empty() && held.exists());
 }

@@ -85,10 +85,13 @@ pub(crate) fn remove_jail(jail: &OwnedFd, home: &Path) -> Result<(), RemoveError
 /// permissions the jailed code took away). For leftovers of runs whose
 /// owner died (`codejail gc`); only call it when nothing runs in the tree.
 ///
+/// Whether this call removed the directory itself: `false` when another
+/// removal (another `codejail gc`) took it away first.
+///
 /// # Errors
 /// [`RemoveError`] naming the step and the entry; a `name` that is not a
 /// directory (a link, say) is refused with `ENOTDIR`, untouched.
-pub fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), RemoveError> {
+pub fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<bool, RemoveError> {
     let entry = Path::new(name);
     let dir = open_subdir(
         parent,
@@ -97,7 +100,11 @@ pub fn remove_tree_at(parent: BorrowedFd<'_>, name: &OsStr) -> Result<(), Remove
     )?;
     empty_tree(dir.as_fd())?;
     drop(dir);
-    gone_or(rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR)).map_err(fail("remove", entry))
+    match rustix::fs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+        Ok(()) => Ok(true),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(fail("remove", entry)(e)),
+    }
 }
 
 /// Removes everything below `top`, leaving `top` itself, empty.
