@@ -150,7 +150,7 @@ class Jail(collections.abc.Mapping):
             "jail": self.spec(),
             "code": code if code else None,
             # Absolute: the binary may have been started ahead, elsewhere.
-            "files": [os.path.abspath(os.fsdecode(f)) for f in files],
+            "files": [_stage_path(f) for f in files],
             "extra_files": [[name, _api.b64(_as_bytes(content))] for name, content in extra_files],
             "limits": protocol_limits(_registry().get_effective_limits(limit_overrides_context)),
             "slug": None if slug is None else str(slug),
@@ -204,9 +204,10 @@ class Jail(collections.abc.Mapping):
                                         limit_overrides_context)
         if served is not None:
             return served
+        files, python_path = _python_path_as_codejail_stages(files, python_path, extra_files)
         request = self.request("safe_exec", code, files, extra_files, slug, limit_overrides_context)
         request["code"] = code
-        request["python_path"] = [os.path.abspath(os.fsdecode(p)) for p in python_path or ()]
+        request["python_path"] = [_stage_path(p) for p in python_path]
         request["globals_json"] = globals_json
         response = subproc.run_api(request, slug)
         if "globals_json" in response:
@@ -229,6 +230,41 @@ def failure_message(response):
     )
 
 
+def _stage_path(path):
+    """``path`` as the kernel resolves it, absolute: joined to the working
+    directory, never simplified as text (``os.path.abspath`` would take
+    ``link/..`` for the working directory, where the kernel goes to the
+    link's parent). A path that is not UTF-8 cannot be sent: JailError."""
+    path = os.fsdecode(path)
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        raise JailError("file {!r} has a name that is not UTF-8; rename it to stage it".format(path)) from None
+    return path if os.path.isabs(path) else os.path.join(os.getcwd(), path)
+
+
+def _regular(path):
+    return os.path.isfile(path) and not os.path.islink(path)
+
+
+def _python_path_as_codejail_stages(files, python_path, extra_files):
+    """``files`` and ``python_path`` as CodeJail stages them: it appends
+    each python_path entry that no extra file names to the files, so of
+    regular files of one name the python_path entry given last is the one
+    staged (and put on ``sys.path``, once)."""
+    extra_names = {name for name, _ in extra_files or ()}
+    entries = list(python_path or ())
+    name = lambda p: os.path.basename(os.fsdecode(p).rstrip("/"))  # noqa: E731
+    last = {}
+    for i, entry in enumerate(entries):
+        if _regular(entry):
+            last[name(entry)] = i
+    entries = [e for i, e in enumerate(entries) if not _regular(e) or last[name(e)] == i]
+    later = {name(e) for e in entries if _regular(e) and name(e) not in extra_names}
+    files = [f for f in files or () if not (_regular(f) and name(f) in later)]
+    return files, entries
+
+
 def _as_codejail_stages(files, extra_files):
     """``files`` and ``extra_files`` as CodeJail leaves them in the jail,
     which copies the files in order, then writes the extra files: of
@@ -242,8 +278,8 @@ def _as_codejail_stages(files, extra_files):
         extra[name] = content
     kept = []
     for path in files or ():
-        name = os.path.basename(os.path.normpath(os.fsdecode(path)))
-        regular = os.path.isfile(path) and not os.path.islink(path)
+        name = os.path.basename(os.fsdecode(path).rstrip("/"))
+        regular = _regular(path)
         if regular:
             if name in extra:
                 continue
@@ -273,15 +309,21 @@ def protocol_limits(limits):
                 _warned_limits.add(key)
                 subproc.log.warning("Ignoring unknown limit %r; known: %s", name, ", ".join(KNOWN_LIMITS))
             continue
+        refused = JailError(
+            "limit {} is {!r}: give a number from 0 to 2**64 - 1 (0 or None: no limit)".format(key, value)
+        )
         if value is None or value is False:
             value = 0
+        elif not isinstance(value, (int, float)):
+            raise refused
         elif isinstance(value, float):
+            # NaN, infinities and negative numbers are no limit to round.
+            if not 0 <= value < 2.0**64:
+                raise refused
             value = int(-(-value // 1)) if key in _SECONDS else int(value)
         value = int(value)
         if not 0 <= value < 2**64:
-            raise JailError(
-                "limit {} is {!r}: give a whole number from 0 to 2**64 - 1 (0 or None: no limit)".format(key, value)
-            )
+            raise refused
         out[key.lower()] = value
     return out
 

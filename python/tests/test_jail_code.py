@@ -364,3 +364,17 @@ def test_files_and_extra_files_of_one_name_the_last_one_wins_as_in_codejail(tmp_
     res = jailpy("print(open('m.py').read())", files=[str(first / "m.py")], extra_files=[("m.py", b"OVER")])
     assert_ok(res)
     assert res.stdout == b"OVER\n"
+
+
+def test_a_path_through_a_link_and_dotdot_stages_what_the_kernel_finds(tmp_path, monkeypatch):
+    """``link/../f.txt`` is the file in the link target's parent, as the
+    kernel resolves it and CodeJail copied it (it was simplified as text,
+    to the working directory's ``f.txt``)."""
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "f.txt").write_text("REAL-PARENT")
+    (tmp_path / "f.txt").write_text("CWD")
+    os.symlink("real/sub", str(tmp_path / "link"))
+    monkeypatch.chdir(tmp_path)
+    res = jailpy("print(open('f.txt').read())", files=["link/../f.txt"])
+    assert_ok(res)
+    assert res.stdout == b"REAL-PARENT\n"

@@ -264,3 +264,20 @@ def test_globals_json_is_the_callers_json_dumps():
         _api.call = real
     assert seen["globals_json"] == json.dumps({"x": float("nan"), "y": "b"})
     assert seen["limits"] == {"cpu": 1, "realtime": 1, "vmem": 0, "fsize": 0, "nproc": 15}
+
+
+def test_python_path_entries_are_staged_after_the_files_as_in_codejail(tmp_path):
+    """CodeJail appends python_path entries to the files: of regular files
+    of one name the python_path entry given last is staged (this package
+    refused them as staged twice)."""
+    zips = []
+    for i in (1, 2):
+        d = tmp_path / ("z%d" % i)
+        d.mkdir()
+        with zipfile.ZipFile(str(d / "lib.zip"), "w") as z:
+            z.writestr("which.py", "N = %d\n" % i)
+        zips.append(str(d / "lib.zip"))
+    for files, python_path, expected in (([zips[0]], [zips[1]], 2), ([], zips, 2), ([zips[0]], [zips[0]], 1)):
+        globs = {}
+        safe_exec.safe_exec("import which; n = which.N", globs, files=files, python_path=python_path)
+        assert globs["n"] == expected, (files, python_path)
