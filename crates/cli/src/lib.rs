@@ -237,9 +237,15 @@ pub fn command() -> clap::Command {
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
+        // --help, --version: on stdout, which may be full.
         Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            return match e.print() {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                    tell!("codejail: could not write to stdout: {e}");
+                    ExitCode::from(IO_ERROR)
+                }
+                _ => ExitCode::SUCCESS,
+            };
         }
         Err(e) => {
             let first = e.to_string();

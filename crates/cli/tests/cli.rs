@@ -1428,7 +1428,13 @@ fn support_a_result_that_cannot_be_written_is_an_error() {
     let status = codejail_to(&["api"], Some(full()), Stdio::null());
     assert_eq!(status.code(), Some(74), "api's answer");
     // Commands whose output is their result (they exited 0).
-    for args in [&["gc", "--dry-run"][..], &["doctor"], &["doctor", "--json"]] {
+    for args in [
+        &["gc", "--dry-run"][..],
+        &["doctor"],
+        &["doctor", "--json"],
+        &["--help"],
+        &["--version"],
+    ] {
         let status = codejail_to(args, Some(full()), Stdio::null());
         assert_eq!(status.code(), Some(74), "{args:?}");
     }

@@ -310,8 +310,21 @@ impl Drop for UidLease {
 pub(crate) fn lease(range: UidRange, dir: &Path) -> Result<UidLease, UidError> {
     let dir_fd = open_dir(dir)?;
     let start = random_u64();
+    let mut busy = Vec::new();
     for i in 0..range.len() {
         let uid = range.nth(start.wrapping_add(i));
+        match try_take(&dir_fd, dir, uid)? {
+            Some(lease) => return Ok(lease),
+            None => busy.push(uid),
+        }
+    }
+    // `gc` holds a stale lease's lock for a moment to remove it: a uid
+    // found busy then is free again. Each is tried once more, a
+    // millisecond later, before the range is said to be in use.
+    if !busy.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    for uid in busy {
         if let Some(lease) = try_take(&dir_fd, dir, uid)? {
             return Ok(lease);
         }
@@ -417,7 +430,8 @@ const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// says what it would remove. A missing directory has nothing to remove.
 ///
 /// A run that opens a stale file in the moment the sweep holds its lock
-/// takes the next free uid instead.
+/// takes another free uid, or tries that one again after the others. A dry
+/// run takes no lock: `/proc/locks` says which leases are held.
 pub fn gc_leases(dir: &Path, ranges: &[UidRange], dry_run: bool) -> crate::GcReport {
     let mut report = crate::GcReport::default();
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
@@ -497,17 +511,32 @@ pub fn gc_leases(dir: &Path, ranges: &[UidRange], dry_run: bool) -> crate::GcRep
             continue;
         };
         let kind = FileType::from_raw_mode(held.st_mode);
-        if kind != FileType::RegularFile || held.st_uid != euid || held.st_size != 0 {
-            failed(
-                &mut report,
-                &path,
-                "no lease file (an empty regular file of this user's): left alone".to_owned(),
+        if kind != FileType::RegularFile
+            || held.st_uid != euid
+            || held.st_size != 0
+            || held.st_nlink != 1
+        {
+            // Not what a run leaves: left alone, and said, but no failure
+            // of gc's (one on every pass would hide real ones).
+            tracing::warn!(
+                path = %path.display(),
+                "left alone in the uid lock directory: not a lease file (an empty regular file of this user's, with one name)"
             );
             continue;
         }
         let touched = std::time::UNIX_EPOCH
             + std::time::Duration::from_secs(u64::try_from(held.st_mtime).unwrap_or(0));
         if now.duration_since(touched).unwrap_or_default() < STALE_AFTER {
+            continue;
+        }
+        // A dry run takes no lock (a run trying the uid then would find it
+        // busy): the kernel's list of locks says which are held.
+        if dry_run {
+            if flock_held(&held) {
+                report.live.push(path);
+            } else {
+                report.removed.push(path);
+            }
             continue;
         }
         match rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive) {
@@ -527,15 +556,31 @@ pub fn gc_leases(dir: &Path, ranges: &[UidRange], dry_run: bool) -> crate::GcRep
         if !same {
             continue;
         }
-        if !dry_run {
-            if let Err(e) = rustix::fs::unlinkat(&dir_fd, name.as_str(), AtFlags::empty()) {
-                failed(&mut report, &path, io::Error::from(e).to_string());
-                continue;
-            }
+        if let Err(e) = rustix::fs::unlinkat(&dir_fd, name.as_str(), AtFlags::empty()) {
+            failed(&mut report, &path, io::Error::from(e).to_string());
+            continue;
         }
         report.removed.push(path);
     }
     report
+}
+
+/// Whether a `flock` lock is held on the file of `st`, as `/proc/locks`
+/// lists them (`FLOCK ... MAJOR:MINOR:INODE`, the device numbers in hex).
+/// A list that cannot be read says held: nothing is removed on a guess.
+fn flock_held(st: &rustix::fs::Stat) -> bool {
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return true;
+    };
+    let file = format!(
+        "{:02x}:{:02x}:{}",
+        rustix::fs::major(st.st_dev),
+        rustix::fs::minor(st.st_dev),
+        st.st_ino
+    );
+    locks
+        .lines()
+        .any(|line| line.contains(" FLOCK ") && line.split_whitespace().any(|f| f == file))
 }
 
 /// A random start, so that a uid just freed is not the next one taken

@@ -482,7 +482,8 @@ except OSError as e:
 /// and only what a run leaves: a held one stays, listed as live; a name
 /// that is no uid of the range, a file that is not empty, a file just made
 /// (a run's, about to lock it) stay; a directory that is not this user's
-/// alone is refused, as runs refuse it; a dry run only names them.
+/// alone is refused, as runs refuse it; a dry run only names them, and
+/// takes no lock (the held one is live by the kernel's list of locks).
 #[test]
 fn support_gc_removes_the_leases_no_run_holds() {
     use std::os::unix::fs::PermissionsExt;
@@ -520,11 +521,8 @@ fn support_gc_removes_the_leases_no_run_holds() {
 
     let report = codejail::gc_leases(dir.path(), &[range], false);
     assert_eq!(report.removed, std::slice::from_ref(&stale), "{report:?}");
-    assert_eq!(
-        report.failed.iter().map(|(p, _)| p).collect::<Vec<_>>(),
-        [&full],
-        "{report:?}"
-    );
+    // What is no lease file is left, with a warning, and is no failure.
+    assert!(report.failed.is_empty(), "{report:?}");
     assert!(!stale.exists(), "the stale lease is still there");
     for kept in [&held, &fresh, &full, &outside, &other] {
         assert!(kept.exists(), "{} was removed", kept.display());
