@@ -46,7 +46,7 @@ pub(crate) fn exec(
     };
     match result {
         Ok(text) => {
-            crate::print_line(&text)?;
+            crate::print_line(&text);
             Ok(0)
         }
         Err(SafeExecError::Jail(e)) => Err(jail_error(e)),

@@ -344,50 +344,47 @@ pub(crate) fn read_text(path: &std::path::Path, max: u64, what: &str) -> Result<
 /// (sysexits' `EX_IOERR`).
 pub(crate) const IO_ERROR: u8 = 74;
 
-/// A write to stdout failed other than by a closed pipe ([`say!`]).
-static STDOUT_FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The first write to stdout that failed other than by a closed pipe
+/// ([`say!`], [`write_out`]): the command then exits [`IO_ERROR`].
+static STDOUT_FAILED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
 /// Remembers a failed write to stdout, unless the reader went away.
 pub(crate) fn stdout_failed(e: &std::io::Error) {
     if e.kind() != std::io::ErrorKind::BrokenPipe {
-        STDOUT_FAILED.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = STDOUT_FAILED.set(e.to_string());
     }
 }
 
-/// `result`, unless what the command printed did not all reach stdout.
+/// `result`, unless what the command printed did not all reach stdout:
+/// the one place a lost output becomes the exit status.
 fn output_written(result: Result<u8, Fail>) -> Result<u8, Fail> {
     use std::io::Write;
     if let Err(e) = std::io::stdout().flush() {
         stdout_failed(&e);
     }
-    match result {
-        Ok(_) if STDOUT_FAILED.load(std::sync::atomic::Ordering::SeqCst) => Err(Fail(
+    match (result, STDOUT_FAILED.get()) {
+        (Ok(_), Some(e)) => Err(Fail(
             IO_ERROR,
-            "could not write the output to stdout".to_owned(),
+            format!("could not write the output to stdout: {e}"),
         )),
-        other => other,
+        (result, _) => result,
     }
 }
 
-/// Writes `bytes` on stdout. A closed pipe (the reader went away, as with
-/// `| head`) ends the output quietly instead of panicking as `print!`
-/// would; any other failure (a full disk) is an error ([`IO_ERROR`]): the
-/// result did not reach the caller.
-pub(crate) fn write_out(bytes: &[u8]) -> Result<(), Fail> {
-    use std::io::{ErrorKind, Write};
+/// Writes `bytes` on stdout, as [`say!`] writes: never panics, a closed
+/// pipe (the reader went away, as with `| head`) ends the output quietly,
+/// any other failure (a full disk) ends the command with [`IO_ERROR`].
+pub(crate) fn write_out(bytes: &[u8]) {
+    use std::io::Write;
     let mut out = std::io::stdout().lock();
-    match out.write_all(bytes).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != ErrorKind::BrokenPipe => Err(Fail(
-            IO_ERROR,
-            format!("could not write the result to stdout: {e}"),
-        )),
-        _ => Ok(()),
+    if let Err(e) = out.write_all(bytes).and_then(|()| out.flush()) {
+        stdout_failed(&e);
     }
 }
 
 /// [`write_out`] of one line.
-pub(crate) fn print_line(text: &str) -> Result<(), Fail> {
-    write_out(format!("{text}\n").as_bytes())
+pub(crate) fn print_line(text: &str) {
+    write_out(format!("{text}\n").as_bytes());
 }
 
 fn gc(config: Option<PathBuf>, dry_run: bool) -> Result<u8, Fail> {

@@ -67,12 +67,11 @@ pub(crate) fn run(config: Option<PathBuf>, args: RunArgs, stop: &crate::Stop) ->
             "layers": r.layers.names(),
             "landlock": r.landlock.map(|e| e.as_str()),
         });
-        crate::print_line(&out.to_string())?;
+        crate::print_line(&out.to_string());
         return Ok(0);
     }
-    let written = crate::write_out(&r.stdout);
+    crate::write_out(&r.stdout);
     let _ = std::io::stderr().write_all(&r.stderr);
-    written?;
     match r.killed_by {
         // The signal that stopped this command says it.
         Some(codejail::KillReason::Cancelled) => {}

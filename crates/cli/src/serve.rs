@@ -53,7 +53,7 @@ pub(crate) fn serve(
         let addr = listener
             .local_addr()
             .map_err(|e| setup(format!("cannot read the listening address: {e}")))?;
-        let _ = crate::print_line(&format!("codejail serve: listening on http://{addr}"));
+        crate::print_line(&format!("codejail serve: listening on http://{addr}"));
         tracing::info!(%addr, "listening");
         // The signal thread of `Stop` has it from the command's start;
         // looked at every 20 ms, which nobody waiting for a stop notices.

@@ -192,22 +192,14 @@ pub(crate) fn api(stop: &crate::Stop) -> u8 {
         // No request at all: a process started ahead of a call that never
         // came (its caller exited). Nothing to answer.
         Err(Refusal { code: 0, .. }) => 0,
-        Ok(response) => written(crate::print_line(&response.to_string()), 0),
+        Ok(response) => {
+            crate::print_line(&response.to_string());
+            0
+        }
         Err(Refusal { code, message }) => {
             let kind = if code == 2 { "usage" } else { "setup" };
             let line = json!({"v": VERSION, "error": message, "kind": kind}).to_string();
-            written(crate::print_line(&line), code)
-        }
-    }
-}
-
-/// `code`, once the answer is written; else the failure to write it,
-/// said on stderr.
-fn written(answer: Result<(), crate::Fail>, code: u8) -> u8 {
-    match answer {
-        Ok(()) => code,
-        Err(crate::Fail(code, message)) => {
-            tell!("codejail: {message}");
+            crate::print_line(&line);
             code
         }
     }
