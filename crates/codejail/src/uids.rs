@@ -335,27 +335,43 @@ pub(crate) fn lease(range: UidRange, dir: &Path) -> Result<UidLease, UidError> {
 /// The lock directory, created (0700) when missing, and checked to be
 /// the caller's alone.
 fn open_dir(dir: &Path) -> Result<OwnedFd, UidError> {
-    let err = |step| {
-        move |source: io::Error| UidError::LockDir {
-            dir: dir.to_owned(),
-            step,
-            source,
-        }
-    };
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => {
+    match open_private(dir)? {
+        Some(fd) => Ok(fd),
+        None => {
             std::fs::DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
                 .create(dir)
-                .map_err(err("create"))?;
-            rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| err("open")(e.into()))?
+                .map_err(|source| UidError::LockDir {
+                    dir: dir.to_owned(),
+                    step: "create",
+                    source,
+                })?;
+            open_private(dir)?.ok_or_else(|| UidError::LockDir {
+                dir: dir.to_owned(),
+                step: "open",
+                source: Errno::NOENT.into(),
+            })
         }
-        Err(e) => return Err(err("open")(e.into())),
+    }
+}
+
+/// The lock directory if it exists (its last component no link),
+/// checked to be the caller's alone: what runs and [`gc_leases`] both
+/// take it for.
+fn open_private(dir: &Path) -> Result<Option<OwnedFd>, UidError> {
+    let open = |e: Errno| UidError::LockDir {
+        dir: dir.to_owned(),
+        step: "open",
+        source: e.into(),
     };
-    let stat = rustix::fs::fstat(&fd).map_err(|e| err("open")(e.into()))?;
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = match rustix::fs::open(dir, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(None),
+        Err(e) => return Err(open(e)),
+    };
+    let stat = rustix::fs::fstat(&fd).map_err(open)?;
     let euid = rustix::process::geteuid().as_raw();
     let mode = stat.st_mode & 0o7777;
     if stat.st_uid != euid || mode & 0o077 != 0 {
@@ -366,7 +382,18 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, UidError> {
             euid,
         });
     }
-    Ok(fd)
+    Ok(Some(fd))
+}
+
+/// Whether `name` in `dir` still leads to the file `held` describes (a
+/// holder unlinks its file as it lets go; a file by that name may be
+/// another's since).
+fn still_named(dir: &OwnedFd, name: &str, held: &rustix::fs::Stat) -> Result<bool, Errno> {
+    match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+        Ok(now) => Ok(now.st_dev == held.st_dev && now.st_ino == held.st_ino),
+        Err(Errno::NOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// `uid` if it is free: its lock file made or opened, locked without
@@ -397,8 +424,8 @@ fn try_take(dir_fd: &OwnedFd, dir: &Path, uid: u32) -> Result<Option<UidLease>, 
             Err(e) => return Err(fail("lock")(e)),
         }
         let held = rustix::fs::fstat(&lock).map_err(fail("check"))?;
-        match rustix::fs::statat(dir_fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(now) if now.st_dev == held.st_dev && now.st_ino == held.st_ino => {
+        match still_named(dir_fd, &name, &held) {
+            Ok(true) => {
                 let dir = rustix::io::fcntl_dupfd_cloexec(dir_fd, 0).map_err(fail("check"))?;
                 return Ok(Some(UidLease {
                     uid,
@@ -407,7 +434,7 @@ fn try_take(dir_fd: &OwnedFd, dir: &Path, uid: u32) -> Result<Option<UidLease>, 
                     _lock: lock,
                 }));
             }
-            Ok(_) | Err(Errno::NOENT) => continue,
+            Ok(false) => continue,
             Err(e) => return Err(fail("check")(e)),
         }
     }
@@ -434,40 +461,18 @@ const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 /// run takes no lock: `/proc/locks` says which leases are held.
 pub fn gc_leases(dir: &Path, ranges: &[UidRange], dry_run: bool) -> crate::GcReport {
     let mut report = crate::GcReport::default();
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let failed = |report: &mut crate::GcReport, path: &Path, why: String| {
         report.failed.push((path.to_owned(), why));
     };
-    let dir_fd = match rustix::fs::open(dir, flags, Mode::empty()) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) => return report,
+    let dir_fd = match open_private(dir) {
+        Ok(Some(fd)) => fd,
+        Ok(None) => return report,
         Err(e) => {
-            failed(
-                &mut report,
-                dir,
-                format!("cannot open the uid lock directory: {}", io::Error::from(e)),
-            );
+            failed(&mut report, dir, e.to_string());
             return report;
         }
     };
     let euid = rustix::process::geteuid().as_raw();
-    match rustix::fs::fstat(&dir_fd) {
-        Ok(st) if st.st_uid == euid && st.st_mode & 0o077 == 0 => {}
-        Ok(st) => {
-            let why = UidError::LockDirNotPrivate {
-                dir: dir.to_owned(),
-                owner: st.st_uid,
-                mode: st.st_mode & 0o7777,
-                euid,
-            };
-            failed(&mut report, dir, why.to_string());
-            return report;
-        }
-        Err(e) => {
-            failed(&mut report, dir, io::Error::from(e).to_string());
-            return report;
-        }
-    }
     let names: Vec<String> = match Dir::read_from(&dir_fd) {
         Ok(mut entries) => {
             let mut names = Vec::new();
@@ -550,10 +555,8 @@ pub fn gc_leases(dir: &Path, ranges: &[UidRange], dry_run: bool) -> crate::GcRep
                 continue;
             }
         }
-        let same = rustix::fs::statat(&dir_fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
-            .is_ok_and(|now| now.st_dev == held.st_dev && now.st_ino == held.st_ino);
         // Another file by that name now: a run's, or another sweep's.
-        if !same {
+        if !still_named(&dir_fd, &name, &held).unwrap_or(false) {
             continue;
         }
         if let Err(e) = rustix::fs::unlinkat(&dir_fd, name.as_str(), AtFlags::empty()) {
