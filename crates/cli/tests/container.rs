@@ -140,51 +140,39 @@ fn a_required_layer_fails_closed_with_the_reason() {
     }
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("codejail.toml");
-    std::fs::write(
-        &config,
-        "[jails.python]\nbin = \"/usr/bin/python3\"\npolicy = \"require:landlock,pidns\"\n",
-    )
-    .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = in_container(
-        &[],
-        &[
-            "exec",
-            "--config",
-            config.to_str().unwrap(),
-            "--code",
-            "x = 1",
-        ],
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    // `exec` in the container with `settings`: its status, stderr, stdout.
+    let exec = |settings: &str| {
+        std::fs::write(&config, settings).unwrap();
+        let out = in_container(
+            &[],
+            &[
+                "exec",
+                "--config",
+                config.to_str().unwrap(),
+                "--code",
+                "x = 1",
+            ],
+        );
+        (out.status.code(), text(&out.stderr), text(&out.stdout))
+    };
+    let (status, err, stdout) =
+        exec("[jails.python]\nbin = \"/usr/bin/python3\"\npolicy = \"require:landlock,pidns\"\n");
+    assert_eq!(status, Some(3), "{err}");
     assert!(err.contains("`pidns` is required but unavailable"), "{err}");
     assert!(err.contains("seccomp filter"), "{err}");
-    assert!(text(&out.stdout).is_empty());
+    assert!(stdout.is_empty());
     // The same with a sandbox user, whose interpreter is asked its facts
     // as that user when the jail is made: the layer is named, not the
     // interpreter's permissions (it said to make the interpreter readable).
     let Some(python) = codejail_tests::sandbox_python() else {
         return;
     };
-    std::fs::write(
-        &config,
-        format!("[jails.python]\nbin = \"{python}\"\nuser = \"sandbox\"\npolicy = \"require:landlock,pidns\"\n"),
-    )
-    .unwrap();
-    let out = in_container(
-        &[],
-        &[
-            "exec",
-            "--config",
-            config.to_str().unwrap(),
-            "--code",
-            "x = 1",
-        ],
-    );
-    let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let (status, err, _) = exec(&format!(
+        "[jails.python]\nbin = \"{python}\"\nuser = \"sandbox\"\npolicy = \"require:landlock,pidns\"\n"
+    ));
+    assert_eq!(status, Some(3), "{err}");
     // (An unprivileged caller is first warned that the user is not used.)
     assert!(
         err.lines()

@@ -16,16 +16,9 @@ fn run_parent() -> Option<PathBuf> {
     Some(probe.cgroups.run_parents()[0].to_owned())
 }
 
-/// A run cgroup left by a caller that was killed is removed by
-/// `gc_cgroups` (a dry run only names it); one of a running caller (this
-/// process) stays. Shown able to fail: without the removal the dead
-/// owner's cgroup would still be there.
-#[test]
-fn support_gc_removes_the_run_cgroups_of_a_dead_owner_only() {
-    let Some(parent) = run_parent() else {
-        return;
-    };
-    // A dead owner: a child whose start time is read while it runs.
+/// A dead owner's pid and start time: a child whose start time is read
+/// while it runs, then killed and reaped.
+fn dead_owner() -> (u32, u64) {
     let mut child = std::process::Command::new("/bin/sleep")
         .arg("30")
         .spawn()
@@ -35,6 +28,19 @@ fn support_gc_removes_the_run_cgroups_of_a_dead_owner_only() {
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(!codejail::owner::alive(pid, start));
+    (pid, start)
+}
+
+/// A run cgroup left by a caller that was killed is removed by
+/// `gc_cgroups` (a dry run only names it); one of a running caller (this
+/// process) stays. Shown able to fail: without the removal the dead
+/// owner's cgroup would still be there.
+#[test]
+fn support_gc_removes_the_run_cgroups_of_a_dead_owner_only() {
+    let Some(parent) = run_parent() else {
+        return;
+    };
+    let (pid, start) = dead_owner();
 
     let dead = parent.join(format!("codejail-{pid}.{start}-gctest"));
     let live = parent.join(format!(
@@ -65,14 +71,7 @@ fn support_gc_removes_the_run_cgroups_of_a_dead_owner_only() {
 /// entries the other had removed first).
 #[test]
 fn support_two_gc_at_once_both_succeed() {
-    let mut child = std::process::Command::new("/bin/sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let start = codejail::owner::start_time(pid).unwrap();
-    child.kill().unwrap();
-    child.wait().unwrap();
+    let (pid, start) = dead_owner();
     let parent = tempfile::tempdir().unwrap();
     let parents = [parent.path().to_owned()];
     for round in 0..6 {
