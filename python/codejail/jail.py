@@ -247,45 +247,48 @@ def _regular(path):
     return os.path.isfile(path) and not os.path.islink(path)
 
 
+def _stage_name(path):
+    """The name a file is staged under."""
+    return os.path.basename(os.fsdecode(path).rstrip("/"))
+
+
+def _last_of_each_name(paths, overwritten=()):
+    """``paths`` as CodeJail's copies, in order, leave them: of regular
+    files with one name the last, and none whose name is in
+    ``overwritten`` (written after them). Directories and links stay: two
+    of one name failed there, and are refused here too."""
+    kept = []
+    for path in paths or ():
+        name, regular = _stage_name(path), _regular(path)
+        if regular:
+            if name in overwritten:
+                continue
+            kept = [(n, p, r) for (n, p, r) in kept if not (r and n == name)]
+        kept.append((name, path, regular))
+    return [path for _, path, _ in kept]
+
+
 def _python_path_as_codejail_stages(files, python_path, extra_files):
     """``files`` and ``python_path`` as CodeJail stages them: it appends
     each python_path entry that no extra file names to the files, so of
     regular files of one name the python_path entry given last is the one
     staged (and put on ``sys.path``, once)."""
     extra_names = {name for name, _ in extra_files or ()}
-    entries = list(python_path or ())
-    name = lambda p: os.path.basename(os.fsdecode(p).rstrip("/"))  # noqa: E731
-    last = {}
-    for i, entry in enumerate(entries):
-        if _regular(entry):
-            last[name(entry)] = i
-    entries = [e for i, e in enumerate(entries) if not _regular(e) or last[name(e)] == i]
-    later = {name(e) for e in entries if _regular(e) and name(e) not in extra_names}
-    files = [f for f in files or () if not (_regular(f) and name(f) in later)]
-    return files, entries
+    entries = _last_of_each_name(python_path)
+    later = {_stage_name(e) for e in entries if _regular(e) and _stage_name(e) not in extra_names}
+    return _last_of_each_name(files, later), entries
 
 
 def _as_codejail_stages(files, extra_files):
     """``files`` and ``extra_files`` as CodeJail leaves them in the jail,
-    which copies the files in order, then writes the extra files: of
-    regular files with one name, the last; of extra files with one name,
-    the last; an extra file over a regular file of its name. (Two
-    directories or links of one name failed there; they are refused here
-    too.)"""
+    which copies the files, then writes the extra files: of extra files
+    with one name the last, and an extra file over a regular file of its
+    name."""
     extra = {}
     for name, content in extra_files or ():
         extra.pop(name, None)
         extra[name] = content
-    kept = []
-    for path in files or ():
-        name = os.path.basename(os.fsdecode(path).rstrip("/"))
-        regular = _regular(path)
-        if regular:
-            if name in extra:
-                continue
-            kept = [(n, p, r) for (n, p, r) in kept if not (r and n == name)]
-        kept.append((name, path, regular))
-    return [path for _, path, _ in kept], list(extra.items())
+    return _last_of_each_name(files, extra), list(extra.items())
 
 
 def _as_bytes(content):
